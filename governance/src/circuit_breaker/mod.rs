@@ -1,0 +1,675 @@
+//! The lock-free circuit breaker that gates every submission to the ledger.
+//!
+//! ```text
+//!            failures in window reach threshold
+//!   +--------+ ------------------------------> +------+
+//!   | Closed |                                 | Open | <-----------------+
+//!   +--------+ <--+                            +------+                   |
+//!                 | success_threshold             | open duration elapsed |
+//!                 | probe successes               | (next caller is the   | any probe
+//!                 |                               v  first probe)         | fails
+//!                 |                          +----------+                 |
+//!                 +------------------------- | HalfOpen | ----------------+
+//!                                            +----------+
+//!   force_open / force_close: sticky Open / Closed until reset; reset: clean Closed.
+//! ```
+//!
+//! Everything that decides a transition lives in one packed atomic word (see
+//! `state.rs`) moved by compare-and-swap, so exactly one caller performs each transition
+//! and reports it. Every transition starts a new *generation*; a permit carries the
+//! generation that admitted it and its outcome is ignored once the breaker has moved on.
+//! The rolling window (`window.rs`) and the probe leases (`probes.rs`) are tagged with
+//! generations too, which is how a transition clears them without a second write.
+//!
+//! Nothing here locks or allocates after construction. While closed, admitting a call
+//! and recording its success read one atomic and write nothing.
+
+mod clock;
+mod config;
+mod error;
+mod event;
+mod permit;
+mod probes;
+mod snapshot;
+mod state;
+mod timing;
+mod window;
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::sync::{AtomicU64, Ordering};
+
+pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use config::{CircuitBreakerConfig, FailureRatePolicy, MAX_DURATION_SECS};
+pub use error::CircuitBreakerConfigError;
+pub use event::{Transition, TransitionCause};
+pub use permit::{Outcome, Permit, RejectReason, Rejected};
+pub use snapshot::CircuitBreakerSnapshot;
+pub use state::{CircuitState, InvalidCircuitState};
+
+use clock::ClockHandle;
+use permit::PermitKind;
+use probes::ProbeSlots;
+use state::Word;
+use timing::{NANOS_PER_MS, Timing};
+use window::Window;
+
+/// A function told about every transition.
+pub type TransitionListener = Box<dyn Fn(&Transition) + Send + Sync>;
+
+/// A listener was already set; a breaker has at most one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the circuit breaker already has a transition listener")]
+pub struct ListenerAlreadySet;
+
+/// A lock-free circuit breaker. Share it as `Arc<CircuitBreaker>`.
+///
+/// Two APIs run on one core. The precise one admits a call with
+/// [`try_acquire`](Self::try_acquire) and settles the returned [`Permit`]. The seed's
+/// ([`allow_request`](Self::allow_request), [`record_success`](Self::record_success),
+/// [`record_failure`](Self::record_failure)) settles by state instead of by permit, so
+/// it cannot tell a stale result from a current one: prefer permits, and do not mix the
+/// two APIs on one breaker while it is half-open.
+///
+/// ```
+/// use governance::{CircuitBreaker, CircuitBreakerConfig};
+///
+/// let breaker = CircuitBreaker::new(CircuitBreakerConfig::default());
+/// match breaker.try_acquire() {
+///     Ok(permit) => permit.success(), // or .failure() / .ignore()
+///     Err(rejected) => eprintln!("not now: {rejected}"),
+/// }
+/// ```
+pub struct CircuitBreaker {
+    /// The packed state word; see `state.rs`.
+    word: AtomicU64,
+    /// End of the current open period, tagged with its generation (see `tagged`).
+    open_until: AtomicU64,
+    /// Start of the current open period, tagged likewise; for snapshots.
+    opened_at: AtomicU64,
+    /// Failures per slot of the rolling window.
+    failures: Window,
+    clock: ClockHandle,
+    /// Whether closed-state successes must be counted (the failure-rate policy is on).
+    count_calls: bool,
+    /// What the hot paths rarely touch.
+    cold: Box<Cold>,
+}
+
+struct Cold {
+    config: CircuitBreakerConfig,
+    timing: Timing,
+    probes: ProbeSlots,
+    /// Settled calls per slot, for the failure-rate policy only.
+    calls: Option<Window>,
+    listener: OnceLock<TransitionListener>,
+}
+
+/// Open-period times are stored as `VALID | generation (23) | ms (40)`: a reader that
+/// sees the Open word before the transitioner has published the times finds a tag of an
+/// earlier generation and treats the breaker as just opened.
+const TAG_VALID: u64 = 1 << 63;
+const TAG_GEN_SHIFT: u32 = 40;
+const TAG_GEN_MASK: u64 = (1 << 23) - 1;
+const TAG_MS_MASK: u64 = (1 << TAG_GEN_SHIFT) - 1;
+
+const fn tagged(generation: u64, ms: u64) -> u64 {
+    TAG_VALID | ((generation & TAG_GEN_MASK) << TAG_GEN_SHIFT) | (ms & TAG_MS_MASK)
+}
+
+const fn untag(value: u64, generation: u64) -> Option<u64> {
+    if value & TAG_VALID != 0
+        && (value >> TAG_GEN_SHIFT) & TAG_GEN_MASK == generation & TAG_GEN_MASK
+    {
+        Some(value & TAG_MS_MASK)
+    } else {
+        None
+    }
+}
+
+impl CircuitBreaker {
+    /// A breaker on the monotonic clock.
+    ///
+    /// # Panics
+    /// If `config` is invalid; [`try_new`](Self::try_new) returns the error instead.
+    pub fn new(config: CircuitBreakerConfig) -> CircuitBreaker {
+        Self::with_clock(config, MonotonicClock)
+    }
+
+    /// A breaker on the monotonic clock, or the reason `config` is invalid.
+    pub fn try_new(
+        config: CircuitBreakerConfig,
+    ) -> Result<CircuitBreaker, CircuitBreakerConfigError> {
+        Self::try_with_clock(config, MonotonicClock)
+    }
+
+    /// A breaker on `clock`, such as a [`ManualClock`] in tests.
+    ///
+    /// # Panics
+    /// If `config` is invalid, like [`new`](Self::new).
+    pub fn with_clock(config: CircuitBreakerConfig, clock: impl Clock) -> CircuitBreaker {
+        match Self::try_with_clock(config, clock) {
+            Ok(breaker) => breaker,
+            Err(error) => panic!("invalid circuit breaker configuration: {error}"),
+        }
+    }
+
+    /// A breaker on `clock`, or the reason `config` is invalid.
+    pub fn try_with_clock(
+        config: CircuitBreakerConfig,
+        clock: impl Clock,
+    ) -> Result<CircuitBreaker, CircuitBreakerConfigError> {
+        config.validate()?;
+        let timing = Timing::new(&config);
+        Ok(CircuitBreaker {
+            word: AtomicU64::new(Word::INITIAL.bits()),
+            open_until: AtomicU64::new(0),
+            opened_at: AtomicU64::new(0),
+            failures: Window::new(),
+            clock: ClockHandle::new(clock),
+            count_calls: timing.failure_rate.is_some(),
+            cold: Box::new(Cold {
+                probes: ProbeSlots::new(config.half_open_max_probes),
+                calls: timing.failure_rate.map(|_| Window::new()),
+                listener: OnceLock::new(),
+                timing,
+                config,
+            }),
+        })
+    }
+
+    /// Sets the function told about every transition, exactly once each, after the new
+    /// state is visible and with no lock held. It runs on the thread that made the
+    /// transition, inside that thread's call into the breaker: keep it short.
+    pub fn set_listener(
+        &self,
+        listener: impl Fn(&Transition) + Send + Sync + 'static,
+    ) -> Result<(), ListenerAlreadySet> {
+        self.cold
+            .listener
+            .set(Box::new(listener))
+            .map_err(|_| ListenerAlreadySet)
+    }
+
+    /// The configuration the breaker was built with.
+    pub fn config(&self) -> &CircuitBreakerConfig {
+        &self.cold.config
+    }
+
+    // ----- the precise API ------------------------------------------------------------
+
+    /// Asks to make one call. While closed this reads one atomic and writes nothing.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        let word = self.load();
+        if word.is_closed() {
+            let kind = PermitKind::Closed {
+                count_calls: self.count_calls,
+            };
+            return Ok(Permit::new(self, word.generation(), kind));
+        }
+        self.acquire_not_closed(word)
+    }
+
+    #[inline]
+    fn acquire_not_closed(&self, word: Word) -> Result<Permit<'_>, Rejected> {
+        if word.state() == CircuitState::Open {
+            if word.forced() {
+                return Err(Rejected::new(RejectReason::ForcedOpen));
+            }
+            let now_ms = self.now_ms();
+            match self.open_deadline(word) {
+                Some(deadline) if now_ms >= deadline => {}
+                _ => return Err(Rejected::new(RejectReason::Open)),
+            }
+            return self.acquire_slow(word, now_ms);
+        }
+        self.acquire_slow(word, self.now_ms())
+    }
+
+    #[inline(never)]
+    fn acquire_slow(&self, mut word: Word, now_ms: u64) -> Result<Permit<'_>, Rejected> {
+        let timing = &self.cold.timing;
+        loop {
+            match word.state() {
+                CircuitState::Closed => {
+                    let kind = PermitKind::Closed {
+                        count_calls: self.count_calls,
+                    };
+                    return Ok(Permit::new(self, word.generation(), kind));
+                }
+                CircuitState::Open => {
+                    if word.forced() {
+                        return Err(Rejected::new(RejectReason::ForcedOpen));
+                    }
+                    match self.open_deadline(word) {
+                        Some(deadline) if now_ms >= deadline => {}
+                        _ => return Err(Rejected::new(RejectReason::Open)),
+                    }
+                    // Exactly one caller wins this CAS; it becomes the first probe.
+                    let next = word.half_open();
+                    match self.compare_exchange(word, next) {
+                        Ok(()) => {
+                            self.notify(word, next, TransitionCause::OpenTimeoutElapsed);
+                            return Ok(self.claim_probe(next.generation(), now_ms));
+                        }
+                        Err(actual) => word = actual,
+                    }
+                }
+                CircuitState::HalfOpen => {
+                    if word.in_flight() < timing.max_probes {
+                        match self.compare_exchange(word, word.add_probe()) {
+                            Ok(()) => return Ok(self.claim_probe(word.generation(), now_ms)),
+                            Err(actual) => word = actual,
+                        }
+                        continue;
+                    }
+                    let generation = word.generation();
+                    if let Some(lease) = self.cold.probes.take_over_expired(
+                        generation,
+                        now_ms,
+                        timing.probe_deadline_ms,
+                    ) {
+                        // The lost probe's place in the count passes to this one. Should
+                        // the cycle have ended meanwhile, the permit is merely stale.
+                        return Ok(Permit::new(self, generation, PermitKind::Probe(lease)));
+                    }
+                    return Err(Rejected::new(RejectReason::HalfOpenFull));
+                }
+            }
+        }
+    }
+
+    /// A slot for a probe already counted in the word of `generation`.
+    fn claim_probe(&self, generation: u64, now_ms: u64) -> Permit<'_> {
+        loop {
+            if let Some(lease) = self.cold.probes.claim_free(generation, now_ms) {
+                return Permit::new(self, generation, PermitKind::Probe(lease));
+            }
+            // Being counted guarantees a free slot while the generation lasts; a failed
+            // scan means another claimer took one first, or the cycle is over.
+            if self.load().generation() != generation {
+                return Permit::new(self, generation, PermitKind::Stale);
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Settles a permit. Inlined so that a closed-state success compiles to nothing.
+    #[inline]
+    pub(crate) fn settle(&self, generation: u64, kind: PermitKind, outcome: Outcome) {
+        match (kind, outcome) {
+            (PermitKind::Closed { count_calls }, Outcome::Success) => {
+                if count_calls {
+                    self.record_closed(generation, Outcome::Success);
+                }
+            }
+            (PermitKind::Closed { .. }, Outcome::Failure) => {
+                self.record_closed(generation, Outcome::Failure);
+            }
+            (PermitKind::Closed { .. }, Outcome::Ignored) | (PermitKind::Stale, _) => {}
+            (PermitKind::Probe(lease), outcome) => {
+                // A failed release means the probe was presumed lost and its slot was
+                // taken over: it owns nothing any more, and its result is ignored.
+                if self.cold.probes.release(lease) {
+                    self.record_half_open(generation, outcome, true);
+                }
+            }
+        }
+    }
+
+    /// A settled call of a closed `generation`: counted in the window, and the failure
+    /// that reaches a threshold trips the breaker.
+    #[cold]
+    fn record_closed(&self, generation: u64, outcome: Outcome) {
+        let word = self.load();
+        if word.generation() != generation || !word.is_closed() {
+            return; // stale: the breaker has transitioned since this call was admitted
+        }
+        let now = self.clock.now_nanos();
+        let slot = now / self.cold.timing.slot_nanos;
+        if let Some(calls) = &self.cold.calls {
+            calls.record(generation, slot);
+        }
+        if outcome != Outcome::Failure {
+            return;
+        }
+        self.failures.record(generation, slot);
+        if word.forced() {
+            return; // forced closed: counted for metrics, never trips
+        }
+        let timing = &self.cold.timing;
+        let failures = self.failures.sum(generation, slot);
+        let cause = if failures >= timing.failure_threshold {
+            TransitionCause::FailureThreshold
+        } else if let Some(calls) = &self.cold.calls
+            && timing.rate_trips(failures, calls.sum(generation, slot))
+        {
+            TransitionCause::FailureRate
+        } else {
+            return;
+        };
+        // The word of a closed generation changes only by a transition, so a failed CAS
+        // means another caller already made one (perhaps this very trip).
+        let next = word.trip();
+        if self.compare_exchange(word, next).is_ok() {
+            self.publish_open(next, now / NANOS_PER_MS);
+            self.notify(word, next, cause);
+        }
+    }
+
+    /// A result of the half-open `generation`. `holds_probe`: the caller owned one of the
+    /// probes counted in the word and gives it back.
+    fn record_half_open(&self, generation: u64, outcome: Outcome, holds_probe: bool) {
+        let timing = &self.cold.timing;
+        let mut word = self.load();
+        loop {
+            if word.generation() != generation || word.state() != CircuitState::HalfOpen {
+                return;
+            }
+            let settled = if holds_probe {
+                word.remove_probe()
+            } else {
+                word
+            };
+            let (next, cause) = match outcome {
+                Outcome::Success if word.successes() + 1 >= timing.success_threshold => {
+                    (word.close(), Some(TransitionCause::ProbesSucceeded))
+                }
+                Outcome::Success => (settled.add_success(), None),
+                Outcome::Failure => (word.trip(), Some(TransitionCause::ProbeFailed)),
+                Outcome::Ignored => (settled, None),
+            };
+            match self.compare_exchange(word, next) {
+                Ok(()) => {
+                    if let Some(cause) = cause {
+                        if next.state() == CircuitState::Open {
+                            self.publish_open(next, self.now_ms());
+                        }
+                        self.notify(word, next, cause);
+                    }
+                    return;
+                }
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    // ----- the seed's API -------------------------------------------------------------
+
+    /// Whether a call may proceed now. A `true` while half-open takes a probe slot that
+    /// the next [`record_success`](Self::record_success) or
+    /// [`record_failure`](Self::record_failure) gives back (or the probe deadline frees).
+    pub fn allow_request(&self) -> bool {
+        match self.try_acquire() {
+            Ok(permit) => {
+                permit.detach();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Records a successful call against the current state.
+    pub fn record_success(&self) {
+        self.record_unattributed(Outcome::Success);
+    }
+
+    /// Records a failed call against the current state.
+    pub fn record_failure(&self) {
+        self.record_unattributed(Outcome::Failure);
+    }
+
+    fn record_unattributed(&self, outcome: Outcome) {
+        let word = self.load();
+        match word.state() {
+            CircuitState::Closed => {
+                if outcome == Outcome::Failure || self.count_calls {
+                    self.record_closed(word.generation(), outcome);
+                }
+            }
+            CircuitState::HalfOpen => {
+                let released = self.cold.probes.release_oldest(word.generation());
+                self.record_half_open(word.generation(), outcome, released);
+            }
+            CircuitState::Open => {}
+        }
+    }
+
+    /// The current state. An open breaker whose open duration has elapsed still reads
+    /// `Open` until the next admission attempt makes it half-open.
+    pub fn state(&self) -> CircuitState {
+        self.load().state()
+    }
+
+    /// Whether an operator's `force_open` or `force_close` is in effect.
+    pub fn is_forced(&self) -> bool {
+        self.load().forced()
+    }
+
+    /// Failures in the rolling window of the current closed period (0 unless closed: the
+    /// window starts afresh each time the breaker closes).
+    pub fn failure_count(&self) -> u64 {
+        let word = self.load();
+        if !word.is_closed() {
+            return 0;
+        }
+        let slot = self.clock.now_nanos() / self.cold.timing.slot_nanos;
+        self.failures.sum(word.generation(), slot)
+    }
+
+    /// Probe successes in the current half-open cycle (0 unless half-open).
+    pub fn success_count(&self) -> u64 {
+        self.load().successes()
+    }
+
+    /// Half-open probes admitted and not yet settled.
+    pub fn probes_in_flight(&self) -> u64 {
+        self.load().in_flight()
+    }
+
+    /// Trips since the breaker last closed; sets the backed-off open duration.
+    pub fn consecutive_trips(&self) -> u64 {
+        self.load().trips()
+    }
+
+    /// The current generation: it changes with every transition.
+    pub fn generation(&self) -> u64 {
+        self.load().generation()
+    }
+
+    /// How long until an open breaker admits a probe (`None` unless open and not forced).
+    pub fn open_remaining(&self) -> Option<Duration> {
+        let word = self.load();
+        if word.state() != CircuitState::Open || word.forced() {
+            return None;
+        }
+        let now_ms = self.now_ms();
+        let deadline = self.open_deadline(word).unwrap_or(now_ms);
+        Some(Duration::from_millis(deadline.saturating_sub(now_ms)))
+    }
+
+    // ----- operators ------------------------------------------------------------------
+
+    /// Opens the breaker and keeps it open (no half-open) until [`reset`](Self::reset).
+    pub fn force_open(&self) -> Transition {
+        self.manual(TransitionCause::ForcedOpen, |word| {
+            word.transition(CircuitState::Open, true, word.trips())
+        })
+    }
+
+    /// Closes the breaker and keeps it closed until [`reset`](Self::reset): failures are
+    /// still counted (for metrics) but never trip it.
+    pub fn force_close(&self) -> Transition {
+        self.manual(TransitionCause::ForcedClose, |word| {
+            word.transition(CircuitState::Closed, true, 0)
+        })
+    }
+
+    /// Returns to a clean closed state: not forced, empty window, backoff reset.
+    pub fn reset(&self) -> Transition {
+        self.manual(TransitionCause::Reset, |word| {
+            word.transition(CircuitState::Closed, false, 0)
+        })
+    }
+
+    fn manual(&self, cause: TransitionCause, target: impl Fn(Word) -> Word) -> Transition {
+        let mut word = self.load();
+        loop {
+            let next = target(word);
+            match self.compare_exchange(word, next) {
+                Ok(()) => {
+                    if next.state() == CircuitState::Open {
+                        self.publish_open(next, self.now_ms());
+                    }
+                    return self.notify(word, next, cause);
+                }
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    // ----- persistence ----------------------------------------------------------------
+
+    /// What to persist so that [`restore`](Self::restore) can resume after a restart.
+    pub fn snapshot(&self) -> CircuitBreakerSnapshot {
+        let word = self.load();
+        let opened_at = (word.state() == CircuitState::Open).then(|| {
+            let now_ms = self.now_ms();
+            // Ordering: Acquire pairs with the Release in `publish_open`; unpublished
+            // (the transition is a moment old) reads as opened now.
+            let opened_ms =
+                untag(self.opened_at.load(Ordering::Acquire), word.generation()).unwrap_or(now_ms);
+            self.clock.wall_now() - Duration::from_millis(now_ms.saturating_sub(opened_ms))
+        });
+        CircuitBreakerSnapshot {
+            state: word.state(),
+            forced: word.forced(),
+            opened_at,
+            consecutive_trips: word.trips() as u32,
+        }
+    }
+
+    /// Resumes from a snapshot: an open breaker stays open for what remains of its open
+    /// duration (measured on the wall clock across the restart), a forced one stays
+    /// forced. A half-open breaker resumes half-open with no probes in flight.
+    pub fn restore(&self, snapshot: &CircuitBreakerSnapshot) -> Transition {
+        let now_ms = self.now_ms();
+        let elapsed_ms = snapshot
+            .opened_at
+            .and_then(|at| self.clock.wall_now().duration_since(at).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let trips = u64::from(snapshot.consecutive_trips);
+        let mut word = self.load();
+        loop {
+            let next = word.transition(snapshot.state, snapshot.forced, trips);
+            match self.compare_exchange(word, next) {
+                Ok(()) => {
+                    if next.state() == CircuitState::Open {
+                        let open_ms = self.cold.timing.open_ms(next.trips(), next.generation());
+                        self.store_open(
+                            next,
+                            now_ms.saturating_sub(elapsed_ms),
+                            now_ms + open_ms.saturating_sub(elapsed_ms),
+                        );
+                    }
+                    return self.notify(word, next, TransitionCause::Restored);
+                }
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    // ----- internals ------------------------------------------------------------------
+
+    #[inline]
+    fn load(&self) -> Word {
+        // Ordering: Acquire pairs with the AcqRel CAS in `compare_exchange`: whoever
+        // reads a word sees everything its transitioner did before publishing it.
+        Word::from_bits(self.word.load(Ordering::Acquire))
+    }
+
+    /// The single way the word changes. `Err` carries the word found instead.
+    #[inline]
+    fn compare_exchange(&self, current: Word, next: Word) -> Result<(), Word> {
+        // Ordering: AcqRel. Release publishes the transition to the Acquire loads in
+        // `load`; Acquire orders this caller after the transition it replaces (a
+        // plain store here would let two callers both "transition").
+        self.word
+            .compare_exchange(
+                current.bits(),
+                next.bits(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map(|_| ())
+            .map_err(Word::from_bits)
+    }
+
+    #[inline]
+    fn now_ms(&self) -> u64 {
+        self.clock.now_nanos() / NANOS_PER_MS
+    }
+
+    /// The end of the open period of `word`, if its transitioner has published it.
+    #[inline]
+    fn open_deadline(&self, word: Word) -> Option<u64> {
+        // Ordering: Acquire pairs with the Release in `store_open`; the generation tag
+        // tells a value of an earlier open period apart, so nothing stronger is needed.
+        untag(self.open_until.load(Ordering::Acquire), word.generation())
+    }
+
+    /// Records when the open period of `word` (just installed) began and ends.
+    fn publish_open(&self, word: Word, now_ms: u64) {
+        let open_ms = if word.forced() {
+            0
+        } else {
+            self.cold.timing.open_ms(word.trips(), word.generation())
+        };
+        self.store_open(word, now_ms, now_ms + open_ms);
+    }
+
+    fn store_open(&self, word: Word, opened_ms: u64, until_ms: u64) {
+        // Ordering: Release pairs with the Acquire loads in `snapshot` and `open_deadline`.
+        self.opened_at
+            .store(tagged(word.generation(), opened_ms), Ordering::Release);
+        self.open_until
+            .store(tagged(word.generation(), until_ms), Ordering::Release);
+    }
+
+    /// Reports a transition this caller's CAS performed.
+    fn notify(&self, from: Word, to: Word, cause: TransitionCause) -> Transition {
+        let transition = Transition {
+            from: from.state(),
+            to: to.state(),
+            forced: to.forced(),
+            generation: to.generation(),
+            cause,
+        };
+        if let Some(listener) = self.cold.listener.get() {
+            listener(&transition);
+        }
+        transition
+    }
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = self.load();
+        f.debug_struct("CircuitBreaker")
+            .field("state", &word.state())
+            .field("forced", &word.forced())
+            .field("generation", &word.generation())
+            .field("probes_in_flight", &word.in_flight())
+            .field("successes", &word.successes())
+            .field("consecutive_trips", &word.trips())
+            .field("clock", &self.clock)
+            .field("probe_slots", &self.cold.probes.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,116 @@
+//! The rolling window: a fixed ring of atomic buckets counting events per time slot.
+//!
+//! Time is cut into slots of `window / 10`. The ring keeps the current slot and the ten
+//! before it, so an event younger than the window always counts and one older than
+//! 1.1 × the window never does (the resolution brief §3 allows). Buckets are reset
+//! lazily: each carries a tag naming the slot it counts, and a bucket whose tag is not
+//! one of the eleven live slots reads as empty.
+//!
+//! The tag also carries the breaker generation that recorded it, so a transition clears
+//! the window without touching it, and a straggler from an earlier generation can
+//! neither count nor overwrite a newer bucket.
+//!
+//! Bucket layout: `generation (16) | lap (16) | count (32)`, where `lap = slot / 11`
+//! (the ring position is `slot % 11`, so the lap tells slots at one position apart).
+//! Tags alias only for a bucket left untouched for 2^16 laps (≈ 2.3 years with the
+//! production 300 s window, 20 hours with a 1 s one) within one generation.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Slots in one window length.
+pub(crate) const SLOTS_PER_WINDOW: u64 = 10;
+/// Ring length: the window's slots plus the one being filled.
+const BUCKETS: usize = SLOTS_PER_WINDOW as usize + 1;
+const RING: u64 = BUCKETS as u64;
+
+const COUNT_MASK: u64 = u32::MAX as u64;
+const LAP_SHIFT: u32 = 32;
+const LAP_MASK: u64 = 0xFFFF;
+const GEN_SHIFT: u32 = 48;
+const GEN_MASK: u64 = 0xFFFF;
+const TAG_MASK: u64 = !COUNT_MASK;
+
+/// A bucket saturates here; thresholds are validated not to exceed it.
+pub(crate) const MAX_BUCKET_COUNT: u64 = COUNT_MASK;
+
+pub(crate) struct Window {
+    buckets: [AtomicU64; BUCKETS],
+}
+
+const fn tag(generation: u64, slot: u64) -> u64 {
+    ((generation & GEN_MASK) << GEN_SHIFT) | (((slot / RING) & LAP_MASK) << LAP_SHIFT)
+}
+
+/// Whether the bucket's tag is later than `ours` (a newer generation, or the same one
+/// and a later lap), compared with wrap-around like TCP sequence numbers.
+fn is_newer(bucket: u64, ours: u64) -> bool {
+    let generation = |t: u64| (t >> GEN_SHIFT) & GEN_MASK;
+    let lap = |t: u64| (t >> LAP_SHIFT) & LAP_MASK;
+    let later = |a: u64, b: u64| {
+        let d = a.wrapping_sub(b) & 0xFFFF;
+        d != 0 && d < 0x8000
+    };
+    if generation(bucket) != generation(ours) {
+        later(generation(bucket), generation(ours))
+    } else {
+        later(lap(bucket), lap(ours))
+    }
+}
+
+impl Window {
+    pub(crate) fn new() -> Window {
+        Window {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Counts one event of `generation` in `slot`.
+    pub(crate) fn record(&self, generation: u64, slot: u64) {
+        let bucket = &self.buckets[(slot % RING) as usize];
+        let ours = tag(generation, slot);
+        // Ordering: SeqCst on this RMW and on the loads in `sum`. Two failures landing
+        // in different buckets form the store-buffering pattern: each records, then
+        // sums. Under SeqCst at least one of them sees both and trips the breaker;
+        // with AcqRel both could read the other's bucket as stale and neither would
+        // trip at the threshold. (On x86 this costs nothing over AcqRel.)
+        let mut current = bucket.load(Ordering::SeqCst);
+        loop {
+            let next = if current & TAG_MASK == ours {
+                if current & COUNT_MASK == COUNT_MASK {
+                    return; // saturated
+                }
+                current + 1
+            } else if current & COUNT_MASK != 0 && is_newer(current & TAG_MASK, ours) {
+                // A newer generation or lap owns the bucket: ours is a straggler that
+                // falls outside every window a reader will ask about.
+                return;
+            } else {
+                ours | 1
+            };
+            match bucket.compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Events of `generation` in the window that ends with `slot`.
+    pub(crate) fn sum(&self, generation: u64, slot: u64) -> u64 {
+        let mut total = 0;
+        for age in 0..RING.min(slot + 1) {
+            let s = slot - age;
+            // Ordering: SeqCst, pairs with the SeqCst RMW in `record` (see there).
+            let bucket = self.buckets[(s % RING) as usize].load(Ordering::SeqCst);
+            if bucket & TAG_MASK == tag(generation, s) {
+                total += bucket & COUNT_MASK;
+            }
+        }
+        total
+    }
+}
+
+impl std::fmt::Debug for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Window").finish_non_exhaustive()
+    }
+}

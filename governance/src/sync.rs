@@ -1,0 +1,15 @@
+//! The atomics the crate is allowed to use: `std`'s normally, loom's under `cfg(loom)`.
+//!
+//! Every atomic in the crate comes through here, so `RUSTFLAGS="--cfg loom"` swaps
+//! all of them at once and loom can explore the breaker's interleavings (the same
+//! arrangement as tokio's `src/loom/`).
+
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
