@@ -45,7 +45,7 @@ const fn is_held_by(value: u64, generation: u64) -> bool {
 /// and must survive a claimer that is itself a straggler.
 const fn is_free_for(value: u64, generation: u64) -> bool {
     let behind = (generation & GEN_MASK).wrapping_sub(lease_generation(value)) & GEN_MASK;
-    value & HELD == 0 || (behind != 0 && behind < (GEN_MASK + 1) / 2)
+    value & HELD == 0 || (behind != 0 && behind <= GEN_MASK / 2)
 }
 
 impl ProbeSlots {
