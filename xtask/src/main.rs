@@ -1,1 +1,148 @@
-fn main() {}
+//! `cargo xtask` entry point: command-line dispatch, help text, and exit codes.
+//!
+//! Exit codes: 0 success, 1 a step or command failed, 2 usage error.
+
+mod bench;
+mod cargo;
+mod loom;
+mod steps;
+mod validate;
+
+use std::env;
+use std::ffi::{OsStr, OsString};
+use std::process::ExitCode;
+
+/// Why a subcommand did not succeed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Error {
+    /// Bad command line: unknown command, option or step name. Exit code 2.
+    Usage(String),
+    /// The command ran but something failed. Exit code 1.
+    Failed(String),
+}
+
+fn main() -> ExitCode {
+    let mut args = env::args_os().skip(1);
+    let command = args.next();
+    let rest: Vec<OsString> = args.collect();
+    match dispatch(command.as_deref(), &rest) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            eprintln!("Run `cargo xtask help` for usage.");
+            ExitCode::from(2)
+        }
+        Err(Error::Failed(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Option<&OsStr>, rest: &[OsString]) -> Result<(), Error> {
+    let Some(command) = command else {
+        print_help();
+        return Ok(());
+    };
+    match command.to_str() {
+        Some("help" | "-h" | "--help") => {
+            print_help();
+            Ok(())
+        }
+        Some("validate") => validate::main(rest),
+        Some("loom") => loom::main(rest),
+        Some("bench") => bench::main(rest),
+        _ => Err(Error::Usage(format!(
+            "unknown command `{}`",
+            command.to_string_lossy()
+        ))),
+    }
+}
+
+/// Parses `[-h | --help] [-- ARGS...]` for commands that forward arguments.
+///
+/// Returns the forwarded `ARGS`, or `None` when help was asked for.
+pub(crate) fn trailing_args<'a>(
+    command: &str,
+    args: &'a [OsString],
+) -> Result<Option<&'a [OsString]>, Error> {
+    let Some((first, rest)) = args.split_first() else {
+        return Ok(Some(&[]));
+    };
+    match first.to_str() {
+        Some("--") => Ok(Some(rest)),
+        Some("-h" | "--help") => Ok(None),
+        _ => Err(Error::Usage(format!(
+            "unexpected argument `{}` for `{command}` (put arguments for the binary after `--`)",
+            first.to_string_lossy()
+        ))),
+    }
+}
+
+pub(crate) fn print_help() {
+    let steps = validate::steps();
+    let width = steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let step_lines: String = steps
+        .iter()
+        .map(|s| format!("    {:<width$}  {}\n", s.name, s.about))
+        .collect();
+    print!(
+        "\
+cargo xtask: project automation for this workspace
+
+USAGE:
+    cargo xtask <COMMAND> [OPTIONS]
+
+COMMANDS:
+    validate [--skip STEP]...  Run every validation step in order, continuing after
+                               failures; print a summary table. Fails if any step failed.
+    loom [-- ARGS...]          Run the loom model-checking tests (release build,
+                               RUSTFLAGS+=--cfg loom, target dir target/loom).
+                               ARGS are passed to the test binary.
+    bench [-- ARGS...]         Run the circuit_breaker benchmark. ARGS go to the bench.
+    help                       Print this help (also: -h, --help, no command).
+
+OPTIONS (validate):
+    --skip STEP, --skip=STEP   Do not run STEP. May be repeated.
+
+VALIDATE STEPS (in order):
+{step_lines}
+ENVIRONMENT:
+    CARGO                  cargo binary to run (set by cargo; default: `cargo`)
+    RUSTFLAGS              loom appends `--cfg loom` to it
+    LOOM_MAX_PREEMPTIONS   loom preemption bound (default: 3)
+
+EXIT STATUS:
+    0 success, 1 a step or command failed, 2 usage error
+"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn trailing_args_forwards_after_double_dash() {
+        let args = os(&["--", "--nocapture", "x"]);
+        assert_eq!(trailing_args("loom", &args), Ok(Some(&args[1..])));
+        assert_eq!(trailing_args("loom", &[]), Ok(Some(&[][..])));
+        assert_eq!(trailing_args("loom", &os(&["--help"])), Ok(None));
+        assert!(matches!(
+            trailing_args("loom", &os(&["--nocapture"])),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_command_is_a_usage_error() {
+        assert!(matches!(
+            dispatch(Some(OsStr::new("frobnicate")), &[]),
+            Err(Error::Usage(_))
+        ));
+    }
+}

@@ -339,12 +339,14 @@ impl CircuitBreaker {
         if outcome != Outcome::Failure {
             return;
         }
-        self.failures.record(generation, slot);
         if word.forced() {
+            self.failures.record(generation, slot);
             return; // forced closed: counted for metrics, never trips
         }
         let timing = &self.cold.timing;
-        let failures = self.failures.sum(generation, slot);
+        let (failures, slot) = self.failures.record_then_sum(generation, slot, || {
+            self.clock.now_nanos() / timing.slot_nanos
+        });
         let cause = if failures >= timing.failure_threshold {
             TransitionCause::FailureThreshold
         } else if let Some(calls) = &self.cold.calls

@@ -1,1 +1,256 @@
-//! Unit tests of the breaker internals.
+//! Unit tests of the breaker's parts: the packed word, the window ring, probe leases,
+//! open-duration timing, and the breaker's size.
+
+use super::probes::ProbeSlots;
+use super::state::{CircuitState, MAX_TRIPS, Word};
+use super::timing::Timing;
+use super::window::{MAX_BUCKET_COUNT, Window};
+use super::*;
+
+#[test]
+fn breaker_fits_in_160_bytes() {
+    let size = std::mem::size_of::<CircuitBreaker>();
+    assert!(size <= 160, "CircuitBreaker is {size} bytes");
+}
+
+mod word {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip_and_do_not_overlap() {
+        let w = Word::INITIAL.trip().half_open().add_probe().add_success();
+        assert_eq!(w.state(), CircuitState::HalfOpen);
+        assert!(!w.forced());
+        assert_eq!(w.in_flight(), 2);
+        assert_eq!(w.successes(), 1);
+        assert_eq!(w.trips(), 1);
+        assert_eq!(w.generation(), 2);
+        let back = w.remove_probe();
+        assert_eq!(
+            (back.in_flight(), back.successes(), back.generation()),
+            (1, 1, 2)
+        );
+    }
+
+    #[test]
+    fn every_transition_bumps_the_generation_and_clears_counters() {
+        let w = Word::INITIAL.trip().half_open().add_success();
+        let forced = w.transition(CircuitState::Open, true, 7);
+        assert_eq!(forced.generation(), w.generation() + 1);
+        assert_eq!(
+            (forced.state(), forced.forced(), forced.trips()),
+            (CircuitState::Open, true, 7)
+        );
+        assert_eq!((forced.in_flight(), forced.successes()), (0, 0));
+        assert_eq!(w.close().trips(), 0, "closing resets backoff");
+    }
+
+    #[test]
+    fn trips_saturate_and_generations_wrap_inside_their_field() {
+        let mut w = Word::INITIAL;
+        for _ in 0..100 {
+            w = w.trip();
+        }
+        assert_eq!(w.trips(), MAX_TRIPS);
+        assert_eq!(w.state(), CircuitState::Open);
+        let last = Word::from_bits(!0b111); // closed, not forced, every counter and the generation at max
+        let next = last.trip();
+        assert_eq!(
+            next.generation(),
+            0,
+            "wraps to 0 without touching other fields"
+        );
+        assert_eq!(next.state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn removing_a_probe_saturates_at_zero() {
+        assert_eq!(Word::INITIAL.remove_probe(), Word::INITIAL);
+    }
+}
+
+mod window {
+    use super::*;
+
+    #[test]
+    fn counts_the_current_slot_and_the_ten_before() {
+        let w = Window::new();
+        w.record(1, 100);
+        assert_eq!(w.sum(1, 100), 1);
+        assert_eq!(w.sum(1, 110), 1, "ten slots later it still counts");
+        assert_eq!(w.sum(1, 111), 0, "eleven slots later it is gone");
+    }
+
+    #[test]
+    fn a_reused_bucket_starts_from_zero() {
+        let w = Window::new();
+        w.record(1, 5);
+        w.record(1, 5);
+        w.record(1, 16); // same ring position, next lap
+        assert_eq!(w.sum(1, 16), 1);
+    }
+
+    #[test]
+    fn other_generations_read_as_empty() {
+        let w = Window::new();
+        w.record(1, 5);
+        assert_eq!(w.sum(2, 5), 0, "a transition clears the window");
+    }
+
+    #[test]
+    fn a_straggler_never_overwrites_a_newer_bucket() {
+        let w = Window::new();
+        w.record(3, 5);
+        w.record(2, 5); // an older generation, same slot
+        assert_eq!(w.sum(3, 5), 1);
+        w.record(3, 16);
+        w.record(3, 5); // same generation, an older lap at the same position
+        assert_eq!(w.sum(3, 16), 1);
+    }
+
+    #[test]
+    fn early_slots_do_not_underflow() {
+        let w = Window::new();
+        w.record(0, 0);
+        assert_eq!(w.sum(0, 0), 1);
+        assert_eq!(w.sum(0, 3), 1);
+    }
+
+    #[test]
+    fn bucket_limit_matches_config_limit() {
+        assert_eq!(MAX_BUCKET_COUNT, u64::from(u32::MAX));
+    }
+}
+
+mod probes {
+    use super::*;
+
+    #[test]
+    fn claims_release_and_reuse() {
+        let slots = ProbeSlots::new(2);
+        let a = slots.claim_free(1, 10).expect("free");
+        let b = slots.claim_free(1, 10).expect("free");
+        assert_ne!(a.slot, b.slot);
+        assert!(slots.claim_free(1, 10).is_none(), "both taken");
+        assert!(slots.release(a));
+        assert!(!slots.release(a), "a lease releases once");
+        assert!(slots.claim_free(1, 11).is_some());
+    }
+
+    #[test]
+    fn leases_of_an_earlier_generation_are_free() {
+        let slots = ProbeSlots::new(1);
+        let old = slots.claim_free(1, 0).expect("free");
+        assert!(
+            slots.claim_free(2, 0).is_some(),
+            "a transition freed the slot"
+        );
+        assert!(!slots.release(old), "the old lease lost its slot");
+    }
+
+    #[test]
+    fn a_straggler_never_overwrites_a_newer_lease() {
+        let slots = ProbeSlots::new(1);
+        let live = slots.claim_free(5, 0).expect("free");
+        assert!(slots.claim_free(4, 0).is_none());
+        assert!(slots.release(live));
+    }
+
+    #[test]
+    fn expired_leases_can_be_taken_over_once() {
+        let slots = ProbeSlots::new(1);
+        let lost = slots.claim_free(1, 1_000).expect("free");
+        assert!(
+            slots.take_over_expired(1, 30_999, 30_000).is_none(),
+            "not yet"
+        );
+        let new = slots.take_over_expired(1, 31_000, 30_000).expect("expired");
+        assert!(!slots.release(lost), "the lost probe frees nothing");
+        assert!(
+            slots.take_over_expired(1, 31_000, 30_000).is_none(),
+            "the new lease is fresh"
+        );
+        assert!(slots.release(new));
+    }
+
+    #[test]
+    fn release_oldest_picks_the_oldest_of_the_generation() {
+        let slots = ProbeSlots::new(3);
+        let young = slots.claim_free(1, 50).expect("free");
+        let old = slots.claim_free(1, 10).expect("free");
+        assert!(slots.release_oldest(1));
+        assert!(!slots.release(old));
+        assert!(slots.release(young));
+        assert!(!slots.release_oldest(1));
+    }
+}
+
+mod timing {
+    use super::*;
+
+    #[test]
+    fn fixed_by_default() {
+        let timing = Timing::new(&CircuitBreakerConfig::default());
+        for trips in [0, 1, 2, 63] {
+            assert_eq!(timing.open_ms(trips, trips * 7), 60_000);
+        }
+    }
+
+    #[test]
+    fn backoff_multiplies_then_caps() {
+        let config = CircuitBreakerConfig {
+            timeout_secs: 10,
+            backoff_multiplier: 2.0,
+            backoff_max_secs: 50,
+            ..Default::default()
+        };
+        let timing = Timing::new(&config);
+        let got: Vec<_> = (1..=5).map(|t| timing.open_ms(t, 0)).collect();
+        assert_eq!(got, vec![10_000, 20_000, 40_000, 50_000, 50_000]);
+    }
+
+    #[test]
+    fn a_cap_below_the_timeout_never_shortens_it() {
+        let config = CircuitBreakerConfig {
+            timeout_secs: 100,
+            backoff_max_secs: 5,
+            ..Default::default()
+        };
+        assert_eq!(Timing::new(&config).open_ms(1, 0), 100_000);
+    }
+
+    #[test]
+    fn jitter_adds_at_most_its_fraction() {
+        let config = CircuitBreakerConfig {
+            backoff_jitter: 0.25,
+            ..Default::default()
+        };
+        let timing = Timing::new(&config);
+        for generation in 0..1_000 {
+            let ms = timing.open_ms(1, generation);
+            assert!((60_000..=75_000).contains(&ms), "{ms}");
+        }
+    }
+
+    #[test]
+    fn rate_needs_the_minimum_calls() {
+        let config = CircuitBreakerConfig {
+            failure_rate: Some(FailureRatePolicy {
+                threshold: 0.5,
+                minimum_calls: 4,
+            }),
+            ..Default::default()
+        };
+        let timing = Timing::new(&config);
+        assert!(!timing.rate_trips(3, 3));
+        assert!(timing.rate_trips(2, 4));
+        assert!(!timing.rate_trips(1, 4));
+    }
+}
+
+#[test]
+fn open_times_are_tagged_with_their_generation() {
+    assert_eq!(untag(tagged(7, 1234), 7), Some(1234));
+    assert_eq!(untag(tagged(7, 1234), 8), None);
+    assert_eq!(untag(0, 0), None, "never published reads as unpublished");
+}

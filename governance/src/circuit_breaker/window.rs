@@ -15,7 +15,7 @@
 //! Tags alias only for a bucket left untouched for 2^16 laps (≈ 2.3 years with the
 //! production 300 s window, 20 hours with a 1 s one) within one generation.
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, fence};
 
 /// Slots in one window length.
 pub(crate) const SLOTS_PER_WINDOW: u64 = 10;
@@ -68,12 +68,9 @@ impl Window {
     pub(crate) fn record(&self, generation: u64, slot: u64) {
         let bucket = &self.buckets[(slot % RING) as usize];
         let ours = tag(generation, slot);
-        // Ordering: SeqCst on this RMW and on the loads in `sum`. Two failures landing
-        // in different buckets form the store-buffering pattern: each records, then
-        // sums. Under SeqCst at least one of them sees both and trips the breaker;
-        // with AcqRel both could read the other's bucket as stale and neither would
-        // trip at the threshold. (On x86 this costs nothing over AcqRel.)
-        let mut current = bucket.load(Ordering::SeqCst);
+        // Ordering: Acquire pairs with the Release of the last writer of this bucket,
+        // so a reset (new tag) is never applied over a count it did not see.
+        let mut current = bucket.load(Ordering::Acquire);
         loop {
             let next = if current & TAG_MASK == ours {
                 if current & COUNT_MASK == COUNT_MASK {
@@ -87,11 +84,40 @@ impl Window {
             } else {
                 ours | 1
             };
-            match bucket.compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst) {
+            // Ordering: AcqRel; the count a concurrent `sum` must see is ordered by the
+            // SeqCst fence the caller issues between recording and summing.
+            match bucket.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return,
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// Counts one event in `slot`, then returns the window's total as of `now_slot()`,
+    /// read after the event is recorded, and that slot. Of two calls that run concurrently, at least
+    /// one sees the other's event.
+    ///
+    /// Two failures landing in different buckets form the store-buffering pattern: each
+    /// writes its bucket, then reads the other's. With acquire/release alone both may
+    /// read the other's bucket as it was, and neither would see the threshold reached.
+    /// A SeqCst fence between the write and the reads orders the two calls: the one
+    /// whose fence comes second sees both events. It must also sum up to the *current*
+    /// slot, not its own: a caller that read the clock before a concurrent failure in a
+    /// later slot would otherwise never look at that slot. (On x86 the fence is one
+    /// `mfence`, on the failure path only.)
+    pub(crate) fn record_then_sum(
+        &self,
+        generation: u64,
+        slot: u64,
+        now_slot: impl FnOnce() -> u64,
+    ) -> (u64, u64) {
+        self.record(generation, slot);
+        // Ordering: SeqCst fence, pairs with the same fence in every other concurrent
+        // `record_then_sum` of this window; see above. It also orders the clock read
+        // after it behind the other caller's.
+        fence(Ordering::SeqCst);
+        let now_slot = now_slot().max(slot);
+        (self.sum(generation, now_slot), now_slot)
     }
 
     /// Events of `generation` in the window that ends with `slot`.
@@ -99,8 +125,9 @@ impl Window {
         let mut total = 0;
         for age in 0..RING.min(slot + 1) {
             let s = slot - age;
-            // Ordering: SeqCst, pairs with the SeqCst RMW in `record` (see there).
-            let bucket = self.buckets[(s % RING) as usize].load(Ordering::SeqCst);
+            // Ordering: Acquire pairs with the AcqRel RMW in `record`; see
+            // `record_then_sum` for why that alone is not enough.
+            let bucket = self.buckets[(s % RING) as usize].load(Ordering::Acquire);
             if bucket & TAG_MASK == tag(generation, s) {
                 total += bucket & COUNT_MASK;
             }

@@ -1,0 +1,21 @@
+//! `cargo xtask bench`: the circuit_breaker benchmark of the governance crate.
+
+use std::ffi::OsString;
+
+use crate::Error;
+use crate::cargo::CargoCommand;
+
+pub fn main(args: &[OsString]) -> Result<(), Error> {
+    let Some(extra) = crate::trailing_args("bench", args)? else {
+        crate::print_help();
+        return Ok(());
+    };
+    let mut command = CargoCommand::new(
+        "bench",
+        &["bench", "-p", "governance", "--bench", "circuit_breaker"],
+    );
+    if !extra.is_empty() {
+        command = command.args(["--"]).args(extra);
+    }
+    command.run().map_err(Error::Failed)
+}
