@@ -88,10 +88,11 @@ pub struct ListenerAlreadySet;
 pub struct CircuitBreaker {
     /// The packed state word; see `state.rs`.
     word: AtomicU64,
-    /// End of the current open period, tagged with its generation (see `tagged`).
+    /// End of the current open period, in clock nanoseconds; valid for the generation
+    /// in `open_generation` (see `store_open`).
     open_until: AtomicU64,
-    /// Start of the current open period, tagged likewise; for snapshots.
-    opened_at: AtomicU64,
+    /// The generation whose open period `open_until` describes.
+    open_generation: AtomicU64,
     /// Failures per slot of the rolling window.
     failures: Window,
     clock: ClockHandle,
@@ -108,28 +109,6 @@ struct Cold {
     /// Settled calls per slot, for the failure-rate policy only.
     calls: Option<Window>,
     listener: OnceLock<TransitionListener>,
-}
-
-/// Open-period times are stored as `VALID | generation (23) | ms (40)`: a reader that
-/// sees the Open word before the transitioner has published the times finds a tag of an
-/// earlier generation and treats the breaker as just opened.
-const TAG_VALID: u64 = 1 << 63;
-const TAG_GEN_SHIFT: u32 = 40;
-const TAG_GEN_MASK: u64 = (1 << 23) - 1;
-const TAG_MS_MASK: u64 = (1 << TAG_GEN_SHIFT) - 1;
-
-const fn tagged(generation: u64, ms: u64) -> u64 {
-    TAG_VALID | ((generation & TAG_GEN_MASK) << TAG_GEN_SHIFT) | (ms & TAG_MS_MASK)
-}
-
-const fn untag(value: u64, generation: u64) -> Option<u64> {
-    if value & TAG_VALID != 0
-        && (value >> TAG_GEN_SHIFT) & TAG_GEN_MASK == generation & TAG_GEN_MASK
-    {
-        Some(value & TAG_MS_MASK)
-    } else {
-        None
-    }
 }
 
 impl CircuitBreaker {
@@ -169,7 +148,8 @@ impl CircuitBreaker {
         Ok(CircuitBreaker {
             word: AtomicU64::new(Word::INITIAL.bits()),
             open_until: AtomicU64::new(0),
-            opened_at: AtomicU64::new(0),
+            // No generation is u64::MAX (they have 35 bits): nothing published yet.
+            open_generation: AtomicU64::new(u64::MAX),
             failures: Window::new(),
             clock: ClockHandle::new(clock),
             count_calls: timing.failure_rate.is_some(),
@@ -203,7 +183,8 @@ impl CircuitBreaker {
 
     // ----- the precise API ------------------------------------------------------------
 
-    /// Asks to make one call. While closed this reads one atomic and writes nothing.
+    /// Asks to make one call. While closed this reads one atomic and writes nothing;
+    /// while open it reads two more and the clock.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         let word = self.load();
@@ -213,28 +194,22 @@ impl CircuitBreaker {
             };
             return Ok(Permit::new(self, word.generation(), kind));
         }
-        self.acquire_not_closed(word)
-    }
-
-    #[inline]
-    fn acquire_not_closed(&self, word: Word) -> Result<Permit<'_>, Rejected> {
-        if word.state() == CircuitState::Open {
-            if word.forced() {
-                return Err(Rejected::new(RejectReason::ForcedOpen));
-            }
-            let now_ms = self.now_ms();
+        let now = self.clock.now_nanos();
+        if word.is_open_unforced() {
+            // The rejection path while open: no call, no division, no write.
             match self.open_deadline(word) {
-                Some(deadline) if now_ms >= deadline => {}
+                Some(deadline) if now >= deadline => {}
                 _ => return Err(Rejected::new(RejectReason::Open)),
             }
-            return self.acquire_slow(word, now_ms);
         }
-        self.acquire_slow(word, self.now_ms())
+        self.acquire_slow(word, now)
     }
 
+    #[cold]
     #[inline(never)]
-    fn acquire_slow(&self, mut word: Word, now_ms: u64) -> Result<Permit<'_>, Rejected> {
+    fn acquire_slow(&self, mut word: Word, now: u64) -> Result<Permit<'_>, Rejected> {
         let timing = &self.cold.timing;
+        let now_ms = now / NANOS_PER_MS;
         loop {
             match word.state() {
                 CircuitState::Closed => {
@@ -248,7 +223,7 @@ impl CircuitBreaker {
                         return Err(Rejected::new(RejectReason::ForcedOpen));
                     }
                     match self.open_deadline(word) {
-                        Some(deadline) if now_ms >= deadline => {}
+                        Some(deadline) if now >= deadline => {}
                         _ => return Err(Rejected::new(RejectReason::Open)),
                     }
                     // Exactly one caller wins this CAS; it becomes the first probe.
@@ -300,9 +275,10 @@ impl CircuitBreaker {
         }
     }
 
-    /// Settles a permit. Inlined so that a closed-state success compiles to nothing.
-    #[inline]
-    pub(crate) fn settle(&self, generation: u64, kind: PermitKind, outcome: Outcome) {
+    /// Settles a permit (`Permit::record` has already skipped the closed-state paths
+    /// that do nothing).
+    pub(crate) fn settle(&self, token: u64, outcome: Outcome) {
+        let (generation, kind) = PermitKind::decode(token);
         match (kind, outcome) {
             (PermitKind::Closed { count_calls }, Outcome::Success) => {
                 if count_calls {
@@ -316,7 +292,7 @@ impl CircuitBreaker {
             (PermitKind::Probe(lease), outcome) => {
                 // A failed release means the probe was presumed lost and its slot was
                 // taken over: it owns nothing any more, and its result is ignored.
-                if self.cold.probes.release(lease) {
+                if self.cold.probes.release(generation, lease) {
                     self.record_half_open(generation, outcome, true);
                 }
             }
@@ -360,7 +336,7 @@ impl CircuitBreaker {
         // means another caller already made one (perhaps this very trip).
         let next = word.trip();
         if self.compare_exchange(word, next).is_ok() {
-            self.publish_open(next, now / NANOS_PER_MS);
+            self.publish_open(next, now);
             self.notify(word, next, cause);
         }
     }
@@ -391,7 +367,7 @@ impl CircuitBreaker {
                 Ok(()) => {
                     if let Some(cause) = cause {
                         if next.state() == CircuitState::Open {
-                            self.publish_open(next, self.now_ms());
+                            self.publish_open(next, self.clock.now_nanos());
                         }
                         self.notify(word, next, cause);
                     }
@@ -491,9 +467,9 @@ impl CircuitBreaker {
         if word.state() != CircuitState::Open || word.forced() {
             return None;
         }
-        let now_ms = self.now_ms();
-        let deadline = self.open_deadline(word).unwrap_or(now_ms);
-        Some(Duration::from_millis(deadline.saturating_sub(now_ms)))
+        let now = self.clock.now_nanos();
+        let deadline = self.open_deadline(word).unwrap_or(now);
+        Some(Duration::from_nanos(deadline.saturating_sub(now)))
     }
 
     // ----- operators ------------------------------------------------------------------
@@ -527,7 +503,7 @@ impl CircuitBreaker {
             match self.compare_exchange(word, next) {
                 Ok(()) => {
                     if next.state() == CircuitState::Open {
-                        self.publish_open(next, self.now_ms());
+                        self.publish_open(next, self.clock.now_nanos());
                     }
                     return self.notify(word, next, cause);
                 }
@@ -542,12 +518,12 @@ impl CircuitBreaker {
     pub fn snapshot(&self) -> CircuitBreakerSnapshot {
         let word = self.load();
         let opened_at = (word.state() == CircuitState::Open).then(|| {
-            let now_ms = self.now_ms();
-            // Ordering: Acquire pairs with the Release in `publish_open`; unpublished
-            // (the transition is a moment old) reads as opened now.
-            let opened_ms =
-                untag(self.opened_at.load(Ordering::Acquire), word.generation()).unwrap_or(now_ms);
-            self.clock.wall_now() - Duration::from_millis(now_ms.saturating_sub(opened_ms))
+            let now = self.clock.now_nanos();
+            // Unpublished (the transition is a moment old) reads as opened now.
+            let opened = self
+                .open_deadline(word)
+                .map_or(now, |until| until.saturating_sub(self.open_nanos(word)));
+            self.clock.wall_now() - Duration::from_nanos(now.saturating_sub(opened))
         });
         CircuitBreakerSnapshot {
             state: word.state(),
@@ -561,11 +537,11 @@ impl CircuitBreaker {
     /// duration (measured on the wall clock across the restart), a forced one stays
     /// forced. A half-open breaker resumes half-open with no probes in flight.
     pub fn restore(&self, snapshot: &CircuitBreakerSnapshot) -> Transition {
-        let now_ms = self.now_ms();
-        let elapsed_ms = snapshot
+        let now = self.clock.now_nanos();
+        let elapsed = snapshot
             .opened_at
             .and_then(|at| self.clock.wall_now().duration_since(at).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let trips = u64::from(snapshot.consecutive_trips);
         let mut word = self.load();
         loop {
@@ -573,12 +549,8 @@ impl CircuitBreaker {
             match self.compare_exchange(word, next) {
                 Ok(()) => {
                     if next.state() == CircuitState::Open {
-                        let open_ms = self.cold.timing.open_ms(next.trips(), next.generation());
-                        self.store_open(
-                            next,
-                            now_ms.saturating_sub(elapsed_ms),
-                            now_ms + open_ms.saturating_sub(elapsed_ms),
-                        );
+                        let remaining = self.open_nanos(next).saturating_sub(elapsed);
+                        self.store_open(next, now.saturating_add(remaining));
                     }
                     return self.notify(word, next, TransitionCause::Restored);
                 }
@@ -613,35 +585,42 @@ impl CircuitBreaker {
             .map_err(Word::from_bits)
     }
 
-    #[inline]
-    fn now_ms(&self) -> u64 {
-        self.clock.now_nanos() / NANOS_PER_MS
-    }
-
     /// The end of the open period of `word`, if its transitioner has published it.
     #[inline]
     fn open_deadline(&self, word: Word) -> Option<u64> {
-        // Ordering: Acquire pairs with the Release in `store_open`; the generation tag
-        // tells a value of an earlier open period apart, so nothing stronger is needed.
-        untag(self.open_until.load(Ordering::Acquire), word.generation())
+        // Ordering: Acquire pairs with the Release store in `store_open`, so the deadline
+        // read next is at least the one published with this generation. (It may be a
+        // later period's; a decision on it goes through the CAS on the word, which fails
+        // if the word has moved on.)
+        if self.open_generation.load(Ordering::Acquire) != word.generation() {
+            return None;
+        }
+        // Ordering: Relaxed, ordered by the Acquire load above.
+        Some(self.open_until.load(Ordering::Relaxed))
     }
 
-    /// Records when the open period of `word` (just installed) began and ends.
-    fn publish_open(&self, word: Word, now_ms: u64) {
-        let open_ms = if word.forced() {
+    /// How long the open period of `word` lasts (zero when forced: it never ends).
+    fn open_nanos(&self, word: Word) -> u64 {
+        if word.forced() {
             0
         } else {
-            self.cold.timing.open_ms(word.trips(), word.generation())
-        };
-        self.store_open(word, now_ms, now_ms + open_ms);
+            self.cold.timing.open_ms(word.trips(), word.generation()) * NANOS_PER_MS
+        }
     }
 
-    fn store_open(&self, word: Word, opened_ms: u64, until_ms: u64) {
-        // Ordering: Release pairs with the Acquire loads in `snapshot` and `open_deadline`.
-        self.opened_at
-            .store(tagged(word.generation(), opened_ms), Ordering::Release);
-        self.open_until
-            .store(tagged(word.generation(), until_ms), Ordering::Release);
+    /// Publishes the open period of `word`, installed at `now`.
+    fn publish_open(&self, word: Word, now: u64) {
+        self.store_open(word, now.saturating_add(self.open_nanos(word)));
+    }
+
+    fn store_open(&self, word: Word, until: u64) {
+        // Ordering: Relaxed, published by the Release store after it.
+        self.open_until.store(until, Ordering::Relaxed);
+        // Ordering: Release pairs with the Acquire load in `open_deadline`. Until this
+        // store lands, readers of the new Open word find an older generation here and
+        // treat the breaker as just opened.
+        self.open_generation
+            .store(word.generation(), Ordering::Release);
     }
 
     /// Reports a transition this caller's CAS performed.

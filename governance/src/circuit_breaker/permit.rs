@@ -24,14 +24,34 @@ pub enum Outcome {
 /// A permit belongs to the generation that admitted it: if the breaker has transitioned
 /// since, its outcome is ignored, so a slow call admitted while closed cannot close or
 /// reopen a later half-open breaker.
+///
+/// Two words: the breaker and a token packing the generation with the kind of permit,
+/// so that admitting and settling a call stays in registers.
 #[must_use = "a permit records the call's outcome; dropping it records `Outcome::Ignored`"]
 pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
-    generation: u64,
-    kind: PermitKind,
+    token: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// Token layout: `ticket (17) | slot (10) | kind (2) | generation (35)`, low bits last.
+const KIND_SHIFT: u32 = 35;
+const GENERATION_MASK: u64 = (1 << KIND_SHIFT) - 1;
+const KIND_MASK: u64 = 0b11;
+const KIND_CLOSED: u64 = 0;
+const KIND_CLOSED_COUNTING: u64 = 1;
+const KIND_PROBE: u64 = 2;
+const KIND_STALE: u64 = 3;
+const SLOT_SHIFT: u32 = KIND_SHIFT + 2;
+const SLOT_MASK: u64 = (1 << 10) - 1;
+const TICKET_SHIFT: u32 = SLOT_SHIFT + 10;
+
+// The fields must fit: generations, slots and tickets are sized to this layout.
+const _: () = assert!(GENERATION_MASK == super::state::GENERATION_MASK);
+const _: () = assert!(SLOT_MASK >= super::state::MAX_IN_FLIGHT);
+const _: () = assert!(TICKET_SHIFT + super::probes::TICKET_BITS == 64);
+
+/// What a permit admits, decoded from its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PermitKind {
     /// Admitted while closed. `count_calls`: the failure-rate policy needs successes.
     Closed { count_calls: bool },
@@ -41,13 +61,44 @@ pub(crate) enum PermitKind {
     Stale,
 }
 
+impl PermitKind {
+    #[inline]
+    pub(crate) const fn encode(self, generation: u64) -> u64 {
+        let kind = match self {
+            PermitKind::Closed { count_calls: false } => KIND_CLOSED << KIND_SHIFT,
+            PermitKind::Closed { count_calls: true } => KIND_CLOSED_COUNTING << KIND_SHIFT,
+            PermitKind::Probe(lease) => {
+                KIND_PROBE << KIND_SHIFT
+                    | (lease.slot & SLOT_MASK) << SLOT_SHIFT
+                    | (lease.ticket & super::probes::TICKET_MASK) << TICKET_SHIFT
+            }
+            PermitKind::Stale => KIND_STALE << KIND_SHIFT,
+        };
+        (generation & GENERATION_MASK) | kind
+    }
+
+    /// The generation and kind a token carries.
+    #[inline]
+    pub(crate) const fn decode(token: u64) -> (u64, PermitKind) {
+        let kind = match (token >> KIND_SHIFT) & KIND_MASK {
+            KIND_CLOSED => PermitKind::Closed { count_calls: false },
+            KIND_CLOSED_COUNTING => PermitKind::Closed { count_calls: true },
+            KIND_PROBE => PermitKind::Probe(Lease {
+                slot: (token >> SLOT_SHIFT) & SLOT_MASK,
+                ticket: token >> TICKET_SHIFT,
+            }),
+            _ => PermitKind::Stale,
+        };
+        (token & GENERATION_MASK, kind)
+    }
+}
+
 impl<'a> Permit<'a> {
     #[inline]
     pub(crate) fn new(breaker: &'a CircuitBreaker, generation: u64, kind: PermitKind) -> Self {
         Permit {
             breaker,
-            generation,
-            kind,
+            token: kind.encode(generation),
         }
     }
 
@@ -73,17 +124,22 @@ impl<'a> Permit<'a> {
     #[inline]
     pub fn record(self, outcome: Outcome) {
         let this = ManuallyDrop::new(self);
-        this.breaker.settle(this.generation, this.kind, outcome);
+        // The hot path, tested on the token's bits directly: a closed-state success or
+        // ignore has nothing to tell a breaker that counts only failures.
+        if (this.token >> KIND_SHIFT) & KIND_MASK == KIND_CLOSED && outcome != Outcome::Failure {
+            return;
+        }
+        this.breaker.settle(this.token, outcome);
     }
 
     /// Whether this permit is a half-open probe.
     pub fn is_probe(&self) -> bool {
-        matches!(self.kind, PermitKind::Probe(_))
+        matches!(PermitKind::decode(self.token).1, PermitKind::Probe(_))
     }
 
     /// The generation that admitted this permit.
     pub fn generation(&self) -> u64 {
-        self.generation
+        PermitKind::decode(self.token).0
     }
 
     /// Forgets the permit without settling it: the seed API settles later, by state.
@@ -94,16 +150,16 @@ impl<'a> Permit<'a> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.breaker
-            .settle(self.generation, self.kind, Outcome::Ignored);
+        self.breaker.settle(self.token, Outcome::Ignored);
     }
 }
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (generation, kind) = PermitKind::decode(self.token);
         f.debug_struct("Permit")
-            .field("generation", &self.generation)
-            .field("kind", &self.kind)
+            .field("generation", &generation)
+            .field("kind", &kind)
             .finish()
     }
 }

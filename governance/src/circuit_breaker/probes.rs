@@ -1,35 +1,47 @@
 //! Half-open probe slots: one lease per admitted probe, so a lost probe can expire.
 //!
 //! The state word counts probes in flight; these slots say *which* probes and since
-//! when. A probe that is never settled keeps its count, but once its lease is older
-//! than the probe deadline an admission attempt that finds every slot taken may take
-//! the lease over. The lost probe's count passes to the new probe, and when the lost
-//! probe settles at last its release fails (the lease is no longer its own), so it
-//! frees nothing that a live probe holds and its outcome is ignored.
+//! when. A probe that is never settled keeps its count, but once it is older than the
+//! probe deadline an admission attempt that finds every slot taken may take its lease
+//! over. The lost probe's count passes to the new probe, and when the lost probe
+//! settles at last its release fails (the lease is no longer its own), so it frees
+//! nothing that a live probe holds and its outcome is ignored.
 //!
-//! Lease layout: `HELD (1) | generation (23) | admitted at, ms (40)`. A lease of another
-//! generation is free: a transition releases every slot without touching them.
+//! Each slot is two words. The lease: `HELD (1) | generation (23) | ticket (17)`, where
+//! the ticket counts the slot's claims, so successive holders of one slot in one
+//! generation have different leases. A lease of an earlier generation is free: a
+//! transition releases every slot without touching them. And the admission time (ms),
+//! which only ever moves forward and is written before the lease is claimed, so an
+//! expiry check never sees a live probe as old.
 
 use crate::sync::{AtomicU64, Ordering};
 
 const HELD: u64 = 1 << 63;
-const GEN_SHIFT: u32 = 40;
+const GEN_SHIFT: u32 = TICKET_BITS;
 const GEN_MASK: u64 = (1 << 23) - 1;
-const MS_MASK: u64 = (1 << GEN_SHIFT) - 1;
+/// Bits of the claim counter carried in a permit.
+pub(crate) const TICKET_BITS: u32 = 17;
+pub(crate) const TICKET_MASK: u64 = (1 << TICKET_BITS) - 1;
 
-/// A probe's claim on one slot.
+/// A probe's claim on one slot: enough, with the permit's generation, to rebuild the
+/// exact lease value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Lease {
-    pub(crate) slot: u32,
-    pub(crate) value: u64,
+    pub(crate) slot: u64,
+    pub(crate) ticket: u64,
+}
+
+struct Slot {
+    lease: AtomicU64,
+    admitted_ms: AtomicU64,
 }
 
 pub(crate) struct ProbeSlots {
-    slots: Box<[AtomicU64]>,
+    slots: Box<[Slot]>,
 }
 
-const fn lease_value(generation: u64, now_ms: u64) -> u64 {
-    HELD | ((generation & GEN_MASK) << GEN_SHIFT) | (now_ms & MS_MASK)
+const fn lease_value(generation: u64, ticket: u64) -> u64 {
+    HELD | ((generation & GEN_MASK) << GEN_SHIFT) | (ticket & TICKET_MASK)
 }
 
 const fn lease_generation(value: u64) -> u64 {
@@ -40,7 +52,7 @@ const fn is_held_by(value: u64, generation: u64) -> bool {
     value & HELD != 0 && lease_generation(value) == generation & GEN_MASK
 }
 
-/// Free for a claimer of `generation`: empty, or leased in an *earlier* generation
+/// Free for a claimer of `generation`: released, or leased in an *earlier* generation
 /// (compared with wrap-around). A lease of a later generation belongs to a live probe
 /// and must survive a claimer that is itself a straggler.
 const fn is_free_for(value: u64, generation: u64) -> bool {
@@ -51,35 +63,52 @@ const fn is_free_for(value: u64, generation: u64) -> bool {
 impl ProbeSlots {
     pub(crate) fn new(slots: u64) -> ProbeSlots {
         ProbeSlots {
-            slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            slots: (0..slots)
+                .map(|_| Slot {
+                    lease: AtomicU64::new(0),
+                    admitted_ms: AtomicU64::new(0),
+                })
+                .collect(),
         }
+    }
+
+    /// Claims `slot` from `current` for a probe of `generation` admitted at `now_ms`.
+    fn claim(&self, slot: usize, current: u64, generation: u64, now_ms: u64) -> Option<Lease> {
+        let cell = &self.slots[slot];
+        let ticket = (current + 1) & TICKET_MASK;
+        // Ordering: AcqRel, and before the claim: a concurrent expiry check that reads
+        // the new lease (Acquire) then sees this time or a later one. `fetch_max` keeps
+        // a straggling claimer from writing an older time over a live probe's.
+        cell.admitted_ms.fetch_max(now_ms, Ordering::AcqRel);
+        // Ordering: AcqRel. Acquire pairs with the previous holder's release; Release
+        // publishes the admission time written above with the lease.
+        cell.lease
+            .compare_exchange(
+                current,
+                lease_value(generation, ticket),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .ok()
+            .map(|_| Lease {
+                slot: slot as u64,
+                ticket,
+            })
     }
 
     /// Claims a slot that no probe of `generation` holds. The caller has already counted
     /// itself in the state word, which guarantees one exists unless the generation has
     /// moved on; `None` means it has (or another claimer was faster: retry).
     pub(crate) fn claim_free(&self, generation: u64, now_ms: u64) -> Option<Lease> {
-        let value = lease_value(generation, now_ms);
-        for (slot, cell) in self.slots.iter().enumerate() {
-            // Ordering: Acquire pairs with the AcqRel `release` of the previous holder,
-            // so this probe is ordered after that probe's settlement.
-            let current = cell.load(Ordering::Acquire);
-            if !is_free_for(current, generation) {
-                continue;
+        (0..self.slots.len()).find_map(|slot| {
+            // Ordering: Acquire pairs with the AcqRel release of the previous holder.
+            let current = self.slots[slot].lease.load(Ordering::Acquire);
+            if is_free_for(current, generation) {
+                self.claim(slot, current, generation, now_ms)
+            } else {
+                None
             }
-            // Ordering: AcqRel. Acquire as above; Release publishes the lease to a
-            // later `take_over_expired` that reads its admission time.
-            if cell
-                .compare_exchange(current, value, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return Some(Lease {
-                    slot: slot as u32,
-                    value,
-                });
-            }
-        }
-        None
+        })
     }
 
     /// Takes over the lease of a probe of `generation` admitted at least `deadline_ms`
@@ -90,37 +119,38 @@ impl ProbeSlots {
         now_ms: u64,
         deadline_ms: u64,
     ) -> Option<Lease> {
-        let value = lease_value(generation, now_ms);
-        for (slot, cell) in self.slots.iter().enumerate() {
-            // Ordering: Acquire pairs with the Release of the claim that wrote the lease.
-            let current = cell.load(Ordering::Acquire);
-            if !is_held_by(current, generation)
-                || (current & MS_MASK) + deadline_ms > now_ms & MS_MASK
+        (0..self.slots.len()).find_map(|slot| {
+            let cell = &self.slots[slot];
+            // Ordering: Acquire pairs with the claim's Release, so the admission time
+            // read next is the holder's or later.
+            let current = cell.lease.load(Ordering::Acquire);
+            // Ordering: Acquire, pairs with the `fetch_max` in `claim`.
+            let admitted_ms = cell.admitted_ms.load(Ordering::Acquire);
+            if is_held_by(current, generation) && admitted_ms.saturating_add(deadline_ms) <= now_ms
             {
-                continue;
+                // Fails if the lost probe settled or another caller took over first.
+                self.claim(slot, current, generation, now_ms)
+            } else {
+                None
             }
-            // Ordering: AcqRel; the CAS fails if the lost probe settled meanwhile (then
-            // its slot is free and its count gone, and this caller retries admission).
-            if cell
-                .compare_exchange(current, value, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return Some(Lease {
-                    slot: slot as u32,
-                    value,
-                });
-            }
-        }
-        None
+        })
     }
 
     /// Gives the slot back. `false` if the lease was taken over (or already released):
     /// the caller no longer owns a probe and must not touch the in-flight count.
-    pub(crate) fn release(&self, lease: Lease) -> bool {
+    pub(crate) fn release(&self, generation: u64, lease: Lease) -> bool {
+        let held = lease_value(generation, lease.ticket);
         // Ordering: AcqRel. Release orders this probe's work before the next claimer's
-        // Acquire; Acquire makes a failed CAS see the taker's lease.
+        // Acquire; Acquire makes a failed CAS see the taker's lease. The ticket stays,
+        // so the next claim of this slot gets a new one.
         self.slots[lease.slot as usize]
-            .compare_exchange(lease.value, 0, Ordering::AcqRel, Ordering::Acquire)
+            .lease
+            .compare_exchange(
+                held,
+                held & TICKET_MASK,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_ok()
     }
 
@@ -132,17 +162,21 @@ impl ProbeSlots {
                 .slots
                 .iter()
                 .enumerate()
-                // Ordering: Acquire, as in `claim_free`.
-                .map(|(slot, cell)| (slot, cell.load(Ordering::Acquire)))
-                .filter(|&(_, value)| is_held_by(value, generation))
-                .min_by_key(|&(_, value)| value & MS_MASK);
-            let Some((slot, value)) = oldest else {
+                .filter_map(|(slot, cell)| {
+                    // Ordering: Acquire, as in `take_over_expired`.
+                    let lease = cell.lease.load(Ordering::Acquire);
+                    let admitted_ms = cell.admitted_ms.load(Ordering::Acquire);
+                    is_held_by(lease, generation).then_some((slot, lease, admitted_ms))
+                })
+                .min_by_key(|&(_, _, admitted_ms)| admitted_ms);
+            let Some((slot, lease, _)) = oldest else {
                 return false;
             };
-            if self.release(Lease {
-                slot: slot as u32,
-                value,
-            }) {
+            let lease = Lease {
+                slot: slot as u64,
+                ticket: lease & TICKET_MASK,
+            };
+            if self.release(generation, lease) {
                 return true;
             }
         }

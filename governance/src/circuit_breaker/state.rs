@@ -38,11 +38,13 @@ pub enum CircuitState {
 
 impl CircuitState {
     /// The state as the number exported to metrics (0 closed, 1 open, 2 half-open).
+    #[inline]
     pub const fn as_u8(self) -> u8 {
         self as u8
     }
 
     /// The lowercase name used in `/status` and logs: `closed`, `open`, `half_open`.
+    #[inline]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Closed => "closed",
@@ -114,14 +116,17 @@ impl Word {
     /// Closed, not forced, generation 0: a new breaker.
     pub(crate) const INITIAL: Word = Word(0);
 
+    #[inline]
     pub(crate) const fn from_bits(bits: u64) -> Word {
         Word(bits)
     }
 
+    #[inline]
     pub(crate) const fn bits(self) -> u64 {
         self.0
     }
 
+    #[inline]
     pub(crate) fn state(self) -> CircuitState {
         match self.0 & STATE_MASK {
             0 => CircuitState::Closed,
@@ -131,36 +136,50 @@ impl Word {
         }
     }
 
+    #[inline]
     pub(crate) const fn is_closed(self) -> bool {
         self.0 & STATE_MASK == CircuitState::Closed as u64
     }
 
+    /// Open and not held open by an operator: the state whose rejections are hot.
+    #[inline]
+    pub(crate) const fn is_open_unforced(self) -> bool {
+        self.0 & (STATE_MASK | FORCED) == CircuitState::Open as u64
+    }
+
+    #[inline]
     pub(crate) const fn forced(self) -> bool {
         self.0 & FORCED != 0
     }
 
+    #[inline]
     pub(crate) const fn in_flight(self) -> u64 {
         (self.0 & IN_FLIGHT_MASK) >> IN_FLIGHT_SHIFT
     }
 
+    #[inline]
     pub(crate) const fn successes(self) -> u64 {
         (self.0 & SUCCESSES_MASK) >> SUCCESSES_SHIFT
     }
 
+    #[inline]
     pub(crate) const fn trips(self) -> u64 {
         (self.0 & TRIPS_MASK) >> TRIPS_SHIFT
     }
 
+    #[inline]
     pub(crate) const fn generation(self) -> u64 {
         self.0 >> GENERATION_SHIFT
     }
 
     /// One more probe in flight. The caller has checked it is below the cap.
+    #[inline]
     pub(crate) const fn add_probe(self) -> Word {
         Word(self.0 + (1 << IN_FLIGHT_SHIFT))
     }
 
     /// One probe fewer in flight (saturating: the seed API may settle unadmitted calls).
+    #[inline]
     pub(crate) const fn remove_probe(self) -> Word {
         if self.in_flight() == 0 {
             self
@@ -170,12 +189,14 @@ impl Word {
     }
 
     /// One more half-open success. The caller has checked it is below the threshold.
+    #[inline]
     pub(crate) const fn add_success(self) -> Word {
         Word(self.0 + (1 << SUCCESSES_SHIFT))
     }
 
     /// The word a transition to `state` produces: the next generation, no probes, no
     /// successes, the given forced flag and trip count.
+    #[inline]
     pub(crate) const fn transition(self, state: CircuitState, forced: bool, trips: u64) -> Word {
         let generation = (self.generation() + 1) & GENERATION_MASK;
         let trips = if trips > MAX_TRIPS { MAX_TRIPS } else { trips };
@@ -188,17 +209,20 @@ impl Word {
     }
 
     /// Closed → Open or HalfOpen → Open on failures: one more consecutive trip.
+    #[inline]
     pub(crate) const fn trip(self) -> Word {
         self.transition(CircuitState::Open, false, self.trips() + 1)
     }
 
     /// Open → HalfOpen: the caller that wins this CAS is admitted as the first probe.
+    #[inline]
     pub(crate) const fn half_open(self) -> Word {
         self.transition(CircuitState::HalfOpen, false, self.trips())
             .add_probe()
     }
 
     /// HalfOpen → Closed after enough probe successes: backoff starts over.
+    #[inline]
     pub(crate) const fn close(self) -> Word {
         self.transition(CircuitState::Closed, false, 0)
     }

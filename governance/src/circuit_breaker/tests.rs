@@ -132,9 +132,15 @@ mod probes {
         let b = slots.claim_free(1, 10).expect("free");
         assert_ne!(a.slot, b.slot);
         assert!(slots.claim_free(1, 10).is_none(), "both taken");
-        assert!(slots.release(a));
-        assert!(!slots.release(a), "a lease releases once");
-        assert!(slots.claim_free(1, 11).is_some());
+        assert!(slots.release(1, a));
+        assert!(!slots.release(1, a), "a lease releases once");
+        let c = slots.claim_free(1, 10).expect("free again");
+        assert_eq!(c.slot, a.slot);
+        assert_ne!(
+            c.ticket, a.ticket,
+            "a new holder of the slot gets a new ticket"
+        );
+        assert!(!slots.release(1, a), "so the old lease cannot free it");
     }
 
     #[test]
@@ -145,7 +151,7 @@ mod probes {
             slots.claim_free(2, 0).is_some(),
             "a transition freed the slot"
         );
-        assert!(!slots.release(old), "the old lease lost its slot");
+        assert!(!slots.release(1, old), "the old lease lost its slot");
     }
 
     #[test]
@@ -153,7 +159,7 @@ mod probes {
         let slots = ProbeSlots::new(1);
         let live = slots.claim_free(5, 0).expect("free");
         assert!(slots.claim_free(4, 0).is_none());
-        assert!(slots.release(live));
+        assert!(slots.release(5, live));
     }
 
     #[test]
@@ -165,12 +171,25 @@ mod probes {
             "not yet"
         );
         let new = slots.take_over_expired(1, 31_000, 30_000).expect("expired");
-        assert!(!slots.release(lost), "the lost probe frees nothing");
+        assert!(!slots.release(1, lost), "the lost probe frees nothing");
         assert!(
             slots.take_over_expired(1, 31_000, 30_000).is_none(),
             "the new lease is fresh"
         );
-        assert!(slots.release(new));
+        assert!(slots.release(1, new));
+    }
+
+    #[test]
+    fn a_straggling_claimer_cannot_make_a_live_probe_look_old() {
+        let slots = ProbeSlots::new(1);
+        let live = slots.claim_free(1, 50_000).expect("free");
+        // A claimer that read the clock long ago loses the race but writes its time.
+        assert!(slots.claim_free(1, 1_000).is_none());
+        assert!(
+            slots.take_over_expired(1, 60_000, 30_000).is_none(),
+            "admitted at 50 s, not 1 s"
+        );
+        assert!(slots.release(1, live));
     }
 
     #[test]
@@ -179,9 +198,37 @@ mod probes {
         let young = slots.claim_free(1, 50).expect("free");
         let old = slots.claim_free(1, 10).expect("free");
         assert!(slots.release_oldest(1));
-        assert!(!slots.release(old));
-        assert!(slots.release(young));
+        assert!(!slots.release(1, old));
+        assert!(slots.release(1, young));
         assert!(!slots.release_oldest(1));
+    }
+}
+
+mod permit {
+    use super::super::permit::PermitKind;
+    use super::super::probes::Lease;
+    use super::state::GENERATION_MASK;
+
+    #[test]
+    fn tokens_round_trip() {
+        let kinds = [
+            PermitKind::Closed { count_calls: false },
+            PermitKind::Closed { count_calls: true },
+            PermitKind::Stale,
+            PermitKind::Probe(Lease { slot: 0, ticket: 0 }),
+            PermitKind::Probe(Lease {
+                slot: 1022,
+                ticket: (1 << 17) - 1,
+            }),
+        ];
+        for generation in [0, 1, 12_345, GENERATION_MASK] {
+            for kind in kinds {
+                assert_eq!(
+                    PermitKind::decode(kind.encode(generation)),
+                    (generation, kind)
+                );
+            }
+        }
     }
 }
 
@@ -246,11 +293,4 @@ mod timing {
         assert!(timing.rate_trips(2, 4));
         assert!(!timing.rate_trips(1, 4));
     }
-}
-
-#[test]
-fn open_times_are_tagged_with_their_generation() {
-    assert_eq!(untag(tagged(7, 1234), 7), Some(1234));
-    assert_eq!(untag(tagged(7, 1234), 8), None);
-    assert_eq!(untag(0, 0), None, "never published reads as unpublished");
 }
