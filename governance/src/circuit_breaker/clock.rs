@@ -98,8 +98,13 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         // Ordering: Release pairs with the Acquire in `now`: a breaker that reads the new
-        // time also sees what the test did before advancing it.
-        self.nanos.fetch_add(by, Ordering::Release);
+        // time also sees what the test did before advancing it. Saturates rather than
+        // wrapping, so time never goes backwards.
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |t| {
+                Some(t.saturating_add(by))
+            });
     }
 }
 

@@ -271,7 +271,7 @@ impl CircuitBreaker {
             if self.load().generation() != generation {
                 return Permit::new(self, generation, PermitKind::Stale);
             }
-            std::hint::spin_loop();
+            crate::sync::spin_loop();
         }
     }
 
@@ -523,7 +523,9 @@ impl CircuitBreaker {
             let opened = self
                 .open_deadline(word)
                 .map_or(now, |until| until.saturating_sub(self.open_nanos(word)));
-            self.clock.wall_now() - Duration::from_nanos(now.saturating_sub(opened))
+            let wall = self.clock.wall_now();
+            wall.checked_sub(Duration::from_nanos(now.saturating_sub(opened)))
+                .unwrap_or(wall)
         });
         CircuitBreakerSnapshot {
             state: word.state(),
