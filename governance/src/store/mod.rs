@@ -1,0 +1,627 @@
+//! `GovStore`: the treasury's durable state on sled.
+//!
+//! One tree per record kind, plus the indexes that keep a tick off history:
+//!
+//! | tree            | key                      | value                                   |
+//! |-----------------|--------------------------|-----------------------------------------|
+//! | `disbursements` | id                       | `Disbursement` (JSON)                   |
+//! | `dependents`    | id                       | ids still waiting for it (JSON)         |
+//! | `scheduled`     | (activation epoch, id)   | empty: queued, dependencies executed    |
+//! | `ready`         | id                       | empty: scheduled and its epoch reached  |
+//! | `intents`       | nonce                    | `Intent` (JSON): staged or submitted    |
+//! | `external_keys` | key                      | id                                      |
+//! | `meta`          | name                     | counters and snapshots                  |
+//! | `audit`         | sequence                 | `AuditRecord` (JSON)                    |
+//!
+//! Integers are big-endian so that sled orders them. Every change that touches more
+//! than one record is one sled transaction. A record that does not decode is a
+//! [`StoreError::Corrupt`] naming its tree and key, never a panic.
+
+mod codec;
+mod error;
+mod records;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::circuit_breaker::CircuitBreakerSnapshot;
+use crate::treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};
+
+use codec::{decode, decode_u64, encode, key_pair, key_u64, pair_key, show_key, u64_key};
+pub use error::StoreError;
+pub use records::{AuditRecord, Backlog, ExecutorSnapshot, Intent};
+
+const DISBURSEMENTS: &str = "disbursements";
+const DEPENDENTS: &str = "dependents";
+const SCHEDULED: &str = "scheduled";
+const READY: &str = "ready";
+const INTENTS: &str = "intents";
+const EXTERNAL_KEYS: &str = "external_keys";
+const META: &str = "meta";
+const AUDIT: &str = "audit";
+
+const NEXT_ID: &[u8] = b"next_id";
+const NEXT_NONCE: &[u8] = b"next_nonce";
+const NEXT_AUDIT: &[u8] = b"next_audit";
+const BREAKER: &[u8] = b"breaker";
+const EXECUTOR: &[u8] = b"executor";
+
+/// The outcome of [`GovStore::queue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// The disbursement, new or (for a repeated external key) the existing one.
+    pub disbursement: Disbursement,
+    /// `false` when the external key was already queued.
+    pub created: bool,
+}
+
+/// Why [`GovStore::queue`] or [`GovStore::cancel`] did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The request is invalid; nothing was stored.
+    #[error(transparent)]
+    Invalid(#[from] QueueError),
+    /// No disbursement has this id.
+    #[error("disbursement {0} not found")]
+    NotFound(DisbursementId),
+    /// The disbursement is past the point where it can be cancelled.
+    #[error("disbursement {id} is {status} and can no longer be cancelled")]
+    NotCancellable {
+        /// Its id.
+        id: DisbursementId,
+        /// Its status's name.
+        status: &'static str,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(error: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(error))
+}
+
+fn tx_get<T: DeserializeOwned>(tree: &TransactionalTree, name: &'static str, key: &[u8]) -> TxResult<Option<T>> {
+    match tree.get(key)? {
+        Some(bytes) => decode(name, key, &bytes).map(Some).or_else(abort),
+        None => Ok(None),
+    }
+}
+
+fn tx_need<T: DeserializeOwned>(tree: &TransactionalTree, name: &'static str, key: &[u8]) -> TxResult<T> {
+    match tx_get(tree, name, key)? {
+        Some(value) => Ok(value),
+        None => abort(StoreError::Missing {
+            tree: name,
+            key: show_key(key),
+        }),
+    }
+}
+
+fn tx_put<T: Serialize>(tree: &TransactionalTree, key: &[u8], value: &T) -> TxResult<()> {
+    tree.insert(key, encode(value))?;
+    Ok(())
+}
+
+fn tx_counter(tree: &TransactionalTree, key: &'static [u8]) -> TxResult<Option<u64>> {
+    match tree.get(key)? {
+        Some(bytes) => decode_u64(META, key, &bytes).map(Some).or_else(abort),
+        None => Ok(None),
+    }
+}
+
+fn flatten<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    result.map_err(|error| match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(error) => error.into(),
+    })
+}
+
+/// The treasury's store. Cheap to share: sled handles are reference-counted.
+#[derive(Debug, Clone)]
+pub struct GovStore {
+    db: sled::Db,
+    disbursements: sled::Tree,
+    dependents: sled::Tree,
+    scheduled: sled::Tree,
+    ready: sled::Tree,
+    intents: sled::Tree,
+    external_keys: sled::Tree,
+    meta: sled::Tree,
+    audit: sled::Tree,
+}
+
+impl GovStore {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<GovStore, StoreError> {
+        Self::with_db(sled::Config::new().path(path).open()?)
+    }
+
+    /// A store that lives in a temporary directory and vanishes when dropped.
+    pub fn open_temporary() -> Result<GovStore, StoreError> {
+        Self::with_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn with_db(db: sled::Db) -> Result<GovStore, StoreError> {
+        Ok(GovStore {
+            disbursements: db.open_tree(DISBURSEMENTS)?,
+            dependents: db.open_tree(DEPENDENTS)?,
+            scheduled: db.open_tree(SCHEDULED)?,
+            ready: db.open_tree(READY)?,
+            intents: db.open_tree(INTENTS)?,
+            external_keys: db.open_tree(EXTERNAL_KEYS)?,
+            meta: db.open_tree(META)?,
+            audit: db.open_tree(AUDIT)?,
+            db,
+        })
+    }
+
+    /// Makes every change so far durable (an fsync).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The raw tree named `name`, for tests that damage records on purpose.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn raw_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
+    // ----- disbursements ---------------------------------------------------------------
+
+    /// Queues a disbursement, allocating its id. Queueing an external key again returns
+    /// the first disbursement (`created: false`). Call [`flush`](Self::flush) before
+    /// acknowledging it to anyone.
+    pub fn queue(&self, new: &NewDisbursement, now_ms: u64) -> Result<Queued, RequestError> {
+        new.validate()?;
+        let trees = (&self.disbursements, &self.dependents, &self.scheduled, &self.external_keys, &self.meta);
+        let outcome = trees.transaction(|(disbursements, dependents, scheduled, external_keys, meta)| {
+            if let Some(key) = &new.external_key
+                && let Some(id) = external_keys.get(key.as_bytes())?
+            {
+                let id = decode_u64(EXTERNAL_KEYS, key.as_bytes(), &id).or_else(abort)?;
+                let existing = tx_need(disbursements, DISBURSEMENTS, &u64_key(id))?;
+                return Ok(Err(Queued {
+                    disbursement: existing,
+                    created: false,
+                }));
+            }
+            let mut waiting_for = vec![];
+            for &dep in &new.depends_on {
+                let Some(record) = tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(dep))? else {
+                    return Ok(Ok(Err(QueueError::UnknownDependency(dep))));
+                };
+                match record.status {
+                    DisbursementStatus::Executed { .. } => {}
+                    DisbursementStatus::Cancelled { .. } => return Ok(Ok(Err(QueueError::CancelledDependency(dep)))),
+                    _ => waiting_for.push(dep),
+                }
+            }
+            let id = tx_counter(meta, NEXT_ID)?.unwrap_or(0);
+            meta.insert(NEXT_ID, &u64_key(id + 1))?;
+            let disbursement = Disbursement {
+                id,
+                destination: new.destination.clone(),
+                amount: new.amount,
+                memo: new.memo.clone(),
+                activation_epoch: new.activation_epoch,
+                depends_on: new.depends_on.clone(),
+                external_key: new.external_key.clone(),
+                status: DisbursementStatus::Queued,
+                queued_at_ms: now_ms,
+            };
+            tx_put(disbursements, &u64_key(id), &disbursement)?;
+            for &dep in &waiting_for {
+                let mut list: Vec<DisbursementId> = tx_get(dependents, DEPENDENTS, &u64_key(dep))?.unwrap_or_default();
+                list.push(id);
+                tx_put(dependents, &u64_key(dep), &list)?;
+            }
+            if waiting_for.is_empty() {
+                scheduled.insert(&pair_key(new.activation_epoch, id), &[])?;
+            }
+            if let Some(key) = &new.external_key {
+                external_keys.insert(key.as_bytes(), &u64_key(id))?;
+            }
+            Ok(Ok(Ok(disbursement)))
+        });
+        match flatten(outcome)? {
+            Err(existing) => Ok(existing),
+            Ok(Err(invalid)) => Err(RequestError::Invalid(invalid)),
+            Ok(Ok(disbursement)) => Ok(Queued {
+                disbursement,
+                created: true,
+            }),
+        }
+    }
+
+    /// The disbursement with this id.
+    pub fn get(&self, id: DisbursementId) -> Result<Option<Disbursement>, StoreError> {
+        let key = u64_key(id);
+        match self.disbursements.get(key)? {
+            Some(bytes) => decode(DISBURSEMENTS, &key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` disbursements with ids after `after`, in id order.
+    pub fn list(&self, after: Option<DisbursementId>, limit: usize) -> Result<Vec<Disbursement>, StoreError> {
+        let start = after.map_or(0, |id| id.saturating_add(1));
+        self.disbursements
+            .range(u64_key(start)..)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(DISBURSEMENTS, &key, &value)
+            })
+            .collect()
+    }
+
+    /// An operator's cancel. Only a queued disbursement can be cancelled: once staged, a
+    /// signed transaction may already be on its way. Its dependents are cancelled too.
+    pub fn cancel(&self, id: DisbursementId, reason: &str) -> Result<Disbursement, RequestError> {
+        let trees = (&self.disbursements, &self.dependents, &self.scheduled, &self.ready);
+        let outcome = trees.transaction(|(disbursements, dependents, scheduled, ready)| {
+            let Some(record) = tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(id))? else {
+                return Ok(Err(RequestError::NotFound(id)));
+            };
+            if record.status != DisbursementStatus::Queued {
+                return Ok(Err(RequestError::NotCancellable {
+                    id,
+                    status: record.status.name(),
+                }));
+            }
+            let cancelled = cancel_cascade(disbursements, dependents, scheduled, ready, id, reason.to_owned())?;
+            Ok(Ok(cancelled))
+        });
+        flatten(outcome)?
+    }
+
+    // ----- the executor's steps --------------------------------------------------------
+
+    /// Moves scheduled disbursements whose activation epoch has come to `ready`.
+    /// Returns how many moved.
+    pub(crate) fn activate(&self, epoch: u64) -> Result<usize, StoreError> {
+        let due: Vec<(u64, u64)> = self
+            .scheduled
+            .range(..pair_key(epoch.saturating_add(1), 0))
+            .keys()
+            .map(|key| key_pair(SCHEDULED, &key?))
+            .collect::<Result<_, _>>()?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let outcome = (&self.scheduled, &self.ready).transaction(|(scheduled, ready)| {
+            for &(at, id) in &due {
+                scheduled.remove(&pair_key(at, id))?;
+                ready.insert(&u64_key(id), &[])?;
+            }
+            Ok(())
+        });
+        flatten(outcome)?;
+        Ok(due.len())
+    }
+
+    /// Up to `limit` ready disbursements, lowest id first.
+    pub(crate) fn ready(&self, limit: usize) -> Result<Vec<Disbursement>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for key in self.ready.iter().keys().take(limit) {
+            let id = key_u64(READY, &key?)?;
+            match self.get(id)? {
+                Some(record) => out.push(record),
+                None => {
+                    return Err(StoreError::Missing {
+                        tree: DISBURSEMENTS,
+                        key: id.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every staged or submitted intent, lowest nonce first.
+    pub(crate) fn intents(&self) -> Result<Vec<Intent>, StoreError> {
+        self.intents
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(INTENTS, &key, &value)
+            })
+            .collect()
+    }
+
+    /// The next nonce to sign with, once known.
+    pub(crate) fn next_nonce(&self) -> Result<Option<u64>, StoreError> {
+        match self.meta.get(NEXT_NONCE)? {
+            Some(bytes) => decode_u64(META, NEXT_NONCE, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets the next nonce (from the ledger, when the store has none).
+    pub(crate) fn set_next_nonce(&self, nonce: u64) -> Result<(), StoreError> {
+        self.meta.insert(NEXT_NONCE, &u64_key(nonce))?;
+        Ok(())
+    }
+
+    /// Stages signed intents in one transaction: each disbursement (ready, queued) becomes
+    /// Staged, its intent is stored, and the next nonce moves past them. The caller
+    /// flushes before anything reaches the ledger.
+    pub(crate) fn stage(&self, intents: &[Intent], next_nonce: u64) -> Result<(), StoreError> {
+        let trees = (&self.disbursements, &self.ready, &self.intents, &self.meta);
+        let outcome = trees.transaction(|(disbursements, ready, stored, meta)| {
+            for intent in intents {
+                let key = u64_key(intent.id);
+                let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+                if record.status != DisbursementStatus::Queued || ready.remove(&key)?.is_none() {
+                    return abort(StoreError::Corrupt {
+                        tree: DISBURSEMENTS,
+                        key: intent.id.to_string(),
+                        reason: format!("staging a disbursement that is {} and not ready", record.status.name()),
+                    });
+                }
+                record.status = DisbursementStatus::Staged {
+                    nonce: intent.nonce,
+                    tx_hash: intent.tx.tx_hash.clone(),
+                };
+                tx_put(disbursements, &key, &record)?;
+                tx_put(stored, &u64_key(intent.nonce), intent)?;
+            }
+            meta.insert(NEXT_NONCE, &u64_key(next_nonce))?;
+            Ok(())
+        });
+        flatten(outcome)
+    }
+
+    /// The ledger accepted the intent with `nonce`.
+    pub(crate) fn mark_submitted(&self, nonce: u64) -> Result<(), StoreError> {
+        let outcome = (&self.disbursements, &self.intents).transaction(|(disbursements, intents)| {
+            let mut intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+            let key = u64_key(intent.id);
+            let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+            intent.submitted = true;
+            record.status = DisbursementStatus::Submitted {
+                nonce,
+                tx_hash: intent.tx.tx_hash.clone(),
+            };
+            tx_put(intents, &u64_key(nonce), &intent)?;
+            tx_put(disbursements, &key, &record)?;
+            Ok(())
+        });
+        flatten(outcome)
+    }
+
+    /// The intent with `nonce` is in `block`: its disbursement is Executed, the intent is
+    /// dropped, and dependents whose dependencies are now all executed are scheduled.
+    pub(crate) fn mark_executed(&self, nonce: u64, block: u64) -> Result<Disbursement, StoreError> {
+        let trees = (&self.disbursements, &self.dependents, &self.scheduled, &self.intents);
+        let outcome = trees.transaction(|(disbursements, dependents, scheduled, intents)| {
+            let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+            intents.remove(&u64_key(nonce))?;
+            let key = u64_key(intent.id);
+            let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+            record.status = DisbursementStatus::Executed {
+                tx_hash: intent.tx.tx_hash.clone(),
+                block,
+            };
+            tx_put(disbursements, &key, &record)?;
+            let waiting: Vec<DisbursementId> = tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
+            dependents.remove(&key)?;
+            for dependent in waiting {
+                let child: Disbursement = tx_need(disbursements, DISBURSEMENTS, &u64_key(dependent))?;
+                if child.status != DisbursementStatus::Queued {
+                    continue;
+                }
+                let mut all_executed = true;
+                for dep in &child.depends_on {
+                    let parent: Disbursement = tx_need(disbursements, DISBURSEMENTS, &u64_key(*dep))?;
+                    all_executed &= matches!(parent.status, DisbursementStatus::Executed { .. });
+                }
+                if all_executed {
+                    scheduled.insert(&pair_key(child.activation_epoch, dependent), &[])?;
+                }
+            }
+            Ok(record)
+        });
+        flatten(outcome)
+    }
+
+    /// The ledger refused the intent with `nonce` for a business reason. Its disbursement
+    /// (and its dependents) are cancelled, and every later intent, none of which can
+    /// have reached the ledger (submission stops at the first unaccepted intent), goes
+    /// back to ready, so that the nonce is reused and no gap is left.
+    pub(crate) fn cancel_intent(&self, nonce: u64, reason: &str) -> Result<Disbursement, StoreError> {
+        let later = self.later_intents(nonce)?;
+        let trees = (&self.disbursements, &self.dependents, &self.scheduled, &self.ready, &self.intents, &self.meta);
+        let outcome = trees.transaction(|(disbursements, dependents, scheduled, ready, intents, meta)| {
+            let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+            intents.remove(&u64_key(nonce))?;
+            let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &u64_key(intent.id))?;
+            record.status = DisbursementStatus::Queued; // so that the cascade treats it as cancellable
+            tx_put(disbursements, &u64_key(intent.id), &record)?;
+            let cancelled = cancel_cascade(disbursements, dependents, scheduled, ready, intent.id, reason.to_owned())?;
+            unstage(disbursements, ready, intents, &later)?;
+            meta.insert(NEXT_NONCE, &u64_key(nonce))?;
+            Ok(cancelled)
+        });
+        flatten(outcome)
+    }
+
+    /// Returns the intent with `nonce` and every later one to ready, and rewinds the next
+    /// nonce to `next_nonce`: for an intent the ledger says is stale ("nonce too low")
+    /// but does not know by hash, so it was never paid and must be signed afresh.
+    pub(crate) fn unstage_from(&self, nonce: u64, next_nonce: u64) -> Result<(), StoreError> {
+        let mut all = vec![nonce];
+        all.extend(self.later_intents(nonce)?);
+        let trees = (&self.disbursements, &self.ready, &self.intents, &self.meta);
+        let outcome = trees.transaction(|(disbursements, ready, intents, meta)| {
+            unstage(disbursements, ready, intents, &all)?;
+            meta.insert(NEXT_NONCE, &u64_key(next_nonce))?;
+            Ok(())
+        });
+        flatten(outcome)
+    }
+
+    fn later_intents(&self, nonce: u64) -> Result<Vec<u64>, StoreError> {
+        self.intents
+            .range(u64_key(nonce.saturating_add(1))..)
+            .keys()
+            .map(|key| key_u64(INTENTS, &key?))
+            .collect()
+    }
+
+    // ----- snapshots, audit, backlog ---------------------------------------------------
+
+    /// The persisted breaker snapshot, if any.
+    pub fn breaker_snapshot(&self) -> Result<Option<CircuitBreakerSnapshot>, StoreError> {
+        self.meta_record(BREAKER)
+    }
+
+    /// Persists the breaker snapshot.
+    pub fn save_breaker_snapshot(&self, snapshot: &CircuitBreakerSnapshot) -> Result<(), StoreError> {
+        self.meta.insert(BREAKER, encode(snapshot))?;
+        Ok(())
+    }
+
+    /// The persisted executor snapshot, if any.
+    pub fn executor_snapshot(&self) -> Result<Option<ExecutorSnapshot>, StoreError> {
+        self.meta_record(EXECUTOR)
+    }
+
+    /// Persists the executor snapshot.
+    pub fn save_executor_snapshot(&self, snapshot: &ExecutorSnapshot) -> Result<(), StoreError> {
+        self.meta.insert(EXECUTOR, encode(snapshot))?;
+        Ok(())
+    }
+
+    fn meta_record<T: DeserializeOwned>(&self, key: &'static [u8]) -> Result<Option<T>, StoreError> {
+        match self.meta.get(key)? {
+            Some(bytes) => decode(META, key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Appends an operator action to the audit log and flushes it.
+    pub fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        reason: &str,
+        detail: &str,
+        at_ms: u64,
+    ) -> Result<AuditRecord, StoreError> {
+        let outcome = (&self.audit, &self.meta).transaction(|(audit, meta)| {
+            let seq = tx_counter(meta, NEXT_AUDIT)?.unwrap_or(0);
+            meta.insert(NEXT_AUDIT, &u64_key(seq + 1))?;
+            let record = AuditRecord {
+                seq,
+                at_ms,
+                actor: actor.to_owned(),
+                action: action.to_owned(),
+                reason: reason.to_owned(),
+                detail: detail.to_owned(),
+            };
+            tx_put(audit, &u64_key(seq), &record)?;
+            Ok(record)
+        });
+        let record = flatten(outcome)?;
+        self.flush()?;
+        Ok(record)
+    }
+
+    /// Up to `limit` audit records after sequence number `after`, oldest first.
+    pub fn audit(&self, after: Option<u64>, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let start = after.map_or(0, |seq| seq.saturating_add(1));
+        self.audit
+            .range(u64_key(start)..)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(AUDIT, &key, &value)
+            })
+            .collect()
+    }
+
+    /// How much work is waiting. Counts the indexes, never the history.
+    pub fn backlog(&self) -> Result<Backlog, StoreError> {
+        let mut backlog = Backlog {
+            scheduled: self.scheduled.len() as u64,
+            ready: self.ready.len() as u64,
+            ..Backlog::default()
+        };
+        for intent in self.intents()? {
+            if intent.submitted {
+                backlog.submitted += 1;
+            } else {
+                backlog.staged += 1;
+            }
+        }
+        Ok(backlog)
+    }
+}
+
+/// Cancels `id` (queued) and, transitively, every disbursement waiting for it.
+fn cancel_cascade(
+    disbursements: &TransactionalTree,
+    dependents: &TransactionalTree,
+    scheduled: &TransactionalTree,
+    ready: &TransactionalTree,
+    id: DisbursementId,
+    reason: String,
+) -> TxResult<Disbursement> {
+    let mut first = None;
+    let mut stack = vec![(id, reason)];
+    while let Some((id, reason)) = stack.pop() {
+        let key = u64_key(id);
+        let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+        if record.status != DisbursementStatus::Queued {
+            continue;
+        }
+        scheduled.remove(&pair_key(record.activation_epoch, id))?;
+        ready.remove(&key)?;
+        record.status = DisbursementStatus::Cancelled { reason };
+        tx_put(disbursements, &key, &record)?;
+        let waiting: Vec<DisbursementId> = tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
+        dependents.remove(&key)?;
+        stack.extend(waiting.into_iter().map(|child| (child, format!("dependency {id} was cancelled"))));
+        first.get_or_insert(record);
+    }
+    match first {
+        Some(record) => Ok(record),
+        None => abort(StoreError::Missing {
+            tree: DISBURSEMENTS,
+            key: id.to_string(),
+        }),
+    }
+}
+
+/// Drops the intents with these nonces and returns their disbursements to ready.
+fn unstage(
+    disbursements: &TransactionalTree,
+    ready: &TransactionalTree,
+    intents: &TransactionalTree,
+    nonces: &[u64],
+) -> TxResult<()> {
+    for &nonce in nonces {
+        let Some(intent) = tx_get::<Intent>(intents, INTENTS, &u64_key(nonce))? else {
+            continue;
+        };
+        intents.remove(&u64_key(nonce))?;
+        let key = u64_key(intent.id);
+        let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+        record.status = DisbursementStatus::Queued;
+        tx_put(disbursements, &key, &record)?;
+        ready.insert(&key, &[])?;
+    }
+    Ok(())
+}

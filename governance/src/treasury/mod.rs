@@ -1,0 +1,176 @@
+//! The treasury model: disbursements, their lifecycle, and what a valid one is.
+//!
+//! ```text
+//! Queued ──▶ Staged ──▶ Submitted ──▶ Executed
+//!   │          │
+//!   └──────────┴──▶ Cancelled (reason)
+//! ```
+//!
+//! Queued: approved, waiting for its activation epoch and its dependencies. Staged: a
+//! signed intent (nonce, tx hash, bytes) is durably stored and may be submitted. Submitted:
+//! the ledger accepted it. Executed: included in a block. Cancelled: a business failure or
+//! an operator's cancel, before the ledger accepted it; a disbursement whose dependency is
+//! cancelled is cancelled too.
+
+mod error;
+
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::QueueError;
+
+/// The longest memo a disbursement may carry, in bytes.
+pub const MAX_MEMO_BYTES: usize = 8 * 1024;
+/// The longest destination string accepted (an address in any ledger's text form).
+pub const MAX_DESTINATION_BYTES: usize = 256;
+/// The longest external key accepted.
+pub const MAX_EXTERNAL_KEY_BYTES: usize = 256;
+/// The most dependencies one disbursement may name.
+pub const MAX_DEPENDENCIES: usize = 64;
+
+/// Identifies a disbursement; allocated in increasing order, so a dependency (which must
+/// already exist) always has a smaller id and cycles are impossible.
+pub type DisbursementId = u64;
+
+/// A request to pay, as governance approved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDisbursement {
+    /// Where the money goes, in the ledger's address format.
+    pub destination: String,
+    /// How much, in the ledger's smallest unit. Must be positive.
+    pub amount: u128,
+    /// Free text for the record (at most 8 KiB).
+    #[serde(default)]
+    pub memo: String,
+    /// The first epoch at which it may be paid (its timelock).
+    #[serde(default)]
+    pub activation_epoch: u64,
+    /// Disbursements that must be executed first.
+    #[serde(default)]
+    pub depends_on: Vec<DisbursementId>,
+    /// Queueing the same key twice returns the first disbursement instead of a second.
+    #[serde(default)]
+    pub external_key: Option<String>,
+}
+
+/// A disbursement as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disbursement {
+    /// Its id.
+    pub id: DisbursementId,
+    /// Where the money goes.
+    pub destination: String,
+    /// How much.
+    pub amount: u128,
+    /// Free text.
+    pub memo: String,
+    /// The first epoch at which it may be paid.
+    pub activation_epoch: u64,
+    /// Disbursements that must be executed first.
+    pub depends_on: Vec<DisbursementId>,
+    /// The idempotency key it was queued with, if any.
+    pub external_key: Option<String>,
+    /// Where it is in its lifecycle.
+    pub status: DisbursementStatus,
+    /// When it was queued (Unix milliseconds).
+    pub queued_at_ms: u64,
+}
+
+/// Where a disbursement is in its lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DisbursementStatus {
+    /// Approved; waiting for its epoch, its dependencies or the executor.
+    Queued,
+    /// A signed intent is stored durably and may be submitted.
+    Staged {
+        /// The nonce the transaction was signed with.
+        nonce: u64,
+        /// The signed transaction's hash.
+        tx_hash: String,
+    },
+    /// The ledger accepted the transaction.
+    Submitted {
+        /// The nonce.
+        nonce: u64,
+        /// The transaction's hash.
+        tx_hash: String,
+    },
+    /// Included in a block: paid.
+    Executed {
+        /// The transaction's hash.
+        tx_hash: String,
+        /// The block that included it.
+        block: u64,
+    },
+    /// Will never be paid.
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl DisbursementStatus {
+    /// The status's name: `queued`, `staged`, `submitted`, `executed`, `cancelled`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Staged { .. } => "staged",
+            Self::Submitted { .. } => "submitted",
+            Self::Executed { .. } => "executed",
+            Self::Cancelled { .. } => "cancelled",
+        }
+    }
+
+    /// Executed or cancelled: nothing more will happen to it.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Executed { .. } | Self::Cancelled { .. })
+    }
+}
+
+impl NewDisbursement {
+    /// Checks what can be checked without the store: amount, memo, destination, key and
+    /// the shape of the dependency list. (That dependencies exist is the store's check.)
+    pub fn validate(&self) -> Result<(), QueueError> {
+        if self.amount == 0 {
+            return Err(QueueError::ZeroAmount);
+        }
+        if self.destination.trim().is_empty() {
+            return Err(QueueError::EmptyDestination);
+        }
+        if self.destination.len() > MAX_DESTINATION_BYTES {
+            return Err(QueueError::DestinationTooLong {
+                len: self.destination.len(),
+                max: MAX_DESTINATION_BYTES,
+            });
+        }
+        if self.memo.len() > MAX_MEMO_BYTES {
+            return Err(QueueError::MemoTooLong {
+                len: self.memo.len(),
+                max: MAX_MEMO_BYTES,
+            });
+        }
+        if let Some(key) = &self.external_key
+            && (key.is_empty() || key.len() > MAX_EXTERNAL_KEY_BYTES)
+        {
+            return Err(QueueError::InvalidExternalKey {
+                len: key.len(),
+                max: MAX_EXTERNAL_KEY_BYTES,
+            });
+        }
+        if self.depends_on.len() > MAX_DEPENDENCIES {
+            return Err(QueueError::TooManyDependencies {
+                count: self.depends_on.len(),
+                max: MAX_DEPENDENCIES,
+            });
+        }
+        let mut seen = self.depends_on.clone();
+        seen.sort_unstable();
+        if let Some(pair) = seen.windows(2).find(|w| w[0] == w[1]) {
+            return Err(QueueError::DuplicateDependency(pair[0]));
+        }
+        Ok(())
+    }
+}
