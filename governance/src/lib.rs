@@ -13,13 +13,16 @@ pub mod testing;
 pub mod treasury;
 
 pub use circuit_breaker::{
-    CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigError, CircuitBreakerSnapshot, CircuitState, Clock,
-    FailureRatePolicy, InvalidCircuitState, ListenerAlreadySet, ManualClock, MonotonicClock, Outcome, Permit,
-    RejectReason, Rejected, Transition, TransitionCause, TransitionListener,
+    CircuitBreaker, CircuitBreakerConfig, CircuitBreakerConfigError, CircuitBreakerSnapshot,
+    CircuitState, Clock, FailureRatePolicy, InvalidCircuitState, ListenerAlreadySet, ManualClock,
+    MonotonicClock, Outcome, Permit, RejectReason, Rejected, Transition, TransitionCause,
+    TransitionListener,
 };
 pub use executor::{
-    BreakerTelemetry, CrashPoint, Ledger, LedgerError, SignedTx, TickReport, TreasuryExecutor, TreasuryExecutorConfig,
-    TreasuryExecutorError, TxStatus,
+    BreakerTelemetry, CrashPoint, Ledger, LedgerError, SignedTx, TickReport, TreasuryExecutor,
+    TreasuryExecutorConfig, TreasuryExecutorError, TxStatus,
 };
-pub use store::{AuditRecord, Backlog, ExecutorSnapshot, GovStore, Intent, Queued, RequestError, StoreError};
+pub use store::{
+    AuditRecord, Backlog, ExecutorSnapshot, GovStore, Intent, Queued, RequestError, StoreError,
+};
 pub use treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};

@@ -89,7 +89,9 @@ impl ScriptedLedger {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A test that panicked while holding it has failed already; carry on with the data.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues faults for the next submissions, in order.
@@ -196,7 +198,8 @@ impl Ledger for ScriptedLedger {
         if let Some(error) = &state.down {
             return Err(error.clone());
         }
-        let body: Body = serde_json::from_slice(&tx.bytes).map_err(|e| LedgerError::Rejected(e.to_string()))?;
+        let body: Body =
+            serde_json::from_slice(&tx.bytes).map_err(|e| LedgerError::Rejected(e.to_string()))?;
         if state.included.contains_key(&tx.tx_hash) {
             return Err(LedgerError::AlreadyKnown);
         }

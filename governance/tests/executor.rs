@@ -9,8 +9,9 @@ mod executor {
 
     use governance::testing::{Fault, ScriptedLedger};
     use governance::{
-        CircuitBreaker, CircuitBreakerConfig, CircuitState, CrashPoint, DisbursementId, DisbursementStatus, GovStore,
-        LedgerError, ManualClock, NewDisbursement, TreasuryExecutor, TreasuryExecutorConfig, TreasuryExecutorError,
+        CircuitBreaker, CircuitBreakerConfig, CircuitState, CrashPoint, DisbursementId,
+        DisbursementStatus, GovStore, LedgerError, ManualClock, NewDisbursement, TreasuryExecutor,
+        TreasuryExecutorConfig, TreasuryExecutorError,
     };
     use tempfile::TempDir;
 
@@ -29,12 +30,21 @@ mod executor {
         build(dir, ManualClock::new(), ledger, batch)
     }
 
-    fn build(dir: TempDir, clock: ManualClock, ledger: Arc<ScriptedLedger>, batch: usize) -> Harness {
+    fn build(
+        dir: TempDir,
+        clock: ManualClock,
+        ledger: Arc<ScriptedLedger>,
+        batch: usize,
+    ) -> Harness {
         let store = GovStore::open(dir.path().join("db")).expect("open store");
-        let breaker = Arc::new(CircuitBreaker::with_clock(CircuitBreakerConfig::default(), clock.clone()));
+        let breaker = Arc::new(CircuitBreaker::with_clock(
+            CircuitBreakerConfig::default(),
+            clock.clone(),
+        ));
         let mut config = TreasuryExecutorConfig::new("test", Arc::clone(&breaker));
         config.batch_size = batch;
-        let executor = TreasuryExecutor::new(config, store, Arc::clone(&ledger) as _).expect("executor");
+        let executor =
+            TreasuryExecutor::new(config, store, Arc::clone(&ledger) as _).expect("executor");
         Harness {
             dir,
             clock,
@@ -110,12 +120,23 @@ mod executor {
                 by_id.entry(payment.id).or_default().push(payment.amount);
             }
             for &(id, amount) in expected {
-                assert_eq!(by_id.get(&id), Some(&vec![amount]), "disbursement {id} paid exactly once");
-                assert!(matches!(self.status(id), DisbursementStatus::Executed { .. }), "{id} executed");
+                assert_eq!(
+                    by_id.get(&id),
+                    Some(&vec![amount]),
+                    "disbursement {id} paid exactly once"
+                );
+                assert!(
+                    matches!(self.status(id), DisbursementStatus::Executed { .. }),
+                    "{id} executed"
+                );
             }
             assert_eq!(payments.len(), expected.len(), "no other payment");
             let nonces: Vec<u64> = payments.iter().map(|p| p.nonce).collect();
-            assert_eq!(nonces, (0..payments.len() as u64).collect::<Vec<_>>(), "gapless, unique nonces");
+            assert_eq!(
+                nonces,
+                (0..payments.len() as u64).collect::<Vec<_>>(),
+                "gapless, unique nonces"
+            );
         }
     }
 
@@ -136,8 +157,17 @@ mod executor {
             let report = h.tick();
             assert_eq!(report.submission_failures, 1, "{error}");
             assert_eq!(h.breaker.failure_count(), 1, "{error} counts");
-            assert!(matches!(h.status(id), DisbursementStatus::Staged { .. }), "{error}: stays staged");
-            assert!(h.executor.snapshot().last_error.as_deref().is_some_and(|e| e.contains(&error.to_string())));
+            assert!(
+                matches!(h.status(id), DisbursementStatus::Staged { .. }),
+                "{error}: stays staged"
+            );
+            assert!(
+                h.executor
+                    .snapshot()
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains(&error.to_string()))
+            );
             h.drain();
             h.assert_paid_exactly_once(&[(id, 10)]);
         }
@@ -147,8 +177,14 @@ mod executor {
     fn business_refusals_cancel_and_the_executor_goes_on() {
         for (error, reason) in [
             (LedgerError::InsufficientBalance, "insufficient balance"),
-            (LedgerError::InvalidDestination("bob".into()), "invalid destination"),
-            (LedgerError::Rejected("gas".into()), "rejected by the ledger"),
+            (
+                LedgerError::InvalidDestination("bob".into()),
+                "invalid destination",
+            ),
+            (
+                LedgerError::Rejected("gas".into()),
+                "rejected by the ledger",
+            ),
         ] {
             let mut h = harness(10);
             let refused = h.queue("bob", 5);
@@ -156,7 +192,9 @@ mod executor {
             h.ledger.fail_next(1, error);
             h.tick();
             match h.status(refused) {
-                DisbursementStatus::Cancelled { reason: why } => assert!(why.contains(reason), "{why}"),
+                DisbursementStatus::Cancelled { reason: why } => {
+                    assert!(why.contains(reason), "{why}")
+                }
                 other => panic!("{other:?}"),
             }
             assert_eq!(h.breaker.failure_count(), 0, "business errors do not count");
@@ -171,10 +209,22 @@ mod executor {
         h.queue("alice", 1);
         h.ledger.fail_signing(Some("no key"));
         let error = h.executor.tick().expect_err("halts");
-        assert!(matches!(error, TreasuryExecutorError::Signing(_)), "{error}");
-        assert!(h.executor.snapshot().halted.as_deref().is_some_and(|r| r.contains("no key")));
+        assert!(
+            matches!(error, TreasuryExecutorError::Signing(_)),
+            "{error}"
+        );
+        assert!(
+            h.executor
+                .snapshot()
+                .halted
+                .as_deref()
+                .is_some_and(|r| r.contains("no key"))
+        );
         h.ledger.fail_signing(None);
-        assert!(matches!(h.executor.tick(), Err(TreasuryExecutorError::Halted(_))), "stays halted");
+        assert!(
+            matches!(h.executor.tick(), Err(TreasuryExecutorError::Halted(_))),
+            "stays halted"
+        );
         assert_eq!(h.breaker.failure_count(), 0);
         assert!(h.ledger.payments().is_empty());
     }
@@ -184,13 +234,19 @@ mod executor {
         // The ledger took it but the answer was lost; the retry says "already known".
         let mut h = harness(10);
         let id = h.queue("alice", 3);
-        h.ledger.push_faults([Fault::AcceptThenFail(LedgerError::Timeout)]);
+        h.ledger
+            .push_faults([Fault::AcceptThenFail(LedgerError::Timeout)]);
         h.tick();
         assert_eq!(h.breaker.failure_count(), 1, "the timeout itself counted");
-        h.ledger.push_faults([Fault::Fail(LedgerError::AlreadyKnown)]);
+        h.ledger
+            .push_faults([Fault::Fail(LedgerError::AlreadyKnown)]);
         h.drain();
         h.assert_paid_exactly_once(&[(id, 3)]);
-        assert_eq!(h.breaker.failure_count(), 1, "the ambiguous answer did not count");
+        assert_eq!(
+            h.breaker.failure_count(),
+            1,
+            "the ambiguous answer did not count"
+        );
 
         // "Nonce too low" for a transaction the ledger does not know: re-signed afresh.
         let mut h = harness(10);
@@ -201,7 +257,11 @@ mod executor {
         assert_eq!(h.breaker.failure_count(), 0);
         let payments = h.ledger.payments();
         assert_eq!(payments.len(), 1);
-        assert_eq!((payments[0].id, payments[0].nonce), (id, 1), "signed again with the ledger's nonce");
+        assert_eq!(
+            (payments[0].id, payments[0].nonce),
+            (id, 1),
+            "signed again with the ledger's nonce"
+        );
         assert!(matches!(h.status(id), DisbursementStatus::Executed { .. }));
     }
 
@@ -210,7 +270,9 @@ mod executor {
     #[test]
     fn the_breaker_stops_a_batch_mid_way_and_recovers() {
         let mut h = harness(10);
-        let ids: Vec<_> = (0..10).map(|i| h.queue(&format!("d{i}"), 100 + i)).collect();
+        let ids: Vec<_> = (0..10)
+            .map(|i| h.queue(&format!("d{i}"), 100 + i))
+            .collect();
         h.ledger.down(LedgerError::Timeout);
         let report = h.tick();
         assert_eq!(report.attempts, 5);
@@ -219,7 +281,11 @@ mod executor {
         assert_eq!(h.breaker.state(), CircuitState::Open);
 
         let report = h.tick();
-        assert_eq!((report.attempts, h.ledger.attempts()), (0, 5), "nothing while open");
+        assert_eq!(
+            (report.attempts, h.ledger.attempts()),
+            (0, 5),
+            "nothing while open"
+        );
 
         h.clock.advance(Duration::from_secs(60));
         let report = h.tick();
@@ -229,17 +295,29 @@ mod executor {
         h.clock.advance(Duration::from_secs(60));
         h.ledger.up();
         let report = h.tick();
-        assert_eq!(h.breaker.state(), CircuitState::Closed, "two probe successes closed it");
+        assert_eq!(
+            h.breaker.state(),
+            CircuitState::Closed,
+            "two probe successes closed it"
+        );
         assert_eq!(report.submitted, 10, "and the batch went on");
         h.drain();
-        let expected: Vec<_> = ids.iter().enumerate().map(|(i, &id)| (id, 100 + i as u128)).collect();
+        let expected: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, 100 + i as u128))
+            .collect();
         h.assert_paid_exactly_once(&expected);
     }
 
     /// Crash at every step boundary, restart from disk: each disbursement paid once.
     #[test]
     fn crashes_at_every_step_pay_exactly_once() {
-        for point in [CrashPoint::AfterStage, CrashPoint::AfterSubmit, CrashPoint::AfterRecord] {
+        for point in [
+            CrashPoint::AfterStage,
+            CrashPoint::AfterSubmit,
+            CrashPoint::AfterRecord,
+        ] {
             let mut h = harness(10);
             let ids: Vec<_> = (0..4).map(|i| h.queue(&format!("d{i}"), 10 + i)).collect();
             h.executor.crash_at(Some(point));
@@ -247,7 +325,11 @@ mod executor {
             assert_eq!(error, TreasuryExecutorError::Crashed(point));
             let mut h = h.restart();
             h.drain();
-            let expected: Vec<_> = ids.iter().enumerate().map(|(i, &id)| (id, 10 + i as u128)).collect();
+            let expected: Vec<_> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, &id)| (id, 10 + i as u128))
+                .collect();
             h.assert_paid_exactly_once(&expected);
         }
     }
@@ -262,8 +344,14 @@ mod executor {
         let fifth = h.queue("e", 50);
         h.ledger.set_balance(100);
         h.drain();
-        assert!(matches!(h.status(poor), DisbursementStatus::Cancelled { .. }));
-        assert!(matches!(h.status(fourth), DisbursementStatus::Cancelled { .. }));
+        assert!(matches!(
+            h.status(poor),
+            DisbursementStatus::Cancelled { .. }
+        ));
+        assert!(matches!(
+            h.status(fourth),
+            DisbursementStatus::Cancelled { .. }
+        ));
         h.assert_paid_exactly_once(&[(first, 10), (third, 30), (fifth, 50)]);
         assert_eq!(h.ledger.balance(), 10);
     }
@@ -281,7 +369,11 @@ mod executor {
             external_key: None,
         });
         h.tick(); // parent submitted (and included by this ledger)
-        assert_eq!(h.status(child), DisbursementStatus::Queued, "waits for the parent's execution");
+        assert_eq!(
+            h.status(child),
+            DisbursementStatus::Queued,
+            "waits for the parent's execution"
+        );
         h.drain();
         h.assert_paid_exactly_once(&[(parent, 1), (child, 2)]);
 
@@ -306,7 +398,9 @@ mod executor {
         h.drain();
         for id in [child, grandchild] {
             match h.status(id) {
-                DisbursementStatus::Cancelled { reason } => assert!(reason.contains("dependency"), "{reason}"),
+                DisbursementStatus::Cancelled { reason } => {
+                    assert!(reason.contains("dependency"), "{reason}")
+                }
                 other => panic!("{id}: {other:?}"),
             }
         }
@@ -359,7 +453,10 @@ mod executor {
         let new: Vec<_> = (0..10).map(|i| h.queue(&format!("n{i}"), 2)).collect();
         let report = h.tick();
         assert_eq!(report.submitted, 10, "all ten in the next tick");
-        assert!(matches!(h.status(new[9]), DisbursementStatus::Submitted { .. }));
+        assert!(matches!(
+            h.status(new[9]),
+            DisbursementStatus::Submitted { .. }
+        ));
     }
 
     #[test]
@@ -370,7 +467,84 @@ mod executor {
         h.tick();
         assert_eq!(h.breaker.state(), CircuitState::Open);
         let h = h.restart();
-        assert_eq!(h.breaker.state(), CircuitState::Open, "restored open from the store");
-        assert!(h.breaker.open_remaining().is_some_and(|left| left > Duration::ZERO));
+        assert_eq!(
+            h.breaker.state(),
+            CircuitState::Open,
+            "restored open from the store"
+        );
+        assert!(
+            h.breaker
+                .open_remaining()
+                .is_some_and(|left| left > Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn telemetry_hears_every_tick_and_every_transition() {
+        use std::sync::Mutex;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new();
+        let ledger = Arc::new(ScriptedLedger::default());
+        let store = GovStore::open(dir.path().join("db")).expect("store");
+        let breaker = Arc::new(CircuitBreaker::with_clock(
+            CircuitBreakerConfig::default(),
+            clock.clone(),
+        ));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let mut config = TreasuryExecutorConfig::new("test", Arc::clone(&breaker));
+        config.circuit_breaker_telemetry = Some(Arc::new(move |state, failures, successes| {
+            sink.lock()
+                .expect("sink")
+                .push((state, failures, successes));
+        }));
+        let mut executor =
+            TreasuryExecutor::new(config, store, Arc::clone(&ledger) as _).expect("executor");
+        executor
+            .store()
+            .queue(
+                &NewDisbursement {
+                    destination: "a".into(),
+                    amount: 1,
+                    memo: String::new(),
+                    activation_epoch: 0,
+                    depends_on: vec![],
+                    external_key: None,
+                },
+                0,
+            )
+            .expect("queue");
+        executor.tick().expect("tick");
+        assert_eq!(
+            *seen.lock().expect("seen"),
+            vec![(0, 0, 0)],
+            "after the tick"
+        );
+        seen.lock().expect("seen").clear();
+
+        ledger.down(LedgerError::Timeout);
+        executor
+            .store()
+            .queue(
+                &NewDisbursement {
+                    destination: "b".into(),
+                    amount: 1,
+                    memo: String::new(),
+                    activation_epoch: 0,
+                    depends_on: vec![],
+                    external_key: None,
+                },
+                0,
+            )
+            .expect("queue");
+        executor.tick().expect("tick");
+        let calls = seen.lock().expect("seen").clone();
+        assert_eq!(
+            calls.len(),
+            2,
+            "the trip, then the end of the tick: {calls:?}"
+        );
+        assert_eq!(calls[0].0, 1, "reported open at the transition");
+        assert_eq!(calls[1], (1, 0, 0), "and after the tick");
     }
 }

@@ -47,10 +47,12 @@ impl TreasuryExecutorError {
             | LedgerError::Http(_)
             | LedgerError::Malformed(_)
             | LedgerError::Other(_) => TreasuryExecutorError::Submission(error),
-            LedgerError::InsufficientBalance | LedgerError::InvalidDestination(_) | LedgerError::Rejected(_) => {
-                TreasuryExecutorError::Cancelled(error.to_string())
+            LedgerError::InsufficientBalance
+            | LedgerError::InvalidDestination(_)
+            | LedgerError::Rejected(_) => TreasuryExecutorError::Cancelled(error.to_string()),
+            LedgerError::AlreadyKnown | LedgerError::NonceTooLow => {
+                TreasuryExecutorError::Ambiguous(error)
             }
-            LedgerError::AlreadyKnown | LedgerError::NonceTooLow => TreasuryExecutorError::Ambiguous(error),
             LedgerError::Signing(reason) => TreasuryExecutorError::Signing(reason),
         }
     }
@@ -64,7 +66,9 @@ impl TreasuryExecutorError {
     pub fn halts(&self) -> bool {
         matches!(
             self,
-            TreasuryExecutorError::Storage(_) | TreasuryExecutorError::Signing(_) | TreasuryExecutorError::Halted(_)
+            TreasuryExecutorError::Storage(_)
+                | TreasuryExecutorError::Signing(_)
+                | TreasuryExecutorError::Halted(_)
         )
     }
 }

@@ -80,7 +80,10 @@ impl fmt::Debug for TreasuryExecutorConfig {
             .field("poll_interval", &self.poll_interval)
             .field("batch_size", &self.batch_size)
             .field("circuit_breaker", &self.circuit_breaker)
-            .field("circuit_breaker_telemetry", &self.circuit_breaker_telemetry.is_some())
+            .field(
+                "circuit_breaker_telemetry",
+                &self.circuit_breaker_telemetry.is_some(),
+            )
             .finish()
     }
 }
@@ -145,7 +148,11 @@ impl TreasuryExecutor {
     /// and the executor's counters (a halt is not restored: a restart is how an operator
     /// clears one, after fixing its cause). Installs the telemetry callback as the
     /// breaker's transition listener unless the breaker already has one.
-    pub fn new(config: TreasuryExecutorConfig, store: GovStore, ledger: Arc<dyn Ledger>) -> Result<Self, StoreError> {
+    pub fn new(
+        config: TreasuryExecutorConfig,
+        store: GovStore,
+        ledger: Arc<dyn Ledger>,
+    ) -> Result<Self, StoreError> {
         let breaker = &config.circuit_breaker;
         if let Some(snapshot) = store.breaker_snapshot()? {
             breaker.restore(&snapshot);
@@ -156,7 +163,11 @@ impl TreasuryExecutor {
             // Ignored if the node already listens: it then reports transitions itself.
             let _ = breaker.set_listener(move |transition| {
                 if let Some(breaker) = weak.upgrade() {
-                    telemetry(transition.to.as_u8(), breaker.failure_count(), breaker.success_count());
+                    telemetry(
+                        transition.to.as_u8(),
+                        breaker.failure_count(),
+                        breaker.success_count(),
+                    );
                 }
             });
         }
@@ -246,7 +257,11 @@ impl TreasuryExecutor {
     fn report_telemetry(&self) {
         if let Some(telemetry) = &self.config.circuit_breaker_telemetry {
             let breaker = &self.config.circuit_breaker;
-            telemetry(breaker.state().as_u8(), breaker.failure_count(), breaker.success_count());
+            telemetry(
+                breaker.state().as_u8(),
+                breaker.failure_count(),
+                breaker.success_count(),
+            );
         }
     }
 
@@ -273,7 +288,9 @@ impl TreasuryExecutor {
         let mut next_nonce = match self.store.next_nonce()? {
             Some(nonce) => nonce,
             None => {
-                let nonce = ledger.next_nonce().map_err(TreasuryExecutorError::classify)?;
+                let nonce = ledger
+                    .next_nonce()
+                    .map_err(TreasuryExecutorError::classify)?;
                 self.store.set_next_nonce(nonce)?;
                 nonce
             }
@@ -309,7 +326,9 @@ impl TreasuryExecutor {
         }
 
         // 2. Disbursements whose time has come.
-        report.epoch = ledger.current_epoch().map_err(TreasuryExecutorError::classify)?;
+        report.epoch = ledger
+            .current_epoch()
+            .map_err(TreasuryExecutorError::classify)?;
         report.activated = self.store.activate(report.epoch)?;
 
         // 3. Stage the ready ones and submit them, within the batch's attempts.
@@ -341,7 +360,8 @@ impl TreasuryExecutor {
                         submitted: false,
                     });
                 }
-                self.store.stage(&intents, next_nonce + intents.len() as u64)?;
+                self.store
+                    .stage(&intents, next_nonce + intents.len() as u64)?;
                 self.store.flush()?; // durable before any of them can reach the ledger
                 self.crash_point(CrashPoint::AfterStage)?;
                 intents
@@ -365,7 +385,11 @@ impl TreasuryExecutor {
 
     /// Submits one intent under a permit, classifies the answer, records it on the
     /// permit, and persists the result.
-    fn submit(&mut self, intent: &Intent, report: &mut TickReport) -> Result<Submitted, TreasuryExecutorError> {
+    fn submit(
+        &mut self,
+        intent: &Intent,
+        report: &mut TickReport,
+    ) -> Result<Submitted, TreasuryExecutorError> {
         let breaker = Arc::clone(&self.config.circuit_breaker);
         let Ok(permit) = breaker.try_acquire() else {
             report.rejected_by_breaker = true;
@@ -430,12 +454,17 @@ impl TreasuryExecutor {
             Ok(TxStatus::Unknown) if error == LedgerError::NonceTooLow => {
                 // Our nonce went to another transaction: this one was never paid. Sign
                 // it (and everything after it) afresh from the ledger's nonce.
-                let nonce = self.ledger.next_nonce().map_err(TreasuryExecutorError::classify)?;
+                let nonce = self
+                    .ledger
+                    .next_nonce()
+                    .map_err(TreasuryExecutorError::classify)?;
                 self.store.unstage_from(intent.nonce, nonce)?;
                 Ok(Submitted::Restaged)
             }
             Ok(TxStatus::Unknown) | Err(_) => {
-                report.last_error = Some(bounded(&format!("{error}, and the ledger does not know the transaction yet")));
+                report.last_error = Some(bounded(&format!(
+                    "{error}, and the ledger does not know the transaction yet"
+                )));
                 Ok(Submitted::Failed)
             }
         }

@@ -32,7 +32,9 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::circuit_breaker::CircuitBreakerSnapshot;
-use crate::treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};
+use crate::treasury::{
+    Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError,
+};
 
 use codec::{decode, decode_u64, encode, key_pair, key_u64, pair_key, show_key, u64_key};
 pub use error::StoreError;
@@ -90,14 +92,22 @@ fn abort<T>(error: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(error))
 }
 
-fn tx_get<T: DeserializeOwned>(tree: &TransactionalTree, name: &'static str, key: &[u8]) -> TxResult<Option<T>> {
+fn tx_get<T: DeserializeOwned>(
+    tree: &TransactionalTree,
+    name: &'static str,
+    key: &[u8],
+) -> TxResult<Option<T>> {
     match tree.get(key)? {
         Some(bytes) => decode(name, key, &bytes).map(Some).or_else(abort),
         None => Ok(None),
     }
 }
 
-fn tx_need<T: DeserializeOwned>(tree: &TransactionalTree, name: &'static str, key: &[u8]) -> TxResult<T> {
+fn tx_need<T: DeserializeOwned>(
+    tree: &TransactionalTree,
+    name: &'static str,
+    key: &[u8],
+) -> TxResult<T> {
     match tx_get(tree, name, key)? {
         Some(value) => Ok(value),
         None => abort(StoreError::Missing {
@@ -184,56 +194,69 @@ impl GovStore {
     /// acknowledging it to anyone.
     pub fn queue(&self, new: &NewDisbursement, now_ms: u64) -> Result<Queued, RequestError> {
         new.validate()?;
-        let trees = (&self.disbursements, &self.dependents, &self.scheduled, &self.external_keys, &self.meta);
-        let outcome = trees.transaction(|(disbursements, dependents, scheduled, external_keys, meta)| {
-            if let Some(key) = &new.external_key
-                && let Some(id) = external_keys.get(key.as_bytes())?
-            {
-                let id = decode_u64(EXTERNAL_KEYS, key.as_bytes(), &id).or_else(abort)?;
-                let existing = tx_need(disbursements, DISBURSEMENTS, &u64_key(id))?;
-                return Ok(Err(Queued {
-                    disbursement: existing,
-                    created: false,
-                }));
-            }
-            let mut waiting_for = vec![];
-            for &dep in &new.depends_on {
-                let Some(record) = tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(dep))? else {
-                    return Ok(Ok(Err(QueueError::UnknownDependency(dep))));
-                };
-                match record.status {
-                    DisbursementStatus::Executed { .. } => {}
-                    DisbursementStatus::Cancelled { .. } => return Ok(Ok(Err(QueueError::CancelledDependency(dep)))),
-                    _ => waiting_for.push(dep),
+        let trees = (
+            &self.disbursements,
+            &self.dependents,
+            &self.scheduled,
+            &self.external_keys,
+            &self.meta,
+        );
+        let outcome = trees.transaction(
+            |(disbursements, dependents, scheduled, external_keys, meta)| {
+                if let Some(key) = &new.external_key
+                    && let Some(id) = external_keys.get(key.as_bytes())?
+                {
+                    let id = decode_u64(EXTERNAL_KEYS, key.as_bytes(), &id).or_else(abort)?;
+                    let existing = tx_need(disbursements, DISBURSEMENTS, &u64_key(id))?;
+                    return Ok(Err(Queued {
+                        disbursement: existing,
+                        created: false,
+                    }));
                 }
-            }
-            let id = tx_counter(meta, NEXT_ID)?.unwrap_or(0);
-            meta.insert(NEXT_ID, &u64_key(id + 1))?;
-            let disbursement = Disbursement {
-                id,
-                destination: new.destination.clone(),
-                amount: new.amount,
-                memo: new.memo.clone(),
-                activation_epoch: new.activation_epoch,
-                depends_on: new.depends_on.clone(),
-                external_key: new.external_key.clone(),
-                status: DisbursementStatus::Queued,
-                queued_at_ms: now_ms,
-            };
-            tx_put(disbursements, &u64_key(id), &disbursement)?;
-            for &dep in &waiting_for {
-                let mut list: Vec<DisbursementId> = tx_get(dependents, DEPENDENTS, &u64_key(dep))?.unwrap_or_default();
-                list.push(id);
-                tx_put(dependents, &u64_key(dep), &list)?;
-            }
-            if waiting_for.is_empty() {
-                scheduled.insert(&pair_key(new.activation_epoch, id), &[])?;
-            }
-            if let Some(key) = &new.external_key {
-                external_keys.insert(key.as_bytes(), &u64_key(id))?;
-            }
-            Ok(Ok(Ok(disbursement)))
-        });
+                let mut waiting_for = vec![];
+                for &dep in &new.depends_on {
+                    let Some(record) =
+                        tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(dep))?
+                    else {
+                        return Ok(Ok(Err(QueueError::UnknownDependency(dep))));
+                    };
+                    match record.status {
+                        DisbursementStatus::Executed { .. } => {}
+                        DisbursementStatus::Cancelled { .. } => {
+                            return Ok(Ok(Err(QueueError::CancelledDependency(dep))));
+                        }
+                        _ => waiting_for.push(dep),
+                    }
+                }
+                let id = tx_counter(meta, NEXT_ID)?.unwrap_or(0);
+                meta.insert(NEXT_ID, &u64_key(id + 1))?;
+                let disbursement = Disbursement {
+                    id,
+                    destination: new.destination.clone(),
+                    amount: new.amount,
+                    memo: new.memo.clone(),
+                    activation_epoch: new.activation_epoch,
+                    depends_on: new.depends_on.clone(),
+                    external_key: new.external_key.clone(),
+                    status: DisbursementStatus::Queued,
+                    queued_at_ms: now_ms,
+                };
+                tx_put(disbursements, &u64_key(id), &disbursement)?;
+                for &dep in &waiting_for {
+                    let mut list: Vec<DisbursementId> =
+                        tx_get(dependents, DEPENDENTS, &u64_key(dep))?.unwrap_or_default();
+                    list.push(id);
+                    tx_put(dependents, &u64_key(dep), &list)?;
+                }
+                if waiting_for.is_empty() {
+                    scheduled.insert(&pair_key(new.activation_epoch, id), &[])?;
+                }
+                if let Some(key) = &new.external_key {
+                    external_keys.insert(key.as_bytes(), &u64_key(id))?;
+                }
+                Ok(Ok(Ok(disbursement)))
+            },
+        );
         match flatten(outcome)? {
             Err(existing) => Ok(existing),
             Ok(Err(invalid)) => Err(RequestError::Invalid(invalid)),
@@ -254,7 +277,11 @@ impl GovStore {
     }
 
     /// Up to `limit` disbursements with ids after `after`, in id order.
-    pub fn list(&self, after: Option<DisbursementId>, limit: usize) -> Result<Vec<Disbursement>, StoreError> {
+    pub fn list(
+        &self,
+        after: Option<DisbursementId>,
+        limit: usize,
+    ) -> Result<Vec<Disbursement>, StoreError> {
         let start = after.map_or(0, |id| id.saturating_add(1));
         self.disbursements
             .range(u64_key(start)..)
@@ -269,9 +296,15 @@ impl GovStore {
     /// An operator's cancel. Only a queued disbursement can be cancelled: once staged, a
     /// signed transaction may already be on its way. Its dependents are cancelled too.
     pub fn cancel(&self, id: DisbursementId, reason: &str) -> Result<Disbursement, RequestError> {
-        let trees = (&self.disbursements, &self.dependents, &self.scheduled, &self.ready);
+        let trees = (
+            &self.disbursements,
+            &self.dependents,
+            &self.scheduled,
+            &self.ready,
+        );
         let outcome = trees.transaction(|(disbursements, dependents, scheduled, ready)| {
-            let Some(record) = tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(id))? else {
+            let Some(record) = tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(id))?
+            else {
                 return Ok(Err(RequestError::NotFound(id)));
             };
             if record.status != DisbursementStatus::Queued {
@@ -280,7 +313,14 @@ impl GovStore {
                     status: record.status.name(),
                 }));
             }
-            let cancelled = cancel_cascade(disbursements, dependents, scheduled, ready, id, reason.to_owned())?;
+            let cancelled = cancel_cascade(
+                disbursements,
+                dependents,
+                scheduled,
+                ready,
+                id,
+                reason.to_owned(),
+            )?;
             Ok(Ok(cancelled))
         });
         flatten(outcome)?
@@ -367,7 +407,10 @@ impl GovStore {
                     return abort(StoreError::Corrupt {
                         tree: DISBURSEMENTS,
                         key: intent.id.to_string(),
-                        reason: format!("staging a disbursement that is {} and not ready", record.status.name()),
+                        reason: format!(
+                            "staging a disbursement that is {} and not ready",
+                            record.status.name()
+                        ),
                     });
                 }
                 record.status = DisbursementStatus::Staged {
@@ -385,26 +428,32 @@ impl GovStore {
 
     /// The ledger accepted the intent with `nonce`.
     pub(crate) fn mark_submitted(&self, nonce: u64) -> Result<(), StoreError> {
-        let outcome = (&self.disbursements, &self.intents).transaction(|(disbursements, intents)| {
-            let mut intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
-            let key = u64_key(intent.id);
-            let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
-            intent.submitted = true;
-            record.status = DisbursementStatus::Submitted {
-                nonce,
-                tx_hash: intent.tx.tx_hash.clone(),
-            };
-            tx_put(intents, &u64_key(nonce), &intent)?;
-            tx_put(disbursements, &key, &record)?;
-            Ok(())
-        });
+        let outcome =
+            (&self.disbursements, &self.intents).transaction(|(disbursements, intents)| {
+                let mut intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+                let key = u64_key(intent.id);
+                let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+                intent.submitted = true;
+                record.status = DisbursementStatus::Submitted {
+                    nonce,
+                    tx_hash: intent.tx.tx_hash.clone(),
+                };
+                tx_put(intents, &u64_key(nonce), &intent)?;
+                tx_put(disbursements, &key, &record)?;
+                Ok(())
+            });
         flatten(outcome)
     }
 
     /// The intent with `nonce` is in `block`: its disbursement is Executed, the intent is
     /// dropped, and dependents whose dependencies are now all executed are scheduled.
     pub(crate) fn mark_executed(&self, nonce: u64, block: u64) -> Result<Disbursement, StoreError> {
-        let trees = (&self.disbursements, &self.dependents, &self.scheduled, &self.intents);
+        let trees = (
+            &self.disbursements,
+            &self.dependents,
+            &self.scheduled,
+            &self.intents,
+        );
         let outcome = trees.transaction(|(disbursements, dependents, scheduled, intents)| {
             let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
             intents.remove(&u64_key(nonce))?;
@@ -415,16 +464,19 @@ impl GovStore {
                 block,
             };
             tx_put(disbursements, &key, &record)?;
-            let waiting: Vec<DisbursementId> = tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
+            let waiting: Vec<DisbursementId> =
+                tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
             dependents.remove(&key)?;
             for dependent in waiting {
-                let child: Disbursement = tx_need(disbursements, DISBURSEMENTS, &u64_key(dependent))?;
+                let child: Disbursement =
+                    tx_need(disbursements, DISBURSEMENTS, &u64_key(dependent))?;
                 if child.status != DisbursementStatus::Queued {
                     continue;
                 }
                 let mut all_executed = true;
                 for dep in &child.depends_on {
-                    let parent: Disbursement = tx_need(disbursements, DISBURSEMENTS, &u64_key(*dep))?;
+                    let parent: Disbursement =
+                        tx_need(disbursements, DISBURSEMENTS, &u64_key(*dep))?;
                     all_executed &= matches!(parent.status, DisbursementStatus::Executed { .. });
                 }
                 if all_executed {
@@ -440,20 +492,41 @@ impl GovStore {
     /// (and its dependents) are cancelled, and every later intent, none of which can
     /// have reached the ledger (submission stops at the first unaccepted intent), goes
     /// back to ready, so that the nonce is reused and no gap is left.
-    pub(crate) fn cancel_intent(&self, nonce: u64, reason: &str) -> Result<Disbursement, StoreError> {
+    pub(crate) fn cancel_intent(
+        &self,
+        nonce: u64,
+        reason: &str,
+    ) -> Result<Disbursement, StoreError> {
         let later = self.later_intents(nonce)?;
-        let trees = (&self.disbursements, &self.dependents, &self.scheduled, &self.ready, &self.intents, &self.meta);
-        let outcome = trees.transaction(|(disbursements, dependents, scheduled, ready, intents, meta)| {
-            let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
-            intents.remove(&u64_key(nonce))?;
-            let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &u64_key(intent.id))?;
-            record.status = DisbursementStatus::Queued; // so that the cascade treats it as cancellable
-            tx_put(disbursements, &u64_key(intent.id), &record)?;
-            let cancelled = cancel_cascade(disbursements, dependents, scheduled, ready, intent.id, reason.to_owned())?;
-            unstage(disbursements, ready, intents, &later)?;
-            meta.insert(NEXT_NONCE, &u64_key(nonce))?;
-            Ok(cancelled)
-        });
+        let trees = (
+            &self.disbursements,
+            &self.dependents,
+            &self.scheduled,
+            &self.ready,
+            &self.intents,
+            &self.meta,
+        );
+        let outcome = trees.transaction(
+            |(disbursements, dependents, scheduled, ready, intents, meta)| {
+                let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+                intents.remove(&u64_key(nonce))?;
+                let mut record: Disbursement =
+                    tx_need(disbursements, DISBURSEMENTS, &u64_key(intent.id))?;
+                record.status = DisbursementStatus::Queued; // so that the cascade treats it as cancellable
+                tx_put(disbursements, &u64_key(intent.id), &record)?;
+                let cancelled = cancel_cascade(
+                    disbursements,
+                    dependents,
+                    scheduled,
+                    ready,
+                    intent.id,
+                    reason.to_owned(),
+                )?;
+                unstage(disbursements, ready, intents, &later)?;
+                meta.insert(NEXT_NONCE, &u64_key(nonce))?;
+                Ok(cancelled)
+            },
+        );
         flatten(outcome)
     }
 
@@ -488,7 +561,10 @@ impl GovStore {
     }
 
     /// Persists the breaker snapshot.
-    pub fn save_breaker_snapshot(&self, snapshot: &CircuitBreakerSnapshot) -> Result<(), StoreError> {
+    pub fn save_breaker_snapshot(
+        &self,
+        snapshot: &CircuitBreakerSnapshot,
+    ) -> Result<(), StoreError> {
         self.meta.insert(BREAKER, encode(snapshot))?;
         Ok(())
     }
@@ -504,7 +580,10 @@ impl GovStore {
         Ok(())
     }
 
-    fn meta_record<T: DeserializeOwned>(&self, key: &'static [u8]) -> Result<Option<T>, StoreError> {
+    fn meta_record<T: DeserializeOwned>(
+        &self,
+        key: &'static [u8],
+    ) -> Result<Option<T>, StoreError> {
         match self.meta.get(key)? {
             Some(bytes) => decode(META, key, &bytes).map(Some),
             None => Ok(None),
@@ -591,9 +670,14 @@ fn cancel_cascade(
         ready.remove(&key)?;
         record.status = DisbursementStatus::Cancelled { reason };
         tx_put(disbursements, &key, &record)?;
-        let waiting: Vec<DisbursementId> = tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
+        let waiting: Vec<DisbursementId> =
+            tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
         dependents.remove(&key)?;
-        stack.extend(waiting.into_iter().map(|child| (child, format!("dependency {id} was cancelled"))));
+        stack.extend(
+            waiting
+                .into_iter()
+                .map(|child| (child, format!("dependency {id} was cancelled"))),
+        );
         first.get_or_insert(record);
     }
     match first {

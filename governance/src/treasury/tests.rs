@@ -21,27 +21,67 @@ fn a_valid_disbursement_passes() {
 #[test]
 fn each_invalid_field_is_named() {
     let cases = [
-        (NewDisbursement { amount: 0, ..valid() }, QueueError::ZeroAmount),
-        (NewDisbursement { destination: " ".into(), ..valid() }, QueueError::EmptyDestination),
         (
-            NewDisbursement { memo: "x".repeat(MAX_MEMO_BYTES + 1), ..valid() },
-            QueueError::MemoTooLong { len: MAX_MEMO_BYTES + 1, max: MAX_MEMO_BYTES },
+            NewDisbursement {
+                amount: 0,
+                ..valid()
+            },
+            QueueError::ZeroAmount,
         ),
         (
-            NewDisbursement { external_key: Some(String::new()), ..valid() },
-            QueueError::InvalidExternalKey { len: 0, max: MAX_EXTERNAL_KEY_BYTES },
+            NewDisbursement {
+                destination: " ".into(),
+                ..valid()
+            },
+            QueueError::EmptyDestination,
         ),
-        (NewDisbursement { depends_on: vec![3, 1, 3], ..valid() }, QueueError::DuplicateDependency(3)),
+        (
+            NewDisbursement {
+                memo: "x".repeat(MAX_MEMO_BYTES + 1),
+                ..valid()
+            },
+            QueueError::MemoTooLong {
+                len: MAX_MEMO_BYTES + 1,
+                max: MAX_MEMO_BYTES,
+            },
+        ),
+        (
+            NewDisbursement {
+                external_key: Some(String::new()),
+                ..valid()
+            },
+            QueueError::InvalidExternalKey {
+                len: 0,
+                max: MAX_EXTERNAL_KEY_BYTES,
+            },
+        ),
+        (
+            NewDisbursement {
+                depends_on: vec![3, 1, 3],
+                ..valid()
+            },
+            QueueError::DuplicateDependency(3),
+        ),
     ];
     for (input, expected) in cases {
         assert_eq!(input.validate(), Err(expected));
     }
-    assert_eq!(NewDisbursement { memo: "x".repeat(MAX_MEMO_BYTES), ..valid() }.validate(), Ok(()));
+    assert_eq!(
+        NewDisbursement {
+            memo: "x".repeat(MAX_MEMO_BYTES),
+            ..valid()
+        }
+        .validate(),
+        Ok(())
+    );
 }
 
 #[test]
 fn statuses_serialize_with_their_name() {
-    let status = DisbursementStatus::Executed { tx_hash: "0x1".into(), block: 7 };
+    let status = DisbursementStatus::Executed {
+        tx_hash: "0x1".into(),
+        block: 7,
+    };
     let json = serde_json::to_string(&status).expect("json");
     assert_eq!(json, r#"{"status":"executed","tx_hash":"0x1","block":7}"#);
     assert_eq!(status.name(), "executed");
