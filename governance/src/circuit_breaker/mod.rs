@@ -53,6 +53,12 @@ pub use snapshot::CircuitBreakerSnapshot;
 pub use state::{CircuitState, InvalidCircuitState};
 
 use clock::ClockHandle;
+
+/// `open_until` layout: `VALID (1) | generation (23) | deadline in ms (40)`.
+const OPEN_VALID: u64 = 1 << 63;
+const OPEN_GEN_SHIFT: u32 = 40;
+const OPEN_GEN_MASK: u64 = (1 << 23) - 1;
+const OPEN_MS_MASK: u64 = (1 << OPEN_GEN_SHIFT) - 1;
 use permit::PermitKind;
 use probes::ProbeSlots;
 use state::Word;
@@ -88,11 +94,10 @@ pub struct ListenerAlreadySet;
 pub struct CircuitBreaker {
     /// The packed state word; see `state.rs`.
     word: AtomicU64,
-    /// End of the current open period, in clock nanoseconds; valid for the generation
-    /// in `open_generation` (see `store_open`).
+    /// End of the current open period: `VALID | generation (23) | ms (40)`, so that a
+    /// reader can tell whether it describes the open period it is looking at, and one
+    /// CAS publishes both (see `store_open`).
     open_until: AtomicU64,
-    /// The generation whose open period `open_until` describes.
-    open_generation: AtomicU64,
     /// Failures per slot of the rolling window.
     failures: Window,
     clock: ClockHandle,
@@ -147,9 +152,7 @@ impl CircuitBreaker {
         let timing = Timing::new(&config);
         Ok(CircuitBreaker {
             word: AtomicU64::new(Word::INITIAL.bits()),
-            open_until: AtomicU64::new(0),
-            // No generation is u64::MAX (they have 35 bits): nothing published yet.
-            open_generation: AtomicU64::new(u64::MAX),
+            open_until: AtomicU64::new(0), // not VALID: nothing published yet
             failures: Window::new(),
             clock: ClockHandle::new(clock),
             count_calls: timing.failure_rate.is_some(),
@@ -166,6 +169,10 @@ impl CircuitBreaker {
     /// Sets the function told about every transition, exactly once each, after the new
     /// state is visible and with no lock held. It runs on the thread that made the
     /// transition, inside that thread's call into the breaker: keep it short.
+    ///
+    /// Transitions made on different threads may be reported out of order (the report
+    /// follows the CAS, and threads run at their own pace): a consumer that keeps the
+    /// latest state should order them by [`Transition::generation`].
     pub fn set_listener(
         &self,
         listener: impl Fn(&Transition) + Send + Sync + 'static,
@@ -532,6 +539,8 @@ impl CircuitBreaker {
             forced: word.forced(),
             opened_at,
             consecutive_trips: word.trips() as u32,
+            open_duration_ms: (word.state() == CircuitState::Open && !word.forced())
+                .then(|| self.open_nanos(word) / NANOS_PER_MS),
         }
     }
 
@@ -545,13 +554,25 @@ impl CircuitBreaker {
             .and_then(|at| self.clock.wall_now().duration_since(at).ok())
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let trips = u64::from(snapshot.consecutive_trips);
+        // Only an open or closed state can be held by an operator.
+        let forced = snapshot.forced && snapshot.state != CircuitState::HalfOpen;
         let mut word = self.load();
         loop {
-            let next = word.transition(snapshot.state, snapshot.forced, trips);
+            let next = word.transition(snapshot.state, forced, trips);
             match self.compare_exchange(word, next) {
                 Ok(()) => {
                     if next.state() == CircuitState::Open {
-                        let remaining = self.open_nanos(next).saturating_sub(elapsed);
+                        // The open period's own length if the snapshot has it (its jitter
+                        // was drawn already), bounded like any configured duration.
+                        let open = snapshot.open_duration_ms.map_or_else(
+                            || self.open_nanos(next),
+                            |ms| ms.min(2 * MAX_DURATION_SECS * 1_000) * NANOS_PER_MS,
+                        );
+                        let remaining = if next.forced() {
+                            0
+                        } else {
+                            open.saturating_sub(elapsed)
+                        };
                         self.store_open(next, now.saturating_add(remaining));
                     }
                     return self.notify(word, next, TransitionCause::Restored);
@@ -587,18 +608,19 @@ impl CircuitBreaker {
             .map_err(Word::from_bits)
     }
 
-    /// The end of the open period of `word`, if its transitioner has published it.
+    /// The end of the open period of `word` in clock nanoseconds, if its transitioner
+    /// has published it. Until then the breaker reads as just opened.
     #[inline]
     fn open_deadline(&self, word: Word) -> Option<u64> {
-        // Ordering: Acquire pairs with the Release store in `store_open`, so the deadline
-        // read next is at least the one published with this generation. (It may be a
-        // later period's; a decision on it goes through the CAS on the word, which fails
-        // if the word has moved on.)
-        if self.open_generation.load(Ordering::Acquire) != word.generation() {
+        // Ordering: Acquire pairs with the Release CAS in `store_open`. The value is
+        // self-validating (its generation tag), so nothing else needs ordering.
+        let value = self.open_until.load(Ordering::Acquire);
+        if value & OPEN_VALID == 0
+            || (value >> OPEN_GEN_SHIFT) & OPEN_GEN_MASK != word.generation() & OPEN_GEN_MASK
+        {
             return None;
         }
-        // Ordering: Relaxed, ordered by the Acquire load above.
-        Some(self.open_until.load(Ordering::Relaxed))
+        Some((value & OPEN_MS_MASK) * NANOS_PER_MS)
     }
 
     /// How long the open period of `word` lasts (zero when forced: it never ends).
@@ -616,13 +638,33 @@ impl CircuitBreaker {
     }
 
     fn store_open(&self, word: Word, until: u64) {
-        // Ordering: Relaxed, published by the Release store after it.
-        self.open_until.store(until, Ordering::Relaxed);
-        // Ordering: Release pairs with the Acquire load in `open_deadline`. Until this
-        // store lands, readers of the new Open word find an older generation here and
-        // treat the breaker as just opened.
-        self.open_generation
-            .store(word.generation(), Ordering::Release);
+        let generation = word.generation() & OPEN_GEN_MASK;
+        // Rounded up: the breaker never admits a probe before the deadline.
+        let ours = OPEN_VALID
+            | (generation << OPEN_GEN_SHIFT)
+            | (until.div_ceil(NANOS_PER_MS) & OPEN_MS_MASK);
+        // Ordering: Acquire on the load and on failure, to read the tag being replaced.
+        let mut current = self.open_until.load(Ordering::Acquire);
+        loop {
+            // A transitioner delayed between its CAS on the word and this publication
+            // must not overwrite the deadline of a later open period: that would leave
+            // the later one without a deadline (shut for good) or with a wrong one.
+            let theirs = (current >> OPEN_GEN_SHIFT) & OPEN_GEN_MASK;
+            let ahead = theirs.wrapping_sub(generation) & OPEN_GEN_MASK;
+            if current & OPEN_VALID != 0 && ahead != 0 && ahead <= OPEN_GEN_MASK / 2 {
+                return;
+            }
+            // Ordering: Release pairs with the Acquire load in `open_deadline`.
+            match self.open_until.compare_exchange_weak(
+                current,
+                ours,
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     /// Reports a transition this caller's CAS performed.

@@ -9,7 +9,10 @@
 //!
 //! Each slot is two words. The lease: `HELD (1) | generation (23) | ticket (17)`, where
 //! the ticket counts the slot's claims, so successive holders of one slot in one
-//! generation have different leases. A lease of an earlier generation is free: a
+//! generation have different leases. (Tickets wrap after 2^17 claims of one slot in one
+//! half-open cycle; a probe lost across that many claims could then release a live
+//! lease. A cycle ends after `success_threshold` successes or one failure, so only
+//! some 131,072 ignored probes in one cycle could get there.) A lease of an earlier generation is free: a
 //! transition releases every slot without touching them. And the admission time (ms),
 //! which only ever moves forward and is written before the lease is claimed, so an
 //! expiry check never sees a live probe as old.
@@ -73,7 +76,13 @@ impl ProbeSlots {
     }
 
     /// Claims `slot` from `current` for a probe of `generation` admitted at `now_ms`.
-    fn claim(&self, slot: usize, current: u64, generation: u64, now_ms: u64) -> Option<Lease> {
+    pub(crate) fn claim(
+        &self,
+        slot: usize,
+        current: u64,
+        generation: u64,
+        now_ms: u64,
+    ) -> Option<Lease> {
         let cell = &self.slots[slot];
         let ticket = (current + 1) & TICKET_MASK;
         // Ordering: AcqRel, and before the claim: a concurrent expiry check that reads

@@ -21,4 +21,8 @@ pub struct CircuitBreakerSnapshot {
     pub opened_at: Option<SystemTime>,
     /// Consecutive trips without closing, which sets the backed-off open duration.
     pub consecutive_trips: u32,
+    /// How long the open period lasts in all (with backoff and jitter), in ms; `None`
+    /// unless open. Restoring uses it rather than drawing a new jitter.
+    #[serde(default)]
+    pub open_duration_ms: Option<u64>,
 }

@@ -109,6 +109,22 @@ mod window {
     }
 
     #[test]
+    fn a_long_idle_bucket_is_old_not_newer() {
+        // A bucket last written 2^15 + 1 laps ago (10 hours with a 1 s window) must be
+        // reset by a new event, not taken for a newer bucket.
+        let w = Window::new();
+        w.record(1, 0);
+        let later = (32_769 * 11) as u64;
+        w.record(1, later);
+        assert_eq!(w.sum(1, later), 1);
+        // Likewise a bucket of a generation far behind.
+        let w = Window::new();
+        w.record(200, 5);
+        w.record(1_000, 5);
+        assert_eq!(w.sum(1_000, 5), 1);
+    }
+
+    #[test]
     fn early_slots_do_not_underflow() {
         let w = Window::new();
         w.record(0, 0);
@@ -182,14 +198,23 @@ mod probes {
     #[test]
     fn a_straggling_claimer_cannot_make_a_live_probe_look_old() {
         let slots = ProbeSlots::new(1);
+        // A claimer read the slot free and the clock at 1 s, then stalled; meanwhile a
+        // live probe claimed the slot at 50 s. The straggler's CAS fails, but it wrote
+        // its admission time first: `fetch_max` keeps the live probe's.
         let live = slots.claim_free(1, 50_000).expect("free");
-        // A claimer that read the clock long ago loses the race but writes its time.
-        assert!(slots.claim_free(1, 1_000).is_none());
+        assert!(
+            slots.claim(0, 0, 1, 1_000).is_none(),
+            "the straggler's CAS fails"
+        );
         assert!(
             slots.take_over_expired(1, 60_000, 30_000).is_none(),
             "admitted at 50 s, not 1 s"
         );
-        assert!(slots.release(1, live));
+        assert!(
+            slots.take_over_expired(1, 80_000, 30_000).is_some(),
+            "and expires 30 s after that"
+        );
+        assert!(!slots.release(1, live));
     }
 
     #[test]
@@ -201,6 +226,36 @@ mod probes {
         assert!(!slots.release(1, old));
         assert!(slots.release(1, young));
         assert!(!slots.release_oldest(1));
+    }
+}
+
+mod open_period {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A transitioner delayed between its CAS and its publication must not overwrite
+    /// the deadline of a later open period (which would shut it for good).
+    #[test]
+    fn a_late_publication_never_overwrites_a_later_period() {
+        let clock = ManualClock::new();
+        let breaker = CircuitBreaker::with_clock(CircuitBreakerConfig::default(), clock.clone());
+        let old = breaker.load().trip(); // the delayed transitioner's word (generation 1)
+        breaker.force_open();
+        breaker.reset();
+        for _ in 0..5 {
+            breaker.try_acquire().expect("closed").failure();
+        }
+        let current = breaker.load();
+        assert_eq!(current.state(), CircuitState::Open);
+        breaker.publish_open(old, 0); // lands now, late
+        assert_eq!(
+            breaker.open_remaining(),
+            Some(Duration::from_secs(60)),
+            "the later deadline stands"
+        );
+        clock.advance(Duration::from_secs(60));
+        assert!(breaker.try_acquire().is_ok(), "and it half-opens on time");
     }
 }
 

@@ -19,6 +19,9 @@ pub(crate) struct Timing {
     backoff_max_ms: u64,
     backoff_multiplier: f64,
     backoff_jitter: f64,
+    /// Mixed into the jitter's seed, so that breakers with one history (processes
+    /// tripped by one outage) do not draw one "random" open duration.
+    jitter_salt: u64,
 }
 
 impl Timing {
@@ -36,6 +39,7 @@ impl Timing {
             backoff_max_ms: (config.backoff_max_secs * MS_PER_SEC).max(timeout_ms),
             backoff_multiplier: config.backoff_multiplier,
             backoff_jitter: config.backoff_jitter,
+            jitter_salt: random_salt(),
         }
     }
 
@@ -45,7 +49,8 @@ impl Timing {
         let exponent = trips.saturating_sub(1).min(i32::MAX as u64) as i32;
         let backed_off = (self.timeout_ms as f64 * self.backoff_multiplier.powi(exponent))
             .min(self.backoff_max_ms as f64);
-        let jittered = backed_off * (1.0 + self.backoff_jitter * unit_interval(generation));
+        let jittered =
+            backed_off * (1.0 + self.backoff_jitter * unit_interval(generation ^ self.jitter_salt));
         // Both factors are validated finite and >= 1, so this is in [timeout, 2 * max].
         (jittered as u64).max(self.timeout_ms)
     }
@@ -59,6 +64,14 @@ impl Timing {
             None => false,
         }
     }
+}
+
+/// A per-process random number: std's hasher keys are drawn from the OS.
+fn random_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 /// A number in [0, 1) from `seed` (splitmix64's finaliser).

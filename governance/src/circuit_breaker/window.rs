@@ -10,10 +10,16 @@
 //! the window without touching it, and a straggler from an earlier generation can
 //! neither count nor overwrite a newer bucket.
 //!
-//! Bucket layout: `generation (16) | lap (16) | count (32)`, where `lap = slot / 11`
+//! Bucket layout: `generation (12) | lap (20) | count (32)`, where `lap = slot / 11`
 //! (the ring position is `slot % 11`, so the lap tells slots at one position apart).
-//! Tags alias only for a bucket left untouched for 2^16 laps (≈ 2.3 years with the
-//! production 300 s window, 20 hours with a 1 s one) within one generation.
+//!
+//! A tag names its slot modulo 2^20 laps: 2^20 × 11 slots is 11 years with the
+//! production 300 s window and 13 days with a 1 s one. A writer treats a bucket as
+//! newer than its own event (and drops the event rather than destroy newer counts)
+//! only when the bucket is a few generations or laps ahead, which a delayed writer can
+//! be; anything further away is old and is reset. So a bucket idle for a long time is
+//! never mistaken for a newer one, except when idle for exactly 2^20 − 1 or 2^20 − 2
+//! laps within one generation.
 
 use crate::sync::{AtomicU64, Ordering, fence};
 
@@ -25,9 +31,14 @@ const RING: u64 = BUCKETS as u64;
 
 const COUNT_MASK: u64 = u32::MAX as u64;
 const LAP_SHIFT: u32 = 32;
-const LAP_MASK: u64 = 0xFFFF;
-const GEN_SHIFT: u32 = 48;
-const GEN_MASK: u64 = 0xFFFF;
+const LAP_MASK: u64 = (1 << 20) - 1;
+const GEN_SHIFT: u32 = 52;
+const GEN_MASK: u64 = (1 << 12) - 1;
+/// How far ahead a bucket may be, in generations or laps, and still be taken for newer
+/// than a delayed writer's event. A writer is delayed only between reading the word and
+/// the clock and its CAS here: a transition or two, a lap or two at the very most.
+const NEAR_GENERATIONS: u64 = 16;
+const NEAR_LAPS: u64 = 2;
 const TAG_MASK: u64 = !COUNT_MASK;
 
 /// A bucket saturates here; thresholds are validated not to exceed it.
@@ -41,19 +52,17 @@ const fn tag(generation: u64, slot: u64) -> u64 {
     ((generation & GEN_MASK) << GEN_SHIFT) | (((slot / RING) & LAP_MASK) << LAP_SHIFT)
 }
 
-/// Whether the bucket's tag is later than `ours` (a newer generation, or the same one
-/// and a later lap), compared with wrap-around like TCP sequence numbers.
+/// Whether the bucket's tag is a little later than `ours`: a newer generation, or the
+/// same one and a later lap, within the distances a delayed writer can fall behind.
 fn is_newer(bucket: u64, ours: u64) -> bool {
     let generation = |t: u64| (t >> GEN_SHIFT) & GEN_MASK;
     let lap = |t: u64| (t >> LAP_SHIFT) & LAP_MASK;
-    let later = |a: u64, b: u64| {
-        let d = a.wrapping_sub(b) & 0xFFFF;
-        d != 0 && d < 0x8000
-    };
     if generation(bucket) != generation(ours) {
-        later(generation(bucket), generation(ours))
+        let ahead = generation(bucket).wrapping_sub(generation(ours)) & GEN_MASK;
+        ahead <= NEAR_GENERATIONS
     } else {
-        later(lap(bucket), lap(ours))
+        let ahead = lap(bucket).wrapping_sub(lap(ours)) & LAP_MASK;
+        ahead != 0 && ahead <= NEAR_LAPS
     }
 }
 
