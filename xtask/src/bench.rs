@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the circuit_breaker benchmark of the governance crate.
+//! `cargo xtask bench`: the governance crate's benchmarks (breaker, executor), in one run.
 
 use std::ffi::OsString;
 
@@ -10,10 +10,7 @@ pub fn main(args: &[OsString]) -> Result<(), Error> {
         crate::print_help();
         return Ok(());
     };
-    let mut command = CargoCommand::new(
-        "bench",
-        &["bench", "-p", "governance", "--bench", "circuit_breaker"],
-    );
+    let mut command = CargoCommand::new("bench", &["bench", "-p", "governance"]);
     if !extra.is_empty() {
         command = command.args(["--"]).args(extra);
     }

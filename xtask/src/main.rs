@@ -99,7 +99,8 @@ COMMANDS:
     loom [-- ARGS...]          Run the loom model-checking tests (release build,
                                RUSTFLAGS+=--cfg loom, target dir target/loom).
                                ARGS are passed to the test binary.
-    bench [-- ARGS...]         Run the circuit_breaker benchmark. ARGS go to the bench.
+    bench [-- ARGS...]         Run the governance benchmarks (circuit_breaker, executor).
+                               ARGS go to the benches (e.g. a name filter).
     help                       Print this help (also: -h, --help, no command).
 
 OPTIONS (validate):

@@ -141,6 +141,16 @@ pub struct TreasuryExecutor {
     snapshot: ExecutorSnapshot,
     saved_generation: Option<u64>,
     crash_at: Option<CrashPoint>,
+    /// Ledger answers not yet written: written in one transaction per batch (the ledger
+    /// keeps them too, so a crash before the write loses nothing: reconciliation asks
+    /// again by hash).
+    unrecorded: Unrecorded,
+}
+
+#[derive(Debug, Default)]
+struct Unrecorded {
+    submitted: Vec<u64>,
+    executed: Vec<(u64, u64)>,
 }
 
 impl TreasuryExecutor {
@@ -180,6 +190,7 @@ impl TreasuryExecutor {
             ledger,
             snapshot,
             crash_at: None,
+            unrecorded: Unrecorded::default(),
         })
     }
 
@@ -213,7 +224,13 @@ impl TreasuryExecutor {
         }
         let mut report = TickReport::default();
         let mut result = self.run_tick(&mut report);
+        if !matches!(result, Err(TreasuryExecutorError::Crashed(_)))
+            && let Err(error) = self.record()
+        {
+            result = Err(error);
+        }
         if matches!(result, Err(TreasuryExecutorError::Crashed(_))) {
+            self.unrecorded = Unrecorded::default(); // died with the process
             return result.map(|()| report);
         }
         let snapshot = &mut self.snapshot;
@@ -265,6 +282,19 @@ impl TreasuryExecutor {
         }
     }
 
+    /// Writes the ledger answers gathered so far.
+    fn record(&mut self) -> Result<(), TreasuryExecutorError> {
+        let Unrecorded {
+            submitted,
+            executed,
+        } = std::mem::take(&mut self.unrecorded);
+        self.store.record_results(&submitted, &executed)?;
+        if !submitted.is_empty() {
+            self.crash_point(CrashPoint::AfterRecord)?;
+        }
+        Ok(())
+    }
+
     fn crash_point(&self, point: CrashPoint) -> Result<(), TreasuryExecutorError> {
         if self.crash_at == Some(point) {
             return Err(TreasuryExecutorError::Crashed(point));
@@ -301,15 +331,12 @@ impl TreasuryExecutor {
         for intent in self.store.intents()? {
             match ledger.lookup(&intent.tx.tx_hash) {
                 Ok(TxStatus::Included { block }) => {
-                    if !intent.submitted {
-                        self.store.mark_submitted(intent.nonce)?;
-                    }
-                    self.store.mark_executed(intent.nonce, block)?;
+                    self.unrecorded.executed.push((intent.nonce, block));
                     report.executed += 1;
                 }
                 Ok(TxStatus::Pending) => {
                     if !intent.submitted {
-                        self.store.mark_submitted(intent.nonce)?;
+                        self.unrecorded.submitted.push(intent.nonce);
                     }
                 }
                 Ok(TxStatus::Unknown) => match self.submit(&intent, report)? {
@@ -325,6 +352,8 @@ impl TreasuryExecutor {
             }
         }
 
+        self.record()?;
+
         // 2. Disbursements whose time has come.
         report.epoch = ledger
             .current_epoch()
@@ -334,6 +363,7 @@ impl TreasuryExecutor {
         // 3. Stage the ready ones and submit them, within the batch's attempts.
         let batch = self.config.batch_size as u64;
         'batch: while report.attempts < batch {
+            self.record()?;
             if let Some(nonce) = self.store.next_nonce()? {
                 next_nonce = nonce; // a cancellation or restage rewinds it
             }
@@ -401,9 +431,8 @@ impl TreasuryExecutor {
         let error = match answer {
             Ok(()) => {
                 permit.success();
-                self.store.mark_submitted(intent.nonce)?;
+                self.unrecorded.submitted.push(intent.nonce);
                 report.submitted += 1;
-                self.crash_point(CrashPoint::AfterRecord)?;
                 return Ok(Submitted::Accepted);
             }
             Err(error) => error,
@@ -417,6 +446,7 @@ impl TreasuryExecutor {
             }
             TreasuryExecutorError::Cancelled(reason) => {
                 permit.ignore();
+                self.record()?;
                 self.store.cancel_intent(intent.nonce, &reason)?;
                 report.cancelled += 1;
                 Ok(Submitted::Cancelled)
@@ -441,13 +471,12 @@ impl TreasuryExecutor {
     ) -> Result<Submitted, TreasuryExecutorError> {
         match self.ledger.lookup(&intent.tx.tx_hash) {
             Ok(TxStatus::Included { block }) => {
-                self.store.mark_submitted(intent.nonce)?;
-                self.store.mark_executed(intent.nonce, block)?;
+                self.unrecorded.executed.push((intent.nonce, block));
                 report.executed += 1;
                 Ok(Submitted::Accepted)
             }
             Ok(TxStatus::Pending) => {
-                self.store.mark_submitted(intent.nonce)?;
+                self.unrecorded.submitted.push(intent.nonce);
                 report.submitted += 1;
                 Ok(Submitted::Accepted)
             }
@@ -458,6 +487,7 @@ impl TreasuryExecutor {
                     .ledger
                     .next_nonce()
                     .map_err(TreasuryExecutorError::classify)?;
+                self.record()?;
                 self.store.unstage_from(intent.nonce, nonce)?;
                 Ok(Submitted::Restaged)
             }

@@ -426,10 +426,26 @@ impl GovStore {
         flatten(outcome)
     }
 
-    /// The ledger accepted the intent with `nonce`.
-    pub(crate) fn mark_submitted(&self, nonce: u64) -> Result<(), StoreError> {
-        let outcome =
-            (&self.disbursements, &self.intents).transaction(|(disbursements, intents)| {
+    /// Records what the ledger said, in one transaction: the intents with the nonces in
+    /// `submitted` were accepted; those in `executed` are in the given blocks (their
+    /// disbursements become Executed, the intents are dropped, and dependents whose
+    /// dependencies are now all executed are scheduled).
+    pub(crate) fn record_results(
+        &self,
+        submitted: &[u64],
+        executed: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
+        if submitted.is_empty() && executed.is_empty() {
+            return Ok(());
+        }
+        let trees = (
+            &self.disbursements,
+            &self.dependents,
+            &self.scheduled,
+            &self.intents,
+        );
+        let outcome = trees.transaction(|(disbursements, dependents, scheduled, intents)| {
+            for &nonce in submitted {
                 let mut intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
                 let key = u64_key(intent.id);
                 let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
@@ -440,50 +456,39 @@ impl GovStore {
                 };
                 tx_put(intents, &u64_key(nonce), &intent)?;
                 tx_put(disbursements, &key, &record)?;
-                Ok(())
-            });
-        flatten(outcome)
-    }
-
-    /// The intent with `nonce` is in `block`: its disbursement is Executed, the intent is
-    /// dropped, and dependents whose dependencies are now all executed are scheduled.
-    pub(crate) fn mark_executed(&self, nonce: u64, block: u64) -> Result<Disbursement, StoreError> {
-        let trees = (
-            &self.disbursements,
-            &self.dependents,
-            &self.scheduled,
-            &self.intents,
-        );
-        let outcome = trees.transaction(|(disbursements, dependents, scheduled, intents)| {
-            let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
-            intents.remove(&u64_key(nonce))?;
-            let key = u64_key(intent.id);
-            let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
-            record.status = DisbursementStatus::Executed {
-                tx_hash: intent.tx.tx_hash.clone(),
-                block,
-            };
-            tx_put(disbursements, &key, &record)?;
-            let waiting: Vec<DisbursementId> =
-                tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
-            dependents.remove(&key)?;
-            for dependent in waiting {
-                let child: Disbursement =
-                    tx_need(disbursements, DISBURSEMENTS, &u64_key(dependent))?;
-                if child.status != DisbursementStatus::Queued {
-                    continue;
-                }
-                let mut all_executed = true;
-                for dep in &child.depends_on {
-                    let parent: Disbursement =
-                        tx_need(disbursements, DISBURSEMENTS, &u64_key(*dep))?;
-                    all_executed &= matches!(parent.status, DisbursementStatus::Executed { .. });
-                }
-                if all_executed {
-                    scheduled.insert(&pair_key(child.activation_epoch, dependent), &[])?;
+            }
+            for &(nonce, block) in executed {
+                let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+                intents.remove(&u64_key(nonce))?;
+                let key = u64_key(intent.id);
+                let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+                record.status = DisbursementStatus::Executed {
+                    tx_hash: intent.tx.tx_hash.clone(),
+                    block,
+                };
+                tx_put(disbursements, &key, &record)?;
+                let waiting: Vec<DisbursementId> =
+                    tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
+                dependents.remove(&key)?;
+                for dependent in waiting {
+                    let child: Disbursement =
+                        tx_need(disbursements, DISBURSEMENTS, &u64_key(dependent))?;
+                    if child.status != DisbursementStatus::Queued {
+                        continue;
+                    }
+                    let mut all_executed = true;
+                    for dep in &child.depends_on {
+                        let parent: Disbursement =
+                            tx_need(disbursements, DISBURSEMENTS, &u64_key(*dep))?;
+                        all_executed &=
+                            matches!(parent.status, DisbursementStatus::Executed { .. });
+                    }
+                    if all_executed {
+                        scheduled.insert(&pair_key(child.activation_epoch, dependent), &[])?;
+                    }
                 }
             }
-            Ok(record)
+            Ok(())
         });
         flatten(outcome)
     }
