@@ -91,7 +91,7 @@ impl CargoCommand {
 }
 
 /// Quotes an argument for display if it is empty or has characters a shell would treat specially.
-fn quote(arg: &OsStr) -> String {
+pub fn quote(arg: &OsStr) -> String {
     let s = arg.to_string_lossy();
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_=+.,:/@%^".contains(c);
     if !s.is_empty() && s.chars().all(plain) {

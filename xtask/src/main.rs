@@ -5,7 +5,9 @@
 mod bench;
 mod cargo;
 mod loom;
+mod promtool;
 mod steps;
+mod tool;
 mod validate;
 
 use std::env;
@@ -96,6 +98,7 @@ USAGE:
 COMMANDS:
     validate [--skip STEP]...  Run every validation step in order, continuing after
                                failures; print a summary table. Fails if any step failed.
+                               Installs promtool (Debian's prometheus) if it is missing.
     loom [-- ARGS...]          Run the loom model-checking tests (release build,
                                RUSTFLAGS+=--cfg loom, target dir target/loom).
                                ARGS are passed to the test binary.
@@ -112,6 +115,9 @@ ENVIRONMENT:
     CARGO                  cargo binary to run (set by cargo; default: `cargo`)
     RUSTFLAGS              loom appends `--cfg loom` to it
     LOOM_MAX_PREEMPTIONS   loom preemption bound (default: 3)
+    PROMTOOL               promtool binary for the promtool step (default: `promtool` on
+                           PATH; when it is missing, `apt-get install prometheus` installs it,
+                           which needs root and also installs the Prometheus server)
 
 EXIT STATUS:
     0 success, 1 a step or command failed, 2 usage error

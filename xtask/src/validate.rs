@@ -34,6 +34,7 @@ pub fn steps() -> Vec<Step> {
                 "warnings",
             ],
         ),
+        Step::new("promtool", crate::promtool::about(), crate::promtool::run),
         // Plain `cargo test` so CI can read its `test result:` lines.
         cargo_step("test", &["test", "--workspace"]),
         Step::new("loom", "same as `cargo xtask loom`", || {
@@ -132,7 +133,14 @@ mod tests {
         let names: Vec<&str> = steps().iter().map(|s| s.name).collect();
         assert_eq!(
             names,
-            ["fmt", "clippy", "clippy-no-default", "test", "loom"]
+            [
+                "fmt",
+                "clippy",
+                "clippy-no-default",
+                "promtool",
+                "test",
+                "loom"
+            ]
         );
     }
 }

@@ -1,0 +1,137 @@
+//! Treasury metrics: one [`TreasuryMetrics`] handle that records the breaker's and the executor's
+//! state, exported as Prometheus text when the `prometheus` feature is on and a no-op when it is off.
+//!
+//! Architecture invariant: telemetry reads state and never drives it. It takes plain values
+//! (a state as `u8`, counts, label strings) rather than governance's types, so it does not depend
+//! on governance, and nothing here can change what the breaker or the executor does.
+//!
+//! With the feature off the public API is the same, every call compiles to nothing, [`ENABLED`] is
+//! `false`, [`TreasuryMetrics::render`] returns `None`, and the `prometheus` crate is not built.
+//!
+//! ```
+//! use telemetry::{TreasuryMetrics, labels};
+//!
+//! let metrics = TreasuryMetrics::new();
+//! metrics.set_breaker(1, 5, 0);
+//! metrics.breaker_transition(labels::CLOSED, labels::OPEN);
+//! match metrics.render() {
+//!     Some(text) => assert!(text.contains("treasury_circuit_breaker_state 1")),
+//!     None => assert!(!telemetry::ENABLED),
+//! }
+//! ```
+//!
+//! The metrics, the alert rules built on them (`telemetry/prometheus/alerts.yml`) and the Grafana
+//! dashboard (`telemetry/grafana/treasury.json`) are described in `docs/metrics.md`.
+
+pub mod labels;
+#[cfg(not(feature = "prometheus"))]
+mod noop;
+#[cfg(feature = "prometheus")]
+mod registry;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+#[cfg(not(feature = "prometheus"))]
+use noop::Metrics;
+#[cfg(feature = "prometheus")]
+use registry::Metrics;
+
+/// Whether the `prometheus` feature is on, i.e. whether [`TreasuryMetrics`] records anything.
+pub const ENABLED: bool = cfg!(feature = "prometheus");
+
+/// The treasury's metrics, in a registry of their own.
+///
+/// A cheap handle (one reference count, or nothing at all with the feature off): clone it into
+/// every place that records, and every clone records into the same registry. Recording returns
+/// nothing and cannot fail: metrics must never be a reason for the executor to stop.
+///
+/// Label values are meant to come from [`labels`]; another value is recorded as given, as a new
+/// series, so passing unbounded strings (ids, error messages) would grow the registry without end.
+#[derive(Clone, Default)]
+pub struct TreasuryMetrics {
+    inner: Metrics,
+}
+
+impl TreasuryMetrics {
+    /// A new set of metrics with its own registry. Every metric is present from the start (at 0,
+    /// labelled series for each value in [`labels`]) except the last-tick timestamp, which appears
+    /// with the first [`tick_completed`](Self::tick_completed) so that "never ticked" is visible.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The breaker's state (`0` closed, `1` open, `2` half-open), the failures in its rolling
+    /// window, and the probe successes in its current half-open cycle: the three seed gauges
+    /// `treasury_circuit_breaker_state`, `treasury_circuit_breaker_failures` and
+    /// `treasury_circuit_breaker_successes`.
+    ///
+    /// Its signature matches governance's `circuit_breaker_telemetry` callback.
+    pub fn set_breaker(&self, state: u8, failures: u64, successes: u64) {
+        self.inner.set_breaker(state, failures, successes);
+    }
+
+    /// One breaker transition, e.g. `(labels::CLOSED, labels::OPEN)` for a trip:
+    /// `treasury_circuit_breaker_transitions_total{from, to}`.
+    pub fn breaker_transition(&self, from: &str, to: &str) {
+        self.inner.breaker_transition(from, to);
+    }
+
+    /// One call the breaker rejected: `treasury_circuit_breaker_rejected_total`.
+    pub fn breaker_rejected(&self) {
+        self.inner.breaker_rejected();
+    }
+
+    /// Whether an operator's force-open or force-close is in effect:
+    /// `treasury_circuit_breaker_forced` (1 or 0).
+    pub fn set_breaker_forced(&self, forced: bool) {
+        self.inner.set_breaker_forced(forced);
+    }
+
+    /// One submission's result (one of [`labels::SUBMISSION_RESULTS`]):
+    /// `treasury_submissions_total{result}`.
+    pub fn submission(&self, result: &str) {
+        self.inner.submission(result);
+    }
+
+    /// How long one executor tick took, in seconds: `treasury_executor_tick_duration_seconds`.
+    /// A negative or non-finite value is ignored.
+    pub fn observe_tick(&self, seconds: f64) {
+        self.inner.observe_tick(seconds);
+    }
+
+    /// When the last executor tick completed, as Unix time in seconds:
+    /// `treasury_executor_last_tick_timestamp_seconds`. A non-finite value is ignored.
+    pub fn tick_completed(&self, unix_seconds: f64) {
+        self.inner.tick_completed(unix_seconds);
+    }
+
+    /// How many disbursements are in `status` (one of [`labels::BACKLOG_STATUSES`]):
+    /// `treasury_backlog{status}`.
+    pub fn set_backlog(&self, status: &str, n: u64) {
+        self.inner.set_backlog(status, n);
+    }
+
+    /// Whether the executor has halted (storage or signing error): `treasury_executor_halted`
+    /// (1 or 0).
+    pub fn set_halted(&self, halted: bool) {
+        self.inner.set_halted(halted);
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every metric, for `GET /metrics`.
+    ///
+    /// `None` with the feature off (the node then serves no `/metrics`). With it on, `None` only
+    /// if encoding fails, which the metrics defined here never make it do.
+    pub fn render(&self) -> Option<String> {
+        self.inner.render()
+    }
+}
+
+impl fmt::Debug for TreasuryMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TreasuryMetrics")
+            .field("enabled", &ENABLED)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,39 @@
+//! The `prometheus` feature is off: every call does nothing and `render` has nothing to render.
+
+/// Zero-sized: a `TreasuryMetrics` costs nothing to hold or clone.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Metrics;
+
+impl Metrics {
+    #[inline]
+    pub(crate) fn set_breaker(&self, _state: u8, _failures: u64, _successes: u64) {}
+
+    #[inline]
+    pub(crate) fn breaker_transition(&self, _from: &str, _to: &str) {}
+
+    #[inline]
+    pub(crate) fn breaker_rejected(&self) {}
+
+    #[inline]
+    pub(crate) fn set_breaker_forced(&self, _forced: bool) {}
+
+    #[inline]
+    pub(crate) fn submission(&self, _result: &str) {}
+
+    #[inline]
+    pub(crate) fn observe_tick(&self, _seconds: f64) {}
+
+    #[inline]
+    pub(crate) fn tick_completed(&self, _unix_seconds: f64) {}
+
+    #[inline]
+    pub(crate) fn set_backlog(&self, _status: &str, _n: u64) {}
+
+    #[inline]
+    pub(crate) fn set_halted(&self, _halted: bool) {}
+
+    #[inline]
+    pub(crate) fn render(&self) -> Option<String> {
+        None
+    }
+}

@@ -1,0 +1,235 @@
+//! The `prometheus` feature is on: the metric definitions (name, help, type, labels), one
+//! registry per `TreasuryMetrics`, and the text exposition.
+
+use std::sync::Arc;
+
+use prometheus::core::Collector;
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::labels;
+
+/// Tick duration buckets, 1 ms to 10 s: a tick that only checks an open breaker takes about a
+/// millisecond, one that signs and submits a batch over RPC takes seconds.
+const TICK_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A handle on one registry and its metrics: cloning it shares them.
+#[derive(Clone)]
+pub(crate) struct Metrics(Arc<Registered>);
+
+struct Registered {
+    registry: Registry,
+    breaker_state: IntGauge,
+    breaker_failures: IntGauge,
+    breaker_successes: IntGauge,
+    breaker_transitions: IntCounterVec,
+    breaker_rejected: IntCounter,
+    breaker_forced: IntGauge,
+    submissions: IntCounterVec,
+    tick_duration: Histogram,
+    /// A vector with no labels rather than a plain gauge: its one series is created by the first
+    /// `tick_completed`, so before that the metric is absent instead of reading "last tick at
+    /// 1970", which is what lets the stalled alert tell "never ticked" from "ticked long ago".
+    last_tick: GaugeVec,
+    backlog: IntGaugeVec,
+    halted: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let r = Registry::new();
+        let metrics = Registered {
+            breaker_state: register(
+                &r,
+                IntGauge::new(
+                    "treasury_circuit_breaker_state",
+                    "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+                ),
+            ),
+            breaker_failures: register(
+                &r,
+                IntGauge::new(
+                    "treasury_circuit_breaker_failures",
+                    "Failures counted in the circuit breaker's rolling window.",
+                ),
+            ),
+            breaker_successes: register(
+                &r,
+                IntGauge::new(
+                    "treasury_circuit_breaker_successes",
+                    "Probe successes in the circuit breaker's current half-open cycle.",
+                ),
+            ),
+            breaker_transitions: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "treasury_circuit_breaker_transitions_total",
+                        "Circuit breaker state transitions, by state before (from) and after (to).",
+                    ),
+                    &["from", "to"],
+                ),
+            ),
+            breaker_rejected: register(
+                &r,
+                IntCounter::new(
+                    "treasury_circuit_breaker_rejected_total",
+                    "Calls the circuit breaker rejected (open, or half-open with every probe slot taken).",
+                ),
+            ),
+            breaker_forced: register(
+                &r,
+                IntGauge::new(
+                    "treasury_circuit_breaker_forced",
+                    "1 while an operator's force-open or force-close holds the circuit breaker, else 0.",
+                ),
+            ),
+            submissions: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "treasury_submissions_total",
+                        "Submissions to the ledger, by result: accepted, failed, cancelled, ambiguous.",
+                    ),
+                    &["result"],
+                ),
+            ),
+            tick_duration: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "treasury_executor_tick_duration_seconds",
+                        "Time one executor tick took, in seconds.",
+                    )
+                    .buckets(TICK_BUCKETS.to_vec()),
+                ),
+            ),
+            last_tick: register(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "treasury_executor_last_tick_timestamp_seconds",
+                        "Unix time in seconds at which the last executor tick completed.",
+                    ),
+                    &[],
+                ),
+            ),
+            backlog: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "treasury_backlog",
+                        "Disbursements waiting, by status: scheduled, ready, staged, submitted.",
+                    ),
+                    &["status"],
+                ),
+            ),
+            halted: register(
+                &r,
+                IntGauge::new(
+                    "treasury_executor_halted",
+                    "1 once the executor has halted on a storage or signing error, else 0.",
+                ),
+            ),
+            registry: r,
+        };
+        // Create every expected labelled series at 0 now: a counter whose series first appears
+        // at 1 loses that first increment to `increase()` and `rate()`.
+        for from in labels::BREAKER_STATES {
+            for to in labels::BREAKER_STATES.into_iter().filter(|&to| to != from) {
+                metrics.breaker_transitions.with_label_values(&[from, to]);
+            }
+        }
+        for result in labels::SUBMISSION_RESULTS {
+            metrics.submissions.with_label_values(&[result]);
+        }
+        for status in labels::BACKLOG_STATUSES {
+            metrics.backlog.with_label_values(&[status]);
+        }
+        Self(Arc::new(metrics))
+    }
+}
+
+/// Unwraps a metric definition and registers it. Both steps fail only on a malformed or
+/// duplicate name or label, which are constants above and which every unit test would hit.
+fn register<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("treasury metric definitions are valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("treasury metric names are unique");
+    metric
+}
+
+/// Gauges are `i64`; a count beyond `i64::MAX` reads as `i64::MAX` rather than wrapping negative.
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Metrics {
+    pub(crate) fn set_breaker(&self, state: u8, failures: u64, successes: u64) {
+        self.0.breaker_state.set(i64::from(state));
+        self.0.breaker_failures.set(saturating_i64(failures));
+        self.0.breaker_successes.set(saturating_i64(successes));
+    }
+
+    pub(crate) fn breaker_transition(&self, from: &str, to: &str) {
+        self.0
+            .breaker_transitions
+            .with_label_values(&[from, to])
+            .inc();
+    }
+
+    pub(crate) fn breaker_rejected(&self) {
+        self.0.breaker_rejected.inc();
+    }
+
+    pub(crate) fn set_breaker_forced(&self, forced: bool) {
+        self.0.breaker_forced.set(i64::from(forced));
+    }
+
+    pub(crate) fn submission(&self, result: &str) {
+        self.0.submissions.with_label_values(&[result]).inc();
+    }
+
+    pub(crate) fn observe_tick(&self, seconds: f64) {
+        // NaN or a negative duration (a clock stepping back) would corrupt `_sum` for good.
+        if seconds.is_finite() && seconds >= 0.0 {
+            self.0.tick_duration.observe(seconds);
+        }
+    }
+
+    pub(crate) fn tick_completed(&self, unix_seconds: f64) {
+        if unix_seconds.is_finite() {
+            self.0
+                .last_tick
+                .with_label_values::<&str>(&[])
+                .set(unix_seconds);
+        }
+    }
+
+    pub(crate) fn set_backlog(&self, status: &str, n: u64) {
+        self.0
+            .backlog
+            .with_label_values(&[status])
+            .set(saturating_i64(n));
+    }
+
+    pub(crate) fn set_halted(&self, halted: bool) {
+        self.0.halted.set(i64::from(halted));
+    }
+
+    pub(crate) fn render(&self) -> Option<String> {
+        let mut text = String::new();
+        TextEncoder::new()
+            .encode_utf8(&self.0.registry.gather(), &mut text)
+            .ok()?;
+        Some(text)
+    }
+}
