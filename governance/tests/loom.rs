@@ -192,4 +192,93 @@ mod circuit_breaker {
             assert_eq!(events.lock().expect("events").len(), 1);
         });
     }
+
+    /// A probe settles late, past its deadline, while a new caller takes its slot over:
+    /// either the late result lands first (and the slot is free for the newcomer) or the
+    /// take-over does (and the late result frees nothing and counts for nothing).
+    #[test]
+    fn late_settle_racing_a_take_over() {
+        loom::model(|| {
+            let config = CircuitBreakerConfig {
+                failure_threshold: 1,
+                half_open_max_probes: 1,
+                success_threshold: 2,
+                ..Default::default()
+            };
+            let (breaker, clock, _events) = breaker(config);
+            breaker.try_acquire().expect("closed").failure();
+            clock.advance(Duration::from_secs(60));
+
+            let late = {
+                let breaker = Arc::clone(&breaker);
+                thread::spawn(move || {
+                    if let Ok(permit) = breaker.try_acquire() {
+                        clock.advance(Duration::from_secs(30)); // it is presumed lost now
+                        permit.success();
+                    }
+                })
+            };
+            let newcomer = {
+                let breaker = Arc::clone(&breaker);
+                thread::spawn(move || match breaker.try_acquire() {
+                    Ok(permit) => {
+                        std::mem::forget(permit); // keep the slot
+                        true
+                    }
+                    Err(_) => false,
+                })
+            };
+            late.join().expect("thread");
+            let admitted = newcomer.join().expect("thread");
+            assert_eq!(breaker.state(), CircuitState::HalfOpen);
+            assert_eq!(
+                breaker.probes_in_flight(),
+                u64::from(admitted),
+                "exactly the probes still held are counted"
+            );
+            assert!(breaker.success_count() <= 1);
+        });
+    }
+
+    /// A trip's transitioner publishes its deadline late, after an operator reset the
+    /// breaker and another trip published its own: the later deadline stands.
+    #[test]
+    fn a_late_deadline_never_overwrites_a_later_trip() {
+        loom::model(|| {
+            let config = CircuitBreakerConfig {
+                failure_threshold: 1,
+                ..Default::default()
+            };
+            let (breaker, clock, _events) = breaker(config);
+            let tripper = {
+                let breaker = Arc::clone(&breaker);
+                thread::spawn(move || {
+                    // Closed, unless the operator's thread already tripped it.
+                    if let Ok(permit) = breaker.try_acquire() {
+                        permit.failure();
+                    }
+                })
+            };
+            let operator = {
+                let breaker = Arc::clone(&breaker);
+                thread::spawn(move || {
+                    breaker.reset();
+                    if let Ok(permit) = breaker.try_acquire() {
+                        permit.failure();
+                    }
+                })
+            };
+            tripper.join().expect("thread");
+            operator.join().expect("thread");
+            if breaker.state() == CircuitState::Open {
+                assert_eq!(
+                    breaker.open_remaining(),
+                    Some(Duration::from_secs(60)),
+                    "the open period in force has its own deadline"
+                );
+                clock.advance(Duration::from_secs(60));
+                assert!(breaker.try_acquire().is_ok(), "and it half-opens on time");
+            }
+        });
+    }
 }
