@@ -10,6 +10,7 @@ use super::*;
 #[test]
 fn breaker_fits_in_160_bytes() {
     let size = std::mem::size_of::<CircuitBreaker>();
+    println!("size_of::<CircuitBreaker>() = {size} bytes");
     assert!(size <= 160, "CircuitBreaker is {size} bytes");
 }
 
