@@ -99,6 +99,11 @@ impl ScriptedLedger {
         self.state().faults.extend(faults);
     }
 
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
     /// Makes the next `n` submissions fail with `error`.
     pub fn fail_next(&self, n: usize, error: LedgerError) {
         self.push_faults(std::iter::repeat_n(Fault::Fail(error), n));

@@ -203,6 +203,19 @@ mod executor {
         }
     }
 
+    /// Found by the executor property test: the ledger applied the transaction but the
+    /// answer that came back was a refusal. Cancelling would free a nonce that is used.
+    #[test]
+    fn a_refusal_for_a_transaction_that_landed_is_not_a_cancellation() {
+        let mut h = harness(10);
+        let id = h.queue("alice", 4);
+        h.ledger
+            .push_faults([Fault::AcceptThenFail(LedgerError::InsufficientBalance)]);
+        let next = h.queue("bob", 5);
+        h.drain();
+        h.assert_paid_exactly_once(&[(id, 4), (next, 5)]);
+    }
+
     #[test]
     fn a_signing_error_halts_the_executor() {
         let mut h = harness(10);

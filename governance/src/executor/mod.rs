@@ -446,6 +446,28 @@ impl TreasuryExecutor {
             }
             TreasuryExecutorError::Cancelled(reason) => {
                 permit.ignore();
+                // Cancelling frees the nonce for another payment, so first make sure
+                // this transaction did not land after all (an earlier attempt whose
+                // answer was lost, now refused as a duplicate spend).
+                match self.ledger.lookup(&intent.tx.tx_hash) {
+                    Ok(TxStatus::Unknown) => {}
+                    Ok(TxStatus::Pending) => {
+                        self.unrecorded.submitted.push(intent.nonce);
+                        report.submitted += 1;
+                        return Ok(Submitted::Accepted);
+                    }
+                    Ok(TxStatus::Included { block }) => {
+                        self.unrecorded.executed.push((intent.nonce, block));
+                        report.executed += 1;
+                        return Ok(Submitted::Accepted);
+                    }
+                    Err(error) => {
+                        report.last_error = Some(bounded(&format!(
+                            "{reason}; could not confirm by hash: {error}"
+                        )));
+                        return Ok(Submitted::Failed);
+                    }
+                }
                 self.record()?;
                 self.store.cancel_intent(intent.nonce, &reason)?;
                 report.cancelled += 1;
