@@ -181,6 +181,12 @@ impl GovStore {
         Ok(())
     }
 
+    /// A tree of the same database for another component's own records (the node's dev
+    /// ledger keeps its chain here). Named `aux/<name>`, apart from the store's trees.
+    pub fn aux_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(format!("aux/{name}"))?)
+    }
+
     /// The raw tree named `name`, for tests that damage records on purpose.
     #[cfg(any(test, feature = "test-support"))]
     pub fn raw_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {

@@ -1,0 +1,171 @@
+//! `App`: what the HTTP handlers and the executor driver share, and the `/status` view.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use telemetry::TreasuryMetrics;
+
+use crate::config::NodeConfig;
+use crate::governance::{
+    CircuitBreaker, ExecutorSnapshot, GovStore, TickReport, Transition, TreasuryExecutorError,
+};
+use crate::ledger::dev::DevLedger;
+
+/// The node's shared state.
+#[derive(Debug)]
+pub struct App {
+    /// The configuration it runs with.
+    pub config: NodeConfig,
+    /// The breaker every submission goes through.
+    pub breaker: Arc<CircuitBreaker>,
+    /// The treasury store.
+    pub store: GovStore,
+    /// The dev ledger (the only ledger so far).
+    pub ledger: Arc<DevLedger>,
+    /// Prometheus metrics (no-ops without the `telemetry` feature).
+    pub metrics: TreasuryMetrics,
+    executor: RwLock<ExecutorView>,
+}
+
+/// The executor as last seen by the driver.
+#[derive(Debug, Clone, Default)]
+struct ExecutorView {
+    snapshot: ExecutorSnapshot,
+    last_report: Option<TickReport>,
+    running: bool,
+}
+
+impl App {
+    /// Shared state for a node about to start.
+    pub fn new(
+        config: NodeConfig,
+        breaker: Arc<CircuitBreaker>,
+        store: GovStore,
+        ledger: Arc<DevLedger>,
+        metrics: TreasuryMetrics,
+    ) -> App {
+        App {
+            config,
+            breaker,
+            store,
+            ledger,
+            metrics,
+            executor: RwLock::new(ExecutorView::default()),
+        }
+    }
+
+    /// Updates the gauges that follow the breaker.
+    pub fn publish_breaker(&self) {
+        let breaker = &self.breaker;
+        self.metrics.set_breaker(
+            breaker.state().as_u8(),
+            breaker.failure_count(),
+            breaker.success_count(),
+        );
+        self.metrics.set_breaker_forced(breaker.is_forced());
+    }
+
+    /// Told of every breaker transition (the breaker's listener).
+    pub fn on_transition(&self, transition: &Transition) {
+        self.metrics
+            .breaker_transition(transition.from.as_str(), transition.to.as_str());
+        tracing::warn!(%transition, "circuit breaker transition");
+    }
+
+    /// Records what one tick did.
+    pub fn observe_tick(
+        &self,
+        snapshot: &ExecutorSnapshot,
+        result: &Result<TickReport, TreasuryExecutorError>,
+        took: Duration,
+    ) {
+        let metrics = &self.metrics;
+        metrics.observe_tick(took.as_secs_f64());
+        metrics.tick_completed(unix_seconds());
+        if let Ok(report) = result {
+            for _ in 0..report.submitted {
+                metrics.submission("accepted");
+            }
+            for _ in 0..report.submission_failures {
+                metrics.submission("failed");
+            }
+            for _ in 0..report.cancelled {
+                metrics.submission("cancelled");
+            }
+            if report.rejected_by_breaker {
+                metrics.breaker_rejected();
+            }
+        }
+        metrics.set_halted(snapshot.halted.is_some());
+        self.publish_breaker();
+        match self.store.backlog() {
+            Ok(backlog) => {
+                metrics.set_backlog("scheduled", backlog.scheduled);
+                metrics.set_backlog("ready", backlog.ready);
+                metrics.set_backlog("staged", backlog.staged);
+                metrics.set_backlog("submitted", backlog.submitted);
+            }
+            Err(error) => tracing::error!(%error, "cannot read the backlog"),
+        }
+        if let Ok(mut view) = self.executor.write() {
+            view.snapshot = snapshot.clone();
+            view.last_report = result.as_ref().ok().cloned();
+            view.running = true;
+        }
+    }
+
+    /// The `/status` document.
+    pub fn status(&self) -> Value {
+        let breaker = &self.breaker;
+        let view = self.executor.read().map(|v| v.clone()).unwrap_or_default();
+        let snapshot = &view.snapshot;
+        let backlog = match self.store.backlog() {
+            Ok(b) => json!({
+                "scheduled": b.scheduled, "ready": b.ready, "staged": b.staged, "submitted": b.submitted,
+            }),
+            Err(error) => json!({ "error": error.to_string() }),
+        };
+        json!({
+            "breaker": {
+                "state": breaker.state().as_str(),
+                "forced": breaker.is_forced(),
+                "failures": breaker.failure_count(),
+                "successes": breaker.success_count(),
+                "probes_in_flight": breaker.probes_in_flight(),
+                "consecutive_trips": breaker.consecutive_trips(),
+                "generation": breaker.generation(),
+                "open_remaining_ms": breaker.open_remaining().map(|d| d.as_millis() as u64),
+                "config": breaker.config(),
+            },
+            "executor": {
+                "identity": self.config.identity,
+                "running": view.running,
+                "halted": snapshot.halted,
+                "last_error": snapshot.last_error,
+                "ticks": snapshot.ticks,
+                "last_tick_ms": snapshot.last_tick_ms,
+                "submitted": snapshot.submitted,
+                "submission_failures": snapshot.submission_failures,
+                "executed": snapshot.executed,
+                "cancelled": snapshot.cancelled,
+                "rejected_by_breaker": snapshot.rejected_by_breaker,
+                "last_tick": view.last_report.map(|r| json!({
+                    "epoch": r.epoch, "attempts": r.attempts, "submitted": r.submitted,
+                    "submission_failures": r.submission_failures, "executed": r.executed,
+                    "cancelled": r.cancelled, "rejected_by_breaker": r.rejected_by_breaker,
+                })),
+            },
+            "backlog": backlog,
+            "ledger": {
+                "kind": self.config.ledger.as_str(),
+            },
+        })
+    }
+}
+
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

@@ -1,0 +1,333 @@
+//! `NodeConfig`: built-in defaults, then the TOML file, then `TB_*` environment variables,
+//! then command-line flags, each overriding the one before. A bad value is a
+//! [`ConfigError`] naming its key; `main` prints it and exits 2.
+//!
+//! The environment is read through [`Env`], so tests never touch the process's.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::governance::CircuitBreakerConfig;
+use crate::ledger::dev::DevLedgerConfig;
+
+/// The default sled database path.
+pub const DEFAULT_DB_PATH: &str = "./data/governance.db";
+/// The default HTTP address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9615";
+
+/// Which ledger the node pays on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerKind {
+    /// The embedded dev ledger (default).
+    Dev,
+    /// An Ethereum JSON-RPC endpoint.
+    Evm,
+}
+
+impl LedgerKind {
+    fn parse(key: &str, value: &str) -> Result<LedgerKind, ConfigError> {
+        match value {
+            "dev" => Ok(LedgerKind::Dev),
+            "evm" => Ok(LedgerKind::Evm),
+            other => Err(ConfigError::new(
+                key,
+                format!("expected `dev` or `evm`, got {other:?}"),
+            )),
+        }
+    }
+
+    /// `dev` or `evm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Dev => "dev",
+            LedgerKind::Evm => "evm",
+        }
+    }
+}
+
+/// Everything the node runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// The sled database (`db_path`, `TB_GOVERNANCE_DB_PATH`, `--db-path`).
+    pub db_path: PathBuf,
+    /// The HTTP address (`listen`, `TB_LISTEN`, `--listen`).
+    pub listen: SocketAddr,
+    /// The admin API's bearer token; `None` turns the admin API off (`TB_ADMIN_TOKEN`).
+    pub admin_token: Option<String>,
+    /// Which ledger (`ledger`, `TB_LEDGER`, `--ledger`).
+    pub ledger: LedgerKind,
+    /// The EVM ledger's JSON-RPC URL (`rpc_url`, `TB_RPC_URL`, `--rpc-url`).
+    pub rpc_url: Option<String>,
+    /// The file holding the treasury's signing key (`treasury_key_file`, `TB_TREASURY_KEY_FILE`).
+    pub treasury_key_file: Option<PathBuf>,
+    /// Who this executor is, in logs and audit records (`identity`).
+    pub identity: String,
+    /// Time between ticks (`poll_interval_ms`).
+    pub poll_interval: Duration,
+    /// Submissions per tick at most (`batch_size`).
+    pub batch_size: usize,
+    /// The breaker (`[circuit_breaker]`, keys as `CircuitBreakerConfig`'s fields).
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// The dev ledger (`[dev_ledger]`).
+    pub dev_ledger: DevLedgerConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            db_path: PathBuf::from(DEFAULT_DB_PATH),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9615))),
+            admin_token: None,
+            ledger: LedgerKind::Dev,
+            rpc_url: None,
+            treasury_key_file: None,
+            identity: "treasury-executor".into(),
+            poll_interval: Duration::from_secs(1),
+            batch_size: 100,
+            circuit_breaker: CircuitBreakerConfig::default(),
+            dev_ledger: DevLedgerConfig::default(),
+        }
+    }
+}
+
+/// A configuration value the node cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    /// The key: a TOML key (`circuit_breaker.timeout_secs`), a variable (`TB_LISTEN`) or a
+    /// flag (`--listen`).
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where environment variables come from.
+pub trait Env {
+    /// The variable's value, if set (empty counts as unset).
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process's environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+/// Values given as command-line flags (they override everything else).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--db-path`.
+    pub db_path: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--ledger`.
+    pub ledger: Option<String>,
+    /// `--rpc-url`.
+    pub rpc_url: Option<String>,
+    /// `--treasury-key-file`.
+    pub treasury_key_file: Option<PathBuf>,
+}
+
+/// The TOML file's shape: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    db_path: Option<PathBuf>,
+    listen: Option<String>,
+    admin_token: Option<String>,
+    ledger: Option<String>,
+    rpc_url: Option<String>,
+    treasury_key_file: Option<PathBuf>,
+    identity: Option<String>,
+    poll_interval_ms: Option<u64>,
+    batch_size: Option<u64>,
+    circuit_breaker: Option<CircuitBreakerConfig>,
+    dev_ledger: Option<DevLedgerConfig>,
+}
+
+/// Builds the configuration: defaults, then the file (`--config` or `TB_CONFIG`), then
+/// the environment, then the flags. Everything is validated before it is returned.
+pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigError> {
+    let mut config = NodeConfig::default();
+
+    let file = match (&overrides.config, env.var("TB_CONFIG")) {
+        (Some(path), _) => Some((path.clone(), "--config")),
+        (None, Some(path)) => Some((PathBuf::from(path), "TB_CONFIG")),
+        (None, None) => None,
+    };
+    if let Some((path, key)) = file {
+        apply_file(&mut config, &path, key)?;
+    }
+
+    if let Some(path) = env.var("TB_GOVERNANCE_DB_PATH") {
+        config.db_path = PathBuf::from(path);
+    }
+    if let Some(listen) = env.var("TB_LISTEN") {
+        config.listen = parse_listen("TB_LISTEN", &listen)?;
+    }
+    if let Some(token) = env.var("TB_ADMIN_TOKEN") {
+        config.admin_token = Some(check_token("TB_ADMIN_TOKEN", token)?);
+    }
+    if let Some(ledger) = env.var("TB_LEDGER") {
+        config.ledger = LedgerKind::parse("TB_LEDGER", &ledger)?;
+    }
+    if let Some(url) = env.var("TB_RPC_URL") {
+        config.rpc_url = Some(url);
+    }
+    if let Some(path) = env.var("TB_TREASURY_KEY_FILE") {
+        config.treasury_key_file = Some(PathBuf::from(path));
+    }
+
+    if let Some(path) = &overrides.db_path {
+        config.db_path = path.clone();
+    }
+    if let Some(listen) = &overrides.listen {
+        config.listen = parse_listen("--listen", listen)?;
+    }
+    if let Some(ledger) = &overrides.ledger {
+        config.ledger = LedgerKind::parse("--ledger", ledger)?;
+    }
+    if let Some(url) = &overrides.rpc_url {
+        config.rpc_url = Some(url.clone());
+    }
+    if let Some(path) = &overrides.treasury_key_file {
+        config.treasury_key_file = Some(path.clone());
+    }
+
+    if config.ledger == LedgerKind::Evm {
+        return Err(ConfigError::new(
+            "ledger",
+            "the EVM ledger is not built yet (it arrives with the EVM issue); use `dev`",
+        ));
+    }
+    Ok(config)
+}
+
+fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigError::new(key, format!("cannot read {}: {error}", path.display()))
+    })?;
+    let file: FileConfig = toml::from_str(&text).map_err(|error| {
+        ConfigError::new(format!("{} ({})", key, path.display()), one_line(&error))
+    })?;
+    if let Some(db_path) = file.db_path {
+        config.db_path = db_path;
+    }
+    if let Some(listen) = file.listen {
+        config.listen = parse_listen("listen", &listen)?;
+    }
+    if let Some(token) = file.admin_token {
+        config.admin_token = Some(check_token("admin_token", token)?);
+    }
+    if let Some(ledger) = file.ledger {
+        config.ledger = LedgerKind::parse("ledger", &ledger)?;
+    }
+    config.rpc_url = file.rpc_url.or(config.rpc_url.take());
+    config.treasury_key_file = file.treasury_key_file.or(config.treasury_key_file.take());
+    if let Some(identity) = file.identity {
+        if identity.trim().is_empty() {
+            return Err(ConfigError::new("identity", "must not be empty"));
+        }
+        config.identity = identity;
+    }
+    if let Some(ms) = file.poll_interval_ms {
+        if !(10..=3_600_000).contains(&ms) {
+            return Err(ConfigError::new(
+                "poll_interval_ms",
+                format!("must be 10 to 3600000, got {ms}"),
+            ));
+        }
+        config.poll_interval = Duration::from_millis(ms);
+    }
+    if let Some(batch) = file.batch_size {
+        if !(1..=10_000).contains(&batch) {
+            return Err(ConfigError::new(
+                "batch_size",
+                format!("must be 1 to 10000, got {batch}"),
+            ));
+        }
+        config.batch_size = batch as usize;
+    }
+    if let Some(breaker) = file.circuit_breaker {
+        breaker.validate().map_err(|error| {
+            ConfigError::new(
+                format!("circuit_breaker.{}", error.field()),
+                error.to_string(),
+            )
+        })?;
+        config.circuit_breaker = breaker;
+    }
+    if let Some(dev) = file.dev_ledger {
+        dev.validate()
+            .map_err(|error| ConfigError::new("dev_ledger", error.to_string()))?;
+        config.dev_ledger = dev;
+    }
+    Ok(())
+}
+
+fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        ConfigError::new(
+            key,
+            format!("expected an address like 127.0.0.1:9615, got {value:?}"),
+        )
+    })
+}
+
+/// Tokens shorter than this are refused: an admin API guarded by a guessable token is
+/// worse than none.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+fn check_token(key: &str, token: String) -> Result<String, ConfigError> {
+    if token.len() < MIN_TOKEN_LEN {
+        return Err(ConfigError::new(
+            key,
+            format!("must be at least {MIN_TOKEN_LEN} characters"),
+        ));
+    }
+    Ok(token)
+}
+
+/// toml's errors span several lines (with a caret under the spot); keep them readable on
+/// one line of a log.
+fn one_line(error: &impl fmt::Display) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests;

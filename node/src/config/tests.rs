@@ -1,0 +1,183 @@
+//! Configuration: precedence, every variable, and errors that name their key.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(text.as_bytes()).expect("write");
+    file
+}
+
+#[test]
+fn defaults_run_with_no_setup() {
+    let config = load(&Overrides::default(), &env(&[])).expect("defaults");
+    assert_eq!(config.db_path, PathBuf::from("./data/governance.db"));
+    assert_eq!(config.listen.to_string(), "127.0.0.1:9615");
+    assert_eq!(config.ledger, LedgerKind::Dev);
+    assert_eq!(config.admin_token, None, "admin API off");
+    assert_eq!(
+        config.circuit_breaker,
+        CircuitBreakerConfig::default(),
+        "production breaker"
+    );
+}
+
+#[test]
+fn file_then_environment_then_flags() {
+    let toml = file(
+        r#"
+        listen = "127.0.0.1:1000"
+        db_path = "/from/file"
+        poll_interval_ms = 250
+        [circuit_breaker]
+        timeout_secs = 5
+        "#,
+    );
+    let path = toml.path().to_string_lossy().into_owned();
+    let config = load(&Overrides::default(), &env(&[("TB_CONFIG", &path)])).expect("file");
+    assert_eq!(config.listen.to_string(), "127.0.0.1:1000");
+    assert_eq!(config.poll_interval, Duration::from_millis(250));
+    assert_eq!(config.circuit_breaker.timeout_secs, 5);
+    assert_eq!(
+        config.circuit_breaker.failure_threshold, 5,
+        "other breaker keys keep their defaults"
+    );
+
+    let vars = env(&[
+        ("TB_CONFIG", &path),
+        ("TB_LISTEN", "127.0.0.1:2000"),
+        ("TB_GOVERNANCE_DB_PATH", "/from/env"),
+    ]);
+    let config = load(&Overrides::default(), &vars).expect("env");
+    assert_eq!(
+        config.listen.to_string(),
+        "127.0.0.1:2000",
+        "environment beats the file"
+    );
+    assert_eq!(config.db_path, PathBuf::from("/from/env"));
+
+    let flags = Overrides {
+        listen: Some("127.0.0.1:3000".into()),
+        db_path: Some("/from/flag".into()),
+        ..Overrides::default()
+    };
+    let config = load(&flags, &vars).expect("flags");
+    assert_eq!(
+        config.listen.to_string(),
+        "127.0.0.1:3000",
+        "flags beat the environment"
+    );
+    assert_eq!(config.db_path, PathBuf::from("/from/flag"));
+}
+
+#[test]
+fn every_bad_value_names_its_key() {
+    type Case<'a> = (Overrides, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            Overrides::default(),
+            vec![("TB_LISTEN", "localhost")],
+            "TB_LISTEN",
+        ),
+        (
+            Overrides::default(),
+            vec![("TB_LEDGER", "solana")],
+            "TB_LEDGER",
+        ),
+        (
+            Overrides::default(),
+            vec![("TB_ADMIN_TOKEN", "short")],
+            "TB_ADMIN_TOKEN",
+        ),
+        (
+            Overrides {
+                listen: Some("nope".into()),
+                ..Overrides::default()
+            },
+            vec![],
+            "--listen",
+        ),
+        (
+            Overrides {
+                ledger: Some("x".into()),
+                ..Overrides::default()
+            },
+            vec![],
+            "--ledger",
+        ),
+        (
+            Overrides {
+                config: Some("/does/not/exist.toml".into()),
+                ..Overrides::default()
+            },
+            vec![],
+            "--config",
+        ),
+    ];
+    for (flags, vars, key) in cases {
+        let error = load(&flags, &env(&vars)).expect_err(key);
+        assert_eq!(error.key, key, "{error}");
+        assert!(error.to_string().contains(key), "{error}");
+    }
+}
+
+#[test]
+fn bad_file_values_name_their_key() {
+    for (text, key) in [
+        (
+            "[circuit_breaker]\nfailure_threshold = 0",
+            "circuit_breaker.failure_threshold",
+        ),
+        (
+            "[circuit_breaker]\ntimeout_secs = 0",
+            "circuit_breaker.timeout_secs",
+        ),
+        ("poll_interval_ms = 1", "poll_interval_ms"),
+        ("batch_size = 0", "batch_size"),
+        ("listen = \"nowhere\"", "listen"),
+        ("ledger = \"btc\"", "ledger"),
+    ] {
+        let toml = file(text);
+        let overrides = Overrides {
+            config: Some(toml.path().to_path_buf()),
+            ..Overrides::default()
+        };
+        let error = load(&overrides, &env(&[])).expect_err(text);
+        assert_eq!(error.key, key, "{error}");
+    }
+}
+
+#[test]
+fn unknown_and_mistyped_file_keys_are_refused_with_their_name() {
+    for (text, named) in [
+        ("[circuit_breaker]\ntimeout = 5", "timeout"),
+        ("colour = \"blue\"", "colour"),
+        ("[circuit_breaker]\ntimeout_secs = \"soon\"", "timeout_secs"),
+    ] {
+        let toml = file(text);
+        let overrides = Overrides {
+            config: Some(toml.path().to_path_buf()),
+            ..Overrides::default()
+        };
+        let error = load(&overrides, &env(&[])).expect_err(text);
+        assert!(error.key.starts_with("--config"), "{error}");
+        assert!(error.message.contains(named), "{error}");
+        assert!(!error.message.contains('\n'), "one line: {error}");
+    }
+}
+
+#[test]
+fn the_evm_ledger_is_refused_until_it_exists() {
+    let error = load(&Overrides::default(), &env(&[("TB_LEDGER", "evm")])).expect_err("evm");
+    assert_eq!(error.key, "ledger");
+}

@@ -1,0 +1,48 @@
+//! The executor loop on tokio: one tick at a time on the blocking pool (ledger calls
+//! block), then a wait of the poll interval, until shutdown.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::governance::TreasuryExecutor;
+
+/// Runs ticks until `shutdown` turns true. A tick in flight when it does is finished
+/// first (its submission completes and is recorded). Returns the executor, or `None` if a
+/// tick panicked (a bug: the node then stops submitting but keeps serving status).
+pub async fn run(
+    app: Arc<App>,
+    mut executor: TreasuryExecutor,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<TreasuryExecutor> {
+    let poll = executor.config().poll_interval;
+    loop {
+        if *shutdown.borrow() {
+            return Some(executor);
+        }
+        let started = Instant::now();
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = executor.tick();
+            (executor, result)
+        })
+        .await;
+        let (returned, result) = match joined {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::error!(%error, "executor tick panicked; submissions stop");
+                return None;
+            }
+        };
+        executor = returned;
+        if let Err(error) = &result {
+            tracing::warn!(%error, "tick failed");
+        }
+        app.observe_tick(executor.snapshot(), &result, started.elapsed());
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

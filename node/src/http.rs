@@ -1,0 +1,51 @@
+//! The HTTP surface: `GET /healthz`, `GET /status`, and `GET /metrics` (with the
+//! `telemetry` feature).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+#[cfg(feature = "telemetry")]
+use axum::http::{StatusCode, header};
+use axum::response::Json;
+#[cfg(feature = "telemetry")]
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::App;
+
+/// The node's routes.
+pub fn router(app: Arc<App>) -> Router {
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/status", get(status));
+    #[cfg(feature = "telemetry")]
+    let router = router.route("/metrics", get(metrics));
+    router.with_state(app)
+}
+
+/// Liveness: the process serves HTTP. (A halted executor is reported by `/status` and the
+/// `treasury_executor_halted` gauge, not here: restarting does not fix its cause.)
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    Json(app.status())
+}
+
+#[cfg(feature = "telemetry")]
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    app.publish_breaker();
+    match app.metrics.render() {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not compiled in\n").into_response(),
+    }
+}

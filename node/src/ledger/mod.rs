@@ -1,0 +1,3 @@
+//! The ledgers the node can talk to. Today: the embedded dev ledger.
+
+pub mod dev;

@@ -1,0 +1,10 @@
+//! The treasury node as a library, so that its parts are testable: configuration, the dev
+//! ledger, the executor driver and the HTTP surface. `main.rs` only wires them.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod driver;
+pub mod governance;
+pub mod http;
+pub mod ledger;
