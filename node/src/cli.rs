@@ -1,4 +1,5 @@
-//! The command line: `node run` (the default) and its flags. Every flag names the
+//! The command line: `node run` (the default) and its flags, and the admin API's client
+//! commands (`node breaker …`, `node disburse …`, `node audit`). Every flag names the
 //! environment variable it overrides.
 
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the node: the executor loop and the HTTP server (the default).
     Run(RunArgs),
+    /// The admin API's client commands (they talk to a running node).
+    #[command(flatten)]
+    Admin(AdminCommand),
 }
 
 /// Flags of `node run`. Precedence: flag > environment variable > TOML file > default.
@@ -59,4 +63,190 @@ impl RunArgs {
             treasury_key_file: self.treasury_key_file.clone(),
         }
     }
+}
+
+/// What `node breaker`, `node disburse` and `node audit` print after their help.
+const CLIENT_AFTER_HELP: &str = "\
+Prints the node's JSON answer on stdout. Exit status: 0 done; 1 the node answered with an \
+error (`error: HTTP <code>: <message>` on stderr) or could not be reached; 2 a usage error \
+(a bad flag, a bad --url, no token). Every change made through the admin API is recorded \
+in the audit log (`node audit`).";
+
+/// The admin API's client commands: each is one HTTP call to a running node.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Show or override the circuit breaker (GET/POST /admin/breaker/...).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Breaker(BreakerArgs),
+    /// Queue, list, show and cancel disbursements (/admin/disbursements).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Disburse(DisburseArgs),
+    /// Read the audit log of admin actions: who, what, why, when (GET /admin/audit).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Audit(AuditArgs),
+}
+
+impl AdminCommand {
+    /// Where to reach the node and who is asking.
+    pub fn connection(&self) -> &ConnectionArgs {
+        match self {
+            AdminCommand::Breaker(args) => &args.connection,
+            AdminCommand::Disburse(args) => &args.connection,
+            AdminCommand::Audit(args) => &args.connection,
+        }
+    }
+}
+
+/// Where the admin API is and who calls it. Accepted before or after the subcommand.
+/// Precedence: flag > environment variable > default.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConnectionArgs {
+    /// The node's HTTP address, http:// only [env: TB_ADMIN_URL] [default: http://127.0.0.1:9615]
+    #[arg(long, value_name = "URL", global = true, help_heading = "Connection")]
+    pub url: Option<String>,
+    /// The admin API's bearer token (required; prefer the variable: flags show in `ps`)
+    /// [env: TB_ADMIN_TOKEN]
+    #[arg(long, value_name = "TOKEN", global = true, help_heading = "Connection")]
+    pub token: Option<String>,
+    /// Who you are, recorded in the audit log [env: USER] [default: cli]
+    #[arg(long, value_name = "NAME", global = true, help_heading = "Connection")]
+    pub actor: Option<String>,
+}
+
+/// `node breaker …`.
+#[derive(Debug, clap::Args)]
+pub struct BreakerArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: BreakerAction,
+    /// Where and who.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// The breaker commands.
+#[derive(Debug, Subcommand)]
+pub enum BreakerAction {
+    /// The breaker's state, forced flag and counts (GET /admin/breaker).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Status,
+    /// Open the breaker and keep it open: nothing is submitted until `reset`
+    /// (POST /admin/breaker/force-open).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    ForceOpen(ReasonArgs),
+    /// Close the breaker and keep it closed: failures no longer trip it until `reset`
+    /// (POST /admin/breaker/force-close).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    ForceClose(ReasonArgs),
+    /// Return to automatic operation: closed, not forced, failure window and backoff cleared
+    /// (POST /admin/breaker/reset).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Reset(ReasonArgs),
+}
+
+/// Why: recorded in the audit log.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReasonArgs {
+    /// Why you do this, for the audit log (required, not empty)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// `node disburse …`.
+#[derive(Debug, clap::Args)]
+pub struct DisburseArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DisburseAction,
+    /// Where and who.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// The disbursement commands.
+#[derive(Debug, Subcommand)]
+pub enum DisburseAction {
+    /// Queue a disbursement for payment (POST /admin/disbursements).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Queue(QueueArgs),
+    /// List disbursements in id order, a page at a time (GET /admin/disbursements).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    List(ListArgs),
+    /// Show one disbursement and its status (GET /admin/disbursements/{id}).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Show(ShowArgs),
+    /// Cancel a queued disbursement and those that depend on it
+    /// (POST /admin/disbursements/{id}/cancel).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Cancel(CancelArgs),
+}
+
+/// `node disburse queue`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueueArgs {
+    /// Where the money goes, in the ledger's address format
+    #[arg(long, value_name = "ADDRESS")]
+    pub destination: String,
+    /// How much, a decimal integer in the ledger's smallest unit (e.g. wei)
+    #[arg(long, value_name = "AMOUNT")]
+    pub amount: String,
+    /// Free text kept with the disbursement (at most 8 KiB) [default: empty]
+    #[arg(long, value_name = "TEXT")]
+    pub memo: Option<String>,
+    /// The first epoch at which it may be paid (a timelock) [default: 0: at once]
+    #[arg(long, value_name = "EPOCH")]
+    pub activation_epoch: Option<u64>,
+    /// A disbursement that must be executed first; repeat it or separate ids with commas
+    #[arg(long, value_name = "ID", value_delimiter = ',')]
+    pub depends_on: Vec<u64>,
+    /// An idempotency key: queueing the same key again returns the first disbursement
+    /// instead of paying twice
+    #[arg(long, value_name = "KEY")]
+    pub external_key: Option<String>,
+}
+
+/// `node disburse list`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ListArgs {
+    /// Only disbursements with a greater id (the last id of the previous page)
+    /// [default: from the first]
+    #[arg(long, value_name = "ID")]
+    pub after: Option<u64>,
+    /// At most this many disbursements [default: the node's page size]
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+/// `node disburse show`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShowArgs {
+    /// The disbursement's id
+    #[arg(value_name = "ID")]
+    pub id: u64,
+}
+
+/// `node disburse cancel`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CancelArgs {
+    /// The disbursement's id (it must still be queued)
+    #[arg(value_name = "ID")]
+    pub id: u64,
+    /// Why you cancel it, for the audit log (required, not empty)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// `node audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only records with a greater sequence number (the last seq of the previous page)
+    /// [default: from the first]
+    #[arg(long, value_name = "SEQ")]
+    pub after: Option<u64>,
+    /// At most this many records [default: the node's page size]
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Where and who.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }

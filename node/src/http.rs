@@ -1,5 +1,5 @@
-//! The HTTP surface: `GET /healthz`, `GET /status`, and `GET /metrics` (with the
-//! `telemetry` feature).
+//! The HTTP surface: `GET /healthz`, `GET /status`, `GET /metrics` (with the `telemetry`
+//! feature), and the admin API under `/admin/` (see `admin.rs`).
 
 use std::sync::Arc;
 
@@ -18,7 +18,8 @@ use crate::app::App;
 pub fn router(app: Arc<App>) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/status", get(status));
+        .route("/status", get(status))
+        .merge(crate::admin::routes());
     #[cfg(feature = "telemetry")]
     let router = router.route("/metrics", get(metrics));
     router.with_state(app)

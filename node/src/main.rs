@@ -16,7 +16,7 @@ use node::governance::{
     CircuitBreaker, GovStore, Ledger, TreasuryExecutor, TreasuryExecutorConfig,
 };
 use node::ledger::dev::DevLedger;
-use node::{driver, http};
+use node::{client, driver, http};
 use telemetry::TreasuryMetrics;
 use tokio::sync::watch;
 
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     let args = match Cli::parse().command {
         Some(Command::Run(args)) => args,
         None => RunArgs::default(),
+        Some(Command::Admin(command)) => return client::main(&command, &ProcessEnv),
     };
     let config = match config::load(&args.overrides(), &ProcessEnv) {
         Ok(config) => config,

@@ -80,12 +80,28 @@ fn start(config: Option<&str>) -> Node {
 
 /// One HTTP/1.1 request; returns the status code and the body.
 fn http(address: &str, method: &str, path: &str) -> (u16, String) {
+    request(address, method, path, &[], "")
+}
+
+/// One HTTP/1.1 request with headers and a body.
+fn request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-        .expect("request");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).expect("request head");
+    stream.write_all(body.as_bytes()).expect("request body");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response");
     let status = response
@@ -307,6 +323,334 @@ fn a_dev_ledger_outage_opens_the_breaker_and_it_recovers() {
     assert_eq!(
         metric(&text, "treasury_submissions_total{result=\"failed\"}"),
         5.0
+    );
+    assert!(terminate(node).0.success());
+}
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+fn admin_config(extra: &str) -> String {
+    format!("admin_token = \"{TOKEN}\"\n{extra}\n{FAST}")
+}
+
+fn admin(node: &Node, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let (code, text) = request(
+        &node.address,
+        method,
+        path,
+        &[
+            ("Authorization", &auth),
+            ("X-Actor", "alice"),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    );
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[test]
+fn without_a_token_the_admin_api_is_off() {
+    let node = start(Some(FAST));
+    let (code, body) = request(
+        &node.address,
+        "POST",
+        "/admin/breaker/force-open",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        r#"{"reason":"test"}"#,
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("TB_ADMIN_TOKEN"), "{body}");
+    assert_eq!(
+        status(&node)["breaker"]["state"],
+        "closed",
+        "nothing changed"
+    );
+    assert!(terminate(node).0.success());
+}
+
+#[test]
+fn refused_admin_calls_change_nothing() {
+    let node = start(Some(&admin_config("")));
+    let reason = r#"{"reason":"maintenance"}"#;
+    type Refusal<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str, u16);
+    let refused: Vec<Refusal> = vec![
+        (vec![], "/admin/breaker/force-open", reason, 401),
+        (
+            vec![("Authorization", "Bearer wrong-token-wrong-token")],
+            "/admin/breaker/force-open",
+            reason,
+            401,
+        ),
+        (
+            vec![("Authorization", TOKEN)],
+            "/admin/breaker/force-open",
+            reason,
+            401,
+        ),
+    ];
+    for (headers, path, body, expected) in refused {
+        let (code, text) = request(&node.address, "POST", path, &headers, body);
+        assert_eq!(code, expected, "{path} {headers:?}: {text}");
+        assert!(text.contains("error"), "{text}");
+    }
+    for (path, body) in [
+        ("/admin/breaker/force-open", "not json"),
+        ("/admin/breaker/force-open", r#"{"reason":""}"#),
+        ("/admin/breaker/force-open", r#"{"reason":"x","extra":1}"#),
+        ("/admin/breaker/reset", "{}"),
+        (
+            "/admin/disbursements",
+            r#"{"destination":"bob","amount":"abc"}"#,
+        ),
+        (
+            "/admin/disbursements",
+            r#"{"destination":"bob","amount":"0"}"#,
+        ),
+        (
+            "/admin/disbursements",
+            r#"{"destination":"bob","amount":5}"#,
+        ),
+        (
+            "/admin/disbursements",
+            r#"{"destination":"b o b","amount":"5"}"#,
+        ),
+        (
+            "/admin/disbursements",
+            r#"{"destination":"bob","amount":"5","depends_on":[99]}"#,
+        ),
+    ] {
+        let (code, body) = admin(&node, "POST", path, body);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "a reason: {body}"
+        );
+    }
+    let (code, _) = admin(
+        &node,
+        "POST",
+        "/admin/breaker/force-open",
+        &format!(r#"{{"reason":"{}"}}"#, "x".repeat(70_000)),
+    );
+    assert_eq!(code, 413, "oversized body");
+    let (code, _) = admin(&node, "GET", "/admin/disbursements/77", "");
+    assert_eq!(code, 404);
+    let (code, _) = admin(&node, "GET", "/admin/disbursements/not-a-number", "");
+    assert_eq!(code, 400);
+
+    let status = status(&node);
+    assert_eq!(status["breaker"]["state"], "closed");
+    assert_eq!(status["breaker"]["generation"], 0, "no transition happened");
+    let (_, audit) = admin(&node, "GET", "/admin/audit", "");
+    assert_eq!(audit["records"], serde_json::json!([]), "nothing audited");
+    let (_, list) = admin(&node, "GET", "/admin/disbursements", "");
+    assert_eq!(
+        list["disbursements"],
+        serde_json::json!([]),
+        "nothing queued"
+    );
+    assert!(terminate(node).0.success());
+}
+
+#[cfg(feature = "telemetry")]
+#[test]
+fn force_open_moves_the_gauge_is_audited_and_survives_a_restart() {
+    let node = start(Some(&admin_config("")));
+    let (code, body) = admin(
+        &node,
+        "POST",
+        "/admin/breaker/force-open",
+        r#"{"reason":"rpc maintenance"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["breaker"]["state"], "open");
+    assert_eq!(body["breaker"]["forced"], true);
+    let (_, text) = http(&node.address, "GET", "/metrics");
+    assert_eq!(metric(&text, "treasury_circuit_breaker_state"), 1.0);
+    assert_eq!(metric(&text, "treasury_circuit_breaker_forced"), 1.0);
+    let (_, audit) = admin(&node, "GET", "/admin/audit", "");
+    let record = &audit["records"][0];
+    assert_eq!(record["actor"], "alice");
+    assert_eq!(record["action"], "breaker.force_open");
+    assert_eq!(record["reason"], "rpc maintenance");
+    assert!(record["at_ms"].as_u64().is_some_and(|t| t > 0));
+
+    let (exit, db, dir) = terminate(node);
+    assert!(exit.success());
+    let node = start_on(db, Some(&admin_config("")), dir);
+    let status = status(&node);
+    assert_eq!(
+        status["breaker"]["state"], "open",
+        "still open after a restart"
+    );
+    assert_eq!(status["breaker"]["forced"], true, "and still forced");
+    let (code, body) = admin(
+        &node,
+        "POST",
+        "/admin/breaker/reset",
+        r#"{"reason":"done"}"#,
+    );
+    assert_eq!(
+        (code, body["breaker"]["state"].as_str()),
+        (200, Some("closed"))
+    );
+    assert!(terminate(node).0.success());
+}
+
+#[test]
+fn disbursements_through_the_admin_api() {
+    let node = start(Some(&admin_config("")));
+    let body = r#"{"destination":"grantee","amount":"340282366920938463463374607431768211455","memo":"grant #1","external_key":"proposal-1"}"#;
+    let (code, queued) = admin(&node, "POST", "/admin/disbursements", body);
+    assert_eq!(code, 201, "{queued}");
+    assert_eq!(
+        queued["amount"], "340282366920938463463374607431768211455",
+        "amounts stay exact"
+    );
+    let id = queued["id"].as_u64().expect("id");
+    let (code, again) = admin(&node, "POST", "/admin/disbursements", body);
+    assert_eq!(
+        (code, again["id"].as_u64()),
+        (200, Some(id)),
+        "the same external key: the same disbursement"
+    );
+
+    // More than the treasury holds: the ledger refuses it and it is cancelled.
+    wait_until("the refusal", Duration::from_secs(30), || {
+        admin(&node, "GET", &format!("/admin/disbursements/{id}"), "").1["status"]["status"]
+            == "cancelled"
+    });
+    let (code, small) = admin(
+        &node,
+        "POST",
+        "/admin/disbursements",
+        r#"{"destination":"grantee","amount":"7"}"#,
+    );
+    assert_eq!(code, 201);
+    let small = small["id"].as_u64().expect("id");
+    wait_until("executed", Duration::from_secs(30), || {
+        admin(&node, "GET", &format!("/admin/disbursements/{small}"), "").1["status"]["status"]
+            == "executed"
+    });
+    let (code, body) = admin(
+        &node,
+        "POST",
+        &format!("/admin/disbursements/{small}/cancel"),
+        r#"{"reason":"too late"}"#,
+    );
+    assert_eq!(code, 409, "{body}");
+
+    let (code, _) = admin(
+        &node,
+        "POST",
+        "/admin/breaker/force-open",
+        r#"{"reason":"hold"}"#,
+    );
+    assert_eq!(code, 200);
+    let (_, later) = admin(
+        &node,
+        "POST",
+        "/admin/disbursements",
+        r#"{"destination":"grantee","amount":"8"}"#,
+    );
+    let later = later["id"].as_u64().expect("id");
+    let (code, cancelled) = admin(
+        &node,
+        "POST",
+        &format!("/admin/disbursements/{later}/cancel"),
+        r#"{"reason":"duplicate"}"#,
+    );
+    assert_eq!(code, 200, "{cancelled}");
+    assert_eq!(
+        cancelled["status"],
+        serde_json::json!({"status": "cancelled", "reason": "duplicate"})
+    );
+
+    let (_, list) = admin(&node, "GET", "/admin/disbursements?limit=10", "");
+    assert_eq!(list["disbursements"].as_array().map(Vec::len), Some(3));
+    let (_, audit) = admin(&node, "GET", "/admin/audit", "");
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "disbursement.queue",
+            "disbursement.queue",
+            "breaker.force_open",
+            "disbursement.queue",
+            "disbursement.cancel"
+        ]
+    );
+    assert!(terminate(node).0.success());
+}
+
+/// The CLI client against the real node: queue, see it executed, force the breaker open.
+#[test]
+fn the_cli_queues_and_overrides() {
+    let node = start(Some(&admin_config("")));
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_node"))
+            .args(args)
+            .env("TB_ADMIN_URL", format!("http://{}", node.address))
+            .env("TB_ADMIN_TOKEN", TOKEN)
+            .env("USER", "carol")
+            .output()
+            .expect("run the cli")
+    };
+    let out = cli(&[
+        "disburse",
+        "queue",
+        "--destination",
+        "grantee",
+        "--amount",
+        "42",
+        "--memo",
+        "cli",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let queued: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = queued["id"].as_u64().expect("id").to_string();
+    wait_until("executed", Duration::from_secs(30), || {
+        let out = cli(&["disburse", "show", &id]);
+        let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        shown["status"]["status"] == "executed"
+    });
+    let out = cli(&["breaker", "force-open", "--reason", "drill"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(&node)["breaker"]["state"], "open");
+    let out = cli(&["audit"]);
+    let audit: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(audit["records"][1]["actor"], "carol");
+    assert_eq!(audit["records"][1]["action"], "breaker.force_open");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_node"))
+        .args(["breaker", "reset", "--reason", "x"])
+        .env("TB_ADMIN_URL", format!("http://{}", node.address))
+        .env("TB_ADMIN_TOKEN", "wrong-token-wrong-token")
+        .output()
+        .expect("run the cli");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    assert_eq!(
+        status(&node)["breaker"]["state"],
+        "open",
+        "the refused call changed nothing"
     );
     assert!(terminate(node).0.success());
 }

@@ -362,6 +362,7 @@ impl TreasuryExecutor {
 
         // 3. Stage the ready ones and submit them, within the batch's attempts.
         let batch = self.config.batch_size as u64;
+        let mut restaged = 0;
         'batch: while report.attempts < batch {
             self.record()?;
             if let Some(nonce) = self.store.next_nonce()? {
@@ -390,8 +391,17 @@ impl TreasuryExecutor {
                         submitted: false,
                     });
                 }
-                self.store
-                    .stage(&intents, next_nonce + intents.len() as u64)?;
+                if !self
+                    .store
+                    .stage(&intents, next_nonce + intents.len() as u64)?
+                {
+                    // An operator cancelled one of them meanwhile: read the index again.
+                    restaged += 1;
+                    if restaged > 3 {
+                        break;
+                    }
+                    continue;
+                }
                 self.store.flush()?; // durable before any of them can reach the ledger
                 self.crash_point(CrashPoint::AfterStage)?;
                 intents

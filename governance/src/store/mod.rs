@@ -403,22 +403,24 @@ impl GovStore {
     /// Stages signed intents in one transaction: each disbursement (ready, queued) becomes
     /// Staged, its intent is stored, and the next nonce moves past them. The caller
     /// flushes before anything reaches the ledger.
-    pub(crate) fn stage(&self, intents: &[Intent], next_nonce: u64) -> Result<(), StoreError> {
+    ///
+    /// Returns `false`, staging nothing, if one of them is no longer queued and ready (an
+    /// operator cancelled it since the executor read the index): the caller signs afresh.
+    pub(crate) fn stage(&self, intents: &[Intent], next_nonce: u64) -> Result<bool, StoreError> {
         let trees = (&self.disbursements, &self.ready, &self.intents, &self.meta);
         let outcome = trees.transaction(|(disbursements, ready, stored, meta)| {
+            let mut records = Vec::with_capacity(intents.len());
             for intent in intents {
                 let key = u64_key(intent.id);
-                let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
-                if record.status != DisbursementStatus::Queued || ready.remove(&key)?.is_none() {
-                    return abort(StoreError::Corrupt {
-                        tree: DISBURSEMENTS,
-                        key: intent.id.to_string(),
-                        reason: format!(
-                            "staging a disbursement that is {} and not ready",
-                            record.status.name()
-                        ),
-                    });
+                let record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+                if record.status != DisbursementStatus::Queued || ready.get(key)?.is_none() {
+                    return Ok(false); // nothing written yet: the transaction changes nothing
                 }
+                records.push(record);
+            }
+            for (intent, mut record) in intents.iter().zip(records) {
+                let key = u64_key(intent.id);
+                ready.remove(&key)?;
                 record.status = DisbursementStatus::Staged {
                     nonce: intent.nonce,
                     tx_hash: intent.tx.tx_hash.clone(),
@@ -427,7 +429,7 @@ impl GovStore {
                 tx_put(stored, &u64_key(intent.nonce), intent)?;
             }
             meta.insert(NEXT_NONCE, &u64_key(next_nonce))?;
-            Ok(())
+            Ok(true)
         });
         flatten(outcome)
     }
