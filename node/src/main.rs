@@ -3,7 +3,7 @@
 //! flight, persist the breaker, flush the store, exit 0.
 
 use std::future::IntoFuture;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use tokio::sync::watch;
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let args = match Cli::parse().command {
