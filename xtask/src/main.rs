@@ -6,6 +6,7 @@ mod bench;
 mod cargo;
 mod loom;
 mod promtool;
+mod scrape;
 mod steps;
 mod tool;
 mod validate;

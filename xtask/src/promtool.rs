@@ -14,7 +14,9 @@ const RULE_TESTS: &str = "telemetry/prometheus/alerts_test.yml";
 
 /// One line for the help text.
 pub fn about() -> String {
-    format!("promtool check rules {RULES}, then promtool test rules alerts_test.yml")
+    format!(
+        "promtool check rules {RULES}, promtool test rules alerts_test.yml, promtool check metrics on a live node"
+    )
 }
 
 /// Runs the step: both promtool commands, the tests even if the check failed.
@@ -22,7 +24,8 @@ pub fn run() -> StepResult {
     let promtool = locate_or_install()?;
     let check = ToolCommand::new("promtool", &promtool, &["check", "rules", RULES]).run();
     let test = ToolCommand::new("promtool", &promtool, &["test", "rules", RULE_TESTS]).run();
-    check.and(test)
+    let live = crate::scrape::check_live_metrics(&promtool);
+    check.and(test).and(live)
 }
 
 /// `$PROMTOOL`, else `promtool` on `PATH`, else installed with apt-get.

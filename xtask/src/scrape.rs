@@ -1,0 +1,131 @@
+//! `promtool check metrics` on a live scrape: builds the node, starts it on an ephemeral
+//! port with a throwaway database, fetches `/metrics`, and lints it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use crate::cargo::{CargoCommand, workspace_root};
+
+/// Runs the check with `promtool`.
+pub fn check_live_metrics(promtool: &std::ffi::OsStr) -> Result<(), String> {
+    CargoCommand::new(
+        "promtool",
+        &["build", "--quiet", "-p", "node", "--bin", "node"],
+    )
+    .run()?;
+    let root = workspace_root();
+    let scratch = root.join("target").join("xtask-scrape");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let binary = root.join("target").join("debug").join("node");
+    eprintln!(
+        "==> [promtool] starting {} on an ephemeral port",
+        binary.display()
+    );
+    let mut node = Command::new(&binary)
+        .arg("run")
+        .env("TB_LISTEN", "127.0.0.1:0")
+        .env("TB_GOVERNANCE_DB_PATH", scratch.join("governance.db"))
+        .env_remove("TB_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let result = scrape_and_check(&mut node, promtool, &scratch);
+    stop(&mut node);
+    result
+}
+
+fn scrape_and_check(
+    node: &mut Child,
+    promtool: &std::ffi::OsStr,
+    scratch: &Path,
+) -> Result<(), String> {
+    let stdout = node.stdout.take().ok_or("the node has no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("listening on ") {
+                let _ = tx.send(address.to_owned());
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(60))
+        .map_err(|_| "the node did not start listening within 60 s".to_owned())?;
+    let metrics = get(&address, "/metrics")?;
+    let file = scratch.join("metrics.txt");
+    std::fs::write(&file, &metrics).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    eprintln!(
+        "==> [promtool] {} check metrics < {} ({} bytes scraped from http://{address}/metrics)",
+        promtool.to_string_lossy(),
+        file.display(),
+        metrics.len()
+    );
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run promtool: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("promtool has no stdin")?
+        .write_all(metrics.as_bytes())
+        .map_err(|e| format!("cannot feed promtool: {e}"))?;
+    let status = child.wait().map_err(|e| format!("promtool: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`promtool check metrics` found problems in the node's /metrics ({status})"
+        ))
+    }
+}
+
+/// A plain HTTP/1.1 GET; the body, if the status is 200.
+fn get(address: &str, path: &str) -> Result<String, String> {
+    let mut stream =
+        TcpStream::connect(address).map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("cannot read the response: {e}"))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("a response without a body")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "GET {path}: {}",
+            head.lines().next().unwrap_or("no status line")
+        ));
+    }
+    Ok(body.to_owned())
+}
+
+/// SIGTERM (the node drains and exits), then reap it; kill it if it lingers.
+fn stop(node: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if let Ok(Some(_)) = node.try_wait() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let _ = node.kill();
+    let _ = node.wait();
+}
