@@ -1,9 +1,9 @@
 //! Running cargo: the workspace root, the cargo binary, and echoing then spawning a command.
 
+use crate::tool::ToolCommand;
 use std::env;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
-use std::process::Command;
 
 /// The workspace root: the parent of this crate's manifest directory.
 pub fn workspace_root() -> &'static Path {
@@ -21,72 +21,35 @@ fn cargo_program() -> OsString {
 
 /// A cargo invocation, run from the workspace root with inherited stdio.
 #[derive(Debug, Clone)]
-pub struct CargoCommand {
-    /// Shown as `==> [label] ...` when the command is echoed.
-    label: &'static str,
-    args: Vec<OsString>,
-    envs: Vec<(&'static str, OsString)>,
-}
+pub struct CargoCommand(ToolCommand);
 
 impl CargoCommand {
     pub fn new(label: &'static str, args: &[&str]) -> Self {
-        Self {
-            label,
-            args: args.iter().map(OsString::from).collect(),
-            envs: Vec::new(),
-        }
+        Self(ToolCommand::new(label, cargo_program(), args).shown_as("cargo"))
     }
 
     /// Appends arguments.
-    pub fn args<I, S>(mut self, extra: I) -> Self
+    pub fn args<I, S>(self, extra: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args
-            .extend(extra.into_iter().map(|a| a.as_ref().to_os_string()));
-        self
+        Self(self.0.args(extra))
     }
 
     /// Sets an environment variable for the child (and echoes it).
-    pub fn env(mut self, key: &'static str, value: impl Into<OsString>) -> Self {
-        self.envs.push((key, value.into()));
-        self
+    pub fn env(self, key: &'static str, value: impl Into<OsString>) -> Self {
+        Self(self.0.env(key, value))
     }
 
     /// The command as a shell-like line, e.g. `cargo fmt --all -- --check`.
     pub fn display(&self) -> String {
-        let mut line = String::from("cargo");
-        for arg in &self.args {
-            line.push(' ');
-            line.push_str(&quote(arg));
-        }
-        line
+        self.0.display()
     }
 
     /// Echoes the environment and command, then runs it to completion.
     pub fn run(&self) -> Result<(), String> {
-        if !self.envs.is_empty() {
-            let envs: Vec<String> = self
-                .envs
-                .iter()
-                .map(|(k, v)| format!("{k}={}", quote(v)))
-                .collect();
-            eprintln!("==> [{}] env {}", self.label, envs.join(" "));
-        }
-        let display = self.display();
-        eprintln!("==> [{}] {display}", self.label);
-        let status = Command::new(cargo_program())
-            .args(&self.args)
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .current_dir(workspace_root())
-            .status()
-            .map_err(|e| format!("could not run `{display}`: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("`{display}` failed ({status})"))
-        }
+        self.0.run()
     }
 }
 

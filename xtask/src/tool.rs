@@ -13,6 +13,8 @@ pub struct ToolCommand {
     /// Shown as `==> [label] ...` when the command is echoed.
     label: &'static str,
     program: OsString,
+    /// What the echo calls the program (`cargo` rather than the full path in `$CARGO`).
+    shown_as: Option<&'static str>,
     args: Vec<OsString>,
     envs: Vec<(&'static str, OsString)>,
 }
@@ -22,9 +24,27 @@ impl ToolCommand {
         Self {
             label,
             program: program.into(),
+            shown_as: None,
             args: args.iter().map(OsString::from).collect(),
             envs: Vec::new(),
         }
+    }
+
+    /// Echoes the program under this name.
+    pub fn shown_as(mut self, name: &'static str) -> Self {
+        self.shown_as = Some(name);
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, extra: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(extra.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
     }
 
     /// Sets an environment variable for the child (and echoes it).
@@ -35,7 +55,10 @@ impl ToolCommand {
 
     /// The command as a shell-like line, e.g. `promtool check rules alerts.yml`.
     pub fn display(&self) -> String {
-        let mut line = quote(&self.program);
+        let mut line = match self.shown_as {
+            Some(name) => name.to_owned(),
+            None => quote(&self.program),
+        };
         for arg in &self.args {
             line.push(' ');
             line.push_str(&quote(arg));
