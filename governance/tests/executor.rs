@@ -249,8 +249,9 @@ mod executor {
         let id = h.queue("alice", 3);
         h.ledger
             .push_faults([Fault::AcceptThenFail(LedgerError::Timeout)]);
-        h.tick();
+        let report = h.tick();
         assert_eq!(h.breaker.failure_count(), 1, "the timeout itself counted");
+        assert_eq!(report.ambiguous, 1, "the retry was told \"already known\"");
         h.ledger
             .push_faults([Fault::Fail(LedgerError::AlreadyKnown)]);
         h.drain();

@@ -93,6 +93,9 @@ impl App {
             for _ in 0..report.cancelled {
                 metrics.submission("cancelled");
             }
+            for _ in 0..report.ambiguous {
+                metrics.submission("ambiguous");
+            }
             if report.rejected_by_breaker {
                 metrics.breaker_rejected();
             }
@@ -153,7 +156,8 @@ impl App {
                 "last_tick": view.last_report.map(|r| json!({
                     "epoch": r.epoch, "attempts": r.attempts, "submitted": r.submitted,
                     "submission_failures": r.submission_failures, "executed": r.executed,
-                    "cancelled": r.cancelled, "rejected_by_breaker": r.rejected_by_breaker,
+                    "cancelled": r.cancelled, "ambiguous": r.ambiguous,
+                    "rejected_by_breaker": r.rejected_by_breaker,
                 })),
             },
             "backlog": backlog,

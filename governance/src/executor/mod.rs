@@ -116,6 +116,8 @@ pub struct TickReport {
     pub executed: u64,
     /// Disbursements cancelled by the ledger's refusal.
     pub cancelled: u64,
+    /// Ambiguous answers ("already known", "nonce too low"), reconciled by hash.
+    pub ambiguous: u64,
     /// The breaker refused (the batch stopped, or the tick was skipped).
     pub rejected_by_breaker: bool,
     /// The last submission failure's message.
@@ -485,6 +487,7 @@ impl TreasuryExecutor {
             }
             TreasuryExecutorError::Ambiguous(error) => {
                 permit.ignore();
+                report.ambiguous += 1;
                 self.reconcile_ambiguous(intent, error, report)
             }
             other => {
