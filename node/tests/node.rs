@@ -1,13 +1,13 @@
 //! End to end: the real `node` binary on an ephemeral port with a temporary data dir.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use node::client::http::{Request, Url, send};
 use node::governance::{DisbursementStatus, GovStore, NewDisbursement};
 
 struct Node {
@@ -83,7 +83,7 @@ fn http(address: &str, method: &str, path: &str) -> (u16, String) {
     request(address, method, path, &[], "")
 }
 
-/// One HTTP/1.1 request with headers and a body.
+/// One HTTP/1.1 request with headers and a body, through the node's own client.
 fn request(
     address: &str,
     method: &str,
@@ -91,29 +91,18 @@ fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    stream.write_all(head.as_bytes()).expect("request head");
-    stream.write_all(body.as_bytes()).expect("request body");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let url = Url::parse(&format!("http://{address}")).expect("url");
+    let request = Request {
+        method,
+        target: path,
+        headers,
+        json_body: (method == "POST").then_some(body.as_bytes()),
+    };
+    let response = send(&url, &request, Duration::from_secs(10)).expect("response");
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
 }
 
 fn status(node: &Node) -> serde_json::Value {
