@@ -62,6 +62,12 @@ mod circuit_breaker {
         assert_eq!(breaker.state(), CircuitState::Open);
     }
 
+    /// Keeps the permit's slot taken for the rest of the test: forgets it unsettled, as the
+    /// seed API's `allow_request` does (dropping it would free the slot).
+    fn hold(permit: governance::Permit<'_>) {
+        std::mem::forget(permit);
+    }
+
     use CircuitState::{Closed, HalfOpen, Open};
 
     /// The seed's ten scenarios, by their names.
@@ -205,7 +211,7 @@ mod circuit_breaker {
                             barrier.wait();
                             if let Ok(permit) = breaker.try_acquire() {
                                 admitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                                barrier_hold(permit);
+                                hold(permit);
                             }
                         });
                     }
@@ -224,12 +230,6 @@ mod circuit_breaker {
                     "round {round}: exactly one caller half-opened it"
                 );
             }
-        }
-
-        /// Keeps a permit alive until the scope ends (so that slots stay taken while the
-        /// other threads try), then leaks it as the seed API would.
-        fn barrier_hold(permit: governance::Permit<'_>) {
-            std::mem::forget(permit);
         }
 
         #[test]
@@ -529,6 +529,26 @@ mod circuit_breaker {
             assert_eq!(breaker.open_remaining(), Some(Duration::from_millis(1)));
             clock.advance(Duration::from_millis(1));
             assert!(breaker.try_acquire().is_ok(), "60 s");
+        }
+
+        #[test]
+        fn is_rejecting_agrees_with_try_acquire_and_never_transitions() {
+            let (breaker, clock) = breaker();
+            assert!(!breaker.is_rejecting(), "closed");
+            trip(&breaker);
+            assert!(breaker.is_rejecting());
+            clock.advance(secs(60));
+            assert!(!breaker.is_rejecting(), "the open duration is over");
+            assert_eq!(breaker.state(), Open, "and asking did not half-open it");
+            breaker.force_open();
+            clock.advance(secs(3_600));
+            assert!(
+                breaker.is_rejecting(),
+                "forced open rejects whatever the time"
+            );
+            assert!(breaker.try_acquire().is_err());
+            breaker.force_close();
+            assert!(!breaker.is_rejecting());
         }
 
         #[test]
@@ -1111,7 +1131,7 @@ mod circuit_breaker {
                         .map(|_| {
                             s.spawn(|| {
                                 barrier.wait();
-                                breaker.try_acquire().map(|p| p.detach_for_test()).is_ok() as usize
+                                breaker.try_acquire().map(hold).is_ok() as usize
                             })
                         })
                         .collect();
@@ -1123,15 +1143,6 @@ mod circuit_breaker {
                     1,
                     "round {round}: one transition reported"
                 );
-            }
-        }
-
-        trait DetachForTest {
-            fn detach_for_test(self);
-        }
-        impl DetachForTest for governance::Permit<'_> {
-            fn detach_for_test(self) {
-                std::mem::forget(self);
             }
         }
 

@@ -15,6 +15,18 @@ mod executor {
     };
     use tempfile::TempDir;
 
+    /// A disbursement request with no memo, epoch 0 and no dependencies.
+    fn request(destination: &str, amount: u128) -> NewDisbursement {
+        NewDisbursement {
+            destination: destination.into(),
+            amount,
+            memo: String::new(),
+            activation_epoch: 0,
+            depends_on: vec![],
+            external_key: None,
+        }
+    }
+
     struct Harness {
         dir: TempDir,
         clock: ManualClock,
@@ -375,12 +387,8 @@ mod executor {
         let mut h = harness(10);
         let parent = h.queue("a", 1);
         let child = h.queue_with(NewDisbursement {
-            destination: "b".into(),
-            amount: 2,
-            memo: String::new(),
-            activation_epoch: 0,
             depends_on: vec![parent],
-            external_key: None,
+            ..request("b", 2)
         });
         h.tick(); // parent submitted (and included by this ledger)
         assert_eq!(
@@ -394,20 +402,12 @@ mod executor {
         let mut h = harness(10);
         let doomed = h.queue("invalid-x", 1);
         let child = h.queue_with(NewDisbursement {
-            destination: "b".into(),
-            amount: 2,
-            memo: String::new(),
-            activation_epoch: 0,
             depends_on: vec![doomed],
-            external_key: None,
+            ..request("b", 2)
         });
         let grandchild = h.queue_with(NewDisbursement {
-            destination: "c".into(),
-            amount: 3,
-            memo: String::new(),
-            activation_epoch: 0,
             depends_on: vec![child],
-            external_key: None,
+            ..request("c", 3)
         });
         h.drain();
         for id in [child, grandchild] {
@@ -425,12 +425,8 @@ mod executor {
     fn activation_epochs_are_respected() {
         let mut h = harness(10);
         let later = h.queue_with(NewDisbursement {
-            destination: "a".into(),
-            amount: 1,
-            memo: String::new(),
             activation_epoch: 5,
-            depends_on: vec![],
-            external_key: None,
+            ..request("a", 1)
         });
         h.ledger.set_epoch(4);
         for _ in 0..3 {
@@ -449,17 +445,7 @@ mod executor {
         let mut h = harness(500);
         for i in 0..10_000u32 {
             h.store()
-                .queue(
-                    &NewDisbursement {
-                        destination: format!("h{i}"),
-                        amount: 1,
-                        memo: String::new(),
-                        activation_epoch: 0,
-                        depends_on: vec![],
-                        external_key: None,
-                    },
-                    0,
-                )
+                .queue(&request(&format!("h{i}"), 1), 0)
                 .expect("queue");
         }
         h.drain();
@@ -514,20 +500,7 @@ mod executor {
         }));
         let mut executor =
             TreasuryExecutor::new(config, store, Arc::clone(&ledger) as _).expect("executor");
-        executor
-            .store()
-            .queue(
-                &NewDisbursement {
-                    destination: "a".into(),
-                    amount: 1,
-                    memo: String::new(),
-                    activation_epoch: 0,
-                    depends_on: vec![],
-                    external_key: None,
-                },
-                0,
-            )
-            .expect("queue");
+        executor.store().queue(&request("a", 1), 0).expect("queue");
         executor.tick().expect("tick");
         assert_eq!(
             *seen.lock().expect("seen"),
@@ -537,20 +510,7 @@ mod executor {
         seen.lock().expect("seen").clear();
 
         ledger.down(LedgerError::Timeout);
-        executor
-            .store()
-            .queue(
-                &NewDisbursement {
-                    destination: "b".into(),
-                    amount: 1,
-                    memo: String::new(),
-                    activation_epoch: 0,
-                    depends_on: vec![],
-                    external_key: None,
-                },
-                0,
-            )
-            .expect("queue");
+        executor.store().queue(&request("b", 1), 0).expect("queue");
         executor.tick().expect("tick");
         let calls = seen.lock().expect("seen").clone();
         assert_eq!(

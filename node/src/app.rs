@@ -4,7 +4,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use telemetry::TreasuryMetrics;
+use telemetry::{TreasuryMetrics, labels};
 
 use crate::config::NodeConfig;
 use crate::governance::{
@@ -84,18 +84,10 @@ impl App {
         metrics.observe_tick(took.as_secs_f64());
         metrics.tick_completed(unix_seconds());
         if let Ok(report) = result {
-            for _ in 0..report.submitted {
-                metrics.submission("accepted");
-            }
-            for _ in 0..report.submission_failures {
-                metrics.submission("failed");
-            }
-            for _ in 0..report.cancelled {
-                metrics.submission("cancelled");
-            }
-            for _ in 0..report.ambiguous {
-                metrics.submission("ambiguous");
-            }
+            metrics.submissions(labels::ACCEPTED, report.submitted);
+            metrics.submissions(labels::FAILED, report.submission_failures);
+            metrics.submissions(labels::CANCELLED, report.cancelled);
+            metrics.submissions(labels::AMBIGUOUS, report.ambiguous);
             if report.rejected_by_breaker {
                 metrics.breaker_rejected();
             }
@@ -104,10 +96,10 @@ impl App {
         self.publish_breaker();
         match self.store.backlog() {
             Ok(backlog) => {
-                metrics.set_backlog("scheduled", backlog.scheduled);
-                metrics.set_backlog("ready", backlog.ready);
-                metrics.set_backlog("staged", backlog.staged);
-                metrics.set_backlog("submitted", backlog.submitted);
+                metrics.set_backlog(labels::SCHEDULED, backlog.scheduled);
+                metrics.set_backlog(labels::READY, backlog.ready);
+                metrics.set_backlog(labels::STAGED, backlog.staged);
+                metrics.set_backlog(labels::SUBMITTED, backlog.submitted);
             }
             Err(error) => tracing::error!(%error, "cannot read the backlog"),
         }

@@ -92,7 +92,12 @@ impl TreasuryMetrics {
     /// One submission's result (one of [`labels::SUBMISSION_RESULTS`]):
     /// `treasury_submissions_total{result}`.
     pub fn submission(&self, result: &str) {
-        self.inner.submission(result);
+        self.inner.submissions(result, 1);
+    }
+
+    /// `n` submissions with this `result` at once (see [`submission`](Self::submission)).
+    pub fn submissions(&self, result: &str, n: u64) {
+        self.inner.submissions(result, n);
     }
 
     /// How long one executor tick took, in seconds: `treasury_executor_tick_duration_seconds`.

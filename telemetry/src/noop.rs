@@ -18,7 +18,7 @@ impl Metrics {
     pub(crate) fn set_breaker_forced(&self, _forced: bool) {}
 
     #[inline]
-    pub(crate) fn submission(&self, _result: &str) {}
+    pub(crate) fn submissions(&self, _result: &str, _n: u64) {}
 
     #[inline]
     pub(crate) fn observe_tick(&self, _seconds: f64) {}

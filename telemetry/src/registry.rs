@@ -194,8 +194,8 @@ impl Metrics {
         self.0.breaker_forced.set(i64::from(forced));
     }
 
-    pub(crate) fn submission(&self, result: &str) {
-        self.0.submissions.with_label_values(&[result]).inc();
+    pub(crate) fn submissions(&self, result: &str, n: u64) {
+        self.0.submissions.with_label_values(&[result]).inc_by(n);
     }
 
     pub(crate) fn observe_tick(&self, seconds: f64) {

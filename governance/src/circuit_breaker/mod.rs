@@ -468,6 +468,24 @@ impl CircuitBreaker {
         self.load().generation()
     }
 
+    /// Whether an admission attempt now would be refused because the breaker is open:
+    /// forced open, or its open duration not yet over. Reads, never transitions: for a
+    /// caller that wants to skip work (and calls) while the breaker is known to refuse.
+    /// (Half-open with every probe slot taken also refuses, but only `try_acquire` can
+    /// tell, since a slot may be freed or taken over.)
+    pub fn is_rejecting(&self) -> bool {
+        let word = self.load();
+        if word.state() != CircuitState::Open {
+            return false;
+        }
+        if word.forced() {
+            return true;
+        }
+        // Unpublished deadline: just opened, so rejecting (as `try_acquire` decides).
+        self.open_deadline(word)
+            .is_none_or(|deadline| self.clock.now_nanos() < deadline)
+    }
+
     /// How long until an open breaker admits a probe (`None` unless open and not forced).
     pub fn open_remaining(&self) -> Option<Duration> {
         let word = self.load();

@@ -36,7 +36,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::circuit_breaker::{CircuitBreaker, CircuitState};
+use crate::circuit_breaker::CircuitBreaker;
 use crate::store::{ExecutorSnapshot, GovStore, Intent, StoreError};
 
 pub use error::TreasuryExecutorError;
@@ -304,15 +304,8 @@ impl TreasuryExecutor {
         Ok(())
     }
 
-    /// Whether the breaker would refuse a call now, without asking it for a permit.
-    fn breaker_refuses(&self) -> bool {
-        let breaker = &self.config.circuit_breaker;
-        breaker.state() == CircuitState::Open
-            && (breaker.is_forced() || breaker.open_remaining().is_some_and(|left| !left.is_zero()))
-    }
-
     fn run_tick(&mut self, report: &mut TickReport) -> Result<(), TreasuryExecutorError> {
-        if self.breaker_refuses() {
+        if self.config.circuit_breaker.is_rejecting() {
             report.rejected_by_breaker = true;
             return Ok(());
         }
