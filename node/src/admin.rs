@@ -17,7 +17,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::governance::{Disbursement, Ledger, NewDisbursement, RequestError, Transition};
+use crate::governance::{
+    CircuitBreaker, Disbursement, Ledger, NewDisbursement, RequestError, Transition,
+};
 
 /// Request bodies larger than this are refused (413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -30,9 +32,7 @@ pub const MAX_REASON_BYTES: usize = 1024;
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/admin/breaker", get(breaker_status))
-        .route("/admin/breaker/force-open", post(force_open))
-        .route("/admin/breaker/force-close", post(force_close))
-        .route("/admin/breaker/reset", post(reset))
+        .route("/admin/breaker/{action}", post(override_handler))
         .route("/admin/disbursements", post(queue).get(list))
         .route("/admin/disbursements/{id}", get(show))
         .route("/admin/disbursements/{id}/cancel", post(cancel))
@@ -184,37 +184,26 @@ async fn breaker_status(_: Operator, State(app): State<Arc<App>>) -> Json<Value>
     Json(app.status()["breaker"].clone())
 }
 
-async fn force_open(
+/// `POST /admin/breaker/{force-open|force-close|reset}`.
+async fn override_handler(
     operator: Operator,
     State(app): State<Arc<App>>,
+    Path(action): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let (name, apply): (&str, fn(&CircuitBreaker) -> Transition) = match action.as_str() {
+        "force-open" => ("breaker.force_open", CircuitBreaker::force_open),
+        "force-close" => ("breaker.force_close", CircuitBreaker::force_close),
+        "reset" => ("breaker.reset", CircuitBreaker::reset),
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no breaker action {other:?}: force-open, force-close or reset"),
+            ));
+        }
+    };
     let reason = ReasonBody::reason(&body)?;
-    override_breaker(&app, &operator, "breaker.force_open", &reason, || {
-        app.breaker.force_open()
-    })
-}
-
-async fn force_close(
-    operator: Operator,
-    State(app): State<Arc<App>>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let reason = ReasonBody::reason(&body)?;
-    override_breaker(&app, &operator, "breaker.force_close", &reason, || {
-        app.breaker.force_close()
-    })
-}
-
-async fn reset(
-    operator: Operator,
-    State(app): State<Arc<App>>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let reason = ReasonBody::reason(&body)?;
-    override_breaker(&app, &operator, "breaker.reset", &reason, || {
-        app.breaker.reset()
-    })
+    override_breaker(&app, &operator, name, &reason, || apply(&app.breaker))
 }
 
 /// Applies an override, persists the breaker at once (a crash must not forget it), and

@@ -428,6 +428,8 @@ fn refused_admin_calls_change_nothing() {
     assert_eq!(code, 413, "oversized body");
     let (code, _) = admin(&node, "GET", "/admin/disbursements/77", "");
     assert_eq!(code, 404);
+    let (code, body) = admin(&node, "POST", "/admin/breaker/explode", r#"{"reason":"x"}"#);
+    assert_eq!(code, 404, "{body}");
     let (code, _) = admin(&node, "GET", "/admin/disbursements/not-a-number", "");
     assert_eq!(code, 400);
 
