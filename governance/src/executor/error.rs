@@ -57,11 +57,6 @@ impl TreasuryExecutorError {
         }
     }
 
-    /// Whether this failure counts against the circuit breaker.
-    pub fn counts_against_breaker(&self) -> bool {
-        matches!(self, TreasuryExecutorError::Submission(_))
-    }
-
     /// Whether this failure halts the executor.
     pub fn halts(&self) -> bool {
         matches!(
