@@ -434,9 +434,18 @@ mod executor {
         }
         assert_eq!(h.status(later), DisbursementStatus::Queued);
         assert_eq!(h.store().backlog().expect("backlog").scheduled, 1);
+        // Once the executor has seen epoch 4, one due by then is indexed ready at once;
+        // one due later still waits in `scheduled`.
+        let due = h.queue_with(NewDisbursement {
+            activation_epoch: 4,
+            ..request("b", 2)
+        });
+        let backlog = h.store().backlog().expect("backlog");
+        assert_eq!((backlog.ready, backlog.scheduled), (1, 1));
+        assert_eq!(h.tick().submitted, 1);
         h.ledger.set_epoch(5);
         h.drain();
-        h.assert_paid_exactly_once(&[(later, 1)]);
+        h.assert_paid_exactly_once(&[(due, 2), (later, 1)]);
     }
 
     /// The 10th disbursement queued after 10,000 executed ones is paid in the next tick.

@@ -115,6 +115,74 @@ mod store {
     }
 
     #[test]
+    fn a_batch_is_queued_whole_in_order_with_keys_deduplicated() {
+        let store = GovStore::open_temporary().expect("store");
+        let first = store.queue(&new("a", 1), 0).expect("queue").disbursement;
+        let keyed = |key: &str, amount| NewDisbursement {
+            external_key: Some(key.into()),
+            ..new("b", amount)
+        };
+        let dependent = NewDisbursement {
+            depends_on: vec![first.id],
+            ..new("c", 3)
+        };
+        let queued = store
+            .queue_batch(&[keyed("k1", 2), dependent, keyed("k1", 9)], 0)
+            .expect("batch");
+        let ids: Vec<(u64, bool)> = queued
+            .iter()
+            .map(|q| (q.disbursement.id, q.created))
+            .collect();
+        assert_eq!(ids, vec![(1, true), (2, true), (1, false)]);
+        assert_eq!(
+            queued[2].disbursement.amount, 2,
+            "the first of the key wins"
+        );
+        let again = store.queue(&keyed("k1", 5), 0).expect("queue");
+        assert_eq!((again.disbursement.id, again.created), (1, false));
+        assert_eq!(store.list(None, 10).expect("list").len(), 3);
+        assert_eq!(
+            store.queue(&new("d", 1), 0).expect("queue").disbursement.id,
+            3
+        );
+    }
+
+    #[test]
+    fn an_invalid_item_refuses_the_whole_batch_naming_it() {
+        let store = GovStore::open_temporary().expect("store");
+        let unknown_dep = NewDisbursement {
+            depends_on: vec![7],
+            ..new("b", 1)
+        };
+        let error = store
+            .queue_batch(&[new("a", 1), unknown_dep], 0)
+            .expect_err("unknown dependency");
+        assert_eq!(
+            error,
+            RequestError::InvalidItem {
+                index: 1,
+                error: QueueError::UnknownDependency(7)
+            }
+        );
+        let error = store
+            .queue_batch(&[new("a", 1), new("b", 0)], 0)
+            .expect_err("zero amount");
+        assert_eq!(
+            error.to_string(),
+            "item 1: amount must be greater than zero"
+        );
+        assert!(
+            store.list(None, 10).expect("list").is_empty(),
+            "nothing stored"
+        );
+        assert_eq!(store.backlog().expect("backlog").scheduled, 0);
+        assert_eq!(
+            store.queue(&new("a", 1), 0).expect("queue").disbursement.id,
+            0
+        );
+    }
+
+    #[test]
     fn operators_cancel_queued_disbursements_and_their_dependents() {
         let store = GovStore::open_temporary().expect("store");
         let parent = store.queue(&new("a", 1), 0).expect("queue").disbursement.id;

@@ -54,6 +54,9 @@ const NEXT_NONCE: &[u8] = b"next_nonce";
 const NEXT_AUDIT: &[u8] = b"next_audit";
 const BREAKER: &[u8] = b"breaker";
 const EXECUTOR: &[u8] = b"executor";
+/// The latest ledger epoch [`GovStore::activate`] has seen: a disbursement whose
+/// activation epoch is not after it goes straight to `ready`.
+const EPOCH: &[u8] = b"epoch";
 
 /// The outcome of [`GovStore::queue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +73,14 @@ pub enum RequestError {
     /// The request is invalid; nothing was stored.
     #[error(transparent)]
     Invalid(#[from] QueueError),
+    /// Item `index` of a batch is invalid; nothing of the batch was stored.
+    #[error("item {index}: {error}")]
+    InvalidItem {
+        /// Its position in the batch, from 0.
+        index: usize,
+        /// What is wrong with it.
+        error: QueueError,
+    },
     /// No disbursement has this id.
     #[error("disbursement {0} not found")]
     NotFound(DisbursementId),
@@ -84,6 +95,14 @@ pub enum RequestError {
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StoreError),
+}
+
+/// What [`GovStore::queue_batch`] decided for one item before writing anything.
+enum Plan {
+    /// Its external key is already queued: this is the first disbursement.
+    Existing(Disbursement),
+    /// New, waiting for these dependencies to execute.
+    New(Vec<DisbursementId>),
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -127,6 +146,23 @@ fn tx_counter(tree: &TransactionalTree, key: &'static [u8]) -> TxResult<Option<u
         Some(bytes) => decode_u64(META, key, &bytes).map(Some).or_else(abort),
         None => Ok(None),
     }
+}
+
+/// Indexes a queued disbursement whose dependencies are all executed: `ready` if its
+/// activation epoch has already been seen, else `scheduled` until it comes.
+fn tx_schedule(
+    scheduled: &TransactionalTree,
+    ready: &TransactionalTree,
+    epoch_seen: Option<u64>,
+    activation_epoch: u64,
+    id: DisbursementId,
+) -> TxResult<()> {
+    if epoch_seen.is_some_and(|seen| activation_epoch <= seen) {
+        ready.insert(&u64_key(id), &[])?;
+    } else {
+        scheduled.insert(&pair_key(activation_epoch, id), &[])?;
+    }
+    Ok(())
 }
 
 fn flatten<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
@@ -199,78 +235,140 @@ impl GovStore {
     /// the first disbursement (`created: false`). Call [`flush`](Self::flush) before
     /// acknowledging it to anyone.
     pub fn queue(&self, new: &NewDisbursement, now_ms: u64) -> Result<Queued, RequestError> {
-        new.validate()?;
+        match self.queue_batch(std::slice::from_ref(new), now_ms) {
+            Ok(mut queued) => queued
+                .pop()
+                .ok_or(RequestError::Storage(StoreError::Missing {
+                    tree: DISBURSEMENTS,
+                    key: "the queued disbursement".into(),
+                })),
+            Err(RequestError::InvalidItem { error, .. }) => Err(RequestError::Invalid(error)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Queues a batch (a governance proposal's payouts) in one transaction: all of it or,
+    /// if any item is invalid, none of it ([`RequestError::InvalidItem`] names the first).
+    /// Ids are allocated in the batch's order; an item may depend on ids queued before
+    /// the batch. An external key already queued (or repeated within the batch) yields
+    /// the first disbursement with `created: false`. Call [`flush`](Self::flush) before
+    /// acknowledging it to anyone.
+    pub fn queue_batch(
+        &self,
+        batch: &[NewDisbursement],
+        now_ms: u64,
+    ) -> Result<Vec<Queued>, RequestError> {
+        for (index, new) in batch.iter().enumerate() {
+            new.validate()
+                .map_err(|error| RequestError::InvalidItem { index, error })?;
+        }
         let trees = (
             &self.disbursements,
             &self.dependents,
             &self.scheduled,
+            &self.ready,
             &self.external_keys,
             &self.meta,
         );
         let outcome = trees.transaction(
-            |(disbursements, dependents, scheduled, external_keys, meta)| {
-                if let Some(key) = &new.external_key
-                    && let Some(id) = external_keys.get(key.as_bytes())?
-                {
-                    let id = decode_u64(EXTERNAL_KEYS, key.as_bytes(), &id).or_else(abort)?;
-                    let existing = tx_need(disbursements, DISBURSEMENTS, &u64_key(id))?;
-                    return Ok(Err(Queued {
-                        disbursement: existing,
-                        created: false,
-                    }));
-                }
-                let mut waiting_for = vec![];
-                for &dep in &new.depends_on {
-                    let Some(record) =
-                        tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(dep))?
-                    else {
-                        return Ok(Ok(Err(QueueError::UnknownDependency(dep))));
-                    };
-                    match record.status {
-                        DisbursementStatus::Executed { .. } => {}
-                        DisbursementStatus::Cancelled { .. } => {
-                            return Ok(Ok(Err(QueueError::CancelledDependency(dep))));
-                        }
-                        _ => waiting_for.push(dep),
+            |(disbursements, dependents, scheduled, ready, external_keys, meta)| {
+                // Read-only first, so that an invalid item leaves nothing written.
+                let mut plans = Vec::with_capacity(batch.len());
+                for (index, new) in batch.iter().enumerate() {
+                    if let Some(key) = &new.external_key
+                        && let Some(id) = external_keys.get(key.as_bytes())?
+                    {
+                        let id = decode_u64(EXTERNAL_KEYS, key.as_bytes(), &id).or_else(abort)?;
+                        plans.push(Plan::Existing(tx_need(
+                            disbursements,
+                            DISBURSEMENTS,
+                            &u64_key(id),
+                        )?));
+                        continue;
                     }
+                    let mut waiting_for = vec![];
+                    for &dep in &new.depends_on {
+                        let Some(record) =
+                            tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(dep))?
+                        else {
+                            return Ok(Err((index, QueueError::UnknownDependency(dep))));
+                        };
+                        match record.status {
+                            DisbursementStatus::Executed { .. } => {}
+                            DisbursementStatus::Cancelled { .. } => {
+                                return Ok(Err((index, QueueError::CancelledDependency(dep))));
+                            }
+                            _ => waiting_for.push(dep),
+                        }
+                    }
+                    plans.push(Plan::New(waiting_for));
                 }
-                let id = tx_counter(meta, NEXT_ID)?.unwrap_or(0);
-                meta.insert(NEXT_ID, &u64_key(id + 1))?;
-                let disbursement = Disbursement {
-                    id,
-                    destination: new.destination.clone(),
-                    amount: new.amount,
-                    memo: new.memo.clone(),
-                    activation_epoch: new.activation_epoch,
-                    depends_on: new.depends_on.clone(),
-                    external_key: new.external_key.clone(),
-                    status: DisbursementStatus::Queued,
-                    queued_at_ms: now_ms,
-                };
-                tx_put(disbursements, &u64_key(id), &disbursement)?;
-                for &dep in &waiting_for {
-                    let mut list: Vec<DisbursementId> =
-                        tx_get(dependents, DEPENDENTS, &u64_key(dep))?.unwrap_or_default();
-                    list.push(id);
-                    tx_put(dependents, &u64_key(dep), &list)?;
+                let first_id = tx_counter(meta, NEXT_ID)?.unwrap_or(0);
+                let epoch_seen = tx_counter(meta, EPOCH)?;
+                let mut next_id = first_id;
+                let mut out: Vec<Queued> = Vec::with_capacity(batch.len());
+                let mut keys_in_batch: Vec<(&str, usize)> = vec![];
+                for (new, plan) in batch.iter().zip(plans) {
+                    let waiting_for = match plan {
+                        Plan::Existing(disbursement) => {
+                            out.push(Queued {
+                                disbursement,
+                                created: false,
+                            });
+                            continue;
+                        }
+                        Plan::New(waiting_for) => waiting_for,
+                    };
+                    if let Some(key) = &new.external_key
+                        && let Some(&(_, first)) =
+                            keys_in_batch.iter().find(|(seen, _)| *seen == key.as_str())
+                    {
+                        let disbursement = out[first].disbursement.clone();
+                        out.push(Queued {
+                            disbursement,
+                            created: false,
+                        });
+                        continue;
+                    }
+                    let id = next_id;
+                    next_id += 1;
+                    let disbursement = Disbursement {
+                        id,
+                        destination: new.destination.clone(),
+                        amount: new.amount,
+                        memo: new.memo.clone(),
+                        activation_epoch: new.activation_epoch,
+                        depends_on: new.depends_on.clone(),
+                        external_key: new.external_key.clone(),
+                        status: DisbursementStatus::Queued,
+                        queued_at_ms: now_ms,
+                    };
+                    tx_put(disbursements, &u64_key(id), &disbursement)?;
+                    for &dep in &waiting_for {
+                        let mut list: Vec<DisbursementId> =
+                            tx_get(dependents, DEPENDENTS, &u64_key(dep))?.unwrap_or_default();
+                        list.push(id);
+                        tx_put(dependents, &u64_key(dep), &list)?;
+                    }
+                    if waiting_for.is_empty() {
+                        tx_schedule(scheduled, ready, epoch_seen, new.activation_epoch, id)?;
+                    }
+                    if let Some(key) = &new.external_key {
+                        external_keys.insert(key.as_bytes(), &u64_key(id))?;
+                        keys_in_batch.push((key.as_str(), out.len()));
+                    }
+                    out.push(Queued {
+                        disbursement,
+                        created: true,
+                    });
                 }
-                if waiting_for.is_empty() {
-                    scheduled.insert(&pair_key(new.activation_epoch, id), &[])?;
+                if next_id != first_id {
+                    meta.insert(NEXT_ID, &u64_key(next_id))?;
                 }
-                if let Some(key) = &new.external_key {
-                    external_keys.insert(key.as_bytes(), &u64_key(id))?;
-                }
-                Ok(Ok(Ok(disbursement)))
+                Ok(Ok(out))
             },
         );
-        match flatten(outcome)? {
-            Err(existing) => Ok(existing),
-            Ok(Err(invalid)) => Err(RequestError::Invalid(invalid)),
-            Ok(Ok(disbursement)) => Ok(Queued {
-                disbursement,
-                created: true,
-            }),
-        }
+        flatten(outcome)?.map_err(|(index, error)| RequestError::InvalidItem { index, error })
     }
 
     /// The disbursement with this id.
@@ -334,7 +432,8 @@ impl GovStore {
 
     // ----- the executor's steps --------------------------------------------------------
 
-    /// Moves scheduled disbursements whose activation epoch has come to `ready`.
+    /// Moves scheduled disbursements whose activation epoch has come to `ready`, and
+    /// remembers `epoch` so that later ones due by then are indexed ready at once.
     /// Returns how many moved.
     pub(crate) fn activate(&self, epoch: u64) -> Result<usize, StoreError> {
         let due: Vec<(u64, u64)> = self
@@ -343,13 +442,22 @@ impl GovStore {
             .keys()
             .map(|key| key_pair(SCHEDULED, &key?))
             .collect::<Result<_, _>>()?;
-        if due.is_empty() {
+        let seen = match self.meta.get(EPOCH)? {
+            Some(bytes) => Some(decode_u64(META, EPOCH, &bytes)?),
+            None => None,
+        };
+        let advance = seen.is_none_or(|seen| epoch > seen);
+        if due.is_empty() && !advance {
             return Ok(0);
         }
-        let outcome = (&self.scheduled, &self.ready).transaction(|(scheduled, ready)| {
+        let trees = (&self.scheduled, &self.ready, &self.meta);
+        let outcome = trees.transaction(|(scheduled, ready, meta)| {
             for &(at, id) in &due {
                 scheduled.remove(&pair_key(at, id))?;
                 ready.insert(&u64_key(id), &[])?;
+            }
+            if advance {
+                meta.insert(EPOCH, &u64_key(epoch))?;
             }
             Ok(())
         });
@@ -450,54 +558,68 @@ impl GovStore {
             &self.disbursements,
             &self.dependents,
             &self.scheduled,
+            &self.ready,
             &self.intents,
+            &self.meta,
         );
-        let outcome = trees.transaction(|(disbursements, dependents, scheduled, intents)| {
-            for &nonce in submitted {
-                let mut intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
-                let key = u64_key(intent.id);
-                let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
-                intent.submitted = true;
-                record.status = DisbursementStatus::Submitted {
-                    nonce,
-                    tx_hash: intent.tx.tx_hash.clone(),
-                };
-                tx_put(intents, &u64_key(nonce), &intent)?;
-                tx_put(disbursements, &key, &record)?;
-            }
-            for &(nonce, block) in executed {
-                let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
-                intents.remove(&u64_key(nonce))?;
-                let key = u64_key(intent.id);
-                let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
-                record.status = DisbursementStatus::Executed {
-                    tx_hash: intent.tx.tx_hash.clone(),
-                    block,
-                };
-                tx_put(disbursements, &key, &record)?;
-                let waiting: Vec<DisbursementId> =
-                    tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
-                dependents.remove(&key)?;
-                for dependent in waiting {
-                    let child: Disbursement =
-                        tx_need(disbursements, DISBURSEMENTS, &u64_key(dependent))?;
-                    if child.status != DisbursementStatus::Queued {
-                        continue;
-                    }
-                    let mut all_executed = true;
-                    for dep in &child.depends_on {
-                        let parent: Disbursement =
-                            tx_need(disbursements, DISBURSEMENTS, &u64_key(*dep))?;
-                        all_executed &=
-                            matches!(parent.status, DisbursementStatus::Executed { .. });
-                    }
-                    if all_executed {
-                        scheduled.insert(&pair_key(child.activation_epoch, dependent), &[])?;
+        let outcome = trees.transaction(
+            |(disbursements, dependents, scheduled, ready, intents, meta)| {
+                let epoch_seen = tx_counter(meta, EPOCH)?;
+                for &nonce in submitted {
+                    let mut intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+                    let key = u64_key(intent.id);
+                    let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+                    intent.submitted = true;
+                    record.status = DisbursementStatus::Submitted {
+                        nonce,
+                        tx_hash: intent.tx.tx_hash.clone(),
+                    };
+                    tx_put(intents, &u64_key(nonce), &intent)?;
+                    tx_put(disbursements, &key, &record)?;
+                }
+                for &(nonce, block) in executed {
+                    let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+                    intents.remove(&u64_key(nonce))?;
+                    let key = u64_key(intent.id);
+                    let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+                    record.status = DisbursementStatus::Executed {
+                        tx_hash: intent.tx.tx_hash.clone(),
+                        block,
+                    };
+                    tx_put(disbursements, &key, &record)?;
+                    let Some(waiting) =
+                        tx_get::<Vec<DisbursementId>>(dependents, DEPENDENTS, &key)?
+                    else {
+                        continue; // nothing waits for it (removing the absent key costs a write)
+                    };
+                    dependents.remove(&key)?;
+                    for dependent in waiting {
+                        let child: Disbursement =
+                            tx_need(disbursements, DISBURSEMENTS, &u64_key(dependent))?;
+                        if child.status != DisbursementStatus::Queued {
+                            continue;
+                        }
+                        let mut all_executed = true;
+                        for dep in &child.depends_on {
+                            let parent: Disbursement =
+                                tx_need(disbursements, DISBURSEMENTS, &u64_key(*dep))?;
+                            all_executed &=
+                                matches!(parent.status, DisbursementStatus::Executed { .. });
+                        }
+                        if all_executed {
+                            tx_schedule(
+                                scheduled,
+                                ready,
+                                epoch_seen,
+                                child.activation_epoch,
+                                dependent,
+                            )?;
+                        }
                     }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            },
+        );
         flatten(outcome)
     }
 
