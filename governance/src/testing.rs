@@ -51,12 +51,15 @@ struct State {
     payments: Vec<Payment>,
     faults: VecDeque<Fault>,
     down: Option<LedgerError>,
+    reads_down: Option<LedgerError>,
+    reads: u64,
     signing_error: Option<String>,
     attempts: u64,
 }
 
 /// An in-memory ledger: a balance, strict nonces, dedupe by hash, one block per accepted
-/// transaction, and faults on demand. Destinations starting with `invalid` are refused.
+/// transaction, and faults on demand. Destinations starting with `invalid` are refused
+/// at submission, those starting with `unsignable` already at signing.
 #[derive(Debug)]
 pub struct ScriptedLedger {
     state: Mutex<State>,
@@ -81,6 +84,8 @@ impl ScriptedLedger {
                 payments: vec![],
                 faults: VecDeque::new(),
                 down: None,
+                reads_down: None,
+                reads: 0,
                 signing_error: None,
                 attempts: 0,
             }),
@@ -149,6 +154,17 @@ impl ScriptedLedger {
         self.state().attempts
     }
 
+    /// Makes every call but `submit` (epoch, nonce, lookup, sign) fail with `error`, as
+    /// an endpoint that is down fails them; `None` heals them.
+    pub fn reads_down(&self, error: Option<LedgerError>) {
+        self.state().reads_down = error;
+    }
+
+    /// Calls other than `submit` made so far, failed ones included.
+    pub fn reads(&self) -> u64 {
+        self.state().reads
+    }
+
     /// The treasury's balance.
     pub fn balance(&self) -> u128 {
         self.state().balance
@@ -165,18 +181,35 @@ fn fnv_hex(bytes: &[u8]) -> String {
     format!("0x{hash:016x}")
 }
 
+impl ScriptedLedger {
+    /// Counts a call other than `submit`, and fails it while reads are down.
+    fn read(&self) -> Result<MutexGuard<'_, State>, LedgerError> {
+        let mut state = self.state();
+        state.reads += 1;
+        match &state.reads_down {
+            Some(error) => Err(error.clone()),
+            None => Ok(state),
+        }
+    }
+}
+
 impl Ledger for ScriptedLedger {
     fn current_epoch(&self) -> Result<u64, LedgerError> {
-        Ok(self.state().epoch)
+        Ok(self.read()?.epoch)
     }
 
     fn next_nonce(&self) -> Result<u64, LedgerError> {
-        Ok(self.state().next_nonce)
+        Ok(self.read()?.next_nonce)
     }
 
     fn sign(&self, disbursement: &Disbursement, nonce: u64) -> Result<SignedTx, LedgerError> {
-        if let Some(reason) = &self.state().signing_error {
+        if let Some(reason) = &self.read()?.signing_error {
             return Err(LedgerError::Signing(reason.clone()));
+        }
+        if disbursement.destination.starts_with("unsignable") {
+            return Err(LedgerError::InvalidDestination(
+                disbursement.destination.clone(),
+            ));
         }
         let body = Body {
             id: disbursement.id,
@@ -242,7 +275,7 @@ impl Ledger for ScriptedLedger {
     }
 
     fn lookup(&self, tx_hash: &str) -> Result<TxStatus, LedgerError> {
-        Ok(match self.state().included.get(tx_hash) {
+        Ok(match self.read()?.included.get(tx_hash) {
             Some(&block) => TxStatus::Included { block },
             None => TxStatus::Unknown,
         })

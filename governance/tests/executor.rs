@@ -468,6 +468,85 @@ mod executor {
         ));
     }
 
+    /// An endpoint that is down fails every call, not only submissions. With a payment in
+    /// flight, the tick's first call is a lookup: it must count against the breaker too,
+    /// or the breaker would never open while the tick retried it forever.
+    #[test]
+    fn a_dead_endpoint_opens_the_breaker_whichever_call_finds_it() {
+        let mut h = harness(10);
+        let a = h.queue("a", 1);
+        h.ledger
+            .push_faults([Fault::AcceptThenFail(LedgerError::Timeout)]);
+        h.tick(); // accepted, answer lost: in flight, staged
+        let b = h.queue("b", 2);
+        h.ledger
+            .reads_down(Some(LedgerError::Unreachable("refused".into())));
+        h.ledger.down(LedgerError::Unreachable("refused".into()));
+        let failures_before = h.breaker.failure_count();
+        for round in 1..=5 - failures_before {
+            assert_eq!(h.breaker.state(), CircuitState::Closed, "round {round}");
+            let report = h.tick();
+            assert_eq!(
+                (report.read_failures, report.attempts),
+                (1, 0),
+                "one failed lookup, no submission"
+            );
+        }
+        assert_eq!(h.breaker.state(), CircuitState::Open);
+        let reads = h.ledger.reads();
+        let report = h.tick();
+        assert!(report.rejected_by_breaker);
+        assert_eq!(h.ledger.reads(), reads, "no call while open");
+        h.ledger.reads_down(None);
+        h.ledger.up();
+        h.clock.advance(Duration::from_secs(61));
+        let c = h.queue("c", 3); // `a` reconciles by lookup: two submissions close it
+        h.drain();
+        assert_eq!(h.breaker.state(), CircuitState::Closed);
+        h.assert_paid_exactly_once(&[(a, 1), (b, 2), (c, 3)]);
+    }
+
+    /// Successful reads neither close a half-open breaker nor keep a probe slot: only
+    /// accepted submissions prove the endpoint is back.
+    #[test]
+    fn reads_do_not_count_as_probe_successes() {
+        let mut h = harness(10);
+        h.ledger.reads_down(Some(LedgerError::Timeout));
+        for _ in 0..5 {
+            h.tick();
+        }
+        assert_eq!(h.breaker.state(), CircuitState::Open);
+        h.ledger.reads_down(None);
+        h.clock.advance(Duration::from_secs(61));
+        let report = h.tick(); // nothing queued: only reads
+        assert_eq!(report.attempts, 0);
+        assert_eq!(h.breaker.state(), CircuitState::HalfOpen);
+        assert_eq!(h.breaker.success_count(), 0);
+        let a = h.queue("a", 1);
+        let c = h.queue("c", 3);
+        h.drain();
+        assert_eq!(h.breaker.state(), CircuitState::Closed);
+        h.assert_paid_exactly_once(&[(a, 1), (c, 3)]);
+    }
+
+    /// A disbursement the ledger cannot even sign for (a destination it cannot pay) is
+    /// cancelled without using a nonce; the rest of the batch goes on.
+    #[test]
+    fn unsignable_disbursements_are_cancelled_without_a_nonce() {
+        let mut h = harness(10);
+        let bad = h.queue("unsignable-x", 1);
+        let good = h.queue("b", 2);
+        let report = h.tick();
+        assert_eq!((report.cancelled, report.submitted), (1, 1));
+        assert!(matches!(
+            h.status(bad),
+            DisbursementStatus::Cancelled { .. }
+        ));
+        h.drain();
+        h.assert_paid_exactly_once(&[(good, 2)]);
+        assert_eq!(h.ledger.payments()[0].nonce, 0);
+    }
+
     #[test]
     fn the_breaker_survives_a_restart() {
         let mut h = harness(10);

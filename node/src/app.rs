@@ -88,6 +88,7 @@ impl App {
             metrics.submissions(labels::FAILED, report.submission_failures);
             metrics.submissions(labels::CANCELLED, report.cancelled);
             metrics.submissions(labels::AMBIGUOUS, report.ambiguous);
+            metrics.ledger_read_failures(report.read_failures);
             if report.rejected_by_breaker {
                 metrics.breaker_rejected();
             }
@@ -142,12 +143,14 @@ impl App {
                 "last_tick_ms": snapshot.last_tick_ms,
                 "submitted": snapshot.submitted,
                 "submission_failures": snapshot.submission_failures,
+                "read_failures": snapshot.read_failures,
                 "executed": snapshot.executed,
                 "cancelled": snapshot.cancelled,
                 "rejected_by_breaker": snapshot.rejected_by_breaker,
                 "last_tick": view.last_report.map(|r| json!({
                     "epoch": r.epoch, "attempts": r.attempts, "submitted": r.submitted,
-                    "submission_failures": r.submission_failures, "executed": r.executed,
+                    "submission_failures": r.submission_failures,
+                    "read_failures": r.read_failures, "executed": r.executed,
                     "cancelled": r.cancelled, "ambiguous": r.ambiguous,
                     "rejected_by_breaker": r.rejected_by_breaker,
                 })),

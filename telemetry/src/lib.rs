@@ -100,6 +100,13 @@ impl TreasuryMetrics {
         self.inner.submissions(result, n);
     }
 
+    /// `n` ledger calls other than submissions (epoch, nonce, lookups, signing's reads)
+    /// that failed for infrastructure reasons; each counted against the breaker:
+    /// `treasury_ledger_read_failures_total`.
+    pub fn ledger_read_failures(&self, n: u64) {
+        self.inner.ledger_read_failures(n);
+    }
+
     /// How long one executor tick took, in seconds: `treasury_executor_tick_duration_seconds`.
     /// A negative or non-finite value is ignored.
     pub fn observe_tick(&self, seconds: f64) {

@@ -21,6 +21,9 @@ impl Metrics {
     pub(crate) fn submissions(&self, _result: &str, _n: u64) {}
 
     #[inline]
+    pub(crate) fn ledger_read_failures(&self, _n: u64) {}
+
+    #[inline]
     pub(crate) fn observe_tick(&self, _seconds: f64) {}
 
     #[inline]

@@ -30,6 +30,7 @@ struct Registered {
     breaker_rejected: IntCounter,
     breaker_forced: IntGauge,
     submissions: IntCounterVec,
+    read_failures: IntCounter,
     tick_duration: Histogram,
     /// A vector with no labels rather than a plain gauge: its one series is created by the first
     /// `tick_completed`, so before that the metric is absent instead of reading "last tick at
@@ -96,6 +97,13 @@ impl Default for Metrics {
                         "Submissions to the ledger, by result: accepted, failed, cancelled, ambiguous.",
                     ),
                     &["result"],
+                ),
+            ),
+            read_failures: register(
+                &r,
+                IntCounter::new(
+                    "treasury_ledger_read_failures_total",
+                    "Ledger calls other than submissions (epoch, nonce, lookups, signing) that failed for infrastructure reasons; each counts against the circuit breaker.",
                 ),
             ),
             tick_duration: register(
@@ -196,6 +204,10 @@ impl Metrics {
 
     pub(crate) fn submissions(&self, result: &str, n: u64) {
         self.0.submissions.with_label_values(&[result]).inc_by(n);
+    }
+
+    pub(crate) fn ledger_read_failures(&self, n: u64) {
+        self.0.read_failures.inc_by(n);
     }
 
     pub(crate) fn observe_tick(&self, seconds: f64) {

@@ -28,6 +28,7 @@ fn exercise(metrics: &TreasuryMetrics) {
     metrics.breaker_rejected();
     metrics.set_breaker_forced(true);
     metrics.submission(labels::FAILED);
+    metrics.ledger_read_failures(2);
     metrics.observe_tick(0.02);
     metrics.tick_completed(1_700_000_000.0);
     metrics.set_backlog(labels::READY, 3);
@@ -62,10 +63,11 @@ mod enabled {
         "treasury_backlog",
         "treasury_executor_halted",
     ];
-    const COUNTERS: [&str; 3] = [
+    const COUNTERS: [&str; 4] = [
         "treasury_circuit_breaker_transitions_total",
         "treasury_circuit_breaker_rejected_total",
         "treasury_submissions_total",
+        "treasury_ledger_read_failures_total",
     ];
     const HISTOGRAM: &str = "treasury_executor_tick_duration_seconds";
 
@@ -204,6 +206,15 @@ mod enabled {
 
         metrics.set_breaker_forced(false);
         assert_sample(&render(&metrics), "treasury_circuit_breaker_forced 0");
+    }
+
+    #[test]
+    fn read_failures_start_at_zero_and_count_by_n() {
+        let metrics = TreasuryMetrics::new();
+        assert_sample(&render(&metrics), "treasury_ledger_read_failures_total 0");
+        metrics.ledger_read_failures(0);
+        metrics.ledger_read_failures(3);
+        assert_sample(&render(&metrics), "treasury_ledger_read_failures_total 3");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::circuit_breaker::CircuitBreaker;
-use crate::store::{ExecutorSnapshot, GovStore, Intent, StoreError};
+use crate::store::{ExecutorSnapshot, GovStore, Intent, RequestError, StoreError};
 
 pub use error::TreasuryExecutorError;
 pub use ledger::{Ledger, LedgerError, SignedTx, TxStatus};
@@ -112,6 +112,10 @@ pub struct TickReport {
     pub submitted: u64,
     /// Submissions that failed for infrastructure reasons.
     pub submission_failures: u64,
+    /// Other ledger calls (epoch, nonce, lookups, signing's chain and fee reads) that
+    /// failed for infrastructure reasons. Like a failed submission, each counts against
+    /// the breaker.
+    pub read_failures: u64,
     /// Disbursements seen executed.
     pub executed: u64,
     /// Disbursements cancelled by the ledger's refusal.
@@ -240,6 +244,7 @@ impl TreasuryExecutor {
         snapshot.last_tick_ms = now_ms();
         snapshot.submitted += report.submitted;
         snapshot.submission_failures += report.submission_failures;
+        snapshot.read_failures += report.read_failures;
         snapshot.executed += report.executed;
         snapshot.cancelled += report.cancelled;
         snapshot.rejected_by_breaker += u64::from(report.rejected_by_breaker);
@@ -309,13 +314,12 @@ impl TreasuryExecutor {
             report.rejected_by_breaker = true;
             return Ok(());
         }
-        let ledger = Arc::clone(&self.ledger);
         let mut next_nonce = match self.store.next_nonce()? {
             Some(nonce) => nonce,
             None => {
-                let nonce = ledger
-                    .next_nonce()
-                    .map_err(TreasuryExecutorError::classify)?;
+                let Some(nonce) = self.read(report, |ledger| ledger.next_nonce())? else {
+                    return Ok(());
+                };
                 self.store.set_next_nonce(nonce)?;
                 nonce
             }
@@ -324,35 +328,36 @@ impl TreasuryExecutor {
         // 1. What is in flight, lowest nonce first. Stop at the first intent the ledger
         //    has not accepted: nothing after it may be submitted before it.
         for intent in self.store.intents()? {
-            match ledger.lookup(&intent.tx.tx_hash) {
-                Ok(TxStatus::Included { block }) => {
+            let Some(status) = self.read(report, |ledger| ledger.lookup(&intent.tx.tx_hash))?
+            else {
+                return Ok(());
+            };
+            match status {
+                TxStatus::Included { block } => {
                     self.unrecorded.executed.push((intent.nonce, block));
                     report.executed += 1;
                 }
-                Ok(TxStatus::Pending) => {
+                TxStatus::Pending => {
                     if !intent.submitted {
                         self.unrecorded.submitted.push(intent.nonce);
                     }
                 }
-                Ok(TxStatus::Unknown) => match self.submit(&intent, report)? {
+                TxStatus::Unknown => match self.submit(&intent, report)? {
                     Submitted::Accepted => {}
                     // The rest waits for the next tick: nothing may pass this intent.
                     Submitted::Failed | Submitted::Rejected => return Ok(()),
                     Submitted::Cancelled | Submitted::Restaged => break,
                 },
-                Err(error) => {
-                    report.last_error = Some(error.to_string());
-                    return Ok(());
-                }
             }
         }
 
         self.record()?;
 
         // 2. Disbursements whose time has come.
-        report.epoch = ledger
-            .current_epoch()
-            .map_err(TreasuryExecutorError::classify)?;
+        let Some(epoch) = self.read(report, |ledger| ledger.current_epoch())? else {
+            return Ok(());
+        };
+        report.epoch = epoch;
         report.activated = self.store.activate(report.epoch)?;
 
         // 3. Stage the ready ones and submit them, within the batch's attempts.
@@ -376,15 +381,34 @@ impl TreasuryExecutor {
                 }
                 let mut intents = Vec::with_capacity(ready.len());
                 for (nonce, disbursement) in (next_nonce..).zip(&ready) {
-                    let tx = ledger
-                        .sign(disbursement, nonce)
-                        .map_err(TreasuryExecutorError::classify)?;
-                    intents.push(Intent {
-                        id: disbursement.id,
-                        nonce,
-                        tx,
-                        submitted: false,
-                    });
+                    match self.read(report, |ledger| ledger.sign(disbursement, nonce)) {
+                        Ok(Some(tx)) => intents.push(Intent {
+                            id: disbursement.id,
+                            nonce,
+                            tx,
+                            submitted: false,
+                        }),
+                        Ok(None) => break, // the endpoint failed or the breaker refused
+                        Err(TreasuryExecutorError::Cancelled(reason)) => {
+                            // Unpayable as it stands (a destination this ledger cannot
+                            // pay): nothing was signed for it, so cancel it and go on.
+                            // (Not found or no longer queued: an operator got there first.)
+                            if let Err(RequestError::Storage(error)) =
+                                self.store.cancel(disbursement.id, &reason)
+                            {
+                                return Err(error.into());
+                            }
+                            report.cancelled += 1;
+                            break;
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+                if intents.is_empty() {
+                    if report.read_failures > 0 || report.rejected_by_breaker {
+                        break;
+                    }
+                    continue; // one was cancelled before signing: read the index again
                 }
                 if !self
                     .store
@@ -416,6 +440,41 @@ impl TreasuryExecutor {
             }
         }
         Ok(())
+    }
+
+    /// A ledger call other than a submission, under a permit. An infrastructure failure
+    /// counts against the breaker like a failed submission: a dead endpoint must open
+    /// the breaker whichever call finds it dead, or a tick that only reconciles would
+    /// retry it forever unseen. A success proves nothing about submissions and is
+    /// ignored (it neither closes a half-open breaker nor holds a probe slot).
+    /// `Ok(None)`: the breaker refused, or the call failed (the tick should stop).
+    fn read<T>(
+        &self,
+        report: &mut TickReport,
+        call: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError>,
+    ) -> Result<Option<T>, TreasuryExecutorError> {
+        let Ok(permit) = self.config.circuit_breaker.try_acquire() else {
+            report.rejected_by_breaker = true;
+            return Ok(None);
+        };
+        match call(&*self.ledger) {
+            Ok(value) => {
+                permit.ignore();
+                Ok(Some(value))
+            }
+            Err(error) => match TreasuryExecutorError::classify(error) {
+                TreasuryExecutorError::Submission(error) => {
+                    permit.failure();
+                    report.read_failures += 1;
+                    report.last_error = Some(bounded(&error.to_string()));
+                    Ok(None)
+                }
+                other => {
+                    permit.ignore();
+                    Err(other)
+                }
+            },
+        }
     }
 
     /// Submits one intent under a permit, classifies the answer, records it on the

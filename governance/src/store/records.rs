@@ -50,6 +50,10 @@ pub struct ExecutorSnapshot {
     pub submitted: u64,
     /// Submissions that failed for infrastructure reasons.
     pub submission_failures: u64,
+    /// Other ledger calls that failed for infrastructure reasons (see
+    /// [`TickReport::read_failures`](crate::TickReport::read_failures)).
+    #[serde(default)]
+    pub read_failures: u64,
     /// Disbursements seen executed.
     pub executed: u64,
     /// Disbursements cancelled by the ledger's refusal.
