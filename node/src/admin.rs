@@ -17,9 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::governance::{
-    CircuitBreaker, Disbursement, Ledger, NewDisbursement, RequestError, Transition,
-};
+use crate::governance::{CircuitBreaker, Disbursement, NewDisbursement, RequestError, Transition};
 
 /// Request bodies larger than this are refused (413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

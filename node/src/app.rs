@@ -8,9 +8,9 @@ use telemetry::{TreasuryMetrics, labels};
 
 use crate::config::NodeConfig;
 use crate::governance::{
-    CircuitBreaker, ExecutorSnapshot, GovStore, TickReport, Transition, TreasuryExecutorError,
+    CircuitBreaker, ExecutorSnapshot, GovStore, Ledger, TickReport, Transition,
+    TreasuryExecutorError,
 };
-use crate::ledger::dev::DevLedger;
 
 /// The node's shared state.
 #[derive(Debug)]
@@ -21,8 +21,11 @@ pub struct App {
     pub breaker: Arc<CircuitBreaker>,
     /// The treasury store.
     pub store: GovStore,
-    /// The dev ledger (the only ledger so far).
-    pub ledger: Arc<DevLedger>,
+    /// The ledger the executor pays on (queue-time destination checks use it too).
+    pub ledger: Arc<dyn Ledger>,
+    /// What `/status` shows of the ledger: its kind, and for the EVM ledger the
+    /// endpoint (credentials removed) and the treasury's address. Never a key.
+    pub ledger_details: Value,
     /// Prometheus metrics (no-ops without the `telemetry` feature).
     pub metrics: TreasuryMetrics,
     executor: RwLock<ExecutorView>,
@@ -42,7 +45,8 @@ impl App {
         config: NodeConfig,
         breaker: Arc<CircuitBreaker>,
         store: GovStore,
-        ledger: Arc<DevLedger>,
+        ledger: Arc<dyn Ledger>,
+        ledger_details: Value,
         metrics: TreasuryMetrics,
     ) -> App {
         App {
@@ -50,6 +54,7 @@ impl App {
             breaker,
             store,
             ledger,
+            ledger_details,
             metrics,
             executor: RwLock::new(ExecutorView::default()),
         }
@@ -156,9 +161,7 @@ impl App {
                 })),
             },
             "backlog": backlog,
-            "ledger": {
-                "kind": self.config.ledger.as_str(),
-            },
+            "ledger": self.ledger_details,
         })
     }
 }

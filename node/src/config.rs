@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::governance::CircuitBreakerConfig;
 use crate::ledger::dev::DevLedgerConfig;
+use crate::ledger::evm::EvmLedgerConfig;
 
 /// The default sled database path.
 pub const DEFAULT_DB_PATH: &str = "./data/governance.db";
@@ -76,6 +77,8 @@ pub struct NodeConfig {
     pub circuit_breaker: CircuitBreakerConfig,
     /// The dev ledger (`[dev_ledger]`).
     pub dev_ledger: DevLedgerConfig,
+    /// The EVM ledger's fee caps, timeouts and epochs (`[evm]`).
+    pub evm: EvmLedgerConfig,
 }
 
 impl Default for NodeConfig {
@@ -94,6 +97,7 @@ impl Default for NodeConfig {
             batch_size: 100,
             circuit_breaker: CircuitBreakerConfig::default(),
             dev_ledger: DevLedgerConfig::default(),
+            evm: EvmLedgerConfig::default(),
         }
     }
 }
@@ -172,6 +176,7 @@ struct FileConfig {
     batch_size: Option<u64>,
     circuit_breaker: Option<CircuitBreakerConfig>,
     dev_ledger: Option<DevLedgerConfig>,
+    evm: Option<EvmLedgerConfig>,
 }
 
 /// Builds the configuration: defaults, then the file (`--config` or `TB_CONFIG`), then
@@ -224,10 +229,19 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
     }
 
     if config.ledger == LedgerKind::Evm {
-        return Err(ConfigError::new(
-            "ledger",
-            "the EVM ledger is not built yet (it arrives with the EVM issue); use `dev`",
-        ));
+        if config.rpc_url.is_none() {
+            return Err(ConfigError::new(
+                "rpc_url",
+                "the EVM ledger needs the endpoint's URL (`rpc_url`, `TB_RPC_URL` or `--rpc-url`)",
+            ));
+        }
+        if config.treasury_key_file.is_none() {
+            return Err(ConfigError::new(
+                "treasury_key_file",
+                "the EVM ledger needs the treasury key's file (`treasury_key_file`, \
+                 `TB_TREASURY_KEY_FILE` or `--treasury-key-file`)",
+            ));
+        }
     }
     Ok(config)
 }
@@ -285,6 +299,12 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
             )
         })?;
         config.circuit_breaker = breaker;
+    }
+    if let Some(evm) = file.evm {
+        evm.validate().map_err(|error| {
+            ConfigError::new(format!("evm.{}", error.field()), error.to_string())
+        })?;
+        config.evm = evm;
     }
     if let Some(dev) = file.dev_ledger {
         dev.validate()

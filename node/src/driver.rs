@@ -9,6 +9,23 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::governance::TreasuryExecutor;
 
+/// With the `crash-points` feature (tests only): the executor reached the crash point
+/// `TB_CRASH_AT` named. Say so on stdout and stop here, writing nothing more, until the
+/// test kills the process (`kill -9`): a crash exactly at that step.
+#[cfg(feature = "crash-points")]
+fn wait_to_be_killed(
+    result: &Result<crate::governance::TickReport, crate::governance::TreasuryExecutorError>,
+) {
+    use std::io::Write;
+    if let Err(crate::governance::TreasuryExecutorError::Crashed(point)) = result {
+        println!("crash point reached: {point:?}");
+        let _ = std::io::stdout().flush();
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
 /// Runs ticks until `shutdown` turns true. A tick in flight when it does is finished
 /// first (its submission completes and is recorded). Returns the executor, or `None` if a
 /// tick panicked (a bug: the node then stops submitting but keeps serving status).
@@ -25,6 +42,8 @@ pub async fn run(
         let started = Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let result = executor.tick();
+            #[cfg(feature = "crash-points")]
+            wait_to_be_killed(&result);
             (executor, result)
         })
         .await;

@@ -11,12 +11,14 @@ use anyhow::Context;
 use clap::Parser;
 use node::app::App;
 use node::cli::{Cli, Command, RunArgs};
-use node::config::{self, NodeConfig, ProcessEnv};
+use node::config::{self, ConfigError, LedgerKind, NodeConfig, ProcessEnv};
 use node::governance::{
     CircuitBreaker, GovStore, Ledger, TreasuryExecutor, TreasuryExecutorConfig,
 };
 use node::ledger::dev::DevLedger;
+use node::ledger::evm::{EvmLedger, EvmLedgerError};
 use node::{client, driver, http};
+use serde_json::json;
 use telemetry::TreasuryMetrics;
 use tokio::sync::watch;
 
@@ -38,6 +40,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The EVM ledger reads its key file and parses its URL now: a bad one is a
+    // configuration error (exit 2), not a failure at run time.
+    let evm = match open_evm(&config) {
+        Ok(evm) => evm,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,7 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, evm)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -57,23 +68,36 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: NodeConfig) -> anyhow::Result<()> {
+async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     if let Some(parent) = config.db_path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let store = GovStore::open(&config.db_path)
         .with_context(|| format!("cannot open the store at {}", config.db_path.display()))?;
-    let ledger = Arc::new(
-        DevLedger::open(store.aux_tree("dev_ledger")?, config.dev_ledger.clone())
-            .context("cannot open the dev ledger")?,
-    );
+    let (ledger, ledger_details): (Arc<dyn Ledger>, _) = match evm {
+        Some(ledger) => {
+            let details = json!({
+                "kind": "evm",
+                "endpoint": ledger.endpoint(),
+                "treasury": ledger.address(),
+            });
+            tracing::info!(endpoint = %ledger.endpoint(), treasury = %ledger.address(), "EVM ledger");
+            (Arc::new(ledger), details)
+        }
+        None => {
+            let ledger = DevLedger::open(store.aux_tree("dev_ledger")?, config.dev_ledger.clone())
+                .context("cannot open the dev ledger")?;
+            (Arc::new(ledger), json!({ "kind": "dev" }))
+        }
+    };
     let breaker = Arc::new(CircuitBreaker::try_new(config.circuit_breaker.clone())?);
     let app = Arc::new(App::new(
         config.clone(),
         Arc::clone(&breaker),
         store.clone(),
         Arc::clone(&ledger),
+        ledger_details,
         TreasuryMetrics::new(),
     ));
     let weak = Arc::downgrade(&app);
@@ -88,11 +112,16 @@ async fn run(config: NodeConfig) -> anyhow::Result<()> {
     executor_config.poll_interval = config.poll_interval;
     executor_config.batch_size = config.batch_size;
     // Restores the breaker persisted at the last shutdown (a forced-open breaker stays so).
-    let executor = TreasuryExecutor::new(
-        executor_config,
-        store.clone(),
-        Arc::clone(&ledger) as Arc<dyn Ledger>,
-    )?;
+    #[allow(unused_mut)] // mutated only with the `crash-points` feature
+    let mut executor = TreasuryExecutor::new(executor_config, store.clone(), ledger)?;
+    #[cfg(feature = "crash-points")]
+    if let Some(point) = crash_point()? {
+        tracing::warn!(
+            ?point,
+            "TB_CRASH_AT: the executor stops at this step for a test to kill it"
+        );
+        executor.crash_at(Some(point));
+    }
     app.publish_breaker();
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -126,6 +155,52 @@ async fn run(config: NodeConfig) -> anyhow::Result<()> {
     server.await.context("the HTTP server task failed")??;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The EVM ledger, if configured. Its errors name the configuration key at fault.
+fn open_evm(config: &NodeConfig) -> Result<Option<EvmLedger>, ConfigError> {
+    if config.ledger != LedgerKind::Evm {
+        return Ok(None);
+    }
+    // `load` refuses an EVM configuration without these two.
+    let (Some(url), Some(key_file)) = (&config.rpc_url, &config.treasury_key_file) else {
+        return Err(ConfigError {
+            key: "ledger".into(),
+            message: "the EVM ledger needs rpc_url and treasury_key_file".into(),
+        });
+    };
+    EvmLedger::new(url, key_file, config.evm.clone())
+        .map(Some)
+        .map_err(|error| {
+            let key = match &error {
+                EvmLedgerError::Config(invalid) => format!("evm.{}", invalid.field()),
+                EvmLedgerError::Url { .. } => "rpc_url".into(),
+                EvmLedgerError::KeyFile { .. } | EvmLedgerError::Key { .. } => {
+                    "treasury_key_file".into()
+                }
+            };
+            let message = match error {
+                EvmLedgerError::Config(invalid) => invalid.to_string(),
+                other => other.to_string(),
+            };
+            ConfigError { key, message }
+        })
+}
+
+/// `TB_CRASH_AT` (`after-stage`, `after-submit`, `after-record`), with the `crash-points`
+/// feature only: for crash tests.
+#[cfg(feature = "crash-points")]
+fn crash_point() -> anyhow::Result<Option<node::governance::CrashPoint>> {
+    use node::governance::CrashPoint;
+    Ok(match std::env::var("TB_CRASH_AT").ok().as_deref() {
+        None | Some("") => None,
+        Some("after-stage") => Some(CrashPoint::AfterStage),
+        Some("after-submit") => Some(CrashPoint::AfterSubmit),
+        Some("after-record") => Some(CrashPoint::AfterRecord),
+        Some(other) => anyhow::bail!(
+            "TB_CRASH_AT: expected after-stage, after-submit or after-record, got {other:?}"
+        ),
+    })
 }
 
 /// SIGINT or SIGTERM.

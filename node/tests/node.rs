@@ -228,6 +228,37 @@ fn an_invalid_config_exits_2_naming_the_key() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("circuit_breaker.timeout_secs"), "{stderr}");
+
+    // The EVM ledger: a missing endpoint, an unreadable key file, a key file holding
+    // no key (whose content is never echoed), a URL the client cannot use.
+    let evm = |extra: &[(&str, &str)]| {
+        let mut command = command(&db, None);
+        command.env("TB_LEDGER", "evm");
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let output = command.output().expect("run");
+        assert_eq!(output.status.code(), Some(2), "{extra:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(evm(&[]).contains("rpc_url"));
+    let url = ("TB_RPC_URL", "http://127.0.0.1:1");
+    let stderr = evm(&[url, ("TB_TREASURY_KEY_FILE", "/no/such/key")]);
+    assert!(stderr.contains("treasury_key_file"), "{stderr}");
+    let key = dir.path().join("treasury.key");
+    std::fs::write(&key, "not-a-key-secret-words\n").expect("write");
+    let key = key.to_str().expect("utf-8 path");
+    let stderr = evm(&[url, ("TB_TREASURY_KEY_FILE", key)]);
+    assert!(stderr.contains("treasury_key_file"), "{stderr}");
+    assert!(
+        !stderr.contains("secret-words"),
+        "the file's content is never shown: {stderr}"
+    );
+    let stderr = evm(&[
+        ("TB_RPC_URL", "ftp://example"),
+        ("TB_TREASURY_KEY_FILE", key),
+    ]);
+    assert!(stderr.contains("rpc_url"), "{stderr}");
 }
 
 #[test]

@@ -2,8 +2,11 @@
 //!
 //! Exit codes: 0 success, 1 a step or command failed, 2 usage error.
 
+mod anvil;
 mod bench;
 mod cargo;
+mod failover;
+mod http;
 mod loom;
 mod promtool;
 mod scrape;
@@ -55,6 +58,7 @@ fn dispatch(command: Option<&OsStr>, rest: &[OsString]) -> Result<(), Error> {
         Some("validate") => validate::main(rest),
         Some("loom") => loom::main(rest),
         Some("bench") => bench::main(rest),
+        Some("failover") => failover::main(rest),
         _ => Err(Error::Usage(format!(
             "unknown command `{}`",
             command.to_string_lossy()
@@ -105,6 +109,11 @@ COMMANDS:
                                ARGS are passed to the test binary.
     bench [-- ARGS...]         Run the governance benchmarks (circuit_breaker, executor).
                                ARGS go to the benches (e.g. a name filter).
+    failover                   The failover drill against a real chain: anvil (installed
+                               from npm into .tools/ if missing), a fault proxy and the
+                               node; cuts and restores the endpoint, checks the breaker
+                               through /metrics and every payment on anvil. Writes
+                               target/failover-timeline.csv.
     help                       Print this help (also: -h, --help, no command).
 
 OPTIONS (validate):
@@ -116,6 +125,8 @@ ENVIRONMENT:
     CARGO                  cargo binary to run (set by cargo; default: `cargo`)
     RUSTFLAGS              loom appends `--cfg loom` to it
     LOOM_MAX_PREEMPTIONS   loom preemption bound (default: 3)
+    ANVIL_BIN              anvil binary for the failover step and the node's EVM tests
+                           (default: .tools/npm/.../bin/anvil, installed with npm if missing)
     PROMTOOL               promtool binary for the promtool step (default: `promtool` on
                            PATH; when it is missing, `apt-get install prometheus` installs it,
                            which needs root and also installs the Prometheus server)

@@ -1,8 +1,7 @@
 //! `promtool check metrics` on a live scrape: builds the node, starts it on an ephemeral
 //! port with a throwaway database, fetches `/metrics`, and lints it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -47,19 +46,8 @@ fn scrape_and_check(
     promtool: &std::ffi::OsStr,
     scratch: &Path,
 ) -> Result<(), String> {
-    let stdout = node.stdout.take().ok_or("the node has no stdout")?;
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(address) = line.strip_prefix("listening on ") {
-                let _ = tx.send(address.to_owned());
-            }
-        }
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(60))
-        .map_err(|_| "the node did not start listening within 60 s".to_owned())?;
-    let metrics = get(&address, "/metrics")?;
+    let address = listening_address(node)?;
+    let metrics = crate::http::get(&address, "/metrics")?;
     let file = scratch.join("metrics.txt");
     std::fs::write(&file, &metrics).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     eprintln!(
@@ -89,34 +77,23 @@ fn scrape_and_check(
     }
 }
 
-/// A plain HTTP/1.1 GET; the body, if the status is 200.
-fn get(address: &str, path: &str) -> Result<String, String> {
-    let mut stream =
-        TcpStream::connect(address).map_err(|e| format!("cannot connect to {address}: {e}"))?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("cannot send the request: {e}"))?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| format!("cannot read the response: {e}"))?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or("a response without a body")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!(
-            "GET {path}: {}",
-            head.lines().next().unwrap_or("no status line")
-        ));
-    }
-    Ok(body.to_owned())
+/// The address a node started with piped stdout prints (`listening on ADDR`), within 60 s.
+pub fn listening_address(node: &mut Child) -> Result<String, String> {
+    let stdout = node.stdout.take().ok_or("the node has no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("listening on ") {
+                let _ = tx.send(address.to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .map_err(|_| "the node did not start listening within 60 s".to_owned())
 }
 
 /// SIGTERM (the node drains and exits), then reap it; kill it if it lingers.
-fn stop(node: &mut Child) {
+pub fn stop(node: &mut Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &node.id().to_string()])
         .status();

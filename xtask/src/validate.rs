@@ -35,8 +35,19 @@ pub fn steps() -> Vec<Step> {
             ],
         ),
         Step::new("promtool", crate::promtool::about(), crate::promtool::run),
-        // Plain `cargo test` so CI can read its `test result:` lines.
-        cargo_step("test", &["test", "--workspace"]),
+        // Plain `cargo test` so CI can read its `test result:` lines. The node's EVM
+        // tests need anvil: installed first (from npm, into .tools/) if missing.
+        Step::new(
+            "test",
+            "cargo test --workspace (ANVIL_BIN set to anvil, installed if missing)",
+            || {
+                let anvil = crate::anvil::ensure()?;
+                CargoCommand::new("test", &["test", "--workspace"])
+                    .env("ANVIL_BIN", anvil)
+                    .run()
+            },
+        ),
+        Step::new("failover", crate::failover::about(), crate::failover::run),
         Step::new("loom", "same as `cargo xtask loom`", || {
             crate::loom::command(&[]).run()
         }),
@@ -139,6 +150,7 @@ mod tests {
                 "clippy-no-default",
                 "promtool",
                 "test",
+                "failover",
                 "loom"
             ]
         );

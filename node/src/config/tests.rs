@@ -177,7 +177,63 @@ fn unknown_and_mistyped_file_keys_are_refused_with_their_name() {
 }
 
 #[test]
-fn the_evm_ledger_is_refused_until_it_exists() {
+fn the_evm_ledger_needs_an_endpoint_and_a_key() {
     let error = load(&Overrides::default(), &env(&[("TB_LEDGER", "evm")])).expect_err("evm");
-    assert_eq!(error.key, "ledger");
+    assert_eq!(error.key, "rpc_url");
+    let error = load(
+        &Overrides::default(),
+        &env(&[
+            ("TB_LEDGER", "evm"),
+            ("TB_RPC_URL", "http://127.0.0.1:8545"),
+        ]),
+    )
+    .expect_err("no key");
+    assert_eq!(error.key, "treasury_key_file");
+    let config = load(
+        &Overrides::default(),
+        &env(&[
+            ("TB_LEDGER", "evm"),
+            ("TB_RPC_URL", "http://127.0.0.1:8545"),
+            ("TB_TREASURY_KEY_FILE", "/run/secrets/treasury.key"),
+        ]),
+    )
+    .expect("evm");
+    assert_eq!(config.ledger, LedgerKind::Evm);
+    assert_eq!(config.evm, EvmLedgerConfig::default());
+}
+
+#[test]
+fn the_evm_table_is_validated_naming_the_key() {
+    let toml = file(
+        r#"
+        [evm]
+        max_fee_per_gas = "50000000000"
+        request_timeout_ms = 2000
+        chain_id = 31337
+        "#,
+    );
+    let overrides = Overrides {
+        config: Some(toml.path().to_path_buf()),
+        ..Overrides::default()
+    };
+    let config = load(&overrides, &env(&[])).expect("valid");
+    assert_eq!(config.evm.max_fee_per_gas, 50_000_000_000);
+    assert_eq!(config.evm.request_timeout_ms, 2000);
+    assert_eq!(config.evm.chain_id, Some(31337));
+
+    let toml = file("[evm]\nrequest_timeout_ms = 0\n");
+    let overrides = Overrides {
+        config: Some(toml.path().to_path_buf()),
+        ..Overrides::default()
+    };
+    let error = load(&overrides, &env(&[])).expect_err("zero timeout");
+    assert_eq!(error.key, "evm.request_timeout_ms");
+
+    let toml = file("[evm]\nmax_fee = 1\n");
+    let overrides = Overrides {
+        config: Some(toml.path().to_path_buf()),
+        ..Overrides::default()
+    };
+    let error = load(&overrides, &env(&[])).expect_err("unknown key");
+    assert!(error.message.contains("max_fee"), "{error}");
 }

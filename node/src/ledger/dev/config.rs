@@ -31,7 +31,7 @@ pub struct DevLedgerConfig {
     pub epoch_length: u64,
     /// The treasury's funding, applied once, when the chain is created. Written as a
     /// decimal string because a TOML integer cannot exceed `i64`; an integer is accepted.
-    #[serde(with = "decimal_u128")]
+    #[serde(with = "crate::ledger::decimal_u128")]
     pub treasury_balance: u128,
     /// Scheduled outages of the submission endpoint, for demonstrating the breaker.
     pub outages: Vec<Outage>,
@@ -135,59 +135,5 @@ impl DevLedgerConfig {
             return Err(DevLedgerConfigError::EmptyOutage { index });
         }
         Ok(())
-    }
-}
-
-/// A `u128` written as a decimal string, read from a string or a non-negative integer.
-mod decimal_u128 {
-    use std::fmt;
-
-    use serde::de::{self, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(value)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<u128, D::Error> {
-        deserializer.deserialize_any(Decimal)
-    }
-
-    struct Decimal;
-
-    impl Visitor<'_> for Decimal {
-        type Value = u128;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a non-negative integer, as a decimal string such as \"1000000\"")
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<u128, E> {
-            // `u128::from_str` also takes a leading `+`; an amount is digits only.
-            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(E::invalid_value(de::Unexpected::Str(text), &self));
-            }
-            text.parse()
-                .map_err(|_| E::custom(format!("{text} does not fit in 128 bits")))
-        }
-
-        fn visit_u64<E: de::Error>(self, value: u64) -> Result<u128, E> {
-            Ok(u128::from(value))
-        }
-
-        fn visit_u128<E: de::Error>(self, value: u128) -> Result<u128, E> {
-            Ok(value)
-        }
-
-        fn visit_i64<E: de::Error>(self, value: i64) -> Result<u128, E> {
-            u128::try_from(value)
-                .map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))
-        }
-
-        fn visit_i128<E: de::Error>(self, value: i128) -> Result<u128, E> {
-            u128::try_from(value).map_err(|_| E::custom(format!("{value} is negative")))
-        }
     }
 }

@@ -1,0 +1,127 @@
+//! `EvmLedgerConfig`: the `[evm]` table of the node's TOML config, and its checks.
+
+use serde::{Deserialize, Serialize};
+
+/// The EVM ledger's settings. Every field has a default, so an empty (or absent) `[evm]`
+/// table works against a local node. The endpoint and the key file are not here: they
+/// come from `TB_RPC_URL` and `TB_TREASURY_KEY_FILE`.
+///
+/// ```toml
+/// [evm]
+/// max_fee_per_gas = "100000000000"          # wei; a decimal string (or an integer)
+/// max_priority_fee_per_gas = "2000000000"   # wei
+/// gas_limit = 21000
+/// request_timeout_ms = 5000
+/// epoch_blocks = 1
+/// chain_id = 31337                          # leave out to take the endpoint's
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvmLedgerConfig {
+    /// The most wei per gas a transfer may pay (base fee and tip together), at least 1.
+    #[serde(with = "crate::ledger::decimal_u128")]
+    pub max_fee_per_gas: u128,
+    /// The most wei per gas the tip may be; at most `max_fee_per_gas`.
+    #[serde(with = "crate::ledger::decimal_u128")]
+    pub max_priority_fee_per_gas: u128,
+    /// Gas per transfer, at least 21 000 (a plain value transfer's intrinsic gas).
+    pub gas_limit: u64,
+    /// The deadline of each JSON-RPC call (connect, send, answer), 1 to 60 000 ms.
+    pub request_timeout_ms: u64,
+    /// Blocks per epoch (epoch = block number / `epoch_blocks`), at least 1.
+    pub epoch_blocks: u64,
+    /// The chain the treasury pays on. Set, a different `eth_chainId` halts signing;
+    /// unset, the endpoint's chain id is taken.
+    pub chain_id: Option<u64>,
+}
+
+/// 1 gwei in wei.
+const GWEI: u128 = 1_000_000_000;
+/// The intrinsic gas of a transaction with no data: less can never be included.
+pub const TRANSFER_GAS: u64 = 21_000;
+/// The longest `request_timeout_ms` accepted.
+pub const MAX_REQUEST_TIMEOUT_MS: u64 = 60_000;
+
+impl Default for EvmLedgerConfig {
+    fn default() -> Self {
+        EvmLedgerConfig {
+            max_fee_per_gas: 100 * GWEI,
+            max_priority_fee_per_gas: 2 * GWEI,
+            gas_limit: TRANSFER_GAS,
+            request_timeout_ms: 5_000,
+            epoch_blocks: 1,
+            chain_id: None,
+        }
+    }
+}
+
+/// An `[evm]` value out of range. The message names the key; [`field`](Self::field)
+/// gives it alone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvmConfigError {
+    /// `max_fee_per_gas` is 0.
+    #[error("must be at least 1 (wei)")]
+    MaxFeePerGas,
+    /// The tip cap exceeds the fee cap.
+    #[error("{tip} must not exceed max_fee_per_gas ({cap})")]
+    MaxPriorityFeePerGas {
+        /// The tip cap given.
+        tip: u128,
+        /// The fee cap given.
+        cap: u128,
+    },
+    /// `gas_limit` is below a transfer's intrinsic gas.
+    #[error("must be at least {TRANSFER_GAS} (got {0})")]
+    GasLimit(u64),
+    /// `request_timeout_ms` is 0 or above a minute.
+    #[error("must be from 1 to {MAX_REQUEST_TIMEOUT_MS} (got {0})")]
+    RequestTimeout(u64),
+    /// `epoch_blocks` is 0.
+    #[error("must be at least 1")]
+    EpochBlocks,
+    /// `chain_id` is 0 (no EIP-155 chain has it).
+    #[error("must not be 0")]
+    ChainId,
+}
+
+impl EvmConfigError {
+    /// The offending key within `[evm]`, e.g. `max_fee_per_gas`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            EvmConfigError::MaxFeePerGas => "max_fee_per_gas",
+            EvmConfigError::MaxPriorityFeePerGas { .. } => "max_priority_fee_per_gas",
+            EvmConfigError::GasLimit(_) => "gas_limit",
+            EvmConfigError::RequestTimeout(_) => "request_timeout_ms",
+            EvmConfigError::EpochBlocks => "epoch_blocks",
+            EvmConfigError::ChainId => "chain_id",
+        }
+    }
+}
+
+impl EvmLedgerConfig {
+    /// Checks the values serde cannot.
+    pub fn validate(&self) -> Result<(), EvmConfigError> {
+        if self.max_fee_per_gas == 0 {
+            return Err(EvmConfigError::MaxFeePerGas);
+        }
+        if self.max_priority_fee_per_gas > self.max_fee_per_gas {
+            return Err(EvmConfigError::MaxPriorityFeePerGas {
+                tip: self.max_priority_fee_per_gas,
+                cap: self.max_fee_per_gas,
+            });
+        }
+        if self.gas_limit < TRANSFER_GAS {
+            return Err(EvmConfigError::GasLimit(self.gas_limit));
+        }
+        if !(1..=MAX_REQUEST_TIMEOUT_MS).contains(&self.request_timeout_ms) {
+            return Err(EvmConfigError::RequestTimeout(self.request_timeout_ms));
+        }
+        if self.epoch_blocks == 0 {
+            return Err(EvmConfigError::EpochBlocks);
+        }
+        if self.chain_id == Some(0) {
+            return Err(EvmConfigError::ChainId);
+        }
+        Ok(())
+    }
+}

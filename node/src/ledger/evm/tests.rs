@@ -1,0 +1,915 @@
+//! The EVM ledger's unit tests: configuration, key and URL handling, destinations, fees,
+//! signing, and every mapping of a failure to a `LedgerError`, against a scripted
+//! JSON-RPC server on loopback. (`node/tests/evm_ledger.rs` runs the same ledger against
+//! a real anvil.)
+
+mod evm_ledger {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+
+    use alloy_consensus::{SignableTransaction, Signed, TxEip1559};
+    use alloy_eips::eip2718::Decodable2718;
+    use alloy_primitives::{Address, TxKind, U256, keccak256};
+    use governance::{Disbursement, DisbursementStatus, Ledger, LedgerError, TxStatus};
+    use serde_json::{Value, json};
+
+    use super::super::address::parse_destination;
+    use super::super::fees::{FeeQuote, Fees};
+    use super::super::rpc::{
+        MAX_MESSAGE_BYTES, bounded, classify_rpc_error, parse_response, redact_url,
+    };
+    use super::super::{EvmConfigError, EvmLedger, EvmLedgerConfig, EvmLedgerError};
+
+    /// anvil's (and hardhat's) first dev key, and its address.
+    const KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    const ADDRESS: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+    const DESTINATION: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    const GWEI: u128 = 1_000_000_000;
+
+    // ---- a scripted JSON-RPC server ------------------------------------------------
+
+    /// What the server does with one request.
+    enum Reply {
+        /// `{"jsonrpc": "2.0", "id": <the request's>, "result": …}`.
+        Result(Value),
+        /// A JSON-RPC error object with this code and message.
+        Error(i64, String),
+        /// This status and body.
+        Http(u16, String),
+        /// These bytes, as they are.
+        Raw(Vec<u8>),
+        /// No answer: hold the connection until the client gives up.
+        Hang,
+    }
+
+    type Handler = dyn Fn(&str, &Value, &Value) -> Reply + Send + Sync;
+
+    /// A one-thread JSON-RPC server answering each request through a handler, and the
+    /// (method, params) it was called with.
+    struct MockRpc {
+        address: SocketAddr,
+        calls: Arc<Mutex<Vec<(String, Value)>>>,
+    }
+
+    impl MockRpc {
+        fn start(handler: impl Fn(&str, &Value, &Value) -> Reply + Send + Sync + 'static) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let address = listener.local_addr().expect("address");
+            let calls = Arc::new(Mutex::new(Vec::new()));
+            let seen = Arc::clone(&calls);
+            let handler: Box<Handler> = Box::new(handler);
+            // Left running when the test ends: it only ever blocks in accept.
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    serve(stream, &*handler, &seen);
+                }
+            });
+            MockRpc { address, calls }
+        }
+
+        fn url(&self) -> String {
+            format!("http://{}", self.address)
+        }
+
+        fn methods(&self) -> Vec<String> {
+            let calls = self.calls.lock().expect("calls");
+            calls.iter().map(|(method, _)| method.clone()).collect()
+        }
+
+        fn count(&self, method: &str) -> usize {
+            self.methods().iter().filter(|m| *m == method).count()
+        }
+    }
+
+    fn serve(mut stream: TcpStream, handler: &Handler, calls: &Mutex<Vec<(String, Value)>>) {
+        let Some(body) = read_request(&mut stream) else {
+            return;
+        };
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let method = request["method"].as_str().unwrap_or_default().to_owned();
+        let params = request["params"].clone();
+        calls
+            .lock()
+            .expect("calls")
+            .push((method.clone(), params.clone()));
+        let id = &request["id"];
+        let (status, body) = match handler(&method, &params, id) {
+            Reply::Result(result) => (200, json!({"jsonrpc": "2.0", "id": id, "result": result})),
+            Reply::Error(code, message) => (
+                200,
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
+            ),
+            Reply::Http(status, body) => {
+                let _ = stream.write_all(http_response(status, body.as_bytes()).as_slice());
+                return;
+            }
+            Reply::Raw(bytes) => {
+                let _ = stream.write_all(&bytes);
+                return;
+            }
+            Reply::Hang => {
+                let mut sink = [0_u8; 256];
+                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+                return;
+            }
+        };
+        let _ = stream.write_all(&http_response(status, body.to_string().as_bytes()));
+    }
+
+    fn http_response(status: u16, body: &[u8]) -> Vec<u8> {
+        let mut bytes = format!(
+            "HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// The body of one HTTP request (sized by Content-Length).
+    fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+        let mut buffer = Vec::new();
+        let mut chunk = [0_u8; 4096];
+        loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or(0);
+                while buffer.len() < end + 4 + length {
+                    let n = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
+                    buffer.extend_from_slice(&chunk[..n]);
+                }
+                return Some(buffer[end + 4..end + 4 + length].to_vec());
+            }
+            let n = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// A chain at block 100 with a 10-gwei base fee, suggesting a 1-gwei tip.
+    fn chain(method: &str, _params: &Value, _id: &Value) -> Reply {
+        match method {
+            "eth_chainId" => Reply::Result(json!("0x7a69")),
+            "eth_blockNumber" => Reply::Result(json!("0x64")),
+            "eth_getBlockByNumber" => {
+                Reply::Result(json!({"number": "0x64", "baseFeePerGas": "0x2540be400"}))
+            }
+            "eth_maxPriorityFeePerGas" => Reply::Result(json!("0x3b9aca00")),
+            "eth_getTransactionCount" => Reply::Result(json!("0x7")),
+            _ => Reply::Error(-32601, format!("method {method} not found")),
+        }
+    }
+
+    // ---- helpers ---------------------------------------------------------------------
+
+    fn key_file(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("key file");
+        std::fs::write(file.path(), text).expect("write key");
+        file
+    }
+
+    fn ledger_with(url: &str, config: EvmLedgerConfig) -> EvmLedger {
+        let key = key_file(KEY);
+        EvmLedger::new(url, key.path(), config).expect("ledger")
+    }
+
+    fn ledger(url: &str) -> EvmLedger {
+        ledger_with(url, EvmLedgerConfig::default())
+    }
+
+    fn disbursement(destination: &str, amount: u128) -> Disbursement {
+        Disbursement {
+            id: 1,
+            destination: destination.into(),
+            amount,
+            memo: String::new(),
+            activation_epoch: 0,
+            depends_on: vec![],
+            external_key: None,
+            status: DisbursementStatus::Queued,
+            queued_at_ms: 0,
+        }
+    }
+
+    /// `current_epoch` against a server that always replies `reply`.
+    fn epoch_with(reply: fn() -> Reply) -> Result<u64, LedgerError> {
+        let server = MockRpc::start(move |_, _, _| reply());
+        ledger(&server.url()).current_epoch()
+    }
+
+    // ---- configuration ---------------------------------------------------------------
+
+    #[test]
+    fn config_defaults_are_the_documented_ones() {
+        let config = EvmLedgerConfig::default();
+        assert_eq!(config.max_fee_per_gas, 100 * GWEI);
+        assert_eq!(config.max_priority_fee_per_gas, 2 * GWEI);
+        assert_eq!(config.gas_limit, 21_000);
+        assert_eq!(config.request_timeout_ms, 5_000);
+        assert_eq!(config.epoch_blocks, 1);
+        assert_eq!(config.chain_id, None);
+        assert_eq!(config.validate(), Ok(()));
+        let empty: EvmLedgerConfig = toml::from_str("").expect("empty table");
+        assert_eq!(empty, config);
+    }
+
+    #[test]
+    fn config_reads_wei_as_strings_or_integers_and_refuses_unknown_keys() {
+        let config: EvmLedgerConfig = toml::from_str(
+            "max_fee_per_gas = \"340282366920938463463374607431768211455\"\nmax_priority_fee_per_gas = 5\nchain_id = 1",
+        )
+        .expect("parses");
+        assert_eq!(config.max_fee_per_gas, u128::MAX);
+        assert_eq!(config.max_priority_fee_per_gas, 5);
+        assert_eq!(config.chain_id, Some(1));
+        for bad in [
+            "max_fee_per_gas = -1",
+            "max_fee_per_gas = \"+5\"",
+            "max_fee_per_gas = \"1e9\"",
+            "max_fee_per_gas = \"340282366920938463463374607431768211456\"",
+            "gas_price = 1",
+        ] {
+            assert!(toml::from_str::<EvmLedgerConfig>(bad).is_err(), "{bad}");
+        }
+        // Serialised, wei are decimal strings (a TOML integer stops at i64::MAX).
+        let json = serde_json::to_value(&config).expect("serialises");
+        assert_eq!(json["max_fee_per_gas"], json!(u128::MAX.to_string()));
+        let round_trip: EvmLedgerConfig = serde_json::from_value(json).expect("parses");
+        assert_eq!(round_trip, config);
+    }
+
+    #[test]
+    fn config_validation_names_the_key() {
+        type Change = fn(&mut EvmLedgerConfig);
+        let cases: [(Change, &str); 8] = [
+            (|c| c.max_fee_per_gas = 0, "max_fee_per_gas"),
+            (
+                |c| c.max_priority_fee_per_gas = c.max_fee_per_gas + 1,
+                "max_priority_fee_per_gas",
+            ),
+            (|c| c.gas_limit = 20_999, "gas_limit"),
+            (|c| c.request_timeout_ms = 0, "request_timeout_ms"),
+            (|c| c.request_timeout_ms = 60_001, "request_timeout_ms"),
+            (|c| c.epoch_blocks = 0, "epoch_blocks"),
+            (|c| c.chain_id = Some(0), "chain_id"),
+            (
+                |c| c.max_priority_fee_per_gas = u128::MAX,
+                "max_priority_fee_per_gas",
+            ),
+        ];
+        for (change, field) in cases {
+            let mut config = EvmLedgerConfig::default();
+            change(&mut config);
+            let error = config.validate().expect_err(field);
+            assert_eq!(error.field(), field);
+            let error = EvmLedgerError::from(error).to_string();
+            assert!(error.contains(&format!("evm.{field}: ")), "{error}");
+        }
+        let edge = EvmLedgerConfig {
+            max_fee_per_gas: 1,
+            max_priority_fee_per_gas: 1,
+            request_timeout_ms: 60_000,
+            ..EvmLedgerConfig::default()
+        };
+        assert_eq!(edge.validate(), Ok(()));
+        let key = key_file(KEY);
+        let bad = EvmLedgerConfig {
+            epoch_blocks: 0,
+            ..EvmLedgerConfig::default()
+        };
+        let error = EvmLedger::new("http://127.0.0.1:8545", key.path(), bad).expect_err("bad");
+        assert!(matches!(
+            error,
+            EvmLedgerError::Config(EvmConfigError::EpochBlocks)
+        ));
+    }
+
+    // ---- the key -----------------------------------------------------------------------
+
+    #[test]
+    fn the_key_file_may_have_0x_and_whitespace() {
+        for text in [
+            KEY.to_owned(),
+            format!("0x{KEY}\n"),
+            format!("  0X{KEY}\r\n\n"),
+        ] {
+            let file = key_file(&text);
+            let ledger = EvmLedger::new("http://127.0.0.1:8545", file.path(), Default::default())
+                .expect("ledger");
+            assert_eq!(ledger.address(), ADDRESS);
+        }
+    }
+
+    #[test]
+    fn a_bad_key_file_is_refused_without_quoting_it() {
+        let secretish = "5ec7e7".repeat(10); // 60 hex digits: too short
+        let uppercase_zero = "0".repeat(64);
+        let order = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141";
+        let not_hex = format!("{}zz", &KEY[..62]);
+        for text in [
+            secretish.as_str(),
+            &uppercase_zero,
+            order,
+            &not_hex,
+            "",
+            "0x",
+        ] {
+            let file = key_file(text);
+            let error = EvmLedger::new("http://127.0.0.1:8545", file.path(), Default::default())
+                .expect_err(text);
+            assert!(matches!(error, EvmLedgerError::Key { .. }), "{error:?}");
+            let shown = format!("{error} {error:?}");
+            assert!(text.len() < 8 || !shown.contains(&text[..8]), "{shown}");
+        }
+        let missing = Path::new("/nonexistent/treasury.key");
+        let error = EvmLedger::new("http://127.0.0.1:8545", missing, Default::default())
+            .expect_err("missing");
+        assert!(matches!(error, EvmLedgerError::KeyFile { .. }), "{error:?}");
+        assert!(
+            error.to_string().contains("/nonexistent/treasury.key"),
+            "{error}"
+        );
+        // A key followed by a page of anything is not a key file; nor is /dev/zero.
+        let padded = key_file(&format!("{KEY}\n{}", " ".repeat(2_000)));
+        for path in [padded.path(), Path::new("/dev/zero")] {
+            let error = EvmLedger::new("http://127.0.0.1:8545", path, Default::default())
+                .expect_err("too long");
+            assert!(matches!(error, EvmLedgerError::KeyFile { .. }), "{error:?}");
+            assert!(!error.to_string().contains(&KEY[..8]), "{error}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_key_or_credentials() {
+        let key = key_file(KEY);
+        let ledger = EvmLedger::new(
+            "http://alice:hunter2@127.0.0.1:8545",
+            key.path(),
+            Default::default(),
+        )
+        .expect("ledger");
+        let shown = format!("{ledger:?} {ledger:#?}");
+        assert!(!shown.contains(&KEY[..16]), "{shown}");
+        assert!(!shown.to_ascii_lowercase().contains(&KEY[48..]), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("YWxpY2U6aHVudGVyMg"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("<redacted>") && shown.contains(ADDRESS),
+            "{shown}"
+        );
+    }
+
+    // ---- the URL -----------------------------------------------------------------------
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_are_never_shown() {
+        let server = MockRpc::start(chain);
+        let url = format!("http://alice:p%40ss@{}", server.address);
+        let ledger = ledger(&url);
+        assert_eq!(ledger.endpoint(), server.url());
+        assert_eq!(ledger.current_epoch(), Ok(100));
+
+        let error = EvmLedger::new(
+            "https://alice:hunter2@rpc.example:8545",
+            key_file(KEY).path(),
+            Default::default(),
+        )
+        .expect_err("https");
+        let shown = format!("{error} {error:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("***@rpc.example"),
+            "{shown}"
+        );
+        assert!(matches!(error, EvmLedgerError::Url { .. }));
+
+        assert_eq!(redact_url("http://a:b@h:1/x@y"), "http://***@h:1/x@y");
+        assert_eq!(redact_url("a:b@h:1"), "***@h:1");
+        assert_eq!(redact_url("http://h:1"), "http://h:1");
+    }
+
+    #[test]
+    fn the_authorization_header_is_standard_base64() {
+        let seen = Arc::new(Mutex::new(String::new()));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let head = Arc::clone(&seen);
+        thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut buffer = [0_u8; 4096];
+            let n = stream.read(&mut buffer).unwrap_or(0);
+            *head.lock().expect("head") = String::from_utf8_lossy(&buffer[..n]).into_owned();
+            let _ = stream.write_all(&http_response(
+                200,
+                br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#,
+            ));
+        });
+        // RFC 7617's example.
+        let ledger = ledger(&format!("http://Aladdin:open%20sesame@{address}"));
+        assert_eq!(ledger.current_epoch(), Ok(1));
+        let head = seen.lock().expect("head").clone();
+        assert!(
+            head.contains("Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"),
+            "{head}"
+        );
+    }
+
+    // ---- destinations --------------------------------------------------------------------
+
+    #[test]
+    fn destinations_are_0x_and_40_hex_digits_checksummed_when_mixed_case() {
+        let lower = DESTINATION.to_ascii_lowercase();
+        let upper = format!("0x{}", DESTINATION[2..].to_ascii_uppercase());
+        for good in [DESTINATION, lower.as_str(), upper.as_str()] {
+            let address = parse_destination(good).expect(good);
+            assert_eq!(address.to_checksum(None), DESTINATION);
+        }
+        let wrong_checksum = DESTINATION.replacen("C51", "c51", 1);
+        let cases = [
+            ("grantee-1", "start with 0x"),
+            ("70997970C51812dc3A010C7d01b50e0d17dc79C8", "start with 0x"),
+            ("0x70997970C51812dc3A010C7d01b50e0d17dc79C", "40 hex digits"),
+            (
+                "0x70997970C51812dc3A010C7d01b50e0d17dc79C8aa",
+                "40 hex digits",
+            ),
+            (
+                "0x70997970C51812dc3A010C7d01b50e0d17dc79Cg",
+                "hex digits only",
+            ),
+            (wrong_checksum.as_str(), "EIP-55"),
+            ("0x0000000000000000000000000000000000000000", "zero address"),
+        ];
+        for (bad, reason) in cases {
+            let error = parse_destination(bad).expect_err(bad);
+            assert!(error.contains(reason), "{bad}: {error}");
+        }
+        let long = "x".repeat(10_000);
+        assert!(parse_destination(&long).expect_err("long").len() < 200);
+    }
+
+    // ---- fees ----------------------------------------------------------------------------
+
+    #[test]
+    fn fees_are_the_quote_capped() {
+        let config = EvmLedgerConfig::default(); // caps: 100 gwei, tip 2 gwei
+        let fees = |base_fee, tip| FeeQuote { base_fee, tip }.capped(&config);
+        let expect = |max_fee_per_gas, max_priority_fee_per_gas| Fees {
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+        };
+        assert_eq!(fees(10 * GWEI, GWEI), expect(21 * GWEI, GWEI));
+        assert_eq!(
+            fees(10 * GWEI, 5 * GWEI),
+            expect(22 * GWEI, 2 * GWEI),
+            "tip capped"
+        );
+        assert_eq!(
+            fees(60 * GWEI, GWEI),
+            expect(100 * GWEI, GWEI),
+            "fee capped"
+        );
+        assert_eq!(
+            fees(u128::MAX, u128::MAX),
+            expect(100 * GWEI, 2 * GWEI),
+            "no overflow"
+        );
+        let tight = EvmLedgerConfig {
+            max_fee_per_gas: 3,
+            max_priority_fee_per_gas: 3,
+            ..EvmLedgerConfig::default()
+        };
+        let capped = FeeQuote {
+            base_fee: 0,
+            tip: 2,
+        }
+        .capped(&tight);
+        assert_eq!(capped, expect(2, 2), "2 × 0 + 2");
+        let capped = FeeQuote {
+            base_fee: 50,
+            tip: 9,
+        }
+        .capped(&tight);
+        assert_eq!(capped, expect(3, 3), "the tip never exceeds the max fee");
+    }
+
+    // ---- signing -------------------------------------------------------------------------
+
+    #[test]
+    fn sign_makes_an_eip1559_transfer_signed_by_the_treasury() {
+        let server = MockRpc::start(chain);
+        let ledger = ledger(&server.url());
+        let amount = u128::MAX;
+        let tx = ledger
+            .sign(&disbursement(DESTINATION, amount), 42)
+            .expect("signed");
+
+        assert_eq!(tx.bytes.first(), Some(&2), "type 2");
+        assert_eq!(tx.tx_hash, format!("{:#x}", keccak256(&tx.bytes)));
+        assert_eq!(tx.tx_hash.len(), 66);
+        assert_eq!(tx.tx_hash, tx.tx_hash.to_ascii_lowercase());
+        let signed = Signed::<TxEip1559>::decode_2718(&mut tx.bytes.as_slice()).expect("decodes");
+        let fields = signed.tx();
+        assert_eq!(fields.chain_id, 31_337);
+        assert_eq!(fields.nonce, 42);
+        assert_eq!(fields.gas_limit, 21_000);
+        assert_eq!(fields.max_fee_per_gas, 21 * GWEI, "2 × 10 gwei + 1 gwei");
+        assert_eq!(fields.max_priority_fee_per_gas, GWEI);
+        assert_eq!(
+            fields.to,
+            TxKind::Call(DESTINATION.parse::<Address>().expect("address"))
+        );
+        assert_eq!(fields.value, U256::from(amount));
+        assert!(fields.input.is_empty() && fields.access_list.is_empty());
+        let signer = signed
+            .signature()
+            .recover_address_from_prehash(&fields.signature_hash())
+            .expect("recovers");
+        assert_eq!(signer.to_checksum(None), ADDRESS);
+    }
+
+    #[test]
+    fn sign_fetches_the_chain_id_once_and_the_fees_once_a_second() {
+        let server = MockRpc::start(chain);
+        let ledger = ledger(&server.url());
+        let first = ledger
+            .sign(&disbursement(DESTINATION, 1), 0)
+            .expect("signed");
+        for nonce in 1..50 {
+            ledger
+                .sign(&disbursement(DESTINATION, 1), nonce)
+                .expect("signed");
+        }
+        assert_eq!(server.count("eth_chainId"), 1);
+        // 50 signatures well within a second on any machine share one quote; on a very
+        // slow one, at most a few.
+        assert!(
+            (1..=5).contains(&server.count("eth_getBlockByNumber")),
+            "{:?}",
+            server.methods()
+        );
+        assert_eq!(
+            server.count("eth_getBlockByNumber"),
+            server.count("eth_maxPriorityFeePerGas")
+        );
+        let again = ledger
+            .sign(&disbursement(DESTINATION, 1), 0)
+            .expect("signed");
+        assert_eq!(again.tx_hash, first.tx_hash, "same quote, same transaction");
+    }
+
+    #[test]
+    fn another_chain_than_configured_is_a_signing_error_before_any_fee_call() {
+        let server = MockRpc::start(chain);
+        let config = EvmLedgerConfig {
+            chain_id: Some(1),
+            ..EvmLedgerConfig::default()
+        };
+        let ledger = ledger_with(&server.url(), config);
+        for _ in 0..2 {
+            let answer = ledger.sign(&disbursement(DESTINATION, 1), 0);
+            let Err(LedgerError::Signing(reason)) = answer else {
+                panic!("{answer:?}");
+            };
+            assert!(
+                reason.contains("chain 31337") && reason.contains("chain_id is 1"),
+                "{reason}"
+            );
+        }
+        assert_eq!(
+            server.methods(),
+            ["eth_chainId", "eth_chainId"],
+            "never cached, no fees"
+        );
+    }
+
+    #[test]
+    fn sign_refuses_a_bad_destination_before_any_call() {
+        let server = MockRpc::start(chain);
+        let ledger = ledger(&server.url());
+        let answer = ledger.sign(&disbursement("0x1234", 1), 0);
+        assert!(
+            matches!(answer, Err(LedgerError::InvalidDestination(_))),
+            "{answer:?}"
+        );
+        assert_eq!(
+            ledger.validate_destination("0x1234").map_err(|_| ()),
+            Err(())
+        );
+        assert_eq!(ledger.validate_destination(DESTINATION), Ok(()));
+        assert!(server.methods().is_empty());
+    }
+
+    #[test]
+    fn a_block_without_a_base_fee_is_malformed() {
+        let server = MockRpc::start(|method, params, id| match method {
+            "eth_getBlockByNumber" => Reply::Result(json!({"number": "0x1"})),
+            _ => chain(method, params, id),
+        });
+        let answer = ledger(&server.url()).sign(&disbursement(DESTINATION, 1), 0);
+        assert!(
+            matches!(answer, Err(LedgerError::Malformed(ref m)) if m.contains("baseFeePerGas")),
+            "{answer:?}"
+        );
+    }
+
+    // ---- the other calls ---------------------------------------------------------------------
+
+    #[test]
+    fn epoch_and_nonce_come_from_the_chain() {
+        let server = MockRpc::start(chain);
+        let config = EvmLedgerConfig {
+            epoch_blocks: 7,
+            ..EvmLedgerConfig::default()
+        };
+        let ledger = ledger_with(&server.url(), config);
+        assert_eq!(ledger.current_epoch(), Ok(14), "block 100 / 7");
+        assert_eq!(ledger.next_nonce(), Ok(7));
+        let calls = server.calls.lock().expect("calls").clone();
+        assert_eq!(calls[1].0, "eth_getTransactionCount");
+        assert_eq!(calls[1].1, json!([ADDRESS, "pending"]));
+    }
+
+    #[test]
+    fn submit_sends_the_bytes_and_wants_a_hash_back() {
+        let hash = format!("0x{}", "ab".repeat(32));
+        let answer = hash.clone();
+        let server = MockRpc::start(move |_, _, _| Reply::Result(json!(answer)));
+        let ledger = ledger(&server.url());
+        let tx = governance::SignedTx {
+            tx_hash: hash,
+            bytes: vec![0x02, 0xf8, 0x01],
+        };
+        assert_eq!(ledger.submit(&tx), Ok(()));
+        let calls = server.calls.lock().expect("calls").clone();
+        assert_eq!(
+            calls[0],
+            ("eth_sendRawTransaction".into(), json!(["0x02f801"]))
+        );
+
+        let server = MockRpc::start(|_, _, _| Reply::Result(json!(true)));
+        let answer = ledger_with(&server.url(), Default::default()).submit(&tx);
+        assert!(
+            matches!(answer, Err(LedgerError::Malformed(_))),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn lookup_reads_the_receipt_then_the_pool() {
+        let hash = format!("0x{}", "cd".repeat(32));
+        let status = |receipt: Value, tx: Value| {
+            let server = MockRpc::start(move |method, _, _| match method {
+                "eth_getTransactionReceipt" => Reply::Result(receipt.clone()),
+                _ => Reply::Result(tx.clone()),
+            });
+            ledger(&server.url()).lookup(&hash)
+        };
+        let receipt = json!({"blockNumber": "0x1b", "status": "0x1"});
+        assert_eq!(
+            status(receipt, Value::Null),
+            Ok(TxStatus::Included { block: 27 })
+        );
+        let reverted = json!({"blockNumber": "0x1c", "status": "0x0"});
+        assert_eq!(
+            status(reverted, Value::Null),
+            Ok(TxStatus::Included { block: 28 })
+        );
+        let pending_receipt = json!({"blockNumber": null});
+        assert_eq!(status(pending_receipt, Value::Null), Ok(TxStatus::Pending));
+        assert_eq!(
+            status(Value::Null, json!({"hash": "0x"})),
+            Ok(TxStatus::Pending)
+        );
+        assert_eq!(status(Value::Null, Value::Null), Ok(TxStatus::Unknown));
+        let odd = status(Value::Null, json!(7));
+        assert!(matches!(odd, Err(LedgerError::Malformed(_))), "{odd:?}");
+        let bad_block = status(json!({"blockNumber": "27"}), Value::Null);
+        assert!(
+            matches!(bad_block, Err(LedgerError::Malformed(_))),
+            "{bad_block:?}"
+        );
+
+        let server = MockRpc::start(chain);
+        let answer = ledger(&server.url()).lookup("0x12");
+        assert!(matches!(answer, Err(LedgerError::Other(_))), "{answer:?}");
+        assert!(server.methods().is_empty());
+    }
+
+    // ---- transport failures ---------------------------------------------------------------
+
+    #[test]
+    fn a_refused_connection_is_unreachable() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        drop(listener);
+        let answer = ledger(&format!("http://{address}")).current_epoch();
+        assert!(
+            matches!(answer, Err(LedgerError::Unreachable(_))),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn a_reset_connection_is_unreachable() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                // Closing with the request unread makes the kernel answer RST.
+                let mut peek = [0_u8; 1];
+                let _ = stream.peek(&mut peek);
+                drop(stream);
+            }
+        });
+        let answer = ledger(&format!("http://{address}")).current_epoch();
+        assert!(
+            matches!(answer, Err(LedgerError::Unreachable(_))),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn no_answer_within_the_request_timeout_is_a_timeout() {
+        let server = MockRpc::start(|_, _, _| Reply::Hang);
+        let config = EvmLedgerConfig {
+            request_timeout_ms: 100,
+            ..EvmLedgerConfig::default()
+        };
+        assert_eq!(
+            ledger_with(&server.url(), config).current_epoch(),
+            Err(LedgerError::Timeout)
+        );
+    }
+
+    #[test]
+    fn server_errors_and_rate_limits_are_http_errors() {
+        assert_eq!(
+            epoch_with(|| Reply::Http(500, "oops".into())),
+            Err(LedgerError::Http(500))
+        );
+        assert_eq!(
+            epoch_with(|| Reply::Http(503, String::new())),
+            Err(LedgerError::Http(503))
+        );
+        assert_eq!(
+            epoch_with(|| Reply::Http(429, "slow down".into())),
+            Err(LedgerError::Http(429))
+        );
+        // A JSON-RPC error object inside a 5xx is still the 5xx.
+        let body = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"nonce too low"}}"#;
+        assert_eq!(
+            parse_response(502, body.as_bytes(), 1),
+            Err(LedgerError::Http(502))
+        );
+        // Another status without a JSON-RPC answer is that status.
+        assert_eq!(
+            epoch_with(|| Reply::Http(404, "no".into())),
+            Err(LedgerError::Http(404))
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_json_rpc_answer_is_malformed() {
+        let malformed = |reply: fn() -> Reply| {
+            let answer = epoch_with(reply);
+            assert!(
+                matches!(answer, Err(LedgerError::Malformed(_))),
+                "{answer:?}"
+            );
+        };
+        malformed(|| Reply::Raw(b"\x00\xffthis is not HTTP\r\n\x7f\x00".to_vec()));
+        malformed(|| Reply::Http(200, "<html>hello</html>".into()));
+        malformed(|| Reply::Http(200, String::new()));
+        malformed(|| Reply::Http(200, "[1, 2]".into()));
+        malformed(|| Reply::Http(200, r#"{"jsonrpc":"2.0","id":999,"result":"0x1"}"#.into()));
+        malformed(|| Reply::Http(200, r#"{"jsonrpc":"2.0","id":1}"#.into()));
+        malformed(|| Reply::Http(200, r#"{"id":1,"result":"0x1"}"#.into()));
+        malformed(|| Reply::Http(200, r#"{"jsonrpc":"2.0","id":1,"error":{"code":1}}"#.into()));
+        malformed(|| Reply::Result(json!(12)));
+        malformed(|| Reply::Result(json!("0x")));
+        malformed(|| Reply::Result(json!("12")));
+        malformed(|| Reply::Result(json!("0x10000000000000000")));
+        malformed(|| Reply::Result(Value::Null));
+        // The mock echoes the request's id; a correct one with a null result parses.
+        assert_eq!(
+            parse_response(200, br#"{"jsonrpc":"2.0","id":3,"result":null}"#, 3),
+            Ok(Value::Null)
+        );
+    }
+
+    // ---- JSON-RPC errors ------------------------------------------------------------------
+
+    #[test]
+    fn json_rpc_errors_are_classified_by_message() {
+        let cases = [
+            (
+                "Insufficient funds for gas * price + value",
+                LedgerError::InsufficientBalance,
+            ),
+            (
+                "insufficient funds for transfer",
+                LedgerError::InsufficientBalance,
+            ),
+            ("transaction already imported", LedgerError::AlreadyKnown),
+            ("already known", LedgerError::AlreadyKnown),
+            ("Known transaction: 0xabc", LedgerError::AlreadyKnown),
+            ("nonce too low", LedgerError::NonceTooLow),
+            (
+                "Nonce too low: next nonce 5, tx nonce 4",
+                LedgerError::NonceTooLow,
+            ),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(
+                classify_rpc_error(Some(-32003), message),
+                expected,
+                "{message}"
+            );
+        }
+        for message in [
+            "intrinsic gas too low",
+            "intrinsic gas too high -- tx.gas_limit > env.block.gas_limit",
+            "invalid transaction: something",
+            "Invalid sender",
+            "invalid signature",
+            "max priority fee per gas higher than max fee per gas",
+            "invalid chain id for signer",
+            "Failed to decode transaction",
+        ] {
+            let answer = classify_rpc_error(Some(-32000), message);
+            assert!(
+                matches!(answer, LedgerError::Rejected(ref m) if m.contains(message)),
+                "{answer:?}"
+            );
+        }
+        // The fee market is transient: retried, never cancelled, whatever wraps it.
+        for message in [
+            "max fee per gas less than block base fee",
+            "invalid transaction: max fee per gas less than block base fee",
+            "replacement transaction underpriced",
+            "transaction underpriced",
+            "nonce too high",
+            "execution reverted",
+        ] {
+            let answer = classify_rpc_error(Some(-32003), message);
+            assert!(
+                matches!(answer, LedgerError::Other(ref m) if m.contains(message) && m.contains("-32003")),
+                "{answer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_rpc_errors_arrive_through_the_transport() {
+        let server = MockRpc::start(|_, _, _| {
+            Reply::Error(-32003, "Insufficient funds for gas * price + value".into())
+        });
+        let tx = governance::SignedTx {
+            tx_hash: format!("0x{}", "00".repeat(32)),
+            bytes: vec![2],
+        };
+        assert_eq!(
+            ledger(&server.url()).submit(&tx),
+            Err(LedgerError::InsufficientBalance)
+        );
+        // Some servers answer an error object with HTTP 400, and a parse error with id null.
+        let body =
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}"#;
+        let answer = parse_response(400, body, 5);
+        assert!(
+            matches!(answer, Err(LedgerError::Other(ref m)) if m.contains("parse error")),
+            "{answer:?}"
+        );
+        let body = br#"{"jsonrpc":"2.0","id":8,"error":{"code":-32000,"message":"nonce too low"}}"#;
+        assert_eq!(
+            parse_response(200, body, 9),
+            Err(LedgerError::Malformed(
+                "the answer is to request id 8, not 9".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_endpoints_message_is_kept_bounded() {
+        let long = "é".repeat(2_000);
+        let LedgerError::Other(kept) = classify_rpc_error(Some(-1), &long) else {
+            panic!("not Other");
+        };
+        assert!(kept.len() <= MAX_MESSAGE_BYTES, "{}", kept.len());
+        assert!(kept.len() > MAX_MESSAGE_BYTES - 8 && kept.ends_with('…'));
+        assert_eq!(bounded("short"), "short");
+        let exact = "a".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(bounded(&exact), exact);
+    }
+}

@@ -1,0 +1,469 @@
+//! The EVM ledger against a real chain: `EvmLedger` → `faultproxy` → anvil 1.7.1, one
+//! anvil per test (killed when the test ends), one test per way a call can fail.
+//!
+//! anvil is found through `ANVIL_BIN`, else at `.tools/npm/node_modules/@foundry-rs/
+//! anvil-linux-amd64/bin/anvil` in the workspace; if it is missing there, it is installed
+//! with npm (`@foundry-rs/anvil-linux-amd64@1.7.1`). A test never skips for want of it.
+
+mod evm_ledger {
+    use std::io::{BufRead, BufReader};
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Mutex, mpsc};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use faultproxy::{FaultProxy, Mode};
+    use node::client::http::{Request, Url, send};
+    use node::governance::{Disbursement, DisbursementStatus, Ledger, LedgerError, TxStatus};
+    use node::ledger::evm::{EvmLedger, EvmLedgerConfig};
+    use serde_json::{Value, json};
+
+    /// anvil's first dev account: the funded treasury (10 000 ETH). Its well-known key,
+    /// as anvil 1.7.1 prints it under "Private Keys".
+    const TREASURY_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    const TREASURY: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+    /// anvil's default chain id.
+    const ANVIL_CHAIN_ID: u64 = 31_337;
+    /// An address nobody funds: its balance is what the tests pay it.
+    const DESTINATION: &str = "0x1111111111111111111111111111111111111111";
+    const ANVIL_VERSION: &str = "1.7.1";
+    /// Generous: anvil starts in well under a second, but not on a loaded 2-core machine.
+    const STARTUP: Duration = Duration::from_secs(60);
+
+    /// A running anvil, killed on drop.
+    struct Anvil {
+        child: Child,
+        address: SocketAddr,
+    }
+
+    impl Drop for Anvil {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn workspace() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("node/ has a parent")
+            .to_owned()
+    }
+
+    /// The anvil binary, installed with npm if it is not there yet.
+    fn anvil_bin() -> PathBuf {
+        if let Some(bin) = std::env::var_os("ANVIL_BIN") {
+            let bin = PathBuf::from(bin);
+            assert!(bin.is_file(), "ANVIL_BIN={} is not a file", bin.display());
+            return bin;
+        }
+        let prefix = workspace().join(".tools/npm");
+        let bin = prefix.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+        // Tests run in parallel: one of them installs, the others wait for it.
+        static INSTALL: Mutex<()> = Mutex::new(());
+        let _installing = INSTALL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !bin.is_file() {
+            let package = format!("@foundry-rs/anvil-linux-amd64@{ANVIL_VERSION}");
+            let status = Command::new("npm")
+                .arg("install")
+                .arg("--prefix")
+                .arg(&prefix)
+                .args(["--no-save", "--no-audit", "--no-fund", &package])
+                .status()
+                .unwrap_or_else(|error| {
+                    panic!("anvil is missing and npm cannot run to install {package}: {error}")
+                });
+            assert!(status.success(), "npm install {package} failed: {status}");
+            assert!(
+                bin.is_file(),
+                "npm installed {package} but {} is not there",
+                bin.display()
+            );
+        }
+        bin
+    }
+
+    impl Anvil {
+        /// Starts anvil on an ephemeral port and waits until it answers JSON-RPC.
+        fn start(extra: &[&str]) -> Anvil {
+            let mut child = Command::new(anvil_bin())
+                .args(["--host", "127.0.0.1", "--port", "0"])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("anvil starts");
+            let stdout = child.stdout.take().expect("anvil's stdout is piped");
+            let (tx, rx) = mpsc::channel();
+            // Read the port from "Listening on 127.0.0.1:PORT", then drain what anvil logs
+            // (one line per call) so that it never blocks on a full pipe.
+            thread::spawn(move || {
+                let mut announced = false;
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if !announced && let Some(address) = line.trim().strip_prefix("Listening on ") {
+                        announced = true;
+                        let _ = tx.send(address.trim().to_owned());
+                    }
+                }
+            });
+            let anvil_of = |child: Child, address| Anvil { child, address };
+            let address = match rx.recv_timeout(STARTUP) {
+                Ok(address) => address.parse().expect("anvil's address"),
+                Err(error) => {
+                    let _ = anvil_of(child, "127.0.0.1:1".parse().expect("address"));
+                    panic!("anvil did not say where it listens within {STARTUP:?}: {error}");
+                }
+            };
+            let anvil = anvil_of(child, address);
+            let deadline = Instant::now() + STARTUP;
+            while anvil.try_call("eth_chainId", json!([])).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "anvil did not answer within {STARTUP:?}"
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+            anvil
+        }
+
+        /// A JSON-RPC call straight to anvil: the whole answer, or why there is none.
+        fn try_call(&self, method: &str, params: Value) -> Result<Value, String> {
+            let url = Url::parse(&format!("http://{}", self.address)).map_err(|e| e.to_string())?;
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+            let body = body.to_string();
+            let request = Request {
+                method: "POST",
+                target: "/",
+                headers: &[],
+                json_body: Some(body.as_bytes()),
+            };
+            let response =
+                send(&url, &request, Duration::from_secs(30)).map_err(|e| e.to_string())?;
+            serde_json::from_slice(&response.body).map_err(|e| e.to_string())
+        }
+
+        /// A JSON-RPC call straight to anvil; its `result`.
+        fn call(&self, method: &str, params: Value) -> Value {
+            let answer = self.try_call(method, params).expect("anvil answers");
+            answer
+                .get("result")
+                .cloned()
+                .unwrap_or_else(|| panic!("{method} failed: {answer}"))
+        }
+
+        fn balance(&self, address: &str) -> u128 {
+            let balance = self.call("eth_getBalance", json!([address, "latest"]));
+            let digits = balance.as_str().and_then(|b| b.strip_prefix("0x"));
+            u128::from_str_radix(digits.expect("a quantity"), 16).expect("a quantity")
+        }
+    }
+
+    /// anvil behind a fault proxy, and a ledger talking through the proxy.
+    struct Rig {
+        ledger: EvmLedger,
+        proxy: FaultProxy,
+        anvil: Anvil,
+        _key: tempfile::NamedTempFile,
+    }
+
+    fn rig_with(anvil_args: &[&str], config: EvmLedgerConfig) -> Rig {
+        let anvil = Anvil::start(anvil_args);
+        let proxy = FaultProxy::start(anvil.address).expect("proxy starts");
+        let key = tempfile::NamedTempFile::new().expect("key file");
+        // Written as an operator might: a trailing newline.
+        std::fs::write(key.path(), format!("{TREASURY_KEY}\n")).expect("key written");
+        let url = format!("http://{}", proxy.addr());
+        let ledger = EvmLedger::new(&url, key.path(), config).expect("ledger");
+        Rig {
+            ledger,
+            proxy,
+            anvil,
+            _key: key,
+        }
+    }
+
+    fn rig() -> Rig {
+        rig_with(&[], EvmLedgerConfig::default())
+    }
+
+    fn disbursement(id: u64, destination: &str, amount: u128) -> Disbursement {
+        Disbursement {
+            id,
+            destination: destination.into(),
+            amount,
+            memo: String::new(),
+            activation_epoch: 0,
+            depends_on: vec![],
+            external_key: None,
+            status: DisbursementStatus::Queued,
+            queued_at_ms: 0,
+        }
+    }
+
+    fn config(change: impl FnOnce(&mut EvmLedgerConfig)) -> EvmLedgerConfig {
+        let mut config = EvmLedgerConfig::default();
+        change(&mut config);
+        config
+    }
+
+    /// Waits until the transaction is in a block (anvil mines each one as it arrives, but
+    /// answers `eth_sendRawTransaction` before the block is made); its block number.
+    fn included(ledger: &EvmLedger, tx_hash: &str) -> u64 {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            match ledger.lookup(tx_hash) {
+                Ok(TxStatus::Included { block }) => return block,
+                Ok(TxStatus::Pending) => {}
+                other => panic!("{tx_hash} is not pending nor included: {other:?}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{tx_hash} not mined within {STARTUP:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn pays_and_finds_the_transfer_included() {
+        let rig = rig();
+        assert_eq!(rig.ledger.address(), TREASURY);
+        assert_eq!(
+            rig.ledger.endpoint(),
+            format!("http://{}", rig.proxy.addr())
+        );
+        assert_eq!(rig.ledger.next_nonce(), Ok(0));
+
+        let amount = 1_234_567_890_123_456_789;
+        let tx = rig
+            .ledger
+            .sign(&disbursement(1, DESTINATION, amount), 0)
+            .expect("signed");
+        assert_eq!(tx.bytes.first(), Some(&2), "an EIP-2718 type-2 envelope");
+        assert_eq!(rig.ledger.lookup(&tx.tx_hash), Ok(TxStatus::Unknown));
+        rig.ledger.submit(&tx).expect("accepted");
+
+        let block = included(&rig.ledger, &tx.tx_hash);
+        assert!(block >= 1, "included in block {block}");
+        assert_eq!(rig.anvil.balance(DESTINATION), amount);
+        assert_eq!(rig.ledger.next_nonce(), Ok(1));
+        // anvil computes the same hash from the bytes, and the same sender and fields.
+        let seen = rig
+            .anvil
+            .call("eth_getTransactionByHash", json!([tx.tx_hash]));
+        assert_eq!(seen["hash"], json!(tx.tx_hash));
+        assert_eq!(
+            seen["from"].as_str().map(str::to_ascii_lowercase),
+            Some(TREASURY.to_ascii_lowercase())
+        );
+        assert_eq!(seen["to"], json!(DESTINATION));
+        assert_eq!(seen["chainId"], json!(format!("{ANVIL_CHAIN_ID:#x}")));
+        assert_eq!(seen["gas"], json!("0x5208"));
+    }
+
+    #[test]
+    fn a_refused_connection_is_unreachable_until_it_is_back() {
+        let rig = rig();
+        rig.proxy.set_mode(Mode::Refuse).expect("refuse");
+        assert!(
+            matches!(rig.ledger.current_epoch(), Err(LedgerError::Unreachable(_))),
+            "{:?}",
+            rig.ledger.current_epoch()
+        );
+        let tx = rig.ledger.sign(&disbursement(1, DESTINATION, 1), 0);
+        assert!(matches!(tx, Err(LedgerError::Unreachable(_))), "{tx:?}");
+        rig.proxy.set_mode(Mode::Pass).expect("pass");
+        assert_eq!(rig.ledger.next_nonce(), Ok(0));
+    }
+
+    #[test]
+    fn no_answer_is_a_timeout() {
+        let rig = rig_with(&[], config(|c| c.request_timeout_ms = 300));
+        rig.proxy.set_mode(Mode::Blackhole).expect("blackhole");
+        let started = Instant::now();
+        assert_eq!(rig.ledger.next_nonce(), Err(LedgerError::Timeout));
+        // The deadline holds (with room for a loaded machine), not the proxy's patience.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn http_500_is_http_500() {
+        let rig = rig();
+        let tx = rig
+            .ledger
+            .sign(&disbursement(1, DESTINATION, 1), 0)
+            .expect("signed");
+        rig.proxy.set_mode(Mode::Http500).expect("500");
+        assert_eq!(rig.ledger.submit(&tx), Err(LedgerError::Http(500)));
+        assert_eq!(rig.ledger.current_epoch(), Err(LedgerError::Http(500)));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let rig = rig();
+        rig.proxy.set_mode(Mode::Garbage).expect("garbage");
+        let answer = rig.ledger.lookup(&format!("0x{}", "ab".repeat(32)));
+        assert!(
+            matches!(answer, Err(LedgerError::Malformed(_))),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn more_than_the_balance_is_insufficient_balance() {
+        let rig = rig();
+        // anvil funds the treasury with 10 000 ETH = 10^22 wei.
+        let tx = rig
+            .ledger
+            .sign(&disbursement(1, DESTINATION, 10_u128.pow(23)), 0)
+            .expect("signed");
+        assert_eq!(
+            rig.ledger.submit(&tx),
+            Err(LedgerError::InsufficientBalance)
+        );
+        assert_eq!(rig.ledger.lookup(&tx.tx_hash), Ok(TxStatus::Unknown));
+    }
+
+    #[test]
+    fn the_same_bytes_while_pending_are_already_known() {
+        let rig = rig_with(&["--no-mining"], EvmLedgerConfig::default());
+        let tx = rig
+            .ledger
+            .sign(&disbursement(1, DESTINATION, 5), 0)
+            .expect("signed");
+        rig.ledger.submit(&tx).expect("accepted");
+        assert_eq!(rig.ledger.lookup(&tx.tx_hash), Ok(TxStatus::Pending));
+        assert_eq!(rig.ledger.next_nonce(), Ok(1), "the pending nonce counts");
+        // anvil: "transaction already imported".
+        assert_eq!(rig.ledger.submit(&tx), Err(LedgerError::AlreadyKnown));
+
+        rig.anvil.call("evm_mine", json!([]));
+        assert_eq!(included(&rig.ledger, &tx.tx_hash), 1);
+        assert_eq!(rig.anvil.balance(DESTINATION), 5);
+    }
+
+    #[test]
+    fn the_same_bytes_once_included_are_nonce_too_low() {
+        let rig = rig();
+        let tx = rig
+            .ledger
+            .sign(&disbursement(1, DESTINATION, 5), 0)
+            .expect("signed");
+        rig.ledger.submit(&tx).expect("accepted");
+        included(&rig.ledger, &tx.tx_hash);
+        // anvil answers a duplicate of an included transaction by its nonce; the executor
+        // then finds it by hash (ambiguous → lookup).
+        assert_eq!(rig.ledger.submit(&tx), Err(LedgerError::NonceTooLow));
+        assert!(matches!(
+            rig.ledger.lookup(&tx.tx_hash),
+            Ok(TxStatus::Included { .. })
+        ));
+        assert_eq!(rig.anvil.balance(DESTINATION), 5, "paid once");
+    }
+
+    #[test]
+    fn a_stale_nonce_is_nonce_too_low() {
+        let rig = rig();
+        let first = rig
+            .ledger
+            .sign(&disbursement(1, DESTINATION, 7), 0)
+            .expect("signed");
+        rig.ledger.submit(&first).expect("accepted");
+        included(&rig.ledger, &first.tx_hash);
+        let second = rig
+            .ledger
+            .sign(&disbursement(2, DESTINATION, 8), 0)
+            .expect("signed");
+        assert_ne!(first.tx_hash, second.tx_hash);
+        assert_eq!(rig.ledger.submit(&second), Err(LedgerError::NonceTooLow));
+        assert_eq!(rig.anvil.balance(DESTINATION), 7);
+    }
+
+    #[test]
+    fn epoch_and_nonce_follow_the_chain() {
+        let rig = rig_with(&[], config(|c| c.epoch_blocks = 4));
+        assert_eq!(rig.ledger.current_epoch(), Ok(0));
+        rig.anvil.call("anvil_mine", json!(["0x9"]));
+        assert_eq!(rig.ledger.current_epoch(), Ok(2), "block 9 / 4");
+        for nonce in 0..3 {
+            assert_eq!(rig.ledger.next_nonce(), Ok(nonce));
+            let tx = rig
+                .ledger
+                .sign(&disbursement(nonce, DESTINATION, 1), nonce)
+                .expect("signed");
+            rig.ledger.submit(&tx).expect("accepted");
+            // One block each: blocks 10, 11 and 12.
+            assert_eq!(included(&rig.ledger, &tx.tx_hash), 10 + nonce);
+        }
+        assert_eq!(rig.ledger.next_nonce(), Ok(3));
+        assert_eq!(rig.ledger.current_epoch(), Ok(3), "block 12 / 4");
+    }
+
+    #[test]
+    fn another_chain_than_configured_halts_signing() {
+        let rig = rig_with(&[], config(|c| c.chain_id = Some(1)));
+        let answer = rig.ledger.sign(&disbursement(1, DESTINATION, 1), 0);
+        let Err(LedgerError::Signing(reason)) = answer else {
+            panic!("expected a signing error, got {answer:?}");
+        };
+        assert!(
+            reason.contains("31337") && reason.contains("is 1"),
+            "{reason}"
+        );
+        assert_eq!(rig.anvil.balance(DESTINATION), 0);
+
+        let rig = rig_with(&[], config(|c| c.chain_id = Some(ANVIL_CHAIN_ID)));
+        let tx = rig
+            .ledger
+            .sign(&disbursement(1, DESTINATION, 1), 0)
+            .expect("signed");
+        rig.ledger.submit(&tx).expect("accepted");
+    }
+
+    #[test]
+    fn a_fee_cap_below_the_base_fee_is_retried_not_cancelled() {
+        // anvil's base fee starts at 1 gwei; a 1-wei cap cannot pay it.
+        let rig = rig_with(
+            &[],
+            config(|c| {
+                c.max_fee_per_gas = 1;
+                c.max_priority_fee_per_gas = 1;
+            }),
+        );
+        let tx = rig
+            .ledger
+            .sign(&disbursement(1, DESTINATION, 1), 0)
+            .expect("signed");
+        let answer = rig.ledger.submit(&tx);
+        let Err(LedgerError::Other(message)) = answer else {
+            panic!("expected Other, got {answer:?}");
+        };
+        assert!(
+            message.contains("max fee per gas less than block base fee"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_bad_destination_is_refused_before_any_call() {
+        let rig = rig();
+        rig.proxy.set_mode(Mode::Refuse).expect("refuse");
+        let answer = rig.ledger.sign(&disbursement(1, "grantee-1", 1), 0);
+        assert!(
+            matches!(answer, Err(LedgerError::InvalidDestination(_))),
+            "{answer:?}"
+        );
+        assert!(rig.ledger.validate_destination("0x1111").is_err());
+        assert_eq!(rig.ledger.validate_destination(DESTINATION), Ok(()));
+    }
+}

@@ -1,0 +1,457 @@
+//! `cargo xtask failover`: the failover drill, automated, against a real chain.
+//!
+//! anvil ← fault proxy ← node (EVM ledger, breaker timeout 3 s). Queue 10 disbursements and
+//! see them paid; cut the proxy (connections refused) and queue 10 more; then check, by
+//! scraping `/metrics`: the breaker opens after exactly 5 failed ledger calls and makes no
+//! call while open; after the timeout it probes (half-open) and, the endpoint still down,
+//! opens again after exactly one more failure; with the proxy restored (slow at first, so
+//! that the scrapes see the half-open state) it closes after 2 accepted submissions and
+//! the backlog drains. Last, on anvil: every destination holds
+//! exactly its amount (paid once) and the treasury's nonce is 20 (no gap, no extra).
+//! Prints the timeline and writes it to `target/failover-timeline.csv`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use faultproxy::{FaultProxy, Mode};
+
+use crate::Error;
+use crate::anvil::{self, Anvil};
+use crate::cargo::{CargoCommand, workspace_root};
+use crate::http;
+use crate::scrape;
+
+const TOKEN: &str = "failover-drill-admin-token";
+const TIMEOUT_SECS: u64 = 3;
+const FIRST: u64 = 10;
+const SECOND: u64 = 10;
+
+pub fn about() -> String {
+    "anvil + fault proxy + node: breaker opens, probes, closes; every payment exactly once".into()
+}
+
+pub fn main(args: &[std::ffi::OsString]) -> Result<(), Error> {
+    if let Some(arg) = args.first() {
+        return match arg.to_str() {
+            Some("-h" | "--help") => {
+                println!("cargo xtask failover: {}", about());
+                Ok(())
+            }
+            _ => Err(Error::Usage(format!(
+                "unexpected argument `{}` for `failover`",
+                arg.to_string_lossy()
+            ))),
+        };
+    }
+    run().map_err(Error::Failed)
+}
+
+/// The drill; `Err` says which check failed.
+pub fn run() -> Result<(), String> {
+    CargoCommand::new(
+        "failover",
+        &["build", "--quiet", "-p", "node", "--bin", "node"],
+    )
+    .run()?;
+    let root = workspace_root();
+    let scratch = root.join("target").join("xtask-failover");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+
+    let anvil = Anvil::start(&[])?;
+    let upstream: SocketAddr = anvil
+        .address
+        .parse()
+        .map_err(|e| format!("anvil's address: {e}"))?;
+    let proxy = FaultProxy::start(upstream).map_err(|e| format!("fault proxy: {e}"))?;
+    eprintln!(
+        "==> [failover] anvil on {}, fault proxy on {}",
+        anvil.address,
+        proxy.addr()
+    );
+    let config = write_config(&scratch, proxy.addr())?;
+    let mut node = Node::start(&root.join("target/debug/node"), &config, &scratch)?;
+    let result = drill(&anvil, &proxy, &node, &root.join("target"));
+    node.stop();
+    if result.is_err() {
+        eprintln!(
+            "==> [failover] node log: {}",
+            scratch.join("node.log").display()
+        );
+    }
+    result
+}
+
+fn write_config(scratch: &Path, rpc: SocketAddr) -> Result<PathBuf, String> {
+    let key = scratch.join("treasury.key");
+    std::fs::write(&key, format!("0x{}\n", anvil::KEY_0))
+        .map_err(|e| format!("cannot write {}: {e}", key.display()))?;
+    let config = scratch.join("node.toml");
+    let text = format!(
+        r#"ledger = "evm"
+rpc_url = "http://{rpc}"
+treasury_key_file = "{key}"
+db_path = "{db}"
+admin_token = "{TOKEN}"
+poll_interval_ms = 200
+
+[circuit_breaker]
+timeout_secs = {TIMEOUT_SECS}
+
+[evm]
+request_timeout_ms = 2000
+"#,
+        key = key.display(),
+        db = scratch.join("governance.db").display(),
+    );
+    std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    Ok(config)
+}
+
+struct Node {
+    child: Child,
+    address: String,
+}
+
+impl Node {
+    fn start(binary: &Path, config: &Path, scratch: &Path) -> Result<Node, String> {
+        let log = std::fs::File::create(scratch.join("node.log"))
+            .map_err(|e| format!("cannot create the node's log: {e}"))?;
+        let mut child = Command::new(binary)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("TB_LISTEN", "127.0.0.1:0")
+            .env_remove("TB_CONFIG")
+            .env_remove("TB_LEDGER")
+            .env_remove("TB_RPC_URL")
+            .env_remove("TB_TREASURY_KEY_FILE")
+            .env_remove("TB_GOVERNANCE_DB_PATH")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        match scrape::listening_address(&mut child) {
+            Ok(address) => Ok(Node { child, address }),
+            Err(error) => {
+                scrape::stop(&mut child);
+                Err(error)
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        scrape::stop(&mut self.child);
+    }
+
+    fn queue(&self, destination: &str, amount: u128) -> Result<(), String> {
+        let body = format!(
+            r#"{{"destination":"{destination}","amount":"{amount}","memo":"failover drill"}}"#
+        );
+        let answer = http::request(
+            &self.address,
+            "POST",
+            "/admin/disbursements",
+            Some(TOKEN),
+            Some(&body),
+        )?;
+        if answer.status != 201 {
+            return Err(format!(
+                "queueing {destination}: HTTP {}: {}",
+                answer.status, answer.body
+            ));
+        }
+        Ok(())
+    }
+
+    fn sample(&self, began: Instant) -> Result<Sample, String> {
+        let metrics = http::get(&self.address, "/metrics")?;
+        let status = http::get(&self.address, "/status")?;
+        let value = |series: &str| metric(&metrics, series);
+        Ok(Sample {
+            seconds: began.elapsed().as_secs_f64(),
+            state: value("treasury_circuit_breaker_state")?,
+            failures: value(r#"treasury_submissions_total{result="failed"}"#)?
+                + value("treasury_ledger_read_failures_total")?,
+            successes: value("treasury_circuit_breaker_successes")?,
+            accepted: value(r#"treasury_submissions_total{result="accepted"}"#)?,
+            to_half_open: value(
+                r#"treasury_circuit_breaker_transitions_total{from="open",to="half_open"}"#,
+            )?,
+            to_open_again: value(
+                r#"treasury_circuit_breaker_transitions_total{from="half_open",to="open"}"#,
+            )?,
+            to_closed: value(
+                r#"treasury_circuit_breaker_transitions_total{from="half_open",to="closed"}"#,
+            )?,
+            executed: anvil::json_field(&status, "executed")
+                .and_then(|v| v.parse().ok())
+                .ok_or("no executor.executed in /status")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    seconds: f64,
+    state: u64,
+    /// Failed ledger calls so far (submissions and reads): what the breaker counted.
+    failures: u64,
+    successes: u64,
+    accepted: u64,
+    to_half_open: u64,
+    to_open_again: u64,
+    to_closed: u64,
+    executed: u64,
+}
+
+/// A series' value in a Prometheus text exposition (`name{labels} value`).
+fn metric(text: &str, series: &str) -> Result<u64, String> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+        .ok_or_else(|| format!("no {series} in /metrics"))
+}
+
+struct Timeline<'a> {
+    node: &'a Node,
+    began: Instant,
+    samples: Vec<Sample>,
+    events: Vec<(f64, String)>,
+}
+
+impl Timeline<'_> {
+    fn sample(&mut self) -> Result<Sample, String> {
+        let sample = self.node.sample(self.began)?;
+        self.samples.push(sample);
+        Ok(sample)
+    }
+
+    fn event(&mut self, what: &str) {
+        let at = self.began.elapsed().as_secs_f64();
+        eprintln!("==> [failover] {at:6.2}s  {what}");
+        self.events.push((at, what.to_owned()));
+    }
+
+    /// Samples every 100 ms until `done` holds, for at most `limit`.
+    fn until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&Sample) -> bool,
+    ) -> Result<Sample, String> {
+        let began = Instant::now();
+        loop {
+            let sample = self.sample()?;
+            if done(&sample) {
+                return Ok(sample);
+            }
+            if began.elapsed() > limit {
+                return Err(format!(
+                    "timed out after {limit:?} waiting for {what}; last sample {sample:?}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn csv(&self) -> String {
+        let mut out = String::from("seconds,state,failures,successes,executed\n");
+        for s in &self.samples {
+            let _ = writeln!(
+                out,
+                "{:.2},{},{},{},{}",
+                s.seconds, s.state, s.failures, s.successes, s.executed
+            );
+        }
+        out
+    }
+
+    /// The samples where something changed, with the events between them.
+    fn print(&self) {
+        eprintln!("\n==> [failover] timeline (changes only)");
+        eprintln!(
+            "    {:>7}  {:>5}  {:>8}  {:>9}  {:>8}",
+            "seconds", "state", "failures", "successes", "executed"
+        );
+        let mut last: Option<(u64, u64, u64, u64)> = None;
+        let mut events = self.events.iter().peekable();
+        for s in &self.samples {
+            while let Some((at, what)) = events.next_if(|(at, _)| *at <= s.seconds) {
+                eprintln!("    {at:7.2}  -- {what}");
+            }
+            let key = (s.state, s.failures, s.successes, s.executed);
+            if last != Some(key) {
+                eprintln!(
+                    "    {:7.2}  {:>5}  {:>8}  {:>9}  {:>8}",
+                    s.seconds, s.state, s.failures, s.successes, s.executed
+                );
+                last = Some(key);
+            }
+        }
+        for (at, what) in events {
+            eprintln!("    {at:7.2}  -- {what}");
+        }
+    }
+}
+
+fn destination(i: u64) -> String {
+    format!("0x{:040x}", 0xd15b_0000_u64 + i)
+}
+
+fn amount(i: u64) -> u128 {
+    1_000_000_000_000_000 + u128::from(i)
+}
+
+fn drill(anvil: &Anvil, proxy: &FaultProxy, node: &Node, target: &Path) -> Result<(), String> {
+    let mut t = Timeline {
+        node,
+        began: Instant::now(),
+        samples: vec![],
+        events: vec![],
+    };
+    let result = steps(anvil, proxy, node, &mut t);
+    t.print();
+    let csv = target.join("failover-timeline.csv");
+    std::fs::write(&csv, t.csv()).map_err(|e| format!("cannot write {}: {e}", csv.display()))?;
+    eprintln!("==> [failover] timeline written to {}", csv.display());
+    result
+}
+
+fn steps(
+    anvil: &Anvil,
+    proxy: &FaultProxy,
+    node: &Node,
+    t: &mut Timeline<'_>,
+) -> Result<(), String> {
+    let minute = Duration::from_secs(60);
+    let open_for = Duration::from_secs(TIMEOUT_SECS);
+
+    t.event(&format!("queue {FIRST} disbursements, endpoint up"));
+    for i in 0..FIRST {
+        node.queue(&destination(i), amount(i))?;
+    }
+    t.until("the first disbursements executed", minute, |s| {
+        s.executed == FIRST
+    })?;
+
+    proxy
+        .set_mode(Mode::Refuse)
+        .map_err(|e| format!("proxy: {e}"))?;
+    t.event(&format!(
+        "proxy cut (connections refused); queue {SECOND} more"
+    ));
+    for i in FIRST..FIRST + SECOND {
+        node.queue(&destination(i), amount(i))?;
+    }
+    let opened = t.until("the breaker to open", minute, |s| s.state == 1)?;
+    check(
+        opened.failures == 5,
+        format!(
+            "opened after {} failed calls, expected exactly 5",
+            opened.failures
+        ),
+    )?;
+    t.event("breaker open after exactly 5 failed calls");
+
+    thread::sleep(open_for / 2);
+    let held = t.sample()?;
+    check(
+        held.state == 1 && held.failures == 5,
+        format!(
+            "while open: state {} after {} failures (expected 1, no new calls)",
+            held.state, held.failures
+        ),
+    )?;
+    t.event("no ledger call while open");
+
+    let reopened = t.until("a probe after the timeout", minute, |s| {
+        s.to_open_again >= 1
+    })?;
+    check(
+        reopened.to_half_open >= 1,
+        "no open -> half-open transition".into(),
+    )?;
+    check(
+        reopened.failures == 6,
+        format!(
+            "the failed probe: {} failures in all, expected 6",
+            reopened.failures
+        ),
+    )?;
+    t.event("half-open after the timeout; the probe failed (endpoint still down): open again");
+
+    // Restored, but slow at first (each chunk 300 ms late): the half-open probes then
+    // take long enough for the scrapes to see state 2 and the successes counting up.
+    let before = t.sample()?;
+    proxy
+        .set_mode(Mode::Latency(Duration::from_millis(300)))
+        .map_err(|e| format!("proxy: {e}"))?;
+    t.event("proxy restored, slow (300 ms per chunk)");
+    t.until("the breaker to go half-open", minute, |s| s.state == 2)?;
+    t.event("half-open: probing");
+    // The state gauge moves at the transition, mid-tick; the submission counters when the
+    // tick ends: wait for both.
+    let closed = t.until(
+        "the breaker to close after 2 accepted submissions",
+        minute,
+        |s| s.state == 0 && s.accepted >= before.accepted + 2,
+    )?;
+    check(
+        closed.to_closed == 1,
+        format!("{} half-open -> closed transitions", closed.to_closed),
+    )?;
+    check(
+        closed.failures == 6,
+        format!("{} failures in all, expected 6", closed.failures),
+    )?;
+    t.event("half-open, 2 probe successes: closed");
+    proxy
+        .set_mode(Mode::Pass)
+        .map_err(|e| format!("proxy: {e}"))?;
+    t.event("proxy at full speed");
+
+    t.until("the backlog to drain", minute, |s| {
+        s.executed == FIRST + SECOND
+    })?;
+    t.event("backlog drained");
+
+    for i in 0..FIRST + SECOND {
+        let paid = anvil.balance(&destination(i))?;
+        check(
+            paid == amount(i),
+            format!(
+                "{} holds {paid} wei, expected {} (paid exactly once)",
+                destination(i),
+                amount(i)
+            ),
+        )?;
+    }
+    let nonce = anvil.rpc(
+        "eth_getTransactionCount",
+        &format!(r#"["{}","latest"]"#, anvil::ACCOUNT_0),
+    )?;
+    let nonce = u64::from_str_radix(nonce.trim_matches('"').trim_start_matches("0x"), 16)
+        .map_err(|e| format!("nonce {nonce}: {e}"))?;
+    check(
+        nonce == FIRST + SECOND,
+        format!(
+            "the treasury sent {nonce} transactions, expected {}",
+            FIRST + SECOND
+        ),
+    )?;
+    t.event(&format!(
+        "on anvil: {} destinations paid exactly their amount once; treasury nonce {nonce}",
+        FIRST + SECOND
+    ));
+    Ok(())
+}
+
+fn check(ok: bool, failure: String) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(failure) }
+}
