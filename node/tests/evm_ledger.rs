@@ -1,168 +1,20 @@
 //! The EVM ledger against a real chain: `EvmLedger` → `faultproxy` → anvil 1.7.1, one
 //! anvil per test (killed when the test ends), one test per way a call can fail.
 //!
-//! anvil is found through `ANVIL_BIN`, else at `.tools/npm/node_modules/@foundry-rs/
-//! anvil-linux-amd64/bin/anvil` in the workspace; if it is missing there, it is installed
-//! with npm (`@foundry-rs/anvil-linux-amd64@1.7.1`). A test never skips for want of it.
+//! anvil comes from `common` (installed with npm if missing; a test never skips).
+
+mod common;
 
 mod evm_ledger {
-    use std::io::{BufRead, BufReader};
-    use std::net::SocketAddr;
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
-    use std::sync::{Mutex, mpsc};
     use std::thread;
     use std::time::{Duration, Instant};
 
     use faultproxy::{FaultProxy, Mode};
-    use node::client::http::{Request, Url, send};
+
+    use crate::common::{ANVIL_CHAIN_ID, Anvil, DESTINATION, STARTUP, TREASURY, TREASURY_KEY};
     use node::governance::{Disbursement, DisbursementStatus, Ledger, LedgerError, TxStatus};
     use node::ledger::evm::{EvmLedger, EvmLedgerConfig};
-    use serde_json::{Value, json};
-
-    /// anvil's first dev account: the funded treasury (10 000 ETH). Its well-known key,
-    /// as anvil 1.7.1 prints it under "Private Keys".
-    const TREASURY_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-    const TREASURY: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
-    /// anvil's default chain id.
-    const ANVIL_CHAIN_ID: u64 = 31_337;
-    /// An address nobody funds: its balance is what the tests pay it.
-    const DESTINATION: &str = "0x1111111111111111111111111111111111111111";
-    const ANVIL_VERSION: &str = "1.7.1";
-    /// Generous: anvil starts in well under a second, but not on a loaded 2-core machine.
-    const STARTUP: Duration = Duration::from_secs(60);
-
-    /// A running anvil, killed on drop.
-    struct Anvil {
-        child: Child,
-        address: SocketAddr,
-    }
-
-    impl Drop for Anvil {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn workspace() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("node/ has a parent")
-            .to_owned()
-    }
-
-    /// The anvil binary, installed with npm if it is not there yet.
-    fn anvil_bin() -> PathBuf {
-        if let Some(bin) = std::env::var_os("ANVIL_BIN") {
-            let bin = PathBuf::from(bin);
-            assert!(bin.is_file(), "ANVIL_BIN={} is not a file", bin.display());
-            return bin;
-        }
-        let prefix = workspace().join(".tools/npm");
-        let bin = prefix.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-        // Tests run in parallel: one of them installs, the others wait for it.
-        static INSTALL: Mutex<()> = Mutex::new(());
-        let _installing = INSTALL
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !bin.is_file() {
-            let package = format!("@foundry-rs/anvil-linux-amd64@{ANVIL_VERSION}");
-            let status = Command::new("npm")
-                .arg("install")
-                .arg("--prefix")
-                .arg(&prefix)
-                .args(["--no-save", "--no-audit", "--no-fund", &package])
-                .status()
-                .unwrap_or_else(|error| {
-                    panic!("anvil is missing and npm cannot run to install {package}: {error}")
-                });
-            assert!(status.success(), "npm install {package} failed: {status}");
-            assert!(
-                bin.is_file(),
-                "npm installed {package} but {} is not there",
-                bin.display()
-            );
-        }
-        bin
-    }
-
-    impl Anvil {
-        /// Starts anvil on an ephemeral port and waits until it answers JSON-RPC.
-        fn start(extra: &[&str]) -> Anvil {
-            let mut child = Command::new(anvil_bin())
-                .args(["--host", "127.0.0.1", "--port", "0"])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("anvil starts");
-            let stdout = child.stdout.take().expect("anvil's stdout is piped");
-            let (tx, rx) = mpsc::channel();
-            // Read the port from "Listening on 127.0.0.1:PORT", then drain what anvil logs
-            // (one line per call) so that it never blocks on a full pipe.
-            thread::spawn(move || {
-                let mut announced = false;
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if !announced && let Some(address) = line.trim().strip_prefix("Listening on ") {
-                        announced = true;
-                        let _ = tx.send(address.trim().to_owned());
-                    }
-                }
-            });
-            let anvil_of = |child: Child, address| Anvil { child, address };
-            let address = match rx.recv_timeout(STARTUP) {
-                Ok(address) => address.parse().expect("anvil's address"),
-                Err(error) => {
-                    let _ = anvil_of(child, "127.0.0.1:1".parse().expect("address"));
-                    panic!("anvil did not say where it listens within {STARTUP:?}: {error}");
-                }
-            };
-            let anvil = anvil_of(child, address);
-            let deadline = Instant::now() + STARTUP;
-            while anvil.try_call("eth_chainId", json!([])).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "anvil did not answer within {STARTUP:?}"
-                );
-                thread::sleep(Duration::from_millis(50));
-            }
-            anvil
-        }
-
-        /// A JSON-RPC call straight to anvil: the whole answer, or why there is none.
-        fn try_call(&self, method: &str, params: Value) -> Result<Value, String> {
-            let url = Url::parse(&format!("http://{}", self.address)).map_err(|e| e.to_string())?;
-            let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-            let body = body.to_string();
-            let request = Request {
-                method: "POST",
-                target: "/",
-                headers: &[],
-                json_body: Some(body.as_bytes()),
-            };
-            let response =
-                send(&url, &request, Duration::from_secs(30)).map_err(|e| e.to_string())?;
-            serde_json::from_slice(&response.body).map_err(|e| e.to_string())
-        }
-
-        /// A JSON-RPC call straight to anvil; its `result`.
-        fn call(&self, method: &str, params: Value) -> Value {
-            let answer = self.try_call(method, params).expect("anvil answers");
-            answer
-                .get("result")
-                .cloned()
-                .unwrap_or_else(|| panic!("{method} failed: {answer}"))
-        }
-
-        fn balance(&self, address: &str) -> u128 {
-            let balance = self.call("eth_getBalance", json!([address, "latest"]));
-            let digits = balance.as_str().and_then(|b| b.strip_prefix("0x"));
-            u128::from_str_radix(digits.expect("a quantity"), 16).expect("a quantity")
-        }
-    }
+    use serde_json::json;
 
     /// anvil behind a fault proxy, and a ledger talking through the proxy.
     struct Rig {
