@@ -48,6 +48,8 @@ struct State {
     next_nonce: u64,
     block: u64,
     included: HashMap<String, u64>,
+    /// Included but failed: the nonce spent, nothing paid.
+    reverted: HashMap<String, u64>,
     payments: Vec<Payment>,
     faults: VecDeque<Fault>,
     down: Option<LedgerError>,
@@ -59,7 +61,8 @@ struct State {
 
 /// An in-memory ledger: a balance, strict nonces, dedupe by hash, one block per accepted
 /// transaction, and faults on demand. Destinations starting with `invalid` are refused
-/// at submission, those starting with `unsignable` already at signing.
+/// at submission, those starting with `unsignable` already at signing; those starting
+/// with `reverting` are mined but revert (the nonce is spent, nothing is paid).
 #[derive(Debug)]
 pub struct ScriptedLedger {
     state: Mutex<State>,
@@ -81,6 +84,7 @@ impl ScriptedLedger {
                 next_nonce: 0,
                 block: 0,
                 included: HashMap::new(),
+                reverted: HashMap::new(),
                 payments: vec![],
                 faults: VecDeque::new(),
                 down: None,
@@ -238,7 +242,7 @@ impl Ledger for ScriptedLedger {
         }
         let body: Body =
             serde_json::from_slice(&tx.bytes).map_err(|e| LedgerError::Rejected(e.to_string()))?;
-        if state.included.contains_key(&tx.tx_hash) {
+        if state.included.contains_key(&tx.tx_hash) || state.reverted.contains_key(&tx.tx_hash) {
             return Err(LedgerError::AlreadyKnown);
         }
         if body.nonce < state.next_nonce {
@@ -252,6 +256,17 @@ impl Ledger for ScriptedLedger {
         }
         if body.destination.starts_with("invalid") {
             return Err(LedgerError::InvalidDestination(body.destination));
+        }
+        if body.destination.starts_with("reverting") {
+            // Mined, nonce spent, and failed: nothing moves.
+            state.next_nonce += 1;
+            state.block += 1;
+            let block = state.block;
+            state.reverted.insert(tx.tx_hash.clone(), block);
+            return match lose_answer {
+                Some(error) => Err(error),
+                None => Ok(()),
+            };
         }
         if body.amount > state.balance {
             return Err(LedgerError::InsufficientBalance);
@@ -275,9 +290,13 @@ impl Ledger for ScriptedLedger {
     }
 
     fn lookup(&self, tx_hash: &str) -> Result<TxStatus, LedgerError> {
-        Ok(match self.read()?.included.get(tx_hash) {
+        let state = self.read()?;
+        Ok(match state.included.get(tx_hash) {
             Some(&block) => TxStatus::Included { block },
-            None => TxStatus::Unknown,
+            None => match state.reverted.get(tx_hash) {
+                Some(&block) => TxStatus::Reverted { block },
+                None => TxStatus::Unknown,
+            },
         })
     }
 }

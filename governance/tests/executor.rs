@@ -547,6 +547,41 @@ mod executor {
         assert_eq!(h.ledger.payments()[0].nonce, 0);
     }
 
+    /// A transaction mined but reverted paid nothing: its disbursement is Cancelled with
+    /// the block in the reason (never Executed), its dependents too, and the spent nonce
+    /// is not reused: the next payment takes the one after it.
+    #[test]
+    fn a_reverted_transaction_cancels_its_disbursement_and_spends_its_nonce() {
+        let mut h = harness(10);
+        let reverting = h.queue("reverting-contract", 1);
+        let child = h.queue_with(NewDisbursement {
+            depends_on: vec![reverting],
+            ..request("c", 3)
+        });
+        let good = h.queue("b", 2);
+        h.drain();
+        match h.status(reverting) {
+            DisbursementStatus::Cancelled { reason } => {
+                assert!(reason.contains("reverted on chain in block 1"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            h.status(child),
+            DisbursementStatus::Cancelled { .. }
+        ));
+        let payments = h.ledger.payments();
+        assert_eq!(payments.len(), 1, "{payments:?}");
+        assert_eq!((payments[0].id, payments[0].nonce), (good, 1));
+        let later = h.queue("d", 4);
+        h.drain();
+        assert_eq!(h.ledger.payments()[1].nonce, 2);
+        assert!(matches!(
+            h.status(later),
+            DisbursementStatus::Executed { .. }
+        ));
+    }
+
     #[test]
     fn the_breaker_survives_a_restart() {
         let mut h = harness(10);

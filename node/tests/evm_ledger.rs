@@ -119,6 +119,37 @@ mod evm_ledger {
         assert_eq!(seen["gas"], json!("0x5208"));
     }
 
+    /// A destination whose code reverts every call (`PUSH1 0 PUSH1 0 REVERT`, set with
+    /// anvil_setCode): the transfer is mined with receipt status 0, its nonce spent and
+    /// nothing paid, and the ledger says Reverted, not Included.
+    #[test]
+    fn a_reverted_transfer_is_reverted_not_included() {
+        let rig = rig();
+        let contract = "0x2222222222222222222222222222222222222222";
+        rig.anvil
+            .call("anvil_setCode", json!([contract, "0x60006000fd"]));
+        let tx = rig
+            .ledger
+            .sign(&disbursement(1, contract, 1_000), 0)
+            .expect("signed");
+        rig.ledger.submit(&tx).expect("accepted");
+        let deadline = Instant::now() + STARTUP;
+        let status = loop {
+            match rig.ledger.lookup(&tx.tx_hash) {
+                Ok(TxStatus::Pending) => {}
+                other => break other,
+            }
+            assert!(Instant::now() < deadline, "not mined within {STARTUP:?}");
+            thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            matches!(status, Ok(TxStatus::Reverted { .. })),
+            "{status:?}"
+        );
+        assert_eq!(rig.anvil.balance(contract), 0, "nothing was paid");
+        assert_eq!(rig.ledger.next_nonce(), Ok(1), "the nonce is spent");
+    }
+
     #[test]
     fn a_refused_connection_is_unreachable_until_it_is_back() {
         let rig = rig();

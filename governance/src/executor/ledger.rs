@@ -62,6 +62,12 @@ pub enum TxStatus {
         /// The block's number.
         block: u64,
     },
+    /// Included in `block`, but it failed (an EVM receipt with status 0): its nonce is
+    /// spent and nothing was paid.
+    Reverted {
+        /// The block's number.
+        block: u64,
+    },
 }
 
 /// Why a ledger call failed. The executor classifies each one (see

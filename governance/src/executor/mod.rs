@@ -157,6 +157,7 @@ pub struct TreasuryExecutor {
 struct Unrecorded {
     submitted: Vec<u64>,
     executed: Vec<(u64, u64)>,
+    reverted: Vec<(u64, u64)>,
 }
 
 impl TreasuryExecutor {
@@ -294,8 +295,10 @@ impl TreasuryExecutor {
         let Unrecorded {
             submitted,
             executed,
+            reverted,
         } = std::mem::take(&mut self.unrecorded);
-        self.store.record_results(&submitted, &executed)?;
+        self.store
+            .record_results(&submitted, &executed, &reverted)?;
         if !submitted.is_empty() {
             self.crash_point(CrashPoint::AfterRecord)?;
         }
@@ -337,6 +340,7 @@ impl TreasuryExecutor {
                     self.unrecorded.executed.push((intent.nonce, block));
                     report.executed += 1;
                 }
+                TxStatus::Reverted { block } => self.reverted(&intent, block, report),
                 TxStatus::Pending => {
                     if !intent.submitted {
                         self.unrecorded.submitted.push(intent.nonce);
@@ -525,6 +529,10 @@ impl TreasuryExecutor {
                         report.executed += 1;
                         return Ok(Submitted::Accepted);
                     }
+                    Ok(TxStatus::Reverted { block }) => {
+                        self.reverted(intent, block, report);
+                        return Ok(Submitted::Accepted);
+                    }
                     Err(error) => {
                         report.last_error = Some(bounded(&format!(
                             "{reason}; could not confirm by hash: {error}"
@@ -549,6 +557,18 @@ impl TreasuryExecutor {
         }
     }
 
+    /// The transaction is in a block but reverted: its nonce is spent (nothing to
+    /// re-sign), nothing was paid. Its disbursement (and dependents) will be Cancelled
+    /// with the block in the reason, for an operator to queue again if it should be.
+    fn reverted(&mut self, intent: &Intent, block: u64, report: &mut TickReport) {
+        self.unrecorded.reverted.push((intent.nonce, block));
+        report.cancelled += 1;
+        report.last_error = Some(format!(
+            "disbursement {}: transaction {} reverted in block {block}; nothing was paid",
+            intent.id, intent.tx.tx_hash
+        ));
+    }
+
     /// "Already known" or "nonce too low": the ledger's record by hash decides.
     fn reconcile_ambiguous(
         &mut self,
@@ -560,6 +580,10 @@ impl TreasuryExecutor {
             Ok(TxStatus::Included { block }) => {
                 self.unrecorded.executed.push((intent.nonce, block));
                 report.executed += 1;
+                Ok(Submitted::Accepted)
+            }
+            Ok(TxStatus::Reverted { block }) => {
+                self.reverted(intent, block, report);
                 Ok(Submitted::Accepted)
             }
             Ok(TxStatus::Pending) => {

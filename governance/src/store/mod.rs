@@ -545,13 +545,16 @@ impl GovStore {
     /// Records what the ledger said, in one transaction: the intents with the nonces in
     /// `submitted` were accepted; those in `executed` are in the given blocks (their
     /// disbursements become Executed, the intents are dropped, and dependents whose
-    /// dependencies are now all executed are scheduled).
+    /// dependencies are now all executed are scheduled); those in `reverted` are in the
+    /// given blocks but failed (nonce spent, nothing paid: their disbursements and
+    /// dependents become Cancelled, the intents are dropped, no nonce is rewound).
     pub(crate) fn record_results(
         &self,
         submitted: &[u64],
         executed: &[(u64, u64)],
+        reverted: &[(u64, u64)],
     ) -> Result<(), StoreError> {
-        if submitted.is_empty() && executed.is_empty() {
+        if submitted.is_empty() && executed.is_empty() && reverted.is_empty() {
             return Ok(());
         }
         let trees = (
@@ -616,6 +619,26 @@ impl GovStore {
                             )?;
                         }
                     }
+                }
+                for &(nonce, block) in reverted {
+                    let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+                    intents.remove(&u64_key(nonce))?;
+                    let key = u64_key(intent.id);
+                    let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+                    record.status = DisbursementStatus::Queued; // so that the cascade cancels it
+                    tx_put(disbursements, &key, &record)?;
+                    let reason = format!(
+                        "reverted on chain in block {block} (transaction {}): nothing was paid",
+                        intent.tx.tx_hash
+                    );
+                    cancel_cascade(
+                        disbursements,
+                        dependents,
+                        scheduled,
+                        ready,
+                        intent.id,
+                        reason,
+                    )?;
                 }
                 Ok(())
             },

@@ -288,14 +288,16 @@ impl Ledger for EvmLedger {
                 Some(Value::Null) | None => Ok(TxStatus::Pending),
                 Some(block) => {
                     let block = rpc::quantity_u64(block, "the receipt's blockNumber")?;
-                    // Included is what happened (the nonce is spent), but a reverted
-                    // transfer moved no value: the operator must hear of it.
+                    // Status 0: mined (the nonce is spent) but reverted, so no value
+                    // moved (a contract destination that refuses plain transfers, or
+                    // out of gas). The executor cancels the disbursement, saying so.
                     if receipt.get("status").and_then(Value::as_str) == Some("0x0") {
                         tracing::warn!(
                             tx_hash,
                             block,
                             "the transfer was included but reverted (receipt status 0): nothing was paid"
                         );
+                        return Ok(TxStatus::Reverted { block });
                     }
                     Ok(TxStatus::Included { block })
                 }

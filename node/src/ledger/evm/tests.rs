@@ -683,7 +683,7 @@ mod evm_ledger {
         let reverted = json!({"blockNumber": "0x1c", "status": "0x0"});
         assert_eq!(
             status(reverted, Value::Null),
-            Ok(TxStatus::Included { block: 28 })
+            Ok(TxStatus::Reverted { block: 28 })
         );
         let pending_receipt = json!({"blockNumber": null});
         assert_eq!(status(pending_receipt, Value::Null), Ok(TxStatus::Pending));
