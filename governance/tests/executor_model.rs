@@ -1,5 +1,5 @@
-//! Property test: random queues, ledger faults, outages, clock moves and crashes at
-//! random step boundaries; once the ledger is healthy again and the executor drains,
+//! Property test: random queues, ledger faults, outages (of submissions, and of every
+//! other call), clock moves and crashes at random step boundaries; once the ledger is healthy again and the executor drains,
 //! every disbursement is Executed or Cancelled, the ledger paid each executed one exactly
 //! once with its amount and nothing else, and its nonces have no gap and no repeat.
 #![cfg(not(loom))]
@@ -31,6 +31,9 @@ mod executor {
             Fault(Fault),
             Down,
             Up,
+            /// Every call but `submit` fails (the endpoint is down for reads too).
+            ReadsDown,
+            ReadsUp,
             Advance(u16),
             Crash(CrashPoint),
         }
@@ -59,6 +62,8 @@ mod executor {
                 2 => fault().prop_map(Op::Fault),
                 1 => Just(Op::Down),
                 1 => Just(Op::Up),
+                1 => Just(Op::ReadsDown),
+                1 => Just(Op::ReadsUp),
                 1 => (0u16..120).prop_map(Op::Advance),
                 1 => prop_oneof![
                     Just(CrashPoint::AfterStage),
@@ -137,6 +142,8 @@ mod executor {
                     Op::Fault(fault) => world.ledger.push_faults([fault.clone()]),
                     Op::Down => world.ledger.down(LedgerError::Timeout),
                     Op::Up => world.ledger.up(),
+                    Op::ReadsDown => world.ledger.reads_down(Some(LedgerError::Timeout)),
+                    Op::ReadsUp => world.ledger.reads_down(None),
                     Op::Advance(secs) => world.clock.advance(Duration::from_secs(u64::from(*secs))),
                     Op::Crash(point) => {
                         world.executor.crash_at(Some(*point));
@@ -160,6 +167,7 @@ mod executor {
 
             // Heal and drain.
             world.ledger.up();
+            world.ledger.reads_down(None);
             world.ledger.clear_faults();
             for _ in 0..200 {
                 world.clock.advance(Duration::from_secs(60));
