@@ -291,6 +291,33 @@ mod executor {
         assert!(matches!(h.status(id), DisbursementStatus::Executed { .. }));
     }
 
+    /// At start, with nothing in flight, the store's nonce is reconciled with the
+    /// ledger's: a nonce used by another sender meanwhile is skipped without a refusal,
+    /// and a ledger behind the store (a reset chain) is followed instead of leaving a gap.
+    #[test]
+    fn the_nonce_is_reconciled_with_the_ledger_at_start() {
+        let mut h = harness(10);
+        let a = h.queue("a", 1);
+        h.drain();
+        let mut h = h.restart();
+        h.ledger.consume_nonce(); // nonce 1 went to another sender
+        let b = h.queue("b", 2);
+        let report = h.tick();
+        assert_eq!((report.submitted, report.ambiguous), (1, 0), "{report:?}");
+        h.drain();
+        let paid: Vec<(u64, u128, u64)> = h
+            .ledger
+            .payments()
+            .iter()
+            .map(|p| (p.id, p.amount, p.nonce))
+            .collect();
+        assert_eq!(
+            paid,
+            vec![(a, 1, 0), (b, 2, 2)],
+            "nonce 1 is the other sender's"
+        );
+    }
+
     /// 10 ready, ledger down: exactly 5 submissions, then the batch stops; nothing while
     /// open; after the timeout only a probe; after 2 successes the backlog drains.
     #[test]

@@ -147,6 +147,8 @@ pub struct TreasuryExecutor {
     snapshot: ExecutorSnapshot,
     saved_generation: Option<u64>,
     crash_at: Option<CrashPoint>,
+    /// Whether the store's next nonce was checked against the ledger since start.
+    nonce_checked: bool,
     /// Ledger answers not yet written: written in one transaction per batch (the ledger
     /// keeps them too, so a crash before the write loses nothing: reconciliation asks
     /// again by hash).
@@ -197,6 +199,7 @@ impl TreasuryExecutor {
             ledger,
             snapshot,
             crash_at: None,
+            nonce_checked: false,
             unrecorded: Unrecorded::default(),
         })
     }
@@ -316,6 +319,22 @@ impl TreasuryExecutor {
         if self.config.circuit_breaker.is_rejecting() {
             report.rejected_by_breaker = true;
             return Ok(());
+        }
+        // Once per executor, at start: with nothing of ours in flight, the ledger's next
+        // nonce is the truth. Adopt it if the store differs: another sender used the key
+        // (signing from the store's nonce would meet "nonce too low"), or the chain was
+        // reset (signing past its nonce would leave a gap nothing fills). With intents in
+        // flight, reconciliation by hash settles the nonce instead.
+        if !self.nonce_checked {
+            if self.store.intents()?.is_empty() {
+                let Some(nonce) = self.read(report, |ledger| ledger.next_nonce())? else {
+                    return Ok(());
+                };
+                if self.store.next_nonce()? != Some(nonce) {
+                    self.store.set_next_nonce(nonce)?;
+                }
+            }
+            self.nonce_checked = true;
         }
         let mut next_nonce = match self.store.next_nonce()? {
             Some(nonce) => nonce,
