@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/admin/breaker", get(breaker_status))
         .route("/admin/breaker/{action}", post(override_handler))
         .route("/admin/disbursements", post(queue).get(list))
+        .route("/admin/disbursements/batch", post(queue_batch))
         .route("/admin/disbursements/{id}", get(show))
         .route("/admin/disbursements/{id}/cancel", post(cancel))
         .route("/admin/audit", get(audit_log))
@@ -289,24 +290,31 @@ fn view(d: &Disbursement) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
+impl QueueBody {
+    /// The request, once the amount parses and the ledger accepts the destination.
+    fn request(self, app: &App) -> Result<NewDisbursement, ApiError> {
+        let amount = parse_amount(&self.amount)?;
+        app.ledger
+            .validate_destination(&self.destination)
+            .map_err(|reason| ApiError::bad_request(format!("invalid destination: {reason}")))?;
+        Ok(NewDisbursement {
+            destination: self.destination,
+            amount,
+            memo: self.memo,
+            activation_epoch: self.activation_epoch,
+            depends_on: self.depends_on,
+            external_key: self.external_key,
+        })
+    }
+}
+
 async fn queue(
     operator: Operator,
     State(app): State<Arc<App>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: QueueBody = parse(&body)?;
-    let amount = parse_amount(&body.amount)?;
-    app.ledger
-        .validate_destination(&body.destination)
-        .map_err(|reason| ApiError::bad_request(format!("invalid destination: {reason}")))?;
-    let request = NewDisbursement {
-        destination: body.destination,
-        amount,
-        memo: body.memo,
-        activation_epoch: body.activation_epoch,
-        depends_on: body.depends_on,
-        external_key: body.external_key,
-    };
+    let request = body.request(&app)?;
     let queued = match app.store.queue(&request, now_ms()) {
         Ok(queued) => queued,
         Err(RequestError::Invalid(error)) => return Err(ApiError::bad_request(error.to_string())),
@@ -331,6 +339,85 @@ async fn queue(
         StatusCode::OK
     };
     Ok((status, Json(view(disbursement))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    disbursements: Vec<QueueBody>,
+    /// Why, for the audit log (e.g. the proposal).
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/disbursements/batch`: a proposal's payouts, queued all or none in one
+/// transaction and one flush. An invalid item is named by its index; an external key
+/// already queued yields the existing disbursement. One audit record for the batch.
+async fn queue_batch(
+    operator: Operator,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let BatchBody {
+        disbursements,
+        reason,
+    } = parse(&body)?;
+    if disbursements.is_empty() {
+        return Err(ApiError::bad_request("disbursements: the batch is empty"));
+    }
+    let requests = disbursements
+        .into_iter()
+        .enumerate()
+        .map(|(index, body)| {
+            body.request(&app).map_err(|ApiError(status, reason)| {
+                ApiError(status, format!("disbursements[{index}]: {reason}"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let queued = match app.store.queue_batch(&requests, now_ms()) {
+        Ok(queued) => queued,
+        Err(RequestError::InvalidItem { index, error }) => {
+            return Err(ApiError::bad_request(format!(
+                "disbursements[{index}]: {error}"
+            )));
+        }
+        Err(error) => return Err(ApiError::internal(error)),
+    };
+    app.store.flush().map_err(ApiError::internal)?;
+    let created: Vec<u64> = queued
+        .iter()
+        .filter(|q| q.created)
+        .map(|q| q.disbursement.id)
+        .collect();
+    let total: u128 = queued
+        .iter()
+        .filter(|q| q.created)
+        .map(|q| q.disbursement.amount)
+        .fold(0, u128::saturating_add);
+    let status = match (created.first(), created.last()) {
+        (Some(first), Some(last)) => {
+            let detail = format!(
+                "disbursements {first}..={last} ({} created, {} already queued), {total} in all",
+                created.len(),
+                queued.len() - created.len()
+            );
+            audit(
+                &app,
+                &operator,
+                "disbursement.queue_batch",
+                &reason,
+                &detail,
+            )?;
+            StatusCode::CREATED
+        }
+        _ => StatusCode::OK,
+    };
+    let views: Vec<Value> = queued.iter().map(|q| view(&q.disbursement)).collect();
+    Ok((
+        status,
+        Json(json!({ "created": created.len(), "disbursements": views })),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -524,6 +524,84 @@ fn force_open_moves_the_gauge_is_audited_and_survives_a_restart() {
 }
 
 #[test]
+fn a_batch_is_queued_all_or_none_and_audited_once() {
+    let node = start(Some(&admin_config("")));
+    let (code, body) = admin(
+        &node,
+        "POST",
+        "/admin/disbursements/batch",
+        r#"{"reason":"proposal 7","disbursements":[
+            {"destination":"a","amount":"1"},
+            {"destination":"b","amount":"0"}]}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("disbursements[1]: "), "{error}");
+    let (code, body) = admin(
+        &node,
+        "POST",
+        "/admin/disbursements/batch",
+        r#"{"disbursements":[{"destination":"a","amount":"1","depends_on":[99]}]}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = admin(
+        &node,
+        "POST",
+        "/admin/disbursements/batch",
+        r#"{"disbursements":[]}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    let (_, listed) = admin(&node, "GET", "/admin/disbursements", "");
+    assert_eq!(
+        listed["disbursements"].as_array().map(Vec::len),
+        Some(0),
+        "nothing stored"
+    );
+
+    let batch = r#"{"reason":"proposal 7","disbursements":[
+        {"destination":"a","amount":"1","external_key":"p7-a"},
+        {"destination":"b","amount":"2","external_key":"p7-b"},
+        {"destination":"c","amount":"3","external_key":"p7-a"}]}"#;
+    let (code, body) = admin(&node, "POST", "/admin/disbursements/batch", batch);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["created"], 2);
+    let ids: Vec<u64> = body["disbursements"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|d| d["id"].as_u64())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![0, 1, 0],
+        "the repeated key is the first disbursement"
+    );
+    let (code, body) = admin(&node, "POST", "/admin/disbursements/batch", batch);
+    assert_eq!(
+        (code, &body["created"]),
+        (200, &serde_json::json!(0)),
+        "{body}"
+    );
+
+    let (_, audit) = admin(&node, "GET", "/admin/audit", "");
+    let records = audit["records"].as_array().expect("records");
+    assert_eq!(
+        records.len(),
+        1,
+        "one record for the batch, none for refusals: {audit}"
+    );
+    assert_eq!(records[0]["action"], "disbursement.queue_batch");
+    assert_eq!(records[0]["reason"], "proposal 7");
+    wait_until("both executed", Duration::from_secs(30), || {
+        [0, 1].iter().all(|id| {
+            admin(&node, "GET", &format!("/admin/disbursements/{id}"), "").1["status"]["status"]
+                == "executed"
+        })
+    });
+    assert!(terminate(node).0.success());
+}
+
+#[test]
 fn disbursements_through_the_admin_api() {
     let node = start(Some(&admin_config("")));
     let body = r#"{"destination":"grantee","amount":"340282366920938463463374607431768211455","memo":"grant #1","external_key":"proposal-1"}"#;
