@@ -37,6 +37,34 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/admin/disbursements/{id}/cancel", post(cancel))
         .route("/admin/audit", get(audit_log))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// Refusals made by axum itself (a body over the limit, an id that is not a number, a
+/// bad query string, a method the route does not take) come as plain text: say them
+/// as `{"error": reason}` too, like every other refusal of this API.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let reason = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) if !bytes.trim_ascii().is_empty() => {
+            String::from_utf8_lossy(bytes.trim_ascii()).into_owned()
+        }
+        _ => status.canonical_reason().unwrap_or("refused").to_owned(),
+    };
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let mut json = Json(json!({ "error": reason })).into_response();
+    *json.status_mut() = parts.status;
+    json.headers_mut().extend(parts.headers);
+    json
 }
 
 /// A refusal: a status and a reason, as `{"error": reason}`.
@@ -80,11 +108,14 @@ impl FromRequestParts<Arc<App>> for Operator {
                 "the admin API is off: no admin token is configured (set TB_ADMIN_TOKEN)".into(),
             ));
         };
+        // The scheme is case-insensitive (RFC 9110 §11.1); the token is compared exactly.
         let presented = parts
             .headers
             .get("authorization")
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token);
         match presented {
             Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {}
             Some(_) => {
@@ -102,13 +133,19 @@ impl FromRequestParts<Arc<App>> for Operator {
         }
         let actor = match parts.headers.get("x-actor") {
             None => "admin".to_owned(),
+            // Printable ASCII only: an actor is written to the audit log and the log
+            // lines, where a tab or other control character could forge a field.
             Some(value) => match value.to_str().map(str::trim) {
-                Ok(actor) if !actor.is_empty() && actor.len() <= MAX_ACTOR_BYTES => {
+                Ok(actor)
+                    if !actor.is_empty()
+                        && actor.len() <= MAX_ACTOR_BYTES
+                        && actor.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+                {
                     actor.to_owned()
                 }
                 _ => {
                     return Err(ApiError::bad_request(format!(
-                        "X-Actor must be 1 to {MAX_ACTOR_BYTES} bytes of visible ASCII"
+                        "X-Actor must be 1 to {MAX_ACTOR_BYTES} bytes of printable ASCII"
                     )));
                 }
             },
@@ -216,11 +253,13 @@ fn override_breaker(
 ) -> Result<Json<Value>, ApiError> {
     let transition = apply();
     app.store
-        .save_breaker_snapshot(&app.breaker.snapshot())
+        .save_breaker(&app.breaker)
         .and_then(|()| app.store.flush())
         .map_err(ApiError::internal)?;
     app.publish_breaker();
-    tracing::warn!(actor = %operator.actor, %reason, %transition, "operator override");
+    // Debug-formatted: a reason is free text, and a newline in it must not start a
+    // forged log line.
+    tracing::warn!(actor = %operator.actor, ?reason, %transition, "operator override");
     audit(app, operator, action, reason, &transition.to_string())?;
     Ok(Json(json!({
         "transition": transition.to_string(),

@@ -56,7 +56,8 @@ pub async fn run(
         };
         executor = returned;
         if let Err(error) = &result {
-            tracing::warn!(%error, "tick failed");
+            // Debug-formatted: the message may carry a ledger's text (newlines included).
+            tracing::warn!(error = ?error.to_string(), "tick failed");
         }
         app.observe_tick(executor.snapshot(), &result, started.elapsed());
         tokio::select! {

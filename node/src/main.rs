@@ -150,7 +150,7 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     if driver.await.context("the executor task failed")?.is_none() {
         tracing::error!("the executor had stopped after a panic");
     }
-    store.save_breaker_snapshot(&breaker.snapshot())?;
+    store.save_breaker(&breaker)?;
     store.flush()?;
     server.await.context("the HTTP server task failed")??;
     tracing::info!("stopped cleanly");

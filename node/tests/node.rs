@@ -17,6 +17,14 @@ struct Node {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// A failed test must not leave its node running: kill it (a no-op once it has exited).
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn command(db: &Path, config: Option<&Path>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_node"));
     command

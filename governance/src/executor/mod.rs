@@ -276,7 +276,7 @@ impl TreasuryExecutor {
         let breaker = &self.config.circuit_breaker;
         let generation = breaker.generation();
         if self.saved_generation != Some(generation) {
-            self.store.save_breaker_snapshot(&breaker.snapshot())?;
+            self.store.save_breaker(breaker)?;
             self.saved_generation = Some(generation);
         }
         Ok(())

@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use crate::circuit_breaker::CircuitBreakerSnapshot;
+use crate::circuit_breaker::{CircuitBreaker, CircuitBreakerSnapshot};
 use crate::treasury::{
     Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError,
 };
@@ -184,6 +184,9 @@ pub struct GovStore {
     external_keys: sled::Tree,
     meta: sled::Tree,
     audit: sled::Tree,
+    /// Serialises breaker saves, each snapshot taken under it: see
+    /// [`save_breaker`](Self::save_breaker).
+    breaker_save: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl GovStore {
@@ -207,6 +210,7 @@ impl GovStore {
             external_keys: db.open_tree(EXTERNAL_KEYS)?,
             meta: db.open_tree(META)?,
             audit: db.open_tree(AUDIT)?,
+            breaker_save: std::sync::Arc::default(),
             db,
         })
     }
@@ -719,11 +723,16 @@ impl GovStore {
     }
 
     /// Persists the breaker snapshot.
-    pub fn save_breaker_snapshot(
-        &self,
-        snapshot: &CircuitBreakerSnapshot,
-    ) -> Result<(), StoreError> {
-        self.meta.insert(BREAKER, encode(snapshot))?;
+    /// Persists `breaker`'s state. Saves from several threads (the executor after a
+    /// transition, an operator's override) are serialised and each takes its snapshot
+    /// under the lock, so the last save holds the latest state: a snapshot taken before
+    /// an override can never be written over the override's.
+    pub fn save_breaker(&self, breaker: &CircuitBreaker) -> Result<(), StoreError> {
+        let _saving = self
+            .breaker_save
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.meta.insert(BREAKER, encode(&breaker.snapshot()))?;
         Ok(())
     }
 
