@@ -96,17 +96,24 @@ impl Anvil {
         }
     }
 
-    /// One JSON-RPC call; the `result` as JSON text.
+    /// One JSON-RPC call; the `result` as JSON text (a string, number or null: use
+    /// [`rpc_answer`](Self::rpc_answer) for results that are objects).
     pub fn rpc(&self, method: &str, params: &str) -> Result<String, String> {
+        let answer = self.rpc_answer(method, params)?;
+        match json_field(&answer, "result") {
+            Some(result) => Ok(result),
+            None => Err(format!("{method}: {}", answer.trim())),
+        }
+    }
+
+    /// One JSON-RPC call; the whole answer's JSON text (HTTP 200 only).
+    pub fn rpc_answer(&self, method: &str, params: &str) -> Result<String, String> {
         let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
         let answer = crate::http::request(&self.address, "POST", "/", None, Some(&body))?;
         if answer.status != 200 {
             return Err(format!("{method}: HTTP {}", answer.status));
         }
-        match json_field(&answer.body, "result") {
-            Some(result) => Ok(result),
-            None => Err(format!("{method}: {}", answer.body.trim())),
-        }
+        Ok(answer.body)
     }
 
     /// An account's balance in wei.

@@ -1,12 +1,20 @@
 //! `cargo xtask bench`: the governance crate's benchmarks (breaker, executor) in one run,
-//! then one table of the figures that matter, read from criterion's estimates, each next
-//! to its target.
+//! then the node end to end (release build: queue through the admin API's batch endpoint
+//! → every disbursement Executed, against the dev ledger and against anvil), then one
+//! table of the figures that matter, each next to its target. With benchmark ARGS (a
+//! filter) only criterion runs.
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::Error;
+use crate::anvil::{self, Anvil};
 use crate::cargo::{CargoCommand, workspace_root};
+use crate::failover::Node;
+use crate::http;
+
+const TOKEN: &str = "bench-admin-token-0123456789";
 
 pub fn main(args: &[OsString]) -> Result<(), Error> {
     let Some(extra) = crate::trailing_args("bench", args)? else {
@@ -19,8 +27,125 @@ pub fn main(args: &[OsString]) -> Result<(), Error> {
     }
     command.run().map_err(Error::Failed)?;
     let criterion = workspace_root().join("target").join("criterion");
-    eprint!("{}", table(&criterion));
+    let mut out = table(&criterion);
+    if extra.is_empty() {
+        out += &node_table().map_err(Error::Failed)?;
+    }
+    eprint!("{out}");
     Ok(())
+}
+
+/// The node end to end, against the dev ledger and against anvil.
+fn node_table() -> Result<String, String> {
+    CargoCommand::new(
+        "bench",
+        &[
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "node",
+            "--bin",
+            "node",
+        ],
+    )
+    .run()?;
+    let binary = workspace_root().join("target/release/node");
+    let scratch = workspace_root().join("target/xtask-bench-node");
+    let dev = node_throughput(&binary, &scratch.join("dev"), None, 5_000)?;
+    let anvil = Anvil::start(&[])?;
+    let evm = node_throughput(&binary, &scratch.join("evm"), Some(&anvil), 1_000)?;
+    Ok(format!(
+        "\n==> [bench] the node end to end (release; queue in batches of 500 -> all Executed)\n\
+         \x20   {:<34}  {:>10}\n    {:<34}  {:>10}\n",
+        "dev ledger, 5,000 disbursements",
+        format!("{dev:.0} /s"),
+        "anvil (auto-mining), 1,000",
+        format!("{evm:.0} /s"),
+    ))
+}
+
+/// Starts the node on a fresh database, queues `n` disbursements and returns how many per
+/// second reached Executed, from the first queue call to the last one executed.
+fn node_throughput(
+    binary: &Path,
+    scratch: &Path,
+    anvil: Option<&Anvil>,
+    n: u64,
+) -> Result<f64, String> {
+    let _ = std::fs::remove_dir_all(scratch);
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let tuning = "poll_interval_ms = 10\nbatch_size = 1000\n";
+    let config_path = match anvil {
+        Some(anvil) => crate::failover::write_evm_config(scratch, &anvil.address, TOKEN, tuning)?,
+        None => {
+            let path = scratch.join("node.toml");
+            let text = format!(
+                "db_path = \"{}\"\nadmin_token = \"{TOKEN}\"\n{tuning}[dev_ledger]\nblock_time_ms = 10\n",
+                scratch.join("governance.db").display()
+            );
+            std::fs::write(&path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            path
+        }
+    };
+    let mut node = Node::start(binary, &config_path, &scratch.join("node.log"))?;
+    let result = drive(&node, anvil.is_some(), n);
+    node.stop();
+    result
+}
+
+fn drive(node: &Node, evm: bool, n: u64) -> Result<f64, String> {
+    let destination = |i: u64| {
+        if evm {
+            format!("0x{:040x}", 0xbe_0000_u64 + i)
+        } else {
+            format!("bench-{i}")
+        }
+    };
+    let began = Instant::now();
+    for first in (0..n).step_by(500) {
+        let items: Vec<String> = (first..(first + 500).min(n))
+            .map(|i| {
+                format!(
+                    r#"{{"destination":"{}","amount":"{}"}}"#,
+                    destination(i),
+                    1 + i
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"reason":"bench","disbursements":[{}]}}"#,
+            items.join(",")
+        );
+        let answer = http::request(
+            &node.address,
+            "POST",
+            "/admin/disbursements/batch",
+            Some(TOKEN),
+            Some(&body),
+        )?;
+        if answer.status != 201 {
+            return Err(format!(
+                "queueing a batch: HTTP {}: {}",
+                answer.status, answer.body
+            ));
+        }
+    }
+    loop {
+        let status = http::get(&node.address, "/status")?;
+        let executed: u64 = anvil::json_field(&status, "executed")
+            .and_then(|v| v.parse().ok())
+            .ok_or("no executor.executed in /status")?;
+        if executed >= n {
+            return Ok(n as f64 / began.elapsed().as_secs_f64());
+        }
+        if began.elapsed() > Duration::from_secs(600) {
+            return Err(format!("{executed} of {n} executed after 10 minutes"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// One row: what, the figure, the target.

@@ -13,7 +13,7 @@ pub fn workspace_root() -> &'static Path {
 }
 
 /// The cargo binary: `$CARGO` (set by cargo when it runs xtask), else `cargo`.
-fn cargo_program() -> OsString {
+pub(crate) fn cargo_program() -> OsString {
     env::var_os("CARGO")
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| OsString::from("cargo"))
@@ -62,6 +62,29 @@ pub fn quote(arg: &OsStr) -> String {
     } else {
         format!("{s:?}")
     }
+}
+
+/// Builds the `node` binary (debug) for the xtasks that run it, and returns its path.
+///
+/// With the `crash-points` feature, which stays inert unless `TB_CRASH_AT` is set: the
+/// node's own tests build it so (a self dev-dependency), and building it the same way
+/// here lets both share one artifact instead of rebuilding it at every switch.
+pub fn build_node(label: &'static str) -> Result<std::path::PathBuf, String> {
+    CargoCommand::new(
+        label,
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "node",
+            "--bin",
+            "node",
+            "--features",
+            "crash-points",
+        ],
+    )
+    .run()?;
+    Ok(workspace_root().join("target").join("debug").join("node"))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use faultproxy::{FaultProxy, Mode};
 
 use crate::Error;
 use crate::anvil::{self, Anvil};
-use crate::cargo::{CargoCommand, workspace_root};
+use crate::cargo::workspace_root;
 use crate::http;
 use crate::scrape;
 
@@ -52,11 +52,7 @@ pub fn main(args: &[std::ffi::OsString]) -> Result<(), Error> {
 
 /// The drill; `Err` says which check failed.
 pub fn run() -> Result<(), String> {
-    CargoCommand::new(
-        "failover",
-        &["build", "--quiet", "-p", "node", "--bin", "node"],
-    )
-    .run()?;
+    let binary = crate::cargo::build_node("failover")?;
     let root = workspace_root();
     let scratch = root.join("target").join("xtask-failover");
     let _ = std::fs::remove_dir_all(&scratch);
@@ -74,8 +70,16 @@ pub fn run() -> Result<(), String> {
         anvil.address,
         proxy.addr()
     );
-    let config = write_config(&scratch, proxy.addr())?;
-    let mut node = Node::start(&root.join("target/debug/node"), &config, &scratch)?;
+    let config = write_evm_config(
+        &scratch,
+        &proxy.addr().to_string(),
+        TOKEN,
+        &format!(
+            "poll_interval_ms = 200\n[circuit_breaker]\ntimeout_secs = {TIMEOUT_SECS}\n\
+             [evm]\nrequest_timeout_ms = 2000\n"
+        ),
+    )?;
+    let mut node = Node::start(&binary, &config, &scratch.join("node.log"))?;
     let result = drill(&anvil, &proxy, &node, &root.join("target"));
     node.stop();
     if result.is_err() {
@@ -87,25 +91,22 @@ pub fn run() -> Result<(), String> {
     result
 }
 
-fn write_config(scratch: &Path, rpc: SocketAddr) -> Result<PathBuf, String> {
+/// Writes anvil's account-0 key and a node configuration for the EVM ledger at `rpc`
+/// (`host:port`) into `scratch`, with the database there too; `extra` is appended (TOML).
+/// Returns the configuration's path. The chaos drill and the node bench use it too.
+pub(crate) fn write_evm_config(
+    scratch: &Path,
+    rpc: &str,
+    token: &str,
+    extra: &str,
+) -> Result<PathBuf, String> {
     let key = scratch.join("treasury.key");
     std::fs::write(&key, format!("0x{}\n", anvil::KEY_0))
         .map_err(|e| format!("cannot write {}: {e}", key.display()))?;
     let config = scratch.join("node.toml");
     let text = format!(
-        r#"ledger = "evm"
-rpc_url = "http://{rpc}"
-treasury_key_file = "{key}"
-db_path = "{db}"
-admin_token = "{TOKEN}"
-poll_interval_ms = 200
-
-[circuit_breaker]
-timeout_secs = {TIMEOUT_SECS}
-
-[evm]
-request_timeout_ms = 2000
-"#,
+        "ledger = \"evm\"\nrpc_url = \"http://{rpc}\"\ntreasury_key_file = \"{key}\"\n\
+         db_path = \"{db}\"\nadmin_token = \"{token}\"\n{extra}",
         key = key.display(),
         db = scratch.join("governance.db").display(),
     );
@@ -113,15 +114,23 @@ request_timeout_ms = 2000
     Ok(config)
 }
 
-struct Node {
+/// A `node run --config CONFIG` process on an ephemeral port, its stderr appended to a
+/// log file; killed (SIGKILL) on drop if still running. The chaos drill reuses it.
+pub(crate) struct Node {
     child: Child,
-    address: String,
+    /// `127.0.0.1:PORT`, from the `listening on` line.
+    pub(crate) address: String,
 }
 
 impl Node {
-    fn start(binary: &Path, config: &Path, scratch: &Path) -> Result<Node, String> {
-        let log = std::fs::File::create(scratch.join("node.log"))
-            .map_err(|e| format!("cannot create the node's log: {e}"))?;
+    /// Starts the node and waits (60 s at most) until it listens. The log is appended to,
+    /// so restarts on one log keep every run's lines.
+    pub(crate) fn start(binary: &Path, config: &Path, log: &Path) -> Result<Node, String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("cannot open the node's log {}: {e}", log.display()))?;
         let mut child = Command::new(binary)
             .args(["run", "--config"])
             .arg(config)
@@ -131,6 +140,9 @@ impl Node {
             .env_remove("TB_RPC_URL")
             .env_remove("TB_TREASURY_KEY_FILE")
             .env_remove("TB_GOVERNANCE_DB_PATH")
+            .env_remove("TB_ADMIN_TOKEN")
+            .env_remove("TB_CRASH_AT")
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -144,8 +156,21 @@ impl Node {
         }
     }
 
-    fn stop(&mut self) {
+    /// SIGTERM (the node finishes its tick and exits), then reaps it.
+    pub(crate) fn stop(&mut self) {
         scrape::stop(&mut self.child);
+    }
+
+    /// SIGKILL (`Child::kill` on unix), then reaps it: a crash, nothing drained or
+    /// flushed.
+    pub(crate) fn kill_9(&mut self) -> Result<(), String> {
+        self.child
+            .kill()
+            .map_err(|e| format!("cannot kill the node: {e}"))?;
+        self.child
+            .wait()
+            .map(drop)
+            .map_err(|e| format!("cannot reap the node: {e}"))
     }
 
     fn queue(&self, destination: &str, amount: u128) -> Result<(), String> {
@@ -192,6 +217,15 @@ impl Node {
                 .and_then(|v| v.parse().ok())
                 .ok_or("no executor.executed in /status")?,
         })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 mod anvil;
 mod bench;
 mod cargo;
+mod chaos;
 mod failover;
+mod fuzz;
 mod http;
 mod loom;
 mod promtool;
@@ -59,6 +61,8 @@ fn dispatch(command: Option<&OsStr>, rest: &[OsString]) -> Result<(), Error> {
         Some("loom") => loom::main(rest),
         Some("bench") => bench::main(rest),
         Some("failover") => failover::main(rest),
+        Some("chaos") => chaos::main(rest),
+        Some("fuzz") => fuzz::main(rest),
         _ => Err(Error::Usage(format!(
             "unknown command `{}`",
             command.to_string_lossy()
@@ -107,13 +111,28 @@ COMMANDS:
     loom [-- ARGS...]          Run the loom model-checking tests (release build,
                                RUSTFLAGS+=--cfg loom, target dir target/loom).
                                ARGS are passed to the test binary.
-    bench [-- ARGS...]         Run the governance benchmarks (circuit_breaker, executor).
-                               ARGS go to the benches (e.g. a name filter).
+    bench [-- ARGS...]         Run the governance benchmarks (circuit_breaker, executor),
+                               then the node end to end (release build; dev ledger and
+                               anvil), and print one table of figures and targets.
+                               ARGS go to the benches (e.g. a name filter); with ARGS
+                               the node part is skipped.
     failover                   The failover drill against a real chain: anvil (installed
                                from npm into .tools/ if missing), a fault proxy and the
                                node; cuts and restores the endpoint, checks the breaker
                                through /metrics and every payment on anvil. Writes
                                target/failover-timeline.csv.
+    chaos [--runs N] [--disbursements M] [--block-time SECS] [--seed S]
+                               Exactly once under kill -9: queues M (200) disbursements
+                               to anvil through the node while killing it with SIGKILL
+                               at random moments and restarting it, N (5) times; then
+                               checks every payment on anvil against the store. anvil
+                               auto-mines unless --block-time; prints the seed, and
+                               --seed S replays its kill delays.
+    fuzz [--seconds S] [TARGET...]
+                               Run the fuzz targets in fuzz/ (cargo-fuzz, installed if
+                               missing; no sanitizer, stable toolchain), each for S (10)
+                               seconds; all of them unless TARGETs are named. Fails with
+                               the crashing input's path and the command to reproduce it.
     help                       Print this help (also: -h, --help, no command).
 
 OPTIONS (validate):
@@ -125,7 +144,7 @@ ENVIRONMENT:
     CARGO                  cargo binary to run (set by cargo; default: `cargo`)
     RUSTFLAGS              loom appends `--cfg loom` to it
     LOOM_MAX_PREEMPTIONS   loom preemption bound (default: 3)
-    ANVIL_BIN              anvil binary for the failover step and the node's EVM tests
+    ANVIL_BIN              anvil binary for the failover and chaos steps and the node's EVM tests
                            (default: .tools/npm/.../bin/anvil, installed with npm if missing)
     PROMTOOL               promtool binary for the promtool step (default: `promtool` on
                            PATH; when it is missing, `apt-get install prometheus` installs it,

@@ -8,21 +8,16 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use crate::cargo::{CargoCommand, workspace_root};
+use crate::cargo::workspace_root;
 
 /// Runs the check with `promtool`.
 pub fn check_live_metrics(promtool: &std::ffi::OsStr) -> Result<(), String> {
-    CargoCommand::new(
-        "promtool",
-        &["build", "--quiet", "-p", "node", "--bin", "node"],
-    )
-    .run()?;
+    let binary = crate::cargo::build_node("promtool")?;
     let root = workspace_root();
     let scratch = root.join("target").join("xtask-scrape");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)
         .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-    let binary = root.join("target").join("debug").join("node");
     eprintln!(
         "==> [promtool] starting {} on an ephemeral port",
         binary.display()

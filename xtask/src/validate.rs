@@ -48,9 +48,11 @@ pub fn steps() -> Vec<Step> {
             },
         ),
         Step::new("failover", crate::failover::about(), crate::failover::run),
+        Step::new("chaos", crate::chaos::about(), crate::chaos::run),
         Step::new("loom", "same as `cargo xtask loom`", || {
             crate::loom::command(&[]).run()
         }),
+        Step::new("fuzz", crate::fuzz::about(), crate::fuzz::run),
     ]
 }
 
@@ -151,7 +153,9 @@ mod tests {
                 "promtool",
                 "test",
                 "failover",
-                "loom"
+                "chaos",
+                "loom",
+                "fuzz"
             ]
         );
     }

@@ -1,0 +1,119 @@
+//! Fuzzes the EVM ledger's handling of JSON-RPC answers, through its real network path: a
+//! loopback server (`treasury_fuzz::rpc_server`) answers each HTTP request with the next
+//! response of the input, and a fresh `EvmLedger` (chain id 31337 configured) makes one
+//! `Ledger` call against it.
+//!
+//! Input: the first line names the call: `current_epoch`, `next_nonce`, `lookup`,
+//! `submit` or `sign` (anything else does nothing). The rest is the responses, separated
+//! by lines `---`. A response is a JSON body (sent as `200 OK`) or, starting with `HTTP/`,
+//! a whole HTTP response; `$ID` stands for the request's id.
+//!
+//! Invariants: no panic; the call returns a value or a `LedgerError` whose message stays
+//! short (an endpoint cannot flood the log); a signed transaction has a `0x` hash of 64 hex
+//! digits.
+
+#![no_main]
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use governance::{Disbursement, DisbursementStatus, Ledger, SignedTx};
+use libfuzzer_sys::fuzz_target;
+use node::ledger::evm::{EvmLedger, EvmLedgerConfig};
+use treasury_fuzz::rpc_server::RpcServer;
+
+/// anvil's first development key: any valid key does.
+const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// A `LedgerError`'s message at most: `rpc.rs` keeps an endpoint's text to 512 bytes.
+const MAX_ERROR_BYTES: usize = 1024;
+
+struct Endpoint {
+    server: RpcServer,
+    key_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+static ENDPOINT: LazyLock<Endpoint> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let key_file = dir.path().join("treasury.key");
+    std::fs::write(&key_file, KEY).expect("write the key file");
+    Endpoint {
+        server: RpcServer::start(),
+        key_file,
+        _dir: dir,
+    }
+});
+
+fuzz_target!(|data: &[u8]| {
+    let endpoint = &*ENDPOINT;
+    let mut parts = data.splitn(2, |&b| b == b'\n');
+    let call = parts.next().unwrap_or_default();
+    let responses = parts.next().unwrap_or_default();
+    endpoint.server.script(split(responses, b"\n---\n"));
+    let config = EvmLedgerConfig {
+        request_timeout_ms: 2_000,
+        chain_id: Some(31_337),
+        ..EvmLedgerConfig::default()
+    };
+    let ledger =
+        EvmLedger::new(&endpoint.server.url(), &endpoint.key_file, config).expect("the EVM ledger");
+    let result = match call {
+        b"current_epoch" => ledger.current_epoch().map(|_| ()),
+        b"next_nonce" => ledger.next_nonce().map(|_| ()),
+        b"lookup" => ledger.lookup(&format!("0x{}", "ab".repeat(32))).map(|_| ()),
+        b"submit" => ledger.submit(&signed()).map(|_| ()),
+        b"sign" => ledger.sign(&disbursement(), 7).map(|tx| {
+            let hash = tx.tx_hash.strip_prefix("0x").unwrap_or_default();
+            assert!(
+                hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+                "a signed transaction's hash is not 0x and 64 hex digits: {:?}",
+                tx.tx_hash
+            );
+            assert!(!tx.bytes.is_empty(), "a signed transaction without bytes");
+        }),
+        _ => return,
+    };
+    if let Err(error) = result {
+        let message = error.to_string();
+        assert!(
+            message.len() <= MAX_ERROR_BYTES,
+            "a {}-byte error message: {message}",
+            message.len()
+        );
+    }
+});
+
+fn split<'a>(bytes: &'a [u8], separator: &'a [u8]) -> Vec<Vec<u8>> {
+    let mut parts = Vec::new();
+    let mut rest = bytes;
+    while let Some(at) = rest
+        .windows(separator.len())
+        .position(|window| window == separator)
+    {
+        parts.push(rest[..at].to_vec());
+        rest = &rest[at + separator.len()..];
+    }
+    parts.push(rest.to_vec());
+    parts
+}
+
+fn signed() -> SignedTx {
+    SignedTx {
+        tx_hash: format!("0x{}", "cd".repeat(32)),
+        bytes: vec![0x02, 0xf8, 0x6f, 0x82, 0x7a, 0x69],
+    }
+}
+
+fn disbursement() -> Disbursement {
+    Disbursement {
+        id: 3,
+        destination: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into(),
+        amount: 1_000,
+        memo: String::new(),
+        activation_epoch: 0,
+        depends_on: vec![],
+        external_key: None,
+        status: DisbursementStatus::Queued,
+        queued_at_ms: 0,
+    }
+}
