@@ -6,13 +6,14 @@
 //! A refused call must change nothing (the audit log, the disbursements and the breaker
 //! are compared before and after); an accepted one must be audited exactly once.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ use node::client::http::{HttpError, Request, Response, Url, read_response, send}
 use node::governance::{CircuitState, GovStore};
 use node::ledger::dev::{DevLedger, DevLedgerConfig};
 use serde_json::{Value, json};
+
+use crate::common::{NodeProcess, lock};
 
 const TOKEN: &str = "abuse-test-admin-token-0123456789";
 /// Ticks and blocks every 100 ms: a queued disbursement is paid within a second.
@@ -38,19 +41,11 @@ const LIMIT: usize = 64 * 1024;
 /// others are quick.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 // ----- the node ------------------------------------------------------------------------
 
-/// A running node, killed on drop if a test did not stop it.
+/// A running node on a database in its own temporary directory.
 struct Node {
-    child: Child,
-    address: String,
-    stderr: Arc<Mutex<String>>,
+    process: NodeProcess,
     db: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -61,96 +56,25 @@ impl Node {
         let db = dir.path().join("governance.db");
         let config_path = dir.path().join("node.toml");
         std::fs::write(&config_path, config).expect("write the config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_node"))
-            .arg("run")
-            .env_remove("TB_ADMIN_TOKEN")
-            .env_remove("TB_LEDGER")
-            .env_remove("TB_RPC_URL")
-            .env_remove("TB_TREASURY_KEY_FILE")
-            .env("TB_CONFIG", &config_path)
-            .env("TB_LISTEN", "127.0.0.1:0")
-            .env("TB_GOVERNANCE_DB_PATH", &db)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn node");
-        // Both pipes are drained for the node's whole life: a full pipe would block it.
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = lock(&sink);
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(address) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(address.trim().to_owned());
-                }
-            }
-        });
-        let mut node = Node {
-            child,
-            address: String::new(),
-            stderr,
+        Node {
+            process: NodeProcess::start(&config_path, &db),
             db,
             _dir: dir,
-        };
-        match rx.recv_timeout(PATIENCE) {
-            Ok(address) => node.address = address,
-            Err(_) => panic!("node did not start: {}", node.stderr()),
         }
-        node
-    }
-
-    fn stderr(&self) -> String {
-        lock(&self.stderr).clone()
-    }
-
-    /// SIGTERM, and the exit status. Panics if the node had already exited.
-    fn terminate(&mut self) -> ExitStatus {
-        assert!(
-            self.child.try_wait().expect("wait").is_none(),
-            "the node died before it was asked to stop: {}",
-            self.stderr()
-        );
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "node did not stop after SIGTERM");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Stops the node and checks it never panicked and exited 0.
-    fn stop_cleanly(&mut self) {
-        let status = self.terminate();
-        let stderr = self.stderr();
-        assert!(status.success(), "SIGTERM exits 0, got {status}: {stderr}");
-        assert!(!stderr.contains("panicked"), "the node panicked: {stderr}");
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+impl std::ops::Deref for Node {
+    type Target = NodeProcess;
+
+    fn deref(&self) -> &NodeProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut NodeProcess {
+        &mut self.process
     }
 }
 

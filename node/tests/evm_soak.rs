@@ -13,10 +13,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,7 +20,7 @@ use faultproxy::{FaultProxy, Mode};
 use node::client::http::{Request, Url, send};
 use serde_json::{Value, json};
 
-use crate::common::{Anvil, TREASURY, TREASURY_KEY};
+use crate::common::{Anvil, NodeProcess, TREASURY, TREASURY_KEY};
 
 const TOKEN: &str = "soak-test-admin-token-0123456789";
 /// Disbursements queued in all.
@@ -47,95 +43,11 @@ const REQUEST_TIMEOUT_MS: u64 = 500;
 const PATIENCE: Duration = Duration::from_secs(60);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 // ----- the node ------------------------------------------------------------------------
 
-/// A running node, killed on drop if the test did not stop it.
-struct Node {
-    child: Child,
-    address: String,
-    stderr: Arc<Mutex<String>>,
-}
+type Node = NodeProcess;
 
 impl Node {
-    fn start(config: &Path, db: &Path) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_node"))
-            .arg("run")
-            .env_remove("TB_ADMIN_TOKEN")
-            .env_remove("TB_LEDGER")
-            .env_remove("TB_RPC_URL")
-            .env_remove("TB_TREASURY_KEY_FILE")
-            .env("TB_CONFIG", config)
-            .env("TB_LISTEN", "127.0.0.1:0")
-            .env("TB_GOVERNANCE_DB_PATH", db)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn node");
-        // Both pipes are drained for the node's whole life: a full pipe would block it.
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = lock(&sink);
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(address) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(address.trim().to_owned());
-                }
-            }
-        });
-        let mut node = Node {
-            child,
-            address: String::new(),
-            stderr,
-        };
-        match rx.recv_timeout(PATIENCE) {
-            Ok(address) => node.address = address,
-            Err(_) => panic!("node did not start: {}", node.stderr()),
-        }
-        node
-    }
-
-    fn stderr(&self) -> String {
-        lock(&self.stderr).clone()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGTERM, and the exit status.
-    fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "node did not stop after SIGTERM");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     fn get(&self, path: &str) -> String {
         let (code, body) = self.exchange("GET", path, None);
         assert_eq!(code, 200, "GET {path}: {body}");
@@ -209,15 +121,6 @@ impl Node {
                 "timed out after {PATIENCE:?} waiting for {what}; last sample {sample:?}"
             );
             thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if self.alive() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }

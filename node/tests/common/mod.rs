@@ -1,4 +1,5 @@
-//! What the node's integration tests share: a real anvil (a local Ethereum node).
+//! What the node's integration tests share: a real anvil (a local Ethereum node), and
+//! the node binary as a child process.
 //!
 //! anvil is found through `ANVIL_BIN`, else at `.tools/npm/node_modules/@foundry-rs/
 //! anvil-linux-amd64/bin/anvil` in the workspace; if it is missing there, it is installed
@@ -8,8 +9,8 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, mpsc};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -156,5 +157,123 @@ impl Anvil {
         let balance = self.call("eth_getBalance", json!([address, "latest"]));
         let digits = balance.as_str().and_then(|b| b.strip_prefix("0x"));
         u128::from_str_radix(digits.expect("a quantity"), 16).expect("a quantity")
+    }
+}
+
+/// A poisoned lock still holds the data: a test that panicked holding it has failed already.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A `node run` process (the binary under test) on an ephemeral port, with its stdout
+/// and stderr drained for its whole life (a full pipe would block it); killed on drop if
+/// the test did not stop it.
+pub struct NodeProcess {
+    child: Child,
+    /// `127.0.0.1:PORT`, from its `listening on` line.
+    pub address: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl NodeProcess {
+    /// Starts the node with the TOML `config` on the database `db`, and waits until it
+    /// listens (60 s at most).
+    pub fn start(config: &Path, db: &Path) -> NodeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_node"))
+            .arg("run")
+            .env_remove("TB_ADMIN_TOKEN")
+            .env_remove("TB_LEDGER")
+            .env_remove("TB_RPC_URL")
+            .env_remove("TB_TREASURY_KEY_FILE")
+            .env_remove("TB_CRASH_AT")
+            .env("TB_CONFIG", config)
+            .env("TB_LISTEN", "127.0.0.1:0")
+            .env("TB_GOVERNANCE_DB_PATH", db)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn node");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = lock(&sink);
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(address.trim().to_owned());
+                }
+            }
+        });
+        let mut node = NodeProcess {
+            child,
+            address: String::new(),
+            stderr,
+        };
+        match rx.recv_timeout(STARTUP) {
+            Ok(address) => node.address = address,
+            Err(_) => panic!("node did not start: {}", node.stderr()),
+        }
+        node
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        lock(&self.stderr).clone()
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, and the exit status. Panics if the node had already exited.
+    pub fn terminate(&mut self) -> ExitStatus {
+        assert!(
+            self.alive(),
+            "the node died before it was asked to stop: {}",
+            self.stderr()
+        );
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node did not stop after SIGTERM");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the node and checks it never panicked and exited 0.
+    pub fn stop_cleanly(&mut self) {
+        let status = self.terminate();
+        let stderr = self.stderr();
+        assert!(status.success(), "SIGTERM exits 0, got {status}: {stderr}");
+        assert!(!stderr.contains("panicked"), "the node panicked: {stderr}");
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if self.alive() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
