@@ -627,10 +627,6 @@ impl GovStore {
                 for &(nonce, block) in reverted {
                     let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
                     intents.remove(&u64_key(nonce))?;
-                    let key = u64_key(intent.id);
-                    let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
-                    record.status = DisbursementStatus::Queued; // so that the cascade cancels it
-                    tx_put(disbursements, &key, &record)?;
                     let reason = format!(
                         "reverted on chain in block {block} (transaction {}): nothing was paid",
                         intent.tx.tx_hash
@@ -672,10 +668,6 @@ impl GovStore {
             |(disbursements, dependents, scheduled, ready, intents, meta)| {
                 let intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
                 intents.remove(&u64_key(nonce))?;
-                let mut record: Disbursement =
-                    tx_need(disbursements, DISBURSEMENTS, &u64_key(intent.id))?;
-                record.status = DisbursementStatus::Queued; // so that the cascade treats it as cancellable
-                tx_put(disbursements, &u64_key(intent.id), &record)?;
                 let cancelled = cancel_cascade(
                     disbursements,
                     dependents,
@@ -816,7 +808,9 @@ impl GovStore {
     }
 }
 
-/// Cancels `id` (queued) and, transitively, every disbursement waiting for it.
+/// Cancels `id`, whatever its status (the caller has decided it may be: an operator's
+/// cancel checks it is queued; a refused or reverted intent's disbursement is staged or
+/// submitted), and, transitively, every queued disbursement waiting for it.
 fn cancel_cascade(
     disbursements: &TransactionalTree,
     dependents: &TransactionalTree,
@@ -825,13 +819,14 @@ fn cancel_cascade(
     id: DisbursementId,
     reason: String,
 ) -> TxResult<Disbursement> {
+    let root = id;
     let mut first = None;
     let mut stack = vec![(id, reason)];
     while let Some((id, reason)) = stack.pop() {
         let key = u64_key(id);
         let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
-        if record.status != DisbursementStatus::Queued {
-            continue;
+        if id != root && record.status != DisbursementStatus::Queued {
+            continue; // a dependent already cancelled (a diamond), or executed
         }
         scheduled.remove(&pair_key(record.activation_epoch, id))?;
         ready.remove(&key)?;
