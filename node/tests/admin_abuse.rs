@@ -22,7 +22,7 @@ use node::governance::{CircuitState, GovStore};
 use node::ledger::dev::{DevLedger, DevLedgerConfig};
 use serde_json::{Value, json};
 
-use crate::common::{NodeProcess, lock};
+use crate::common::{NodeProcess, Rng, lock};
 
 const TOKEN: &str = "abuse-test-admin-token-0123456789";
 /// Ticks and blocks every 100 ms: a queued disbursement is paid within a second.
@@ -899,24 +899,6 @@ fn malformed_and_oversized_requests_are_refused_and_change_nothing() {
 }
 
 // ----- 3. concurrent overrides ---------------------------------------------------------------
-
-/// xorshift64: a deterministic spread of choices per thread.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const ACTIONS: [(&str, &str); 3] = [
     ("force-open", "breaker.force_open"),

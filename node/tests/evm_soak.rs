@@ -20,7 +20,7 @@ use faultproxy::{FaultProxy, Mode};
 use node::client::http::{Request, Url, send};
 use serde_json::{Value, json};
 
-use crate::common::{Anvil, NodeProcess, TREASURY, TREASURY_KEY};
+use crate::common::{Anvil, NodeProcess, Rng, TREASURY, TREASURY_KEY};
 
 const TOKEN: &str = "soak-test-admin-token-0123456789";
 /// Disbursements queued in all.
@@ -149,24 +149,6 @@ fn amount(i: u64) -> u128 {
 }
 
 // ----- the phases ----------------------------------------------------------------------
-
-/// xorshift64: the phases' order and latencies, replayable from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn seed() -> u64 {
     let seed = match std::env::var("SOAK_SEED") {
