@@ -112,7 +112,7 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     executor_config.poll_interval = config.poll_interval;
     executor_config.batch_size = config.batch_size;
     // Restores the breaker persisted at the last shutdown (a forced-open breaker stays so).
-    #[allow(unused_mut)] // mutated only with the `crash-points` feature
+    #[cfg_attr(not(feature = "crash-points"), allow(unused_mut))] // mutated only with it
     let mut executor = TreasuryExecutor::new(executor_config, store.clone(), ledger)?;
     #[cfg(feature = "crash-points")]
     if let Some(point) = crash_point()? {
