@@ -1,7 +1,9 @@
 //! A fault-injecting TCP proxy for tests: it sits between a client (the node) and a
 //! server (the chain's RPC) on loopback and, switchable while it runs, passes traffic,
 //! refuses connections, accepts them and never answers, answers HTTP 500, answers garbage,
-//! or passes traffic late.
+//! passes traffic late, or serves stale reads: it answers JSON-RPC transaction lookups
+//! (`eth_getTransactionReceipt`, `eth_getTransactionByHash`) with a `null` result, as a
+//! load-balanced provider whose read backend lags does, and forwards every other call.
 //!
 //! Std only, a thread per connection: it serves a handful of test connections, not load.
 //!
@@ -22,11 +24,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
+mod http;
+mod jsonrpc;
+mod stale;
 #[cfg(test)]
 mod tests;
 
 /// What the proxy does with the next connection (a connection keeps the mode it was
-/// accepted in, except that switching away from `Pass` or `Latency` cuts live ones).
+/// accepted in, except that switching away from `Pass`, `Latency`, `Blackhole` or
+/// `StaleReads` cuts live ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Forward both ways.
@@ -41,6 +47,13 @@ pub enum Mode {
     Garbage,
     /// Forward both ways, each chunk delayed by this long.
     Latency(Duration),
+    /// Read HTTP/1.1 requests one by one (keep-alive included): answer a JSON-RPC
+    /// `eth_getTransactionReceipt` or `eth_getTransactionByHash` call with `200 OK` and
+    /// `{"jsonrpc":"2.0","id":<its id>,"result":null}` (the transaction looks unknown),
+    /// and forward any other request unchanged, sends included. In a batch, the lookups
+    /// are answered `null` and the other calls go upstream as a smaller batch, the answers
+    /// merged back in the batch's order. A body that is not JSON is forwarded unchanged.
+    StaleReads,
 }
 
 #[derive(Debug)]
@@ -52,6 +65,8 @@ struct Shared {
     epoch: AtomicU64,
     stopped: AtomicBool,
     connections: AtomicU64,
+    /// Lookups answered `null` in `StaleReads`.
+    stale_answers: AtomicU64,
     /// The listener while accepting; `None` while refusing.
     listener: Mutex<Option<TcpListener>>,
     /// The thread accepting on it.
@@ -88,6 +103,7 @@ impl FaultProxy {
             epoch: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             connections: AtomicU64::new(0),
+            stale_answers: AtomicU64::new(0),
             listener: Mutex::new(None),
             acceptor: Mutex::new(None),
         });
@@ -108,6 +124,12 @@ impl FaultProxy {
     /// Connections accepted so far.
     pub fn connections(&self) -> u64 {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Transaction lookups answered `null` in `StaleReads` so far (each call of a batch
+    /// counts).
+    pub fn stale_answers(&self) -> u64 {
+        self.shared.stale_answers.load(Ordering::SeqCst)
     }
 
     /// Switches the mode. Live connections of the old mode are cut, so that an outage
@@ -199,6 +221,7 @@ fn serve(shared: &Shared, client: TcpStream) {
             b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 21\r\nConnection: close\r\n\r\ninjected server error",
         ),
         Mode::Garbage => answer(client, b"\x00\xffthis is not HTTP\r\n\x7f\x00"),
+        Mode::StaleReads => stale::serve(shared, client, epoch),
     }
 }
 
@@ -224,13 +247,24 @@ fn forward(shared: &Shared, client: TcpStream, epoch: u64, delay: Option<Duratio
         let _ = client.shutdown(Shutdown::Both);
         return;
     };
+    splice(client, server, &shared.epoch, epoch, delay);
+}
+
+/// Copies both ways between `client` and `server` until either side closes or the mode
+/// changes.
+fn splice(
+    client: TcpStream,
+    server: TcpStream,
+    epochs: &AtomicU64,
+    epoch: u64,
+    delay: Option<Duration>,
+) {
     let (Ok(client_read), Ok(server_read)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
-    let epoch_ref = &shared.epoch;
     thread::scope(|s| {
-        s.spawn(|| pump(client_read, server, epoch_ref, epoch, delay));
-        pump(server_read, client, epoch_ref, epoch, delay);
+        s.spawn(|| pump(client_read, server, epochs, epoch, delay));
+        pump(server_read, client, epochs, epoch, delay);
     });
 }
 
