@@ -18,8 +18,12 @@ pub const FAILED: &str = "failed";
 pub const CANCELLED: &str = "cancelled";
 /// "Already known" or "nonce too low": reconciled by transaction hash.
 pub const AMBIGUOUS: &str = "ambiguous";
+/// The ledger refused the fee ("underpriced", "max fee per gas less than block base fee",
+/// "replacement transaction underpriced"): not an infrastructure failure, never counted against
+/// the breaker; the executor bumps the fee.
+pub const UNDERPRICED: &str = "underpriced";
 /// Every `result` label of the submissions counter.
-pub const SUBMISSION_RESULTS: [&str; 4] = [ACCEPTED, FAILED, CANCELLED, AMBIGUOUS];
+pub const SUBMISSION_RESULTS: [&str; 5] = [ACCEPTED, FAILED, CANCELLED, AMBIGUOUS, UNDERPRICED];
 
 /// Queued, waiting for its activation epoch.
 pub const SCHEDULED: &str = "scheduled";
@@ -29,8 +33,10 @@ pub const READY: &str = "ready";
 pub const STAGED: &str = "staged";
 /// Accepted by the ledger, not yet seen in a block.
 pub const SUBMITTED: &str = "submitted";
+/// In a block, waiting for confirmations (not yet confirmed at the configured depth).
+pub const INCLUDED: &str = "included";
 /// Every `status` label of the backlog gauge.
-pub const BACKLOG_STATUSES: [&str; 4] = [SCHEDULED, READY, STAGED, SUBMITTED];
+pub const BACKLOG_STATUSES: [&str; 5] = [SCHEDULED, READY, STAGED, SUBMITTED, INCLUDED];
 
 /// The label of a breaker state given as its `u8` value (`0` → `"closed"`), `None` if unknown.
 pub const fn breaker_state(state: u8) -> Option<&'static str> {

@@ -125,10 +125,52 @@ impl TreasuryMetrics {
         self.inner.set_backlog(status, n);
     }
 
-    /// Whether the executor has halted (storage or signing error): `treasury_executor_halted`
-    /// (1 or 0).
+    /// Whether the executor has halted: `treasury_executor_halted` (1 or 0). Every halt counts: a
+    /// storage or signing error, a chain-id mismatch, and a halt that awaits an operator's
+    /// decision (see [`set_awaiting_operator`](Self::set_awaiting_operator)).
     pub fn set_halted(&self, halted: bool) {
         self.inner.set_halted(halted);
+    }
+
+    /// Whether the executor is halted on something only an operator can decide (nonce drift, a
+    /// nonce consumed on chain by a transaction that is not one of ours), so that it pays nothing
+    /// until an operator resolves it through the admin API:
+    /// `treasury_executor_awaiting_operator` (1 or 0). Such a halt also sets
+    /// [`set_halted`](Self::set_halted).
+    pub fn set_awaiting_operator(&self, awaiting: bool) {
+        self.inner.set_awaiting_operator(awaiting);
+    }
+
+    /// `n` transactions seen included in a block that the chain then dropped (a reorg):
+    /// `treasury_reorgs_total`.
+    pub fn reorgs(&self, n: u64) {
+        self.inner.reorgs(n);
+    }
+
+    /// `n` replacement transactions signed at the same nonce with higher fees:
+    /// `treasury_fee_bumps_total`.
+    pub fn fee_bumps(&self, n: u64) {
+        self.inner.fee_bumps(n);
+    }
+
+    /// The age in seconds of the oldest payment broadcast but not yet confirmed at depth, `0.0`
+    /// when there is none: `treasury_oldest_pending_seconds`. A negative or non-finite value is
+    /// ignored (the gauge keeps its previous value).
+    pub fn set_oldest_pending_seconds(&self, seconds: f64) {
+        self.inner.set_oldest_pending_seconds(seconds);
+    }
+
+    /// Whether a pending transaction needs a fee bump that the configured maximum fee (or tip)
+    /// does not allow, so that it waits: `treasury_fee_cap_reached` (1 or 0).
+    pub fn set_fee_cap_reached(&self, reached: bool) {
+        self.inner.set_fee_cap_reached(reached);
+    }
+
+    /// Whether the treasury's balance does not cover the next payment plus the worst-case fees of
+    /// everything in flight, so that payments are paused (never cancelled):
+    /// `treasury_balance_insufficient` (1 or 0).
+    pub fn set_balance_insufficient(&self, insufficient: bool) {
+        self.inner.set_balance_insufficient(insufficient);
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric, for `GET /metrics`.

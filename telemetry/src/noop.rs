@@ -36,6 +36,24 @@ impl Metrics {
     pub(crate) fn set_halted(&self, _halted: bool) {}
 
     #[inline]
+    pub(crate) fn set_awaiting_operator(&self, _awaiting: bool) {}
+
+    #[inline]
+    pub(crate) fn reorgs(&self, _n: u64) {}
+
+    #[inline]
+    pub(crate) fn fee_bumps(&self, _n: u64) {}
+
+    #[inline]
+    pub(crate) fn set_oldest_pending_seconds(&self, _seconds: f64) {}
+
+    #[inline]
+    pub(crate) fn set_fee_cap_reached(&self, _reached: bool) {}
+
+    #[inline]
+    pub(crate) fn set_balance_insufficient(&self, _insufficient: bool) {}
+
+    #[inline]
     pub(crate) fn render(&self) -> Option<String> {
         None
     }

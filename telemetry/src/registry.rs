@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use prometheus::core::Collector;
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::labels;
@@ -38,6 +38,12 @@ struct Registered {
     last_tick: GaugeVec,
     backlog: IntGaugeVec,
     halted: IntGauge,
+    awaiting_operator: IntGauge,
+    reorgs: IntCounter,
+    fee_bumps: IntCounter,
+    oldest_pending: Gauge,
+    fee_cap_reached: IntGauge,
+    balance_insufficient: IntGauge,
 }
 
 impl Default for Metrics {
@@ -94,7 +100,7 @@ impl Default for Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "treasury_submissions_total",
-                        "Submissions to the ledger, by result: accepted, failed, cancelled, ambiguous.",
+                        "Submissions to the ledger, by result: accepted, failed, cancelled, ambiguous, underpriced.",
                     ),
                     &["result"],
                 ),
@@ -131,7 +137,7 @@ impl Default for Metrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "treasury_backlog",
-                        "Disbursements waiting, by status: scheduled, ready, staged, submitted.",
+                        "Disbursements waiting, by status: scheduled, ready, staged, submitted, included.",
                     ),
                     &["status"],
                 ),
@@ -140,7 +146,49 @@ impl Default for Metrics {
                 &r,
                 IntGauge::new(
                     "treasury_executor_halted",
-                    "1 once the executor has halted on a storage or signing error, else 0.",
+                    "1 once the executor has halted (a storage, signing or chain-id error, or a decision only an operator can make), else 0.",
+                ),
+            ),
+            awaiting_operator: register(
+                &r,
+                IntGauge::new(
+                    "treasury_executor_awaiting_operator",
+                    "1 while the executor is halted on something only an operator can decide (nonce drift, a nonce consumed by a transaction not ours), else 0.",
+                ),
+            ),
+            reorgs: register(
+                &r,
+                IntCounter::new(
+                    "treasury_reorgs_total",
+                    "Transactions seen included in a block that the chain then dropped (a reorg).",
+                ),
+            ),
+            fee_bumps: register(
+                &r,
+                IntCounter::new(
+                    "treasury_fee_bumps_total",
+                    "Replacement transactions signed at the same nonce with higher fees.",
+                ),
+            ),
+            oldest_pending: register(
+                &r,
+                Gauge::new(
+                    "treasury_oldest_pending_seconds",
+                    "Age in seconds of the oldest payment broadcast but not yet confirmed at depth, 0 when none.",
+                ),
+            ),
+            fee_cap_reached: register(
+                &r,
+                IntGauge::new(
+                    "treasury_fee_cap_reached",
+                    "1 while a pending transaction needs a fee bump that the configured max fee or tip does not allow, else 0.",
+                ),
+            ),
+            balance_insufficient: register(
+                &r,
+                IntGauge::new(
+                    "treasury_balance_insufficient",
+                    "1 while the balance does not cover the next payment plus the worst-case fees of everything in flight (payments paused), else 0.",
                 ),
             ),
             registry: r,
@@ -235,6 +283,35 @@ impl Metrics {
 
     pub(crate) fn set_halted(&self, halted: bool) {
         self.0.halted.set(i64::from(halted));
+    }
+
+    pub(crate) fn set_awaiting_operator(&self, awaiting: bool) {
+        self.0.awaiting_operator.set(i64::from(awaiting));
+    }
+
+    pub(crate) fn reorgs(&self, n: u64) {
+        self.0.reorgs.inc_by(n);
+    }
+
+    pub(crate) fn fee_bumps(&self, n: u64) {
+        self.0.fee_bumps.inc_by(n);
+    }
+
+    pub(crate) fn set_oldest_pending_seconds(&self, seconds: f64) {
+        // A negative age (a clock stepping back) means nothing, NaN would hide a stuck payment
+        // from TreasuryPaymentStuck and +Inf would fake one: keep the last good value instead.
+        if seconds.is_finite() && seconds >= 0.0 {
+            // abs() only turns -0.0, which passes the check, into 0 (it would render as "-0").
+            self.0.oldest_pending.set(seconds.abs());
+        }
+    }
+
+    pub(crate) fn set_fee_cap_reached(&self, reached: bool) {
+        self.0.fee_cap_reached.set(i64::from(reached));
+    }
+
+    pub(crate) fn set_balance_insufficient(&self, insufficient: bool) {
+        self.0.balance_insufficient.set(i64::from(insufficient));
     }
 
     pub(crate) fn render(&self) -> Option<String> {

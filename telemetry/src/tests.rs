@@ -21,6 +21,24 @@ fn breaker_state_labels_match_the_state_values() {
     assert_eq!(labels::breaker_state(3), None);
 }
 
+#[test]
+fn backlog_statuses_and_submission_results_are_listed_in_order() {
+    assert_eq!(
+        labels::BACKLOG_STATUSES,
+        ["scheduled", "ready", "staged", "submitted", "included"]
+    );
+    assert_eq!(
+        labels::SUBMISSION_RESULTS,
+        [
+            "accepted",
+            "failed",
+            "cancelled",
+            "ambiguous",
+            "underpriced"
+        ]
+    );
+}
+
 /// Every call, so that both configurations compile the whole API.
 fn exercise(metrics: &TreasuryMetrics) {
     metrics.set_breaker(1, 5, 0);
@@ -33,6 +51,12 @@ fn exercise(metrics: &TreasuryMetrics) {
     metrics.tick_completed(1_700_000_000.0);
     metrics.set_backlog(labels::READY, 3);
     metrics.set_halted(true);
+    metrics.set_awaiting_operator(true);
+    metrics.reorgs(1);
+    metrics.fee_bumps(2);
+    metrics.set_oldest_pending_seconds(90.0);
+    metrics.set_fee_cap_reached(true);
+    metrics.set_balance_insufficient(true);
 }
 
 #[cfg(not(feature = "prometheus"))]
@@ -54,7 +78,7 @@ mod disabled {
 mod enabled {
     use super::*;
 
-    const GAUGES: [&str; 7] = [
+    const GAUGES: [&str; 11] = [
         "treasury_circuit_breaker_state",
         "treasury_circuit_breaker_failures",
         "treasury_circuit_breaker_successes",
@@ -62,12 +86,18 @@ mod enabled {
         "treasury_executor_last_tick_timestamp_seconds",
         "treasury_backlog",
         "treasury_executor_halted",
+        "treasury_executor_awaiting_operator",
+        "treasury_oldest_pending_seconds",
+        "treasury_fee_cap_reached",
+        "treasury_balance_insufficient",
     ];
-    const COUNTERS: [&str; 4] = [
+    const COUNTERS: [&str; 6] = [
         "treasury_circuit_breaker_transitions_total",
         "treasury_circuit_breaker_rejected_total",
         "treasury_submissions_total",
         "treasury_ledger_read_failures_total",
+        "treasury_reorgs_total",
+        "treasury_fee_bumps_total",
     ];
     const HISTOGRAM: &str = "treasury_executor_tick_duration_seconds";
 
@@ -117,6 +147,12 @@ mod enabled {
         assert_sample(&text, "treasury_circuit_breaker_rejected_total 0");
         assert_sample(&text, "treasury_circuit_breaker_forced 0");
         assert_sample(&text, "treasury_executor_halted 0");
+        assert_sample(&text, "treasury_executor_awaiting_operator 0");
+        assert_sample(&text, "treasury_reorgs_total 0");
+        assert_sample(&text, "treasury_fee_bumps_total 0");
+        assert_sample(&text, "treasury_oldest_pending_seconds 0");
+        assert_sample(&text, "treasury_fee_cap_reached 0");
+        assert_sample(&text, "treasury_balance_insufficient 0");
         assert_sample(&text, "treasury_executor_tick_duration_seconds_count 0");
         // Every expected labelled series exists at 0, so the first increment is seen by increase().
         for from in labels::BREAKER_STATES {
@@ -224,11 +260,16 @@ mod enabled {
         metrics.submission(labels::ACCEPTED);
         metrics.submission(labels::FAILED);
         metrics.submission(labels::AMBIGUOUS);
+        metrics.submissions(labels::UNDERPRICED, 3);
         let text = render(&metrics);
         assert_sample(&text, r#"treasury_submissions_total{result="accepted"} 2"#);
         assert_sample(&text, r#"treasury_submissions_total{result="failed"} 1"#);
         assert_sample(&text, r#"treasury_submissions_total{result="cancelled"} 0"#);
         assert_sample(&text, r#"treasury_submissions_total{result="ambiguous"} 1"#);
+        assert_sample(
+            &text,
+            r#"treasury_submissions_total{result="underpriced"} 3"#,
+        );
     }
 
     #[test]
@@ -284,16 +325,81 @@ mod enabled {
         metrics.set_backlog(labels::SCHEDULED, 7);
         metrics.set_backlog(labels::READY, 3);
         metrics.set_backlog(labels::READY, 2);
+        metrics.set_backlog(labels::INCLUDED, 4);
         metrics.set_halted(true);
         let text = render(&metrics);
         assert_sample(&text, r#"treasury_backlog{status="scheduled"} 7"#);
         assert_sample(&text, r#"treasury_backlog{status="ready"} 2"#);
         assert_sample(&text, r#"treasury_backlog{status="staged"} 0"#);
         assert_sample(&text, r#"treasury_backlog{status="submitted"} 0"#);
+        assert_sample(&text, r#"treasury_backlog{status="included"} 4"#);
         assert_sample(&text, "treasury_executor_halted 1");
 
         metrics.set_halted(false);
         assert_sample(&render(&metrics), "treasury_executor_halted 0");
+    }
+
+    #[test]
+    fn reorgs_and_fee_bumps_start_at_zero_and_count_by_n() {
+        let metrics = TreasuryMetrics::new();
+        metrics.reorgs(0);
+        metrics.fee_bumps(0);
+        let text = render(&metrics);
+        assert_sample(&text, "treasury_reorgs_total 0");
+        assert_sample(&text, "treasury_fee_bumps_total 0");
+
+        metrics.reorgs(1);
+        metrics.reorgs(2);
+        metrics.fee_bumps(5);
+        let text = render(&metrics);
+        assert_sample(&text, "treasury_reorgs_total 3");
+        assert_sample(&text, "treasury_fee_bumps_total 5");
+    }
+
+    #[test]
+    fn oldest_pending_seconds_ignores_negative_and_non_finite_values() {
+        let metrics = TreasuryMetrics::new();
+        metrics.set_oldest_pending_seconds(125.5);
+        assert_sample(&render(&metrics), "treasury_oldest_pending_seconds 125.5");
+
+        // Ignored: the gauge keeps its last good value.
+        for seconds in [-1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            metrics.set_oldest_pending_seconds(seconds);
+            assert_sample(&render(&metrics), "treasury_oldest_pending_seconds 125.5");
+        }
+
+        metrics.set_oldest_pending_seconds(1801.0);
+        assert_sample(&render(&metrics), "treasury_oldest_pending_seconds 1801");
+        // Nothing pending any more.
+        metrics.set_oldest_pending_seconds(0.0);
+        assert_sample(&render(&metrics), "treasury_oldest_pending_seconds 0");
+        metrics.set_oldest_pending_seconds(1.0);
+        metrics.set_oldest_pending_seconds(-0.0);
+        assert_sample(&render(&metrics), "treasury_oldest_pending_seconds 0");
+    }
+
+    #[test]
+    fn fee_cap_balance_and_awaiting_operator_flags() {
+        let metrics = TreasuryMetrics::new();
+        metrics.set_fee_cap_reached(true);
+        metrics.set_balance_insufficient(true);
+        metrics.set_halted(true);
+        metrics.set_awaiting_operator(true);
+        let text = render(&metrics);
+        assert_sample(&text, "treasury_fee_cap_reached 1");
+        assert_sample(&text, "treasury_balance_insufficient 1");
+        assert_sample(&text, "treasury_executor_halted 1");
+        assert_sample(&text, "treasury_executor_awaiting_operator 1");
+
+        metrics.set_fee_cap_reached(false);
+        metrics.set_balance_insufficient(false);
+        metrics.set_awaiting_operator(false);
+        let text = render(&metrics);
+        assert_sample(&text, "treasury_fee_cap_reached 0");
+        assert_sample(&text, "treasury_balance_insufficient 0");
+        assert_sample(&text, "treasury_executor_awaiting_operator 0");
+        // Independent of the halted flag: the caller sets both.
+        assert_sample(&text, "treasury_executor_halted 1");
     }
 
     #[test]
