@@ -52,7 +52,7 @@ fn drain(executor: &mut TreasuryExecutor) {
     loop {
         executor.tick().expect("tick");
         let b = executor.store().backlog().expect("backlog");
-        if b.ready + b.scheduled + b.staged + b.submitted == 0 {
+        if b.total() == 0 {
             return;
         }
     }
@@ -100,6 +100,7 @@ fn history(store: &GovStore, n: u64) {
             status: DisbursementStatus::Executed {
                 tx_hash: format!("0x{id:064x}"),
                 block: id,
+                resolution: None,
             },
             queued_at_ms: 0,
         };

@@ -6,10 +6,12 @@
 
 pub mod circuit_breaker;
 pub mod executor;
+pub mod ledger;
 pub mod store;
 mod sync;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod text;
 pub mod treasury;
 
 pub use circuit_breaker::{
@@ -19,10 +21,12 @@ pub use circuit_breaker::{
     TransitionListener,
 };
 pub use executor::{
-    BreakerTelemetry, CrashPoint, Ledger, LedgerError, SignedTx, TickReport, TreasuryExecutor,
-    TreasuryExecutorConfig, TreasuryExecutorError, TxStatus,
+    BreakerTelemetry, CrashPoint, Finality, MIN_BUMP_PERCENT, TickReport, TreasuryExecutor,
+    TreasuryExecutorConfig, TreasuryExecutorError,
 };
+pub use ledger::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 pub use store::{
-    AuditRecord, Backlog, ExecutorSnapshot, GovStore, Intent, Queued, RequestError, StoreError,
+    Attempt, AuditRecord, Backlog, Cancellation, ExecutorSnapshot, GovStore, Hold, Inclusion,
+    Intent, Queued, RequestError, Resolution, StoreError,
 };
 pub use treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};

@@ -2,155 +2,20 @@
 //! classes, the breaker mid-batch, crashes at every step, nonces, dependencies.
 #![cfg(not(loom))]
 
+mod common;
+
 mod executor {
-    use std::collections::HashMap;
     use std::sync::Arc;
     use std::time::Duration;
 
     use governance::testing::{Fault, ScriptedLedger};
     use governance::{
-        CircuitBreaker, CircuitBreakerConfig, CircuitState, CrashPoint, DisbursementId,
-        DisbursementStatus, GovStore, LedgerError, ManualClock, NewDisbursement, TreasuryExecutor,
+        CircuitBreaker, CircuitBreakerConfig, CircuitState, CrashPoint, DisbursementStatus,
+        GovStore, Hold, LedgerError, ManualClock, NewDisbursement, TreasuryExecutor,
         TreasuryExecutorConfig, TreasuryExecutorError,
     };
-    use tempfile::TempDir;
 
-    /// A disbursement request with no memo, epoch 0 and no dependencies.
-    fn request(destination: &str, amount: u128) -> NewDisbursement {
-        NewDisbursement {
-            destination: destination.into(),
-            amount,
-            memo: String::new(),
-            activation_epoch: 0,
-            depends_on: vec![],
-            external_key: None,
-        }
-    }
-
-    struct Harness {
-        dir: TempDir,
-        clock: ManualClock,
-        ledger: Arc<ScriptedLedger>,
-        breaker: Arc<CircuitBreaker>,
-        executor: TreasuryExecutor,
-        batch: usize,
-    }
-
-    fn harness(batch: usize) -> Harness {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = Arc::new(ScriptedLedger::default());
-        build(dir, ManualClock::new(), ledger, batch)
-    }
-
-    fn build(
-        dir: TempDir,
-        clock: ManualClock,
-        ledger: Arc<ScriptedLedger>,
-        batch: usize,
-    ) -> Harness {
-        let store = GovStore::open(dir.path().join("db")).expect("open store");
-        let breaker = Arc::new(CircuitBreaker::with_clock(
-            CircuitBreakerConfig::default(),
-            clock.clone(),
-        ));
-        let mut config = TreasuryExecutorConfig::new("test", Arc::clone(&breaker));
-        config.batch_size = batch;
-        let executor =
-            TreasuryExecutor::new(config, store, Arc::clone(&ledger) as _).expect("executor");
-        Harness {
-            dir,
-            clock,
-            ledger,
-            breaker,
-            executor,
-            batch,
-        }
-    }
-
-    impl Harness {
-        /// Drops the executor and the store as a crash would, and opens them again from
-        /// disk with a new breaker (restored from the store).
-        fn restart(self) -> Harness {
-            let Harness {
-                dir,
-                clock,
-                ledger,
-                executor,
-                batch,
-                ..
-            } = self;
-            drop(executor);
-            build(dir, clock, ledger, batch)
-        }
-
-        fn store(&self) -> &GovStore {
-            self.executor.store()
-        }
-
-        fn queue(&self, destination: &str, amount: u128) -> DisbursementId {
-            self.queue_with(NewDisbursement {
-                destination: destination.into(),
-                amount,
-                memo: String::new(),
-                activation_epoch: 0,
-                depends_on: vec![],
-                external_key: None,
-            })
-        }
-
-        fn queue_with(&self, new: NewDisbursement) -> DisbursementId {
-            let queued = self.store().queue(&new, 0).expect("queue");
-            self.store().flush().expect("flush");
-            queued.disbursement.id
-        }
-
-        fn status(&self, id: DisbursementId) -> DisbursementStatus {
-            self.store().get(id).expect("get").expect("exists").status
-        }
-
-        fn tick(&mut self) -> governance::TickReport {
-            self.executor.tick().expect("tick")
-        }
-
-        /// Ticks until nothing is left in flight (at most 50 ticks).
-        fn drain(&mut self) {
-            for _ in 0..50 {
-                self.tick();
-                let backlog = self.store().backlog().expect("backlog");
-                if backlog.ready + backlog.scheduled + backlog.staged + backlog.submitted == 0 {
-                    return;
-                }
-            }
-            panic!("did not drain: {:?}", self.store().backlog());
-        }
-
-        /// Each disbursement paid exactly once, with its amount, and nonces 0..n gapless.
-        fn assert_paid_exactly_once(&self, expected: &[(DisbursementId, u128)]) {
-            let payments = self.ledger.payments();
-            let mut by_id: HashMap<DisbursementId, Vec<u128>> = HashMap::new();
-            for payment in &payments {
-                by_id.entry(payment.id).or_default().push(payment.amount);
-            }
-            for &(id, amount) in expected {
-                assert_eq!(
-                    by_id.get(&id),
-                    Some(&vec![amount]),
-                    "disbursement {id} paid exactly once"
-                );
-                assert!(
-                    matches!(self.status(id), DisbursementStatus::Executed { .. }),
-                    "{id} executed"
-                );
-            }
-            assert_eq!(payments.len(), expected.len(), "no other payment");
-            let nonces: Vec<u64> = payments.iter().map(|p| p.nonce).collect();
-            assert_eq!(
-                nonces,
-                (0..payments.len() as u64).collect::<Vec<_>>(),
-                "gapless, unique nonces"
-            );
-        }
-    }
+    use crate::common::{harness, request};
 
     /// One row of the error table per test: submission failures count, keep the intent
     /// staged, and are retried.
@@ -185,10 +50,11 @@ mod executor {
         }
     }
 
+    /// A business refusal of a transaction that never left the node cancels it (and the
+    /// later intents are signed again from its nonce); the executor goes on.
     #[test]
     fn business_refusals_cancel_and_the_executor_goes_on() {
         for (error, reason) in [
-            (LedgerError::InsufficientBalance, "insufficient balance"),
             (
                 LedgerError::InvalidDestination("bob".into()),
                 "invalid destination",
@@ -215,17 +81,60 @@ mod executor {
         }
     }
 
-    /// Found by the executor property test: the ledger applied the transaction but the
-    /// answer that came back was a refusal. Cancelling would free a nonce that is used.
+    /// "Insufficient balance" pauses: the disbursement goes back to ready (its nonce is
+    /// given back), nothing is cancelled, and it is paid once the refusal stops.
     #[test]
-    fn a_refusal_for_a_transaction_that_landed_is_not_a_cancellation() {
+    fn an_insufficient_balance_refusal_pauses_instead_of_cancelling() {
+        let mut h = harness(10);
+        let a = h.queue("alice", 5);
+        let b = h.queue("bob", 7);
+        h.ledger.fail_next(1, LedgerError::InsufficientBalance);
+        let report = h.tick();
+        assert_eq!((report.cancelled, report.submitted), (0, 0), "{report:?}");
+        assert_eq!(h.status(a), DisbursementStatus::Queued, "back to ready");
+        assert_eq!(h.breaker.failure_count(), 0);
+        h.drain();
+        h.assert_paid_exactly_once(&[(a, 5), (b, 7)]);
+    }
+
+    /// The issue's first failure mode, at its root: an attempt got out (its answer was
+    /// lost), lookups lag, and the retry is refused ("insufficient balance", then "nonce
+    /// too low"). The old executor cancelled or re-signed it at a fresh nonce and paid
+    /// twice; now it is bound to its nonce: it waits (and holds for an operator while the
+    /// chain says the nonce is spent and lookups cannot find it), then settles once.
+    #[test]
+    fn a_refusal_after_a_lost_answer_neither_cancels_nor_re_signs() {
         let mut h = harness(10);
         let id = h.queue("alice", 4);
+        h.ledger.stale_lookups(true);
         h.ledger
-            .push_faults([Fault::AcceptThenFail(LedgerError::InsufficientBalance)]);
+            .push_faults([Fault::AcceptThenFail(LedgerError::Timeout)]);
+        h.tick(); // paid on chain; the answer was lost
         let next = h.queue("bob", 5);
+        h.ledger
+            .push_faults([Fault::Fail(LedgerError::InsufficientBalance)]);
+        for _ in 0..3 {
+            match h.executor.tick() {
+                Ok(_) | Err(TreasuryExecutorError::Held(_)) => {}
+                Err(other) => panic!("{other}"),
+            }
+            assert!(
+                !matches!(h.status(id), DisbursementStatus::Cancelled { .. }),
+                "{:?}",
+                h.status(id)
+            );
+        }
+        let hold = h.executor.snapshot().hold.clone();
+        assert!(
+            matches!(hold, Some(Hold::ForeignNonce { nonce: 0, .. })),
+            "the chain spent nonce 0 and the lookups cannot say by what: {hold:?}"
+        );
+        assert_eq!(h.ledger.payments().len(), 1, "bob waits behind the hold");
+        h.ledger.stale_lookups(false);
         h.drain();
+        assert!(h.executor.snapshot().hold.is_none(), "lifted by the chain");
         h.assert_paid_exactly_once(&[(id, 4), (next, 5)]);
+        h.assert_one_nonce_per_disbursement();
     }
 
     #[test]
@@ -291,31 +200,48 @@ mod executor {
         assert!(matches!(h.status(id), DisbursementStatus::Executed { .. }));
     }
 
-    /// At start, with nothing in flight, the store's nonce is reconciled with the
-    /// ledger's: a nonce used by another sender meanwhile is skipped without a refusal,
-    /// and a ledger behind the store (a reset chain) is followed instead of leaving a gap.
+    /// With nothing in flight, a ledger nonce that is not the store's holds the executor
+    /// (another sender, a restored backup, a reset chain) until an operator adopts one;
+    /// it never adopts it silently. A store without a nonce takes the ledger's.
     #[test]
-    fn the_nonce_is_reconciled_with_the_ledger_at_start() {
+    fn nonce_drift_holds_until_an_operator_adopts_the_nonce() {
         let mut h = harness(10);
+        h.ledger.consume_nonce(); // before the store knew any nonce: adopted at first contact
         let a = h.queue("a", 1);
         h.drain();
+        assert_eq!(h.ledger.payments()[0].nonce, 1);
         let mut h = h.restart();
-        h.ledger.consume_nonce(); // nonce 1 went to another sender
+        h.ledger.consume_nonce(); // nonce 2 went to another sender
         let b = h.queue("b", 2);
-        let report = h.tick();
-        assert_eq!((report.submitted, report.ambiguous), (1, 0), "{report:?}");
+        assert!(
+            matches!(
+                h.store().adopt_nonce(None),
+                Err(governance::RequestError::Conflict(_))
+            ),
+            "refused while the executor is not holding on a drift"
+        );
+        let error = h.executor.tick().expect_err("holds");
+        assert_eq!(
+            error,
+            TreasuryExecutorError::Held(Hold::NonceDrift {
+                store: 2,
+                ledger: 3
+            })
+        );
+        let halted = h.executor.snapshot().halted.clone().expect("halted");
+        assert!(halted.contains('2') && halted.contains('3'), "{halted}");
+        assert!(h.executor.tick().is_err(), "still holding");
+        assert_eq!(h.status(b), DisbursementStatus::Queued, "nothing signed");
+        assert_eq!(h.store().adopt_nonce(None), Ok((2, 3)));
         h.drain();
+        assert!(h.executor.snapshot().halted.is_none());
         let paid: Vec<(u64, u128, u64)> = h
             .ledger
             .payments()
             .iter()
             .map(|p| (p.id, p.amount, p.nonce))
             .collect();
-        assert_eq!(
-            paid,
-            vec![(a, 1, 0), (b, 2, 2)],
-            "nonce 1 is the other sender's"
-        );
+        assert_eq!(paid, vec![(a, 1, 1), (b, 2, 3)]);
     }
 
     /// 10 ready, ledger down: exactly 5 submissions, then the batch stops; nothing while
@@ -391,22 +317,52 @@ mod executor {
     fn a_cancellation_mid_sequence_leaves_no_nonce_gap() {
         let mut h = harness(10);
         let first = h.queue("a", 10);
-        let poor = h.queue("b", 1_000);
+        let refused = h.queue("b", 20);
         let third = h.queue("c", 30);
         let fourth = h.queue("invalid-dest", 1);
         let fifth = h.queue("e", 50);
-        h.ledger.set_balance(100);
+        // `first` goes through, `refused` is refused; `fourth`'s destination is invalid.
+        h.ledger.push_faults([
+            Fault::Pass,
+            Fault::Fail(LedgerError::Rejected("rules".into())),
+        ]);
+        let report = h.tick();
+        assert_eq!(report.cancelled, 2, "{report:?}");
         h.drain();
-        assert!(matches!(
-            h.status(poor),
-            DisbursementStatus::Cancelled { .. }
-        ));
-        assert!(matches!(
-            h.status(fourth),
-            DisbursementStatus::Cancelled { .. }
-        ));
+        for id in [refused, fourth] {
+            assert!(
+                matches!(h.status(id), DisbursementStatus::Cancelled { .. }),
+                "{id}: {:?}",
+                h.status(id)
+            );
+        }
         h.assert_paid_exactly_once(&[(first, 10), (third, 30), (fifth, 50)]);
-        assert_eq!(h.ledger.balance(), 10);
+        assert_eq!(h.ledger.treasury_balance(), u128::MAX - 90);
+    }
+
+    /// The balance must cover each payment with the worst-case fees of everything in
+    /// flight: what it does not cover waits (in id order), reported as a shortfall, and is
+    /// paid once the treasury is topped up. Nothing is cancelled for want of funds.
+    #[test]
+    fn a_low_balance_pauses_payments_until_a_top_up() {
+        let ledger = Arc::new(ScriptedLedger::new(100));
+        let mut h = crate::common::with(crate::common::Settings::batch(10), ledger);
+        let a = h.queue("a", 60);
+        let b = h.queue("b", 60);
+        let c = h.queue("c", 10);
+        let report = h.tick();
+        assert_eq!(report.submitted, 1, "{report:?}");
+        assert_eq!(report.balance_shortfall, Some(20));
+        assert_eq!(h.executor.snapshot().balance_shortfall, Some(20));
+        h.tick();
+        h.tick();
+        assert_eq!(h.status(b), DisbursementStatus::Queued);
+        assert_eq!(h.status(c), DisbursementStatus::Queued, "id order is kept");
+        assert_eq!(h.ledger.payments().len(), 1);
+        h.ledger.set_balance(70);
+        h.drain();
+        h.assert_paid_exactly_once(&[(a, 60), (b, 60), (c, 10)]);
+        assert_eq!(h.executor.snapshot().balance_shortfall, None);
     }
 
     #[test]

@@ -7,9 +7,9 @@ mod store {
 
     use governance::testing::ScriptedLedger;
     use governance::{
-        CircuitBreaker, CircuitBreakerConfig, DisbursementStatus, GovStore, NewDisbursement,
-        QueueError, RequestError, StoreError, TreasuryExecutor, TreasuryExecutorConfig,
-        TreasuryExecutorError,
+        Cancellation, CircuitBreaker, CircuitBreakerConfig, DisbursementStatus, GovStore,
+        NewDisbursement, QueueError, RequestError, StoreError, TreasuryExecutor,
+        TreasuryExecutorConfig, TreasuryExecutorError,
     };
 
     fn new(destination: &str, amount: u128) -> NewDisbursement {
@@ -197,7 +197,11 @@ mod store {
             .expect("queue")
             .disbursement
             .id;
-        let cancelled = store.cancel(parent, "duplicate grant").expect("cancel");
+        let Cancellation::Done(cancelled) =
+            store.cancel(parent, "duplicate grant").expect("cancel")
+        else {
+            panic!("a queued disbursement is cancelled at once");
+        };
         assert_eq!(
             cancelled.status,
             DisbursementStatus::Cancelled {

@@ -8,7 +8,7 @@ use telemetry::{TreasuryMetrics, labels};
 
 use crate::config::NodeConfig;
 use crate::governance::{
-    CircuitBreaker, ExecutorSnapshot, GovStore, Ledger, TickReport, Transition,
+    CircuitBreaker, ExecutorSnapshot, GovStore, Hold, Ledger, TickReport, Transition,
     TreasuryExecutorError,
 };
 
@@ -78,6 +78,14 @@ impl App {
         tracing::warn!(%transition, "circuit breaker transition");
     }
 
+    /// What the executor waits for an operator to decide, as of its last tick.
+    pub fn hold(&self) -> Option<Hold> {
+        self.executor
+            .read()
+            .ok()
+            .and_then(|view| view.snapshot.hold.clone())
+    }
+
     /// Records what one tick did.
     pub fn observe_tick(
         &self,
@@ -93,12 +101,19 @@ impl App {
             metrics.submissions(labels::FAILED, report.submission_failures);
             metrics.submissions(labels::CANCELLED, report.cancelled);
             metrics.submissions(labels::AMBIGUOUS, report.ambiguous);
+            metrics.submissions(labels::UNDERPRICED, report.underpriced);
             metrics.ledger_read_failures(report.read_failures);
+            metrics.reorgs(report.reorgs);
+            metrics.fee_bumps(report.fee_bumps);
             if report.rejected_by_breaker {
                 metrics.breaker_rejected();
             }
         }
         metrics.set_halted(snapshot.halted.is_some());
+        metrics.set_awaiting_operator(snapshot.hold.is_some());
+        metrics.set_fee_cap_reached(snapshot.fee_cap_reached);
+        metrics.set_balance_insufficient(snapshot.balance_shortfall.is_some());
+        metrics.set_oldest_pending_seconds(oldest_pending_seconds(snapshot));
         self.publish_breaker();
         match self.store.backlog() {
             Ok(backlog) => {
@@ -106,6 +121,7 @@ impl App {
                 metrics.set_backlog(labels::READY, backlog.ready);
                 metrics.set_backlog(labels::STAGED, backlog.staged);
                 metrics.set_backlog(labels::SUBMITTED, backlog.submitted);
+                metrics.set_backlog(labels::INCLUDED, backlog.included);
             }
             Err(error) => tracing::error!(%error, "cannot read the backlog"),
         }
@@ -123,7 +139,8 @@ impl App {
         let snapshot = &view.snapshot;
         let backlog = match self.store.backlog() {
             Ok(b) => json!({
-                "scheduled": b.scheduled, "ready": b.ready, "staged": b.staged, "submitted": b.submitted,
+                "scheduled": b.scheduled, "ready": b.ready, "staged": b.staged,
+                "submitted": b.submitted, "included": b.included,
             }),
             Err(error) => json!({ "error": error.to_string() }),
         };
@@ -143,6 +160,7 @@ impl App {
                 "identity": self.config.identity,
                 "running": view.running,
                 "halted": snapshot.halted,
+                "hold": snapshot.hold,
                 "last_error": snapshot.last_error,
                 "ticks": snapshot.ticks,
                 "last_tick_ms": snapshot.last_tick_ms,
@@ -152,18 +170,38 @@ impl App {
                 "executed": snapshot.executed,
                 "cancelled": snapshot.cancelled,
                 "rejected_by_breaker": snapshot.rejected_by_breaker,
+                "underpriced": snapshot.underpriced,
+                "fee_bumps": snapshot.fee_bumps,
+                "reorgs": snapshot.reorgs,
+                "fee_cap_reached": snapshot.fee_cap_reached,
+                "oldest_pending_seconds": snapshot.oldest_pending_ms.map(|_| oldest_pending_seconds(snapshot)),
                 "last_tick": view.last_report.map(|r| json!({
                     "epoch": r.epoch, "attempts": r.attempts, "submitted": r.submitted,
                     "submission_failures": r.submission_failures,
                     "read_failures": r.read_failures, "executed": r.executed,
                     "cancelled": r.cancelled, "ambiguous": r.ambiguous,
-                    "rejected_by_breaker": r.rejected_by_breaker,
+                    "underpriced": r.underpriced, "fee_bumps": r.fee_bumps,
+                    "reorgs": r.reorgs, "rejected_by_breaker": r.rejected_by_breaker,
                 })),
+            },
+            "balance": {
+                "insufficient": snapshot.balance_shortfall.is_some(),
+                // A decimal string: wei overflow what JSON readers hold exactly.
+                "missing": snapshot.balance_shortfall.map(|missing| missing.to_string()),
             },
             "backlog": backlog,
             "ledger": self.ledger_details,
+            "chain_id": self.store.chain_id().ok().flatten(),
         })
     }
+}
+
+/// Seconds since the oldest transaction still waiting for its confirmations was first
+/// accepted; 0 when none is.
+fn oldest_pending_seconds(snapshot: &ExecutorSnapshot) -> f64 {
+    snapshot.oldest_pending_ms.map_or(0.0, |sent_ms| {
+        (unix_seconds() - sent_ms as f64 / 1000.0).max(0.0)
+    })
 }
 
 fn unix_seconds() -> f64 {

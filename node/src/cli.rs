@@ -1,6 +1,6 @@
 //! The command line: `node run` (the default) and its flags, and the admin API's client
-//! commands (`node breaker …`, `node disburse …`, `node audit`). Every flag names the
-//! environment variable it overrides.
+//! commands (`node breaker …`, `node disburse …`, `node intents …`, `node executor …`,
+//! `node audit`). Every flag names the environment variable it overrides.
 
 use std::path::PathBuf;
 
@@ -81,6 +81,14 @@ pub enum AdminCommand {
     /// Queue, list, show and cancel disbursements (/admin/disbursements).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Disburse(DisburseArgs),
+    /// What is in flight (nonce, attempts, binding), and settling a nonce the chain spent
+    /// without any of its transactions (/admin/intents).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Intents(IntentsArgs),
+    /// Decisions the executor waits for: adopting the ledger's nonce after a drift
+    /// (/admin/executor/...).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Executor(ExecutorArgs),
     /// Read the audit log of admin actions: who, what, why, when (GET /admin/audit).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Audit(AuditArgs),
@@ -92,6 +100,8 @@ impl AdminCommand {
         match self {
             AdminCommand::Breaker(args) => &args.connection,
             AdminCommand::Disburse(args) => &args.connection,
+            AdminCommand::Intents(args) => &args.connection,
+            AdminCommand::Executor(args) => &args.connection,
             AdminCommand::Audit(args) => &args.connection,
         }
     }
@@ -175,7 +185,8 @@ pub enum DisburseAction {
     /// Show one disbursement and its status (GET /admin/disbursements/{id}).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Show(ShowArgs),
-    /// Cancel a queued disbursement and those that depend on it
+    /// Cancel a disbursement and those that depend on it: at once if queued; if staged or
+    /// submitted, by a zero-value replacement at its nonce, cancelled only if that lands
     /// (POST /admin/disbursements/{id}/cancel).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Cancel(CancelArgs),
@@ -228,10 +239,93 @@ pub struct ShowArgs {
 /// `node disburse cancel`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CancelArgs {
-    /// The disbursement's id (it must still be queued)
+    /// The disbursement's id (queued, staged or submitted)
     #[arg(value_name = "ID")]
     pub id: u64,
     /// Why you cancel it, for the audit log (required, not empty)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// `node intents …`.
+#[derive(Debug, clap::Args)]
+pub struct IntentsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: IntentsAction,
+    /// Where and who.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// The intents commands.
+#[derive(Debug, Subcommand)]
+pub enum IntentsAction {
+    /// Every intent in flight, lowest nonce first, with its attempts (GET /admin/intents).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    List,
+    /// Settle a nonce the chain spent without any of its transactions, as you found it:
+    /// paid (the disbursement is Executed) or not paid (queued again for a fresh nonce).
+    /// Accepted only while the executor holds on this nonce
+    /// (POST /admin/intents/{nonce}/resolve).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Resolve(ResolveArgs),
+}
+
+/// What an operator found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Outcome {
+    /// The disbursement was paid (by a transaction you found).
+    Paid,
+    /// It was not paid.
+    NotPaid,
+}
+
+/// `node intents resolve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResolveArgs {
+    /// The nonce the executor holds on
+    #[arg(value_name = "NONCE")]
+    pub nonce: u64,
+    /// What you found on chain
+    #[arg(long, value_enum)]
+    pub outcome: Outcome,
+    /// For --outcome paid: the transaction that paid it
+    #[arg(long, value_name = "HASH")]
+    pub tx_hash: Option<String>,
+    /// Why (what you checked), for the audit log (required, not empty)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// `node executor …`.
+#[derive(Debug, clap::Args)]
+pub struct ExecutorArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ExecutorAction,
+    /// Where and who.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// The executor commands.
+#[derive(Debug, Subcommand)]
+pub enum ExecutorAction {
+    /// After a nonce drift, go on from the ledger's nonce (or --nonce). Accepted only while
+    /// the executor holds on a drift with nothing in flight
+    /// (POST /admin/executor/adopt-nonce).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    AdoptNonce(AdoptArgs),
+}
+
+/// `node executor adopt-nonce`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdoptArgs {
+    /// The nonce to go on from [default: the ledger's, as the executor saw it]
+    #[arg(long, value_name = "NONCE")]
+    pub nonce: Option<u64>,
+    /// Why (what you checked), for the audit log (required, not empty)
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
 }

@@ -1,5 +1,5 @@
-//! The admin API's client: `node breaker …`, `node disburse …` and `node audit` each make
-//! one HTTP call to a running node (through [`http`], a tiny blocking HTTP/1.1 client) and
+//! The admin API's client: `node breaker …`, `node disburse …`, `node intents …`,
+//! `node executor …` and `node audit` each make one HTTP call to a running node (through [`http`], a tiny blocking HTTP/1.1 client) and
 //! print its JSON answer on stdout, pretty-printed in the node's own key order.
 //!
 //! Where and as whom: a flag, else an environment variable (read through [`Env`], as the
@@ -23,7 +23,10 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use self::http::{HttpError, Request, Response, Url};
-use crate::cli::{AdminCommand, BreakerAction, ConnectionArgs, DisburseAction};
+use crate::cli::{
+    AdminCommand, BreakerAction, ConnectionArgs, DisburseAction, ExecutorAction, IntentsAction,
+    Outcome,
+};
 use crate::config::Env;
 
 /// The node's address when neither `--url` nor `TB_ADMIN_URL` is given (the node's
@@ -228,6 +231,35 @@ pub fn call_for(command: &AdminCommand) -> Call {
                 format!("/admin/disbursements/{}/cancel", cancel.id),
                 json!({ "reason": cancel.reason }),
             ),
+        },
+        AdminCommand::Intents(args) => match &args.action {
+            IntentsAction::List => Call::get("/admin/intents"),
+            IntentsAction::Resolve(resolve) => {
+                let mut body = Map::new();
+                let outcome = match resolve.outcome {
+                    Outcome::Paid => "paid",
+                    Outcome::NotPaid => "not_paid",
+                };
+                body.insert("outcome".into(), json!(outcome));
+                body.insert("reason".into(), json!(resolve.reason));
+                if let Some(hash) = &resolve.tx_hash {
+                    body.insert("tx_hash".into(), json!(hash));
+                }
+                Call::post(
+                    format!("/admin/intents/{}/resolve", resolve.nonce),
+                    Value::Object(body),
+                )
+            }
+        },
+        AdminCommand::Executor(args) => match &args.action {
+            ExecutorAction::AdoptNonce(adopt) => {
+                let mut body = Map::new();
+                body.insert("reason".into(), json!(adopt.reason));
+                if let Some(nonce) = adopt.nonce {
+                    body.insert("nonce".into(), json!(nonce));
+                }
+                Call::post("/admin/executor/adopt-nonce", Value::Object(body))
+            }
         },
         AdminCommand::Audit(args) => Call::get(with_query(
             "/admin/audit",
@@ -456,6 +488,15 @@ pub fn main(command: &AdminCommand, env: &dyn Env) -> ExitCode {
         eprintln!(
             "note: this external key was already queued: nothing new was queued; \
              the existing disbursement follows"
+        );
+    }
+    if answer.status == 202
+        && let AdminCommand::Disburse(args) = command
+        && let DisburseAction::Cancel(_) = args.action
+    {
+        eprintln!(
+            "note: a transaction for it may already be out there: a cancellation replaces it \
+             at its nonce, and it is cancelled only if that lands (watch its status)"
         );
     }
     let mut stdout = io::stdout().lock();

@@ -35,6 +35,9 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<TreasuryExecutor> {
     let poll = executor.config().poll_interval;
+    // The last failure logged: a halt or a hold fails every tick the same way, and is
+    // logged once (and again when it changes), not once a second.
+    let mut last_logged: Option<String> = None;
     loop {
         if *shutdown.borrow() {
             return Some(executor);
@@ -55,9 +58,23 @@ pub async fn run(
             }
         };
         executor = returned;
-        if let Err(error) = &result {
-            // Debug-formatted: the message may carry a ledger's text (newlines included).
-            tracing::warn!(error = ?error.to_string(), "tick failed");
+        match &result {
+            Err(error) if last_logged.as_deref() != Some(error.to_string().as_str()) => {
+                let message = error.to_string();
+                // Debug-formatted: the message may carry a ledger's text (newlines included).
+                if error.halts() {
+                    tracing::error!(error = ?message, "the executor is halted");
+                } else {
+                    tracing::warn!(error = ?message, "tick failed");
+                }
+                last_logged = Some(message);
+            }
+            Err(_) => {}
+            Ok(_) => {
+                if last_logged.take().is_some() {
+                    tracing::info!("the executor ticks again");
+                }
+            }
         }
         app.observe_tick(executor.snapshot(), &result, started.elapsed());
         tokio::select! {

@@ -111,6 +111,13 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
         TreasuryExecutorConfig::new(config.identity.clone(), Arc::clone(&breaker));
     executor_config.poll_interval = config.poll_interval;
     executor_config.batch_size = config.batch_size;
+    if config.ledger == LedgerKind::Evm {
+        // The dev ledger is final at once and has no fee market: the defaults (1
+        // confirmation) fit it.
+        executor_config.finality = config.evm.finality();
+        executor_config.bump_after_blocks = config.evm.bump_after_blocks;
+        executor_config.bump_percent = config.evm.bump_percent;
+    }
     // Restores the breaker persisted at the last shutdown (a forced-open breaker stays so).
     #[cfg_attr(not(feature = "crash-points"), allow(unused_mut))] // mutated only with it
     let mut executor = TreasuryExecutor::new(executor_config, store.clone(), ledger)?;

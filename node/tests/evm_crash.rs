@@ -47,7 +47,8 @@ mod evm_crash {
                  admin_token = \"{TOKEN}\"\n\
                  poll_interval_ms = 100\n\
                  [evm]\n\
-                 request_timeout_ms = 10000\n",
+                 request_timeout_ms = 10000\n\
+                 confirmations = 1\n",
                 rpc = anvil.address,
                 key = key.display(),
                 db = dir.path().join("governance.db").display(),

@@ -12,7 +12,9 @@ mod evm_ledger {
     use faultproxy::{FaultProxy, Mode};
 
     use crate::common::{ANVIL_CHAIN_ID, Anvil, DESTINATION, STARTUP, TREASURY, TREASURY_KEY};
-    use node::governance::{Disbursement, DisbursementStatus, Ledger, LedgerError, TxStatus};
+    use node::governance::{
+        AttemptKind, Disbursement, DisbursementStatus, Ledger, LedgerError, SignRequest, TxStatus,
+    };
     use node::ledger::evm::{EvmLedger, EvmLedgerConfig};
     use serde_json::json;
 
@@ -58,6 +60,16 @@ mod evm_ledger {
         }
     }
 
+    /// A payment of `disbursement` at `nonce`, at the quote's fees.
+    fn pay(disbursement: &Disbursement, nonce: u64) -> SignRequest<'_> {
+        SignRequest {
+            disbursement,
+            kind: AttemptKind::Payment,
+            nonce,
+            min_fees: None,
+        }
+    }
+
     fn config(change: impl FnOnce(&mut EvmLedgerConfig)) -> EvmLedgerConfig {
         let mut config = EvmLedgerConfig::default();
         change(&mut config);
@@ -70,7 +82,7 @@ mod evm_ledger {
         let deadline = Instant::now() + STARTUP;
         loop {
             match ledger.lookup(tx_hash) {
-                Ok(TxStatus::Included { block }) => return block,
+                Ok(TxStatus::Included { block, .. }) => return block,
                 Ok(TxStatus::Pending) => {}
                 other => panic!("{tx_hash} is not pending nor included: {other:?}"),
             }
@@ -95,7 +107,7 @@ mod evm_ledger {
         let amount = 1_234_567_890_123_456_789;
         let tx = rig
             .ledger
-            .sign(&disbursement(1, DESTINATION, amount), 0)
+            .sign(&pay(&disbursement(1, DESTINATION, amount), 0))
             .expect("signed");
         assert_eq!(tx.bytes.first(), Some(&2), "an EIP-2718 type-2 envelope");
         assert_eq!(rig.ledger.lookup(&tx.tx_hash), Ok(TxStatus::Unknown));
@@ -130,7 +142,7 @@ mod evm_ledger {
             .call("anvil_setCode", json!([contract, "0x60006000fd"]));
         let tx = rig
             .ledger
-            .sign(&disbursement(1, contract, 1_000), 0)
+            .sign(&pay(&disbursement(1, contract, 1_000), 0))
             .expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
         let deadline = Instant::now() + STARTUP;
@@ -155,11 +167,14 @@ mod evm_ledger {
         let rig = rig();
         rig.proxy.set_mode(Mode::Refuse).expect("refuse");
         assert!(
-            matches!(rig.ledger.current_epoch(), Err(LedgerError::Unreachable(_))),
+            matches!(
+                rig.ledger.head().map(|head| head.epoch),
+                Err(LedgerError::Unreachable(_))
+            ),
             "{:?}",
-            rig.ledger.current_epoch()
+            rig.ledger.head().map(|head| head.epoch)
         );
-        let tx = rig.ledger.sign(&disbursement(1, DESTINATION, 1), 0);
+        let tx = rig.ledger.sign(&pay(&disbursement(1, DESTINATION, 1), 0));
         assert!(matches!(tx, Err(LedgerError::Unreachable(_))), "{tx:?}");
         rig.proxy.set_mode(Mode::Pass).expect("pass");
         assert_eq!(rig.ledger.next_nonce(), Ok(0));
@@ -184,11 +199,14 @@ mod evm_ledger {
         let rig = rig();
         let tx = rig
             .ledger
-            .sign(&disbursement(1, DESTINATION, 1), 0)
+            .sign(&pay(&disbursement(1, DESTINATION, 1), 0))
             .expect("signed");
         rig.proxy.set_mode(Mode::Http500).expect("500");
         assert_eq!(rig.ledger.submit(&tx), Err(LedgerError::Http(500)));
-        assert_eq!(rig.ledger.current_epoch(), Err(LedgerError::Http(500)));
+        assert_eq!(
+            rig.ledger.head().map(|head| head.epoch),
+            Err(LedgerError::Http(500))
+        );
     }
 
     #[test]
@@ -208,7 +226,7 @@ mod evm_ledger {
         // anvil funds the treasury with 10 000 ETH = 10^22 wei.
         let tx = rig
             .ledger
-            .sign(&disbursement(1, DESTINATION, 10_u128.pow(23)), 0)
+            .sign(&pay(&disbursement(1, DESTINATION, 10_u128.pow(23)), 0))
             .expect("signed");
         assert_eq!(
             rig.ledger.submit(&tx),
@@ -222,7 +240,7 @@ mod evm_ledger {
         let rig = rig_with(&["--no-mining"], EvmLedgerConfig::default());
         let tx = rig
             .ledger
-            .sign(&disbursement(1, DESTINATION, 5), 0)
+            .sign(&pay(&disbursement(1, DESTINATION, 5), 0))
             .expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
         assert_eq!(rig.ledger.lookup(&tx.tx_hash), Ok(TxStatus::Pending));
@@ -240,7 +258,7 @@ mod evm_ledger {
         let rig = rig();
         let tx = rig
             .ledger
-            .sign(&disbursement(1, DESTINATION, 5), 0)
+            .sign(&pay(&disbursement(1, DESTINATION, 5), 0))
             .expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
         included(&rig.ledger, &tx.tx_hash);
@@ -259,13 +277,13 @@ mod evm_ledger {
         let rig = rig();
         let first = rig
             .ledger
-            .sign(&disbursement(1, DESTINATION, 7), 0)
+            .sign(&pay(&disbursement(1, DESTINATION, 7), 0))
             .expect("signed");
         rig.ledger.submit(&first).expect("accepted");
         included(&rig.ledger, &first.tx_hash);
         let second = rig
             .ledger
-            .sign(&disbursement(2, DESTINATION, 8), 0)
+            .sign(&pay(&disbursement(2, DESTINATION, 8), 0))
             .expect("signed");
         assert_ne!(first.tx_hash, second.tx_hash);
         assert_eq!(rig.ledger.submit(&second), Err(LedgerError::NonceTooLow));
@@ -275,27 +293,35 @@ mod evm_ledger {
     #[test]
     fn epoch_and_nonce_follow_the_chain() {
         let rig = rig_with(&[], config(|c| c.epoch_blocks = 4));
-        assert_eq!(rig.ledger.current_epoch(), Ok(0));
+        assert_eq!(rig.ledger.head().map(|head| head.epoch), Ok(0));
         rig.anvil.call("anvil_mine", json!(["0x9"]));
-        assert_eq!(rig.ledger.current_epoch(), Ok(2), "block 9 / 4");
+        assert_eq!(
+            rig.ledger.head().map(|head| head.epoch),
+            Ok(2),
+            "block 9 / 4"
+        );
         for nonce in 0..3 {
             assert_eq!(rig.ledger.next_nonce(), Ok(nonce));
             let tx = rig
                 .ledger
-                .sign(&disbursement(nonce, DESTINATION, 1), nonce)
+                .sign(&pay(&disbursement(nonce, DESTINATION, 1), nonce))
                 .expect("signed");
             rig.ledger.submit(&tx).expect("accepted");
             // One block each: blocks 10, 11 and 12.
             assert_eq!(included(&rig.ledger, &tx.tx_hash), 10 + nonce);
         }
         assert_eq!(rig.ledger.next_nonce(), Ok(3));
-        assert_eq!(rig.ledger.current_epoch(), Ok(3), "block 12 / 4");
+        assert_eq!(
+            rig.ledger.head().map(|head| head.epoch),
+            Ok(3),
+            "block 12 / 4"
+        );
     }
 
     #[test]
     fn another_chain_than_configured_halts_signing() {
         let rig = rig_with(&[], config(|c| c.chain_id = Some(1)));
-        let answer = rig.ledger.sign(&disbursement(1, DESTINATION, 1), 0);
+        let answer = rig.ledger.sign(&pay(&disbursement(1, DESTINATION, 1), 0));
         let Err(LedgerError::Signing(reason)) = answer else {
             panic!("expected a signing error, got {answer:?}");
         };
@@ -308,13 +334,13 @@ mod evm_ledger {
         let rig = rig_with(&[], config(|c| c.chain_id = Some(ANVIL_CHAIN_ID)));
         let tx = rig
             .ledger
-            .sign(&disbursement(1, DESTINATION, 1), 0)
+            .sign(&pay(&disbursement(1, DESTINATION, 1), 0))
             .expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
     }
 
     #[test]
-    fn a_fee_cap_below_the_base_fee_is_retried_not_cancelled() {
+    fn a_fee_cap_below_the_base_fee_is_underpriced_not_cancelled() {
         // anvil's base fee starts at 1 gwei; a 1-wei cap cannot pay it.
         let rig = rig_with(
             &[],
@@ -325,11 +351,11 @@ mod evm_ledger {
         );
         let tx = rig
             .ledger
-            .sign(&disbursement(1, DESTINATION, 1), 0)
+            .sign(&pay(&disbursement(1, DESTINATION, 1), 0))
             .expect("signed");
         let answer = rig.ledger.submit(&tx);
-        let Err(LedgerError::Other(message)) = answer else {
-            panic!("expected Other, got {answer:?}");
+        let Err(LedgerError::Underpriced(message)) = answer else {
+            panic!("expected Underpriced, got {answer:?}");
         };
         assert!(
             message.contains("max fee per gas less than block base fee"),
@@ -341,7 +367,7 @@ mod evm_ledger {
     fn a_bad_destination_is_refused_before_any_call() {
         let rig = rig();
         rig.proxy.set_mode(Mode::Refuse).expect("refuse");
-        let answer = rig.ledger.sign(&disbursement(1, "grantee-1", 1), 0);
+        let answer = rig.ledger.sign(&pay(&disbursement(1, "grantee-1", 1), 0));
         assert!(
             matches!(answer, Err(LedgerError::InvalidDestination(_))),
             "{answer:?}"

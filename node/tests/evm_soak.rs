@@ -355,7 +355,8 @@ fn rpc_faults_open_and_close_the_breaker_and_every_payment_lands_once() {
              [circuit_breaker]\n\
              timeout_secs = 1\n\
              [evm]\n\
-             request_timeout_ms = {REQUEST_TIMEOUT_MS}\n",
+             request_timeout_ms = {REQUEST_TIMEOUT_MS}\n\
+             confirmations = 1\n",
             proxy = proxy.addr(),
             key = key.display(),
         ),

@@ -627,11 +627,27 @@ fn disbursements_through_the_admin_api() {
         "the same external key: the same disbursement"
     );
 
-    // More than the treasury holds: the ledger refuses it and it is cancelled.
-    wait_until("the refusal", Duration::from_secs(30), || {
-        admin(&node, "GET", &format!("/admin/disbursements/{id}"), "").1["status"]["status"]
-            == "cancelled"
+    // More than the treasury holds: it waits (never cancelled for want of funds), and
+    // /status says how much is missing, until an operator tops up or cancels it.
+    wait_until("the shortfall", Duration::from_secs(30), || {
+        status(&node)["balance"]["insufficient"] == true
     });
+    let missing = status(&node)["balance"]["missing"].clone();
+    assert!(
+        missing.as_str().is_some_and(|m| m.len() > 20),
+        "a decimal string of wei: {missing}"
+    );
+    assert_eq!(
+        admin(&node, "GET", &format!("/admin/disbursements/{id}"), "").1["status"]["status"],
+        "queued"
+    );
+    let (code, cancelled) = admin(
+        &node,
+        "POST",
+        &format!("/admin/disbursements/{id}/cancel"),
+        r#"{"reason":"more than the treasury holds"}"#,
+    );
+    assert_eq!(code, 200, "{cancelled}");
     let (code, small) = admin(
         &node,
         "POST",
@@ -691,6 +707,7 @@ fn disbursements_through_the_admin_api() {
         actions,
         vec![
             "disbursement.queue",
+            "disbursement.cancel",
             "disbursement.queue",
             "breaker.force_open",
             "disbursement.queue",

@@ -1,17 +1,21 @@
 //! `TreasuryExecutorError` and the classification of ledger failures.
 
-use super::ledger::LedgerError;
-use crate::store::StoreError;
+use crate::ledger::LedgerError;
+use crate::store::{Hold, StoreError};
 
 /// What went wrong in a tick, by the class that decides what the executor does.
 ///
-/// | class      | counts against the breaker | the executor                               |
-/// |------------|----------------------------|--------------------------------------------|
-/// | Submission | yes                        | keeps the intent staged, retries later     |
-/// | Storage    | no                         | halts (fail fast)                          |
-/// | Cancelled  | no                         | marks the disbursement Cancelled, goes on  |
-/// | Signing    | no                         | halts (configuration error)                |
-/// | Ambiguous  | no                         | reconciles by transaction hash             |
+/// | class         | counts against the breaker | the executor                                   |
+/// |---------------|----------------------------|------------------------------------------------|
+/// | Submission    | yes                        | the intent stays (bound: it may have landed); retried |
+/// | Underpriced   | no                         | the fee was refused: replaced with a bumped fee |
+/// | Insufficient  | no                         | pauses: never cancels for want of funds        |
+/// | Cancelled     | no                         | cancels it if it never left the node, else replaces it with a cancellation |
+/// | Ambiguous     | no                         | settled by looking up every attempt's hash     |
+/// | Signing       | no                         | halts (configuration error)                    |
+/// | Storage       | no                         | halts (fail fast)                              |
+/// | ChainMismatch | no                         | halts: the endpoint is on another chain        |
+/// | Held          | no                         | waits for an operator's decision               |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TreasuryExecutorError {
@@ -24,12 +28,36 @@ pub enum TreasuryExecutorError {
     /// The ledger refused the payment for a business reason.
     #[error("cancelled: {0}")]
     Cancelled(String),
-    /// The treasury key cannot sign.
+    /// The ledger refused the fee (not the endpoint's failure).
+    #[error("fee refused: {0}")]
+    Underpriced(LedgerError),
+    /// A replacement needs more than the fee caps allow.
+    #[error("fee cap reached: {0}")]
+    FeeCapReached(String),
+    /// The treasury cannot cover the payment and its fees.
+    #[error("insufficient balance")]
+    InsufficientBalance,
+    /// The treasury key cannot sign (or the endpoint is on another chain than
+    /// configured).
     #[error("signing: {0}")]
     Signing(String),
     /// The ledger's answer leaves it unclear whether the transaction landed.
     #[error("ambiguous: {0}")]
     Ambiguous(LedgerError),
+    /// The endpoint is on another chain than the one this store pays on.
+    #[error(
+        "the endpoint is on chain {endpoint}, but this store pays on chain {pinned}: \
+         refusing every call until the endpoint is fixed and the node restarted"
+    )]
+    ChainMismatch {
+        /// The chain pinned in the store at first contact.
+        pinned: String,
+        /// The chain the endpoint reports.
+        endpoint: String,
+    },
+    /// The executor waits for an operator's decision.
+    #[error("awaiting an operator: {0}")]
+    Held(Hold),
     /// The executor halted earlier and will not run until restarted.
     #[error("executor halted: {0}")]
     Halted(String),
@@ -47,9 +75,12 @@ impl TreasuryExecutorError {
             | LedgerError::Http(_)
             | LedgerError::Malformed(_)
             | LedgerError::Other(_) => TreasuryExecutorError::Submission(error),
-            LedgerError::InsufficientBalance
-            | LedgerError::InvalidDestination(_)
-            | LedgerError::Rejected(_) => TreasuryExecutorError::Cancelled(error.to_string()),
+            LedgerError::InvalidDestination(_) | LedgerError::Rejected(_) => {
+                TreasuryExecutorError::Cancelled(error.to_string())
+            }
+            LedgerError::InsufficientBalance => TreasuryExecutorError::InsufficientBalance,
+            LedgerError::Underpriced(_) => TreasuryExecutorError::Underpriced(error),
+            LedgerError::FeeCapReached(reason) => TreasuryExecutorError::FeeCapReached(reason),
             LedgerError::AlreadyKnown | LedgerError::NonceTooLow => {
                 TreasuryExecutorError::Ambiguous(error)
             }
@@ -57,12 +88,15 @@ impl TreasuryExecutorError {
         }
     }
 
-    /// Whether this failure halts the executor.
+    /// Whether this failure halts the executor (a [`Held`](Self::Held) one until an
+    /// operator's decision, the others until a restart).
     pub fn halts(&self) -> bool {
         matches!(
             self,
             TreasuryExecutorError::Storage(_)
                 | TreasuryExecutorError::Signing(_)
+                | TreasuryExecutorError::ChainMismatch { .. }
+                | TreasuryExecutorError::Held(_)
                 | TreasuryExecutorError::Halted(_)
         )
     }

@@ -1,141 +1,81 @@
-//! The executor tick: reconcile what is in flight, then stage, submit and record ready
-//! disbursements, every submission gated by the circuit breaker.
+//! The executor tick: reconcile what is in flight, then activate, stage and hand over
+//! ready disbursements, every ledger call gated by the circuit breaker.
 //!
 //! ```text
 //!  tick ─▶ breaker open? ── yes ─▶ skip (no calls to a dependency known to be down)
 //!            │ no
 //!            ▼
-//!  reconcile intents, lowest nonce first
-//!     submitted: look up by hash ── included ─▶ Executed
-//!                                └─ unknown ──▶ resubmit the same bytes (permit)
-//!     staged:    look up by hash ── known ────▶ Submitted / Executed
-//!                                └─ unknown ──▶ resubmit the same bytes (permit)
-//!            ▼
-//!  activate scheduled disbursements whose epoch has come
-//!            ▼
-//!  ready (id order, ≤ batch) ─▶ sign with consecutive nonces ─▶ stage all + flush
-//!            ▼
-//!  for each intent: permit? ── no ─▶ stop the batch
-//!            │ yes
-//!            ▼
-//!         submit ─▶ classify ─▶ record on the permit ─▶ persist
-//!            accepted    ─▶ Submitted, next intent
-//!            submission  ─▶ stays staged; the next permit retries it
-//!            cancelled   ─▶ Cancelled; later intents unstaged (their nonces reused)
-//!            ambiguous   ─▶ look up by hash: known ─▶ Submitted; else re-sign later
+//!  chain      the endpoint's chain id = the one pinned in the store (else halt)
+//!  head       the latest block: number, hash, base fee, epoch
+//!  reconcile  each intent, lowest nonce first (reconcile.rs):
+//!               included: its block still canonical? ─ no ─▶ back to submitted, rebroadcast
+//!                                                     yes ─▶ deep enough? ─▶ Executed / Cancelled
+//!               else: look up every attempt by hash ─ in a block ─▶ Included (or final)
+//!                     nonce spent at depth, none of ours there ─▶ hold for an operator
+//!                     operator's cancel ─▶ cancel (never left the node) or replace with a cancellation
+//!                     priced out or pending too long ─▶ replace with bumped fees (same nonce)
+//!                     unknown ─▶ (re)broadcast the latest attempt, same bytes
+//!  nonce      nothing in flight: the ledger's next nonce = the store's (else hold)
+//!  activate   scheduled disbursements whose epoch has come become ready
+//!  pay        ready (id order) ─▶ balance covers it? ─▶ sign ─▶ stage all + flush
+//!             ─▶ hand each over under its own permit (send.rs)
 //! ```
 //!
-//! Submission never goes past an intent the ledger has not accepted, so at most one
-//! unaccepted intent can have reached the ledger: the lowest staged one. That is what
-//! makes it safe to re-sign every later intent with a lower nonce after a cancellation.
+//! The binding rule: once a transaction for nonce N may have reached an endpoint, its
+//! disbursement is bound to N. Only replacements at N (fee bumps, a cancellation) are
+//! ever signed for it, each written ahead (stored and flushed) before it is handed over;
+//! every attempt's hash is looked up; whichever lands is the payment. An intent is only
+//! given back (cancelled outright, or unstaged to be signed afresh) if the ledger refused
+//! its only hand-over in this process. A store opened after a crash binds every intent,
+//! since the process may have handed any of them over before dying.
 
+mod config;
 mod error;
-mod ledger;
+mod pay;
+mod reconcile;
+mod report;
+mod send;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::circuit_breaker::CircuitBreaker;
-use crate::store::{ExecutorSnapshot, GovStore, Intent, RequestError, StoreError};
+use crate::ledger::{Head, Ledger, LedgerError};
+use crate::store::{Change, ExecutorSnapshot, GovStore, StoreError};
 
+pub use config::{BreakerTelemetry, Finality, MIN_BUMP_PERCENT, TreasuryExecutorConfig};
 pub use error::TreasuryExecutorError;
-pub use ledger::{Ledger, LedgerError, SignedTx, TxStatus};
+pub use report::{CrashPoint, TickReport};
 
-/// Called with (state as `u8`, failures in the window, half-open successes).
-pub type BreakerTelemetry = Arc<dyn Fn(u8, u64, u64) + Send + Sync>;
-
-/// The executor's configuration: the canonical one (the node re-exports it).
-#[derive(Clone)]
-pub struct TreasuryExecutorConfig {
-    /// Who this executor is, for logs and audit records.
-    pub identity: String,
-    /// How long the driver waits between ticks.
-    pub poll_interval: Duration,
-    /// Submissions (attempts) per tick at most.
-    pub batch_size: usize,
-    /// The breaker every submission goes through.
-    pub circuit_breaker: Arc<CircuitBreaker>,
-    /// Told the breaker's state after every tick and on every transition.
-    pub circuit_breaker_telemetry: Option<BreakerTelemetry>,
-}
-
-impl TreasuryExecutorConfig {
-    /// A configuration with a 1 s poll interval and batches of 100.
-    pub fn new(identity: impl Into<String>, circuit_breaker: Arc<CircuitBreaker>) -> Self {
-        TreasuryExecutorConfig {
-            identity: identity.into(),
-            poll_interval: Duration::from_secs(1),
-            batch_size: 100,
-            circuit_breaker,
-            circuit_breaker_telemetry: None,
-        }
-    }
-}
-
-impl fmt::Debug for TreasuryExecutorConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TreasuryExecutorConfig")
-            .field("identity", &self.identity)
-            .field("poll_interval", &self.poll_interval)
-            .field("batch_size", &self.batch_size)
-            .field("circuit_breaker", &self.circuit_breaker)
-            .field(
-                "circuit_breaker_telemetry",
-                &self.circuit_breaker_telemetry.is_some(),
-            )
-            .finish()
-    }
-}
-
-/// Where a test makes the executor stop as if the process had died.
+/// Whether the tick goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// After intents are staged and flushed, before any is submitted.
-    AfterStage,
-    /// After the ledger accepted a submission, before the store records it.
-    AfterSubmit,
-    /// After the store recorded an accepted submission.
-    AfterRecord,
+enum Flow {
+    /// Carry on.
+    Go,
+    /// Stop the tick here: a call failed or the breaker refused.
+    Stop,
+    /// The intents changed (one was given back): read them again.
+    Restart,
 }
 
-/// What one tick did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TickReport {
-    /// The ledger's epoch at the tick.
-    pub epoch: u64,
-    /// Disbursements whose activation epoch came.
-    pub activated: usize,
-    /// Submissions attempted (each under its own permit).
-    pub attempts: u64,
-    /// Submissions the ledger accepted.
-    pub submitted: u64,
-    /// Submissions that failed for infrastructure reasons.
-    pub submission_failures: u64,
-    /// Other ledger calls (epoch, nonce, lookups, signing's chain and fee reads) that
-    /// failed for infrastructure reasons. Like a failed submission, each counts against
-    /// the breaker.
-    pub read_failures: u64,
-    /// Disbursements seen executed.
-    pub executed: u64,
-    /// Disbursements cancelled by the ledger's refusal.
-    pub cancelled: u64,
-    /// Ambiguous answers ("already known", "nonce too low"), reconciled by hash.
-    pub ambiguous: u64,
-    /// The breaker refused (the batch stopped, or the tick was skipped).
-    pub rejected_by_breaker: bool,
-    /// The last submission failure's message.
-    pub last_error: Option<String>,
+/// The head, and the highest block that counts as final under the configured finality
+/// (`None`: none does yet).
+#[derive(Debug, Clone)]
+struct Tip {
+    head: Head,
+    final_height: Option<u64>,
 }
 
-/// What happened to one intent's submission.
-enum Submitted {
-    Accepted,
-    Failed,
-    Cancelled,
-    /// Unstaged for re-signing with a fresh nonce.
-    Restaged,
-    Rejected,
+impl Tip {
+    fn is_final(&self, block: u64) -> bool {
+        self.final_height.is_some_and(|height| block <= height)
+    }
+
+    /// Blocks on top of `block`, itself included.
+    fn confirmations(&self, block: u64) -> u64 {
+        (self.head.number + 1).saturating_sub(block)
+    }
 }
 
 /// Runs ticks against a store and a ledger. Single-threaded by design: one executor per
@@ -147,26 +87,29 @@ pub struct TreasuryExecutor {
     snapshot: ExecutorSnapshot,
     saved_generation: Option<u64>,
     crash_at: Option<CrashPoint>,
-    /// Whether the store's next nonce was checked against the ledger since start.
-    nonce_checked: bool,
-    /// Ledger answers not yet written: written in one transaction per batch (the ledger
-    /// keeps them too, so a crash before the write loses nothing: reconciliation asks
-    /// again by hash).
-    unrecorded: Unrecorded,
-}
-
-#[derive(Debug, Default)]
-struct Unrecorded {
-    submitted: Vec<u64>,
-    executed: Vec<(u64, u64)>,
-    reverted: Vec<(u64, u64)>,
+    /// Whether the endpoint's chain id was compared with the pinned one since the last
+    /// infrastructure failure (a reconnect may reach another endpoint).
+    chain_checked: bool,
+    /// Nonces whose latest attempt the ledger refused as underpriced: replaced with a
+    /// bumped fee at the next look.
+    underpriced: HashSet<u64>,
+    /// Whether this tick may still hand over an intent that never left the node: not
+    /// after the ledger refused one (the intents handed over stay a prefix, so that one
+    /// refused can be given back with every intent after it).
+    handing: bool,
+    /// Ledger answers not yet written: written in one transaction, before anything that
+    /// reads the intents' binding and at the end of the tick (the ledger keeps them too:
+    /// a crash before the write loses nothing, and the store binds every intent at start).
+    unrecorded: Vec<Change>,
 }
 
 impl TreasuryExecutor {
-    /// An executor on `store` and `ledger`. Restores the breaker from the store's snapshot,
+    /// An executor on `store` and `ledger`. Restores the breaker from the store's snapshot
     /// and the executor's counters (a halt is not restored: a restart is how an operator
-    /// clears one, after fixing its cause). Installs the telemetry callback as the
-    /// breaker's transition listener unless the breaker already has one.
+    /// clears one, after fixing its cause; a hold is found again by the first tick).
+    /// Binds every intent in flight: the process that staged them may have handed them
+    /// over before it died. Installs the telemetry callback as the breaker's transition
+    /// listener unless the breaker already has one.
     pub fn new(
         config: TreasuryExecutorConfig,
         store: GovStore,
@@ -190,8 +133,10 @@ impl TreasuryExecutor {
                 }
             });
         }
+        store.bind_all()?;
         let mut snapshot = store.executor_snapshot()?.unwrap_or_default();
         snapshot.halted = None;
+        snapshot.hold = None;
         Ok(TreasuryExecutor {
             saved_generation: Some(breaker.generation()),
             config,
@@ -199,8 +144,10 @@ impl TreasuryExecutor {
             ledger,
             snapshot,
             crash_at: None,
-            nonce_checked: false,
-            unrecorded: Unrecorded::default(),
+            chain_checked: false,
+            underpriced: HashSet::new(),
+            handing: true,
+            unrecorded: Vec::new(),
         })
     }
 
@@ -214,7 +161,7 @@ impl TreasuryExecutor {
         &self.store
     }
 
-    /// The executor's state: counters, last error, halt.
+    /// The executor's state: counters, last error, halt or hold.
     pub fn snapshot(&self) -> &ExecutorSnapshot {
         &self.snapshot
     }
@@ -225,11 +172,15 @@ impl TreasuryExecutor {
         self.crash_at = point;
     }
 
-    /// One tick. A Storage or Signing error halts the executor: every later tick returns
-    /// [`TreasuryExecutorError::Halted`] until it is rebuilt. The telemetry callback runs
-    /// after every tick.
+    /// One tick. A Storage, Signing or ChainMismatch error halts the executor: every
+    /// later tick returns [`TreasuryExecutorError::Halted`] until it is rebuilt. A
+    /// [`Held`](TreasuryExecutorError::Held) one holds it: every later tick checks again,
+    /// pays nothing while the question stands, and goes on once an operator (or the
+    /// chain) settled it. The telemetry callback runs after every tick.
     pub fn tick(&mut self) -> Result<TickReport, TreasuryExecutorError> {
-        if let Some(reason) = &self.snapshot.halted {
+        if let Some(reason) = &self.snapshot.halted
+            && self.snapshot.hold.is_none()
+        {
             return Err(TreasuryExecutorError::Halted(reason.clone()));
         }
         let mut report = TickReport::default();
@@ -240,9 +191,23 @@ impl TreasuryExecutor {
             result = Err(error);
         }
         if matches!(result, Err(TreasuryExecutorError::Crashed(_))) {
-            self.unrecorded = Unrecorded::default(); // died with the process
+            self.unrecorded.clear(); // died with the process
             return result.map(|()| report);
         }
+        self.account(&report, &result);
+        if let Err(error) = self.persist() {
+            let error = TreasuryExecutorError::Storage(error);
+            self.snapshot.halted = Some(error.to_string());
+            self.snapshot.hold = None;
+            self.snapshot.last_error = Some(error.to_string());
+            result = Err(error);
+        }
+        self.report_telemetry();
+        result.map(|()| report)
+    }
+
+    /// Folds a tick's report and result into the snapshot.
+    fn account(&mut self, report: &TickReport, result: &Result<(), TreasuryExecutorError>) {
         let snapshot = &mut self.snapshot;
         snapshot.ticks += 1;
         snapshot.last_tick_ms = now_ms();
@@ -252,23 +217,30 @@ impl TreasuryExecutor {
         snapshot.executed += report.executed;
         snapshot.cancelled += report.cancelled;
         snapshot.rejected_by_breaker += u64::from(report.rejected_by_breaker);
-        snapshot.last_error = match &result {
+        snapshot.underpriced += report.underpriced;
+        snapshot.fee_bumps += report.fee_bumps;
+        snapshot.reorgs += report.reorgs;
+        snapshot.last_error = match result {
             Err(error) => Some(error.to_string()),
             Ok(()) => report.last_error.clone(),
         };
-        if let Err(error) = &result
-            && error.halts()
-        {
-            snapshot.halted = Some(error.to_string());
+        match result {
+            Err(TreasuryExecutorError::Held(hold)) => {
+                snapshot.halted = Some(TreasuryExecutorError::Held(hold.clone()).to_string());
+                snapshot.hold = Some(hold.clone());
+            }
+            Err(error) if error.halts() => {
+                snapshot.halted = Some(error.to_string());
+                snapshot.hold = None;
+            }
+            // A tick cut short (a failed call, the breaker) proves nothing: a hold stays
+            // until a tick has checked everything and found it settled.
+            _ if report.checks_passed => {
+                snapshot.halted = None;
+                snapshot.hold = None;
+            }
+            _ => {}
         }
-        if let Err(error) = self.persist() {
-            let error = TreasuryExecutorError::Storage(error);
-            self.snapshot.halted = Some(error.to_string());
-            self.snapshot.last_error = Some(error.to_string());
-            result = Err(error);
-        }
-        self.report_telemetry();
-        result.map(|()| report)
     }
 
     fn persist(&mut self) -> Result<(), StoreError> {
@@ -295,14 +267,15 @@ impl TreasuryExecutor {
 
     /// Writes the ledger answers gathered so far.
     fn record(&mut self) -> Result<(), TreasuryExecutorError> {
-        let Unrecorded {
-            submitted,
-            executed,
-            reverted,
-        } = std::mem::take(&mut self.unrecorded);
-        self.store
-            .record_results(&submitted, &executed, &reverted)?;
-        if !submitted.is_empty() {
+        if self.unrecorded.is_empty() {
+            return Ok(());
+        }
+        let changes = std::mem::take(&mut self.unrecorded);
+        self.store.apply(&changes)?;
+        if changes
+            .iter()
+            .any(|change| matches!(change, Change::Sent { accepted: true, .. }))
+        {
             self.crash_point(CrashPoint::AfterRecord)?;
         }
         Ok(())
@@ -316,153 +289,90 @@ impl TreasuryExecutor {
     }
 
     fn run_tick(&mut self, report: &mut TickReport) -> Result<(), TreasuryExecutorError> {
+        self.handing = true;
         if self.config.circuit_breaker.is_rejecting() {
             report.rejected_by_breaker = true;
             return Ok(());
         }
-        // Once per executor, at start: with nothing of ours in flight, the ledger's next
-        // nonce is the truth. Adopt it if the store differs: another sender used the key
-        // (signing from the store's nonce would meet "nonce too low"), or the chain was
-        // reset (signing past its nonce would leave a gap nothing fills). With intents in
-        // flight, reconciliation by hash settles the nonce instead.
-        if !self.nonce_checked {
-            if self.store.intents()?.is_empty() {
-                let Some(nonce) = self.read(report, |ledger| ledger.next_nonce())? else {
-                    return Ok(());
-                };
-                if self.store.next_nonce()? != Some(nonce) {
-                    self.store.set_next_nonce(nonce)?;
-                }
-            }
-            self.nonce_checked = true;
+        if !self.check_chain(report)? {
+            return Ok(());
         }
-        let mut next_nonce = match self.store.next_nonce()? {
-            Some(nonce) => nonce,
-            None => {
-                let Some(nonce) = self.read(report, |ledger| ledger.next_nonce())? else {
-                    return Ok(());
-                };
-                self.store.set_next_nonce(nonce)?;
-                nonce
-            }
-        };
-
-        // 1. What is in flight, lowest nonce first. Stop at the first intent the ledger
-        //    has not accepted: nothing after it may be submitted before it.
-        for intent in self.store.intents()? {
-            let Some(status) = self.read(report, |ledger| ledger.lookup(&intent.tx.tx_hash))?
-            else {
-                return Ok(());
-            };
-            match status {
-                TxStatus::Included { block } => {
-                    self.unrecorded.executed.push((intent.nonce, block));
-                    report.executed += 1;
-                }
-                TxStatus::Reverted { block } => self.reverted(&intent, block, report),
-                TxStatus::Pending => {
-                    if !intent.submitted {
-                        self.unrecorded.submitted.push(intent.nonce);
-                    }
-                }
-                TxStatus::Unknown => match self.submit(&intent, report)? {
-                    Submitted::Accepted => {}
-                    // The rest waits for the next tick: nothing may pass this intent.
-                    Submitted::Failed | Submitted::Rejected => return Ok(()),
-                    Submitted::Cancelled | Submitted::Restaged => break,
-                },
-            }
-        }
-
-        self.record()?;
-
-        // 2. Disbursements whose time has come.
-        let Some(epoch) = self.read(report, |ledger| ledger.current_epoch())? else {
+        let Some(head) = self.read(report, |ledger| ledger.head())? else {
             return Ok(());
         };
-        report.epoch = epoch;
-        report.activated = self.store.activate(report.epoch)?;
+        report.epoch = head.epoch;
+        let Some(tip) = self.tip(head, report)? else {
+            return Ok(());
+        };
+        match self.reconcile(&tip, report)? {
+            Flow::Stop => return Ok(()),
+            Flow::Go | Flow::Restart => {}
+        }
+        self.record()?;
+        if self.store.intents()?.is_empty() && !self.check_nonce(report)? {
+            return Ok(());
+        }
+        report.checks_passed = true;
+        report.activated = self.store.activate(tip.head.epoch)?;
+        self.pay(&tip, report)
+    }
 
-        // 3. Stage the ready ones and submit them, within the batch's attempts.
-        let batch = self.config.batch_size as u64;
-        let mut restaged = 0;
-        'batch: while report.attempts < batch {
-            self.record()?;
-            if let Some(nonce) = self.store.next_nonce()? {
-                next_nonce = nonce; // a cancellation or restage rewinds it
-            }
-            let unaccepted: Vec<Intent> = self
-                .store
-                .intents()?
-                .into_iter()
-                .filter(|intent| !intent.submitted)
-                .collect();
-            let intents = if unaccepted.is_empty() {
-                let ready = self.store.ready((batch - report.attempts) as usize)?;
-                if ready.is_empty() {
-                    break;
-                }
-                let mut intents = Vec::with_capacity(ready.len());
-                for (nonce, disbursement) in (next_nonce..).zip(&ready) {
-                    match self.read(report, |ledger| ledger.sign(disbursement, nonce)) {
-                        Ok(Some(tx)) => intents.push(Intent {
-                            id: disbursement.id,
-                            nonce,
-                            tx,
-                            submitted: false,
-                        }),
-                        Ok(None) => break, // the endpoint failed or the breaker refused
-                        Err(TreasuryExecutorError::Cancelled(reason)) => {
-                            // Unpayable as it stands (a destination this ledger cannot
-                            // pay): nothing was signed for it, so cancel it and go on.
-                            // (Not found or no longer queued: an operator got there first.)
-                            if let Err(RequestError::Storage(error)) =
-                                self.store.cancel(disbursement.id, &reason)
-                            {
-                                return Err(error.into());
-                            }
-                            report.cancelled += 1;
-                            break;
-                        }
-                        Err(other) => return Err(other),
-                    }
-                }
-                if intents.is_empty() {
-                    if report.read_failures > 0 || report.rejected_by_breaker {
-                        break;
-                    }
-                    continue; // one was cancelled before signing: read the index again
-                }
-                if !self
-                    .store
-                    .stage(&intents, next_nonce + intents.len() as u64)?
-                {
-                    // An operator cancelled one of them meanwhile: read the index again.
-                    restaged += 1;
-                    if restaged > 3 {
-                        break;
-                    }
-                    continue;
-                }
-                self.store.flush()?; // durable before any of them can reach the ledger
-                self.crash_point(CrashPoint::AfterStage)?;
-                intents
-            } else {
-                unaccepted
-            };
-            for intent in &intents {
-                loop {
-                    match self.submit(intent, report)? {
-                        Submitted::Accepted => break,
-                        Submitted::Failed if report.attempts < batch => continue,
-                        Submitted::Failed | Submitted::Rejected => break 'batch,
-                        // Later intents went back to ready: stage them afresh.
-                        Submitted::Cancelled | Submitted::Restaged => continue 'batch,
-                    }
-                }
+    /// The endpoint's chain against the store's, at start and after every failure (the
+    /// next call may reach another endpoint). `Ok(false)`: the call failed.
+    fn check_chain(&mut self, report: &mut TickReport) -> Result<bool, TreasuryExecutorError> {
+        if self.chain_checked {
+            return Ok(true);
+        }
+        let Some(endpoint) = self.read(report, |ledger| ledger.chain_id())? else {
+            return Ok(false);
+        };
+        match self.store.chain_id()? {
+            None => self.store.pin_chain_id(&endpoint)?,
+            Some(pinned) if pinned == endpoint => {}
+            Some(pinned) => {
+                return Err(TreasuryExecutorError::ChainMismatch { pinned, endpoint });
             }
         }
-        Ok(())
+        self.chain_checked = true;
+        Ok(true)
+    }
+
+    /// The head and the final height. `None`: a call failed.
+    fn tip(
+        &mut self,
+        head: Head,
+        report: &mut TickReport,
+    ) -> Result<Option<Tip>, TreasuryExecutorError> {
+        let final_height = match self.config.finality {
+            Finality::Confirmations(confirmations) => {
+                (head.number + 1).checked_sub(confirmations.max(1))
+            }
+            Finality::Finalized => match self.read(report, |ledger| ledger.finalized())? {
+                Some(height) => height,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Tip { head, final_height }))
+    }
+
+    /// With nothing in flight, the ledger's next nonce must be the store's: anything else
+    /// is another sender, a restored backup or a reset chain, for an operator to judge
+    /// (never adopted silently: a restored backup would pay again what it forgot). A
+    /// store that has no nonce yet takes the ledger's. `Ok(false)`: the call failed.
+    fn check_nonce(&mut self, report: &mut TickReport) -> Result<bool, TreasuryExecutorError> {
+        let Some(ledger) = self.read(report, |ledger| ledger.next_nonce())? else {
+            return Ok(false);
+        };
+        match self.store.next_nonce()? {
+            None => self.store.set_next_nonce(ledger)?,
+            Some(store) if store == ledger => {}
+            Some(store) => {
+                return Err(TreasuryExecutorError::Held(
+                    crate::store::Hold::NonceDrift { store, ledger },
+                ));
+            }
+        }
+        Ok(true)
     }
 
     /// A ledger call other than a submission, under a permit. An infrastructure failure
@@ -472,7 +382,7 @@ impl TreasuryExecutor {
     /// ignored (it neither closes a half-open breaker nor holds a probe slot).
     /// `Ok(None)`: the breaker refused, or the call failed (the tick should stop).
     fn read<T>(
-        &self,
+        &mut self,
         report: &mut TickReport,
         call: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError>,
     ) -> Result<Option<T>, TreasuryExecutorError> {
@@ -488,6 +398,7 @@ impl TreasuryExecutor {
             Err(error) => match TreasuryExecutorError::classify(error) {
                 TreasuryExecutorError::Submission(error) => {
                     permit.failure();
+                    self.chain_checked = false;
                     report.read_failures += 1;
                     report.last_error = Some(bounded(&error.to_string()));
                     Ok(None)
@@ -497,136 +408,6 @@ impl TreasuryExecutor {
                     Err(other)
                 }
             },
-        }
-    }
-
-    /// Submits one intent under a permit, classifies the answer, records it on the
-    /// permit, and persists the result.
-    fn submit(
-        &mut self,
-        intent: &Intent,
-        report: &mut TickReport,
-    ) -> Result<Submitted, TreasuryExecutorError> {
-        let breaker = Arc::clone(&self.config.circuit_breaker);
-        let Ok(permit) = breaker.try_acquire() else {
-            report.rejected_by_breaker = true;
-            return Ok(Submitted::Rejected);
-        };
-        report.attempts += 1;
-        let answer = self.ledger.submit(&intent.tx);
-        self.crash_point(CrashPoint::AfterSubmit)?;
-        let error = match answer {
-            Ok(()) => {
-                permit.success();
-                self.unrecorded.submitted.push(intent.nonce);
-                report.submitted += 1;
-                return Ok(Submitted::Accepted);
-            }
-            Err(error) => error,
-        };
-        match TreasuryExecutorError::classify(error) {
-            TreasuryExecutorError::Submission(error) => {
-                permit.failure();
-                report.submission_failures += 1;
-                report.last_error = Some(bounded(&error.to_string()));
-                Ok(Submitted::Failed)
-            }
-            TreasuryExecutorError::Cancelled(reason) => {
-                permit.ignore();
-                // Cancelling frees the nonce for another payment, so first make sure
-                // this transaction did not land after all (an earlier attempt whose
-                // answer was lost, now refused as a duplicate spend).
-                match self.ledger.lookup(&intent.tx.tx_hash) {
-                    Ok(TxStatus::Unknown) => {}
-                    Ok(TxStatus::Pending) => {
-                        self.unrecorded.submitted.push(intent.nonce);
-                        report.submitted += 1;
-                        return Ok(Submitted::Accepted);
-                    }
-                    Ok(TxStatus::Included { block }) => {
-                        self.unrecorded.executed.push((intent.nonce, block));
-                        report.executed += 1;
-                        return Ok(Submitted::Accepted);
-                    }
-                    Ok(TxStatus::Reverted { block }) => {
-                        self.reverted(intent, block, report);
-                        return Ok(Submitted::Accepted);
-                    }
-                    Err(error) => {
-                        report.last_error = Some(bounded(&format!(
-                            "{reason}; could not confirm by hash: {error}"
-                        )));
-                        return Ok(Submitted::Failed);
-                    }
-                }
-                self.record()?;
-                self.store.cancel_intent(intent.nonce, &reason)?;
-                report.cancelled += 1;
-                Ok(Submitted::Cancelled)
-            }
-            TreasuryExecutorError::Ambiguous(error) => {
-                permit.ignore();
-                report.ambiguous += 1;
-                self.reconcile_ambiguous(intent, error, report)
-            }
-            other => {
-                permit.ignore();
-                Err(other)
-            }
-        }
-    }
-
-    /// The transaction is in a block but reverted: its nonce is spent (nothing to
-    /// re-sign), nothing was paid. Its disbursement (and dependents) will be Cancelled
-    /// with the block in the reason, for an operator to queue again if it should be.
-    fn reverted(&mut self, intent: &Intent, block: u64, report: &mut TickReport) {
-        self.unrecorded.reverted.push((intent.nonce, block));
-        report.cancelled += 1;
-        report.last_error = Some(format!(
-            "disbursement {}: transaction {} reverted in block {block}; nothing was paid",
-            intent.id, intent.tx.tx_hash
-        ));
-    }
-
-    /// "Already known" or "nonce too low": the ledger's record by hash decides.
-    fn reconcile_ambiguous(
-        &mut self,
-        intent: &Intent,
-        error: LedgerError,
-        report: &mut TickReport,
-    ) -> Result<Submitted, TreasuryExecutorError> {
-        match self.ledger.lookup(&intent.tx.tx_hash) {
-            Ok(TxStatus::Included { block }) => {
-                self.unrecorded.executed.push((intent.nonce, block));
-                report.executed += 1;
-                Ok(Submitted::Accepted)
-            }
-            Ok(TxStatus::Reverted { block }) => {
-                self.reverted(intent, block, report);
-                Ok(Submitted::Accepted)
-            }
-            Ok(TxStatus::Pending) => {
-                self.unrecorded.submitted.push(intent.nonce);
-                report.submitted += 1;
-                Ok(Submitted::Accepted)
-            }
-            Ok(TxStatus::Unknown) if error == LedgerError::NonceTooLow => {
-                // Our nonce went to another transaction: this one was never paid. Sign
-                // it (and everything after it) afresh from the ledger's nonce.
-                let nonce = self
-                    .ledger
-                    .next_nonce()
-                    .map_err(TreasuryExecutorError::classify)?;
-                self.record()?;
-                self.store.unstage_from(intent.nonce, nonce)?;
-                Ok(Submitted::Restaged)
-            }
-            Ok(TxStatus::Unknown) | Err(_) => {
-                report.last_error = Some(bounded(&format!(
-                    "{error}, and the ledger does not know the transaction yet"
-                )));
-                Ok(Submitted::Failed)
-            }
         }
     }
 }

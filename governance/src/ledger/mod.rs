@@ -1,132 +1,68 @@
-//! The ledger port: what the executor needs from a chain. Implementations live in
-//! `node` (the dev ledger, the EVM ledger) and, for tests, in `testing`.
+//! The ledger port: what the executor needs from a chain, and nothing else. It sits below
+//! both the store (which keeps signed transactions) and the executor (which drives the
+//! calls), so neither imports the other for it. Implementations live in `node` (the dev
+//! ledger, the EVM ledger) and, for tests, in `testing`.
+//!
+//! | call            | EVM JSON-RPC (see `node/src/ledger/evm`)                        |
+//! |-----------------|-----------------------------------------------------------------|
+//! | `chain_id`      | `eth_chainId`                                                   |
+//! | `head`          | `eth_getBlockByNumber("latest")`: number, hash, base fee        |
+//! | `finalized`     | `eth_getBlockByNumber("finalized")`                             |
+//! | `block_hash`    | `eth_getBlockByNumber(n)`                                       |
+//! | `next_nonce`    | `eth_getTransactionCount(treasury, "pending")`                  |
+//! | `nonce_at`      | `eth_getTransactionCount(treasury, n)`                          |
+//! | `balance`       | `eth_getBalance(treasury, "latest")`                            |
+//! | `sign`          | local, after a fee quote                                        |
+//! | `submit`        | `eth_sendRawTransaction`                                        |
+//! | `lookup`        | `eth_getTransactionReceipt`, then `eth_getTransactionByHash`    |
+//!
+//! A lookup's `Unknown` is what one endpoint knows now; it is never proof that a
+//! transaction did not land (a read backend may lag, a mempool may drop and re-add).
+
+mod error;
+mod tx;
 
 use std::fmt;
 
-use crate::treasury::Disbursement;
-
-/// A signed transaction, ready to submit and resubmit byte for byte.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SignedTx {
-    /// The transaction's hash as the ledger reports it (hex).
-    pub tx_hash: String,
-    /// The signed bytes (stored as hex).
-    #[serde(with = "hex_bytes")]
-    pub bytes: Vec<u8>,
-}
-
-/// Bytes as a lowercase hex string in serialised records: half the size of a JSON array
-/// of numbers, and readable.
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut text = String::with_capacity(bytes.len() * 2);
-        for &b in bytes {
-            text.push(char::from(DIGITS[usize::from(b >> 4)]));
-            text.push(char::from(DIGITS[usize::from(b & 0xf)]));
-        }
-        serializer.serialize_str(&text)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<u8>, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        if text.len() % 2 != 0 {
-            return Err(D::Error::custom("odd number of hex digits"));
-        }
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            b'A'..=b'F' => Ok(c - b'A' + 10),
-            _ => Err(D::Error::custom("not a hex digit")),
-        };
-        text.as_bytes()
-            .chunks(2)
-            .map(|pair| Ok(digit(pair[0])? << 4 | digit(pair[1])?))
-            .collect()
-    }
-}
-
-/// What the ledger knows of a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxStatus {
-    /// Never seen.
-    Unknown,
-    /// Accepted, not yet in a block.
-    Pending,
-    /// Included in `block`.
-    Included {
-        /// The block's number.
-        block: u64,
-    },
-    /// Included in `block`, but it failed (an EVM receipt with status 0): its nonce is
-    /// spent and nothing was paid.
-    Reverted {
-        /// The block's number.
-        block: u64,
-    },
-}
-
-/// Why a ledger call failed. The executor classifies each one (see
-/// [`TreasuryExecutorError`](super::TreasuryExecutorError)).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LedgerError {
-    /// The connection was refused or dropped.
-    #[error("ledger unreachable: {0}")]
-    Unreachable(String),
-    /// No answer in time.
-    #[error("ledger timed out")]
-    Timeout,
-    /// An HTTP error status (5xx), or 429 rate limiting.
-    #[error("ledger answered HTTP {0}")]
-    Http(u16),
-    /// An answer that could not be understood.
-    #[error("malformed ledger response: {0}")]
-    Malformed(String),
-    /// The treasury cannot cover the amount (and fees).
-    #[error("insufficient balance")]
-    InsufficientBalance,
-    /// The destination is not a valid address for this ledger.
-    #[error("invalid destination: {0}")]
-    InvalidDestination(String),
-    /// The ledger's rules reject the transaction.
-    #[error("rejected by the ledger: {0}")]
-    Rejected(String),
-    /// The ledger already has this transaction.
-    #[error("transaction already known")]
-    AlreadyKnown,
-    /// The nonce was already used.
-    #[error("nonce too low")]
-    NonceTooLow,
-    /// The signing key is missing or unusable.
-    #[error("signing failed: {0}")]
-    Signing(String),
-    /// Anything else the ledger said, kept (bounded) for the operator.
-    #[error("ledger error: {0}")]
-    Other(String),
-}
+pub use error::LedgerError;
+pub use tx::{AttemptKind, Fees, Head, SignRequest, SignedTx, TxStatus};
 
 /// The chain, as the executor sees it. Calls block; the node runs them off its async
 /// runtime's worker threads.
 pub trait Ledger: Send + Sync + fmt::Debug {
-    /// The current epoch (activation epochs are compared against it).
-    fn current_epoch(&self) -> Result<u64, LedgerError>;
+    /// The chain's identity (an EVM chain id in decimal, or a dev chain's name). The
+    /// executor pins it in its store on first contact and halts on any other.
+    fn chain_id(&self) -> Result<String, LedgerError>;
 
-    /// The next nonce the ledger expects from the treasury account.
+    /// The latest block: its number, hash, base fee and epoch.
+    fn head(&self) -> Result<Head, LedgerError>;
+
+    /// The number of the latest finalized block, if the chain has such a notion.
+    fn finalized(&self) -> Result<Option<u64>, LedgerError>;
+
+    /// The hash of the canonical block at `number`, `None` if this endpoint has no such
+    /// block (yet, or any more).
+    fn block_hash(&self, number: u64) -> Result<Option<String>, LedgerError>;
+
+    /// The next nonce the ledger expects from the treasury, counting pending transactions.
     fn next_nonce(&self) -> Result<u64, LedgerError>;
 
-    /// Signs a transfer paying `disbursement` with `nonce`. Deterministic: the same
-    /// disbursement and nonce give the same hash.
-    fn sign(&self, disbursement: &Disbursement, nonce: u64) -> Result<SignedTx, LedgerError>;
+    /// How many transactions the treasury has in blocks up to and including `block`: the
+    /// nonces below this one are spent at that height.
+    fn nonce_at(&self, block: u64) -> Result<u64, LedgerError>;
 
-    /// Submits signed bytes. `Ok` means the ledger accepted them.
+    /// The treasury's balance at the latest block, in the ledger's smallest unit.
+    fn balance(&self) -> Result<u128, LedgerError>;
+
+    /// Signs a transaction for `request`. No network side effect: nothing is sent.
+    /// Fails with [`LedgerError::FeeCapReached`] if the configured caps do not allow
+    /// `request.min_fees`.
+    fn sign(&self, request: &SignRequest<'_>) -> Result<SignedTx, LedgerError>;
+
+    /// Hands signed bytes to the ledger. `Ok` means it accepted them.
     fn submit(&self, tx: &SignedTx) -> Result<(), LedgerError>;
 
-    /// What the ledger knows of the transaction with this hash.
+    /// What this endpoint knows now of the transaction with this hash.
     fn lookup(&self, tx_hash: &str) -> Result<TxStatus, LedgerError>;
 
     /// Whether `destination` is an address this ledger can pay, checked at queue time.

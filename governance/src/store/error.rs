@@ -17,6 +17,10 @@ pub enum StoreError {
         /// What failed to decode.
         reason: String,
     },
+    /// A change would break a rule the store keeps (e.g. unstaging an intent that may
+    /// have been broadcast); nothing was written.
+    #[error("refused: {0}")]
+    Invariant(String),
     /// A record that must exist does not (a broken invariant; treated like corruption).
     #[error("missing record in tree `{tree}` at key {key}")]
     Missing {

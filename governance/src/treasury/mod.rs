@@ -1,16 +1,19 @@
 //! The treasury model: disbursements, their lifecycle, and what a valid one is.
 //!
 //! ```text
-//! Queued ──▶ Staged ──▶ Submitted ──▶ Executed
-//!   │          │
-//!   └──────────┴──▶ Cancelled (reason)
+//! Queued ──▶ Staged ──▶ Submitted ──▶ Included ──▶ Executed
+//!   │          │  ▲          │  ▲          │
+//!   │          │  └─ reorg ──┼──┴──────────┘ (the block left the chain)
+//!   └──────────┴──────────────┴─────────────▶ Cancelled (reason)
 //! ```
 //!
 //! Queued: approved, waiting for its activation epoch and its dependencies. Staged: a
-//! signed intent (nonce, tx hash, bytes) is durably stored and may be submitted. Submitted:
-//! the ledger accepted it. Executed: included in a block. Cancelled: a business failure or
-//! an operator's cancel, before the ledger accepted it; a disbursement whose dependency is
-//! cancelled is cancelled too.
+//! signed intent (nonce, tx hash, bytes) is durably stored and may be submitted.
+//! Submitted: the ledger accepted it. Included: one of its transactions is in a block,
+//! which has not yet reached the configured depth. Executed: at depth; paid. Cancelled:
+//! a business failure or an operator's cancel; once a transaction for its nonce may have
+//! been broadcast, only a cancellation by replacement that lands at that nonce cancels
+//! it. A disbursement whose dependency is cancelled is cancelled too.
 
 mod error;
 
@@ -88,22 +91,48 @@ pub enum DisbursementStatus {
     Staged {
         /// The nonce the transaction was signed with.
         nonce: u64,
-        /// The signed transaction's hash.
+        /// The latest signed transaction's hash.
         tx_hash: String,
+        /// An operator's cancellation by replacement is under way: its reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cancelling: Option<String>,
     },
-    /// The ledger accepted the transaction.
+    /// The ledger accepted a transaction for it.
     Submitted {
         /// The nonce.
         nonce: u64,
-        /// The transaction's hash.
+        /// The latest transaction's hash.
         tx_hash: String,
+        /// An operator's cancellation by replacement is under way: its reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cancelling: Option<String>,
     },
-    /// Included in a block: paid.
+    /// One of its transactions is in a block that is not yet deep enough to count.
+    Included {
+        /// The nonce.
+        nonce: u64,
+        /// The included transaction's hash.
+        tx_hash: String,
+        /// The block's number.
+        block: u64,
+        /// The block's hash (a reorg changes the hash at that height).
+        block_hash: String,
+        /// Blocks on top of it, itself included, when last seen.
+        confirmations: u64,
+        /// Set when the included transaction is the operator's cancellation (with its
+        /// reason): at depth, the disbursement is Cancelled, not Executed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cancelling: Option<String>,
+    },
+    /// Included at depth: paid.
     Executed {
         /// The transaction's hash.
         tx_hash: String,
         /// The block that included it.
         block: u64,
+        /// Set when an operator resolved it (`paid`), with their reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resolution: Option<String>,
     },
     /// Will never be paid.
     Cancelled {
@@ -113,12 +142,14 @@ pub enum DisbursementStatus {
 }
 
 impl DisbursementStatus {
-    /// The status's name: `queued`, `staged`, `submitted`, `executed`, `cancelled`.
+    /// The status's name: `queued`, `staged`, `submitted`, `included`, `executed`,
+    /// `cancelled`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Queued => "queued",
             Self::Staged { .. } => "staged",
             Self::Submitted { .. } => "submitted",
+            Self::Included { .. } => "included",
             Self::Executed { .. } => "executed",
             Self::Cancelled { .. } => "cancelled",
         }

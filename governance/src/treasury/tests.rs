@@ -81,9 +81,53 @@ fn statuses_serialize_with_their_name() {
     let status = DisbursementStatus::Executed {
         tx_hash: "0x1".into(),
         block: 7,
+        resolution: None,
     };
     let json = serde_json::to_string(&status).expect("json");
     assert_eq!(json, r#"{"status":"executed","tx_hash":"0x1","block":7}"#);
     assert_eq!(status.name(), "executed");
     assert!(status.is_final());
+    let included = DisbursementStatus::Included {
+        nonce: 3,
+        tx_hash: "0x2".into(),
+        block: 9,
+        block_hash: "0xb".into(),
+        confirmations: 2,
+        cancelling: None,
+    };
+    assert_eq!(included.name(), "included");
+    assert!(!included.is_final());
+    let json = serde_json::to_string(&included).expect("json");
+    assert!(
+        json.starts_with(r#"{"status":"included","nonce":3"#),
+        "{json}"
+    );
+    assert!(!json.contains("cancelling"), "left out when none: {json}");
+}
+
+/// Records written before confirmations, resolutions and cancellations by replacement
+/// still decode.
+#[test]
+fn statuses_from_earlier_versions_decode() {
+    let status: DisbursementStatus =
+        serde_json::from_str(r#"{"status":"submitted","nonce":4,"tx_hash":"0x1"}"#)
+            .expect("decodes");
+    assert_eq!(
+        status,
+        DisbursementStatus::Submitted {
+            nonce: 4,
+            tx_hash: "0x1".into(),
+            cancelling: None
+        }
+    );
+    let status: DisbursementStatus =
+        serde_json::from_str(r#"{"status":"executed","tx_hash":"0x1","block":7}"#)
+            .expect("decodes");
+    assert!(matches!(
+        status,
+        DisbursementStatus::Executed {
+            resolution: None,
+            ..
+        }
+    ));
 }

@@ -6,10 +6,13 @@
 //!   height keeps growing across restarts. Within a process, time comes from a clock
 //!   (monotonic in production, injected in tests: [`DevLedger::with_clock`]).
 //! - **Transfers.** [`sign`](Ledger::sign) encodes `{chain, id, destination, amount, nonce}`
-//!   as JSON; the hash is 64-bit FNV-1a of those bytes, `0x` + 16 hex digits. It
-//!   identifies, it does not authenticate: nothing here is cryptographic.
+//!   as JSON (a cancellation adds `"cancel": true` and moves nothing); the hash is 64-bit
+//!   FNV-1a of those bytes, `0x` + 16 hex digits. It identifies, it does not authenticate:
+//!   nothing here is cryptographic. There is no fee market: fees are zero.
 //! - **Rules.** Strict nonces, dedupe by hash, [dev addresses](DevLedger::check_destination),
-//!   the treasury's balance. An accepted transfer is included in the next block.
+//!   the treasury's balance. An accepted transfer is included in the next block, whose
+//!   hash is FNV-1a of the chain, the height and the genesis. Blocks never reorganise
+//!   and are final at once: the executor's confirmations are 1 on this ledger.
 //! - **Outages.** Configured windows during which submissions are refused or time out.
 //!
 //! Records, in the one sled tree the node gives it (`aux/dev_ledger`):
@@ -21,6 +24,7 @@
 //! | `next_nonce`      | u64 big-endian                             |
 //! | `balance/<dest>`  | a destination's balance, u128 big-endian   |
 //! | `tx/<hash>`       | [`DevTransaction`] (JSON)                  |
+//! | `nonce/<nonce>`   | the block of the transfer with that nonce, u64 big-endian (key: u64 big-endian) |
 //!
 //! An accepted submission is one sled transaction, flushed before it is acknowledged. A
 //! record that does not decode is a [`DevLedgerError::Corrupt`] naming its key.
@@ -33,7 +37,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use governance::{Disbursement, Ledger, LedgerError, SignedTx, TxStatus};
+use governance::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
@@ -50,6 +54,9 @@ const TREASURY: &str = "treasury";
 const NEXT_NONCE: &str = "next_nonce";
 const BALANCE_PREFIX: &str = "balance/";
 const TX_PREFIX: &str = "tx/";
+const NONCE_PREFIX: &str = "nonce/";
+/// A plain transfer's gas, for the executor's worst-case fee (always zero here).
+const TRANSFER_GAS: u64 = 21_000;
 
 /// Longest plain dev address, in characters.
 const MAX_NAME_CHARS: usize = 64;
@@ -90,7 +97,8 @@ pub struct DevTransaction {
     pub block: u64,
 }
 
-/// The signed bytes' content. Field order is the encoding's order: keep it.
+/// The signed bytes' content. Field order is the encoding's order: keep it (a
+/// payment's bytes, and so its hash, are what they were before cancellations existed).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Transfer {
@@ -99,6 +107,9 @@ struct Transfer {
     destination: String,
     amount: u128,
     nonce: u64,
+    /// A cancellation: it spends the nonce and moves nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    cancel: bool,
 }
 
 /// The embedded chain. Cheap to share behind an `Arc`; `Send + Sync`.
@@ -178,6 +189,29 @@ impl DevLedger {
     /// The current epoch: height / `epoch_length`.
     pub fn epoch(&self) -> u64 {
         self.height() / self.config.epoch_length
+    }
+
+    /// The hash of block `number`: FNV-1a of the chain, the height and the genesis.
+    pub fn block_hash_at(&self, number: u64) -> String {
+        fnv1a_hex(format!("{CHAIN_ID} block {number} genesis {}", self.genesis_ms).as_bytes())
+    }
+
+    /// How many transfers are in blocks up to `block`: nonces are accepted in order and
+    /// each goes into the block after the height at acceptance, so their blocks never
+    /// decrease with the nonce, and a binary search over `nonce/` finds the count.
+    pub fn nonce_at_block(&self, block: u64) -> Result<u64, DevLedgerError> {
+        let (mut low, mut high) = (0, self.nonce()?);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let key = nonce_key(middle);
+            let mined = need(&show_nonce_key(middle), self.tree.get(key)?, decode_u64)?;
+            if mined <= block {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        Ok(low)
     }
 
     /// The configured outage in force now, if any: the first whose window
@@ -293,6 +327,12 @@ impl DevLedger {
                     transfer.nonce
                 ))));
             }
+            if transfer.cancel {
+                t.insert(nonce_key(transfer.nonce), &block.to_be_bytes())?;
+                t.insert(NEXT_NONCE, &(next + 1).to_be_bytes())?;
+                t.insert(tx_key.as_bytes(), encode_json(&record))?;
+                return Ok(Ok(()));
+            }
             if let Err(reason) = Self::check_destination(&transfer.destination) {
                 return Ok(Err(LedgerError::InvalidDestination(reason)));
             }
@@ -311,6 +351,7 @@ impl DevLedger {
             t.insert(balance_key.as_bytes(), &received.to_be_bytes())?;
             t.insert(NEXT_NONCE, &(next + 1).to_be_bytes())?;
             t.insert(tx_key.as_bytes(), encode_json(&record))?;
+            t.insert(nonce_key(transfer.nonce), &block.to_be_bytes())?;
             Ok(Ok(()))
         });
         flatten(outcome)
@@ -318,21 +359,54 @@ impl DevLedger {
 }
 
 impl Ledger for DevLedger {
-    fn current_epoch(&self) -> Result<u64, LedgerError> {
-        Ok(self.epoch())
+    fn chain_id(&self) -> Result<String, LedgerError> {
+        Ok(CHAIN_ID.to_owned())
+    }
+
+    fn head(&self) -> Result<Head, LedgerError> {
+        let number = self.height();
+        Ok(Head {
+            number,
+            hash: self.block_hash_at(number),
+            base_fee: None,
+            epoch: number / self.config.epoch_length,
+        })
+    }
+
+    fn finalized(&self) -> Result<Option<u64>, LedgerError> {
+        Ok(Some(self.height()))
+    }
+
+    fn block_hash(&self, number: u64) -> Result<Option<String>, LedgerError> {
+        Ok((number <= self.height()).then(|| self.block_hash_at(number)))
     }
 
     fn next_nonce(&self) -> Result<u64, LedgerError> {
         self.nonce().map_err(storage_failure)
     }
 
-    fn sign(&self, disbursement: &Disbursement, nonce: u64) -> Result<SignedTx, LedgerError> {
+    fn nonce_at(&self, block: u64) -> Result<u64, LedgerError> {
+        self.nonce_at_block(block).map_err(storage_failure)
+    }
+
+    fn balance(&self) -> Result<u128, LedgerError> {
+        self.treasury_balance().map_err(storage_failure)
+    }
+
+    fn sign(&self, request: &SignRequest<'_>) -> Result<SignedTx, LedgerError> {
+        let disbursement = request.disbursement;
+        let cancel = request.kind == AttemptKind::Cancellation;
         let transfer = Transfer {
             chain: CHAIN_ID.to_owned(),
             id: disbursement.id,
-            destination: disbursement.destination.clone(),
-            amount: disbursement.amount,
-            nonce,
+            destination: if cancel {
+                "treasury".to_owned()
+            } else {
+                disbursement.destination.clone()
+            },
+            amount: if cancel { 0 } else { disbursement.amount },
+            nonce: request.nonce,
+            cancel,
         };
         // An invalid destination still signs: the chain refuses it at submission, which
         // cancels the disbursement, whereas a signing error would halt the executor.
@@ -342,6 +416,11 @@ impl Ledger for DevLedger {
         Ok(SignedTx {
             tx_hash: fnv1a_hex(&bytes),
             bytes,
+            fees: Fees {
+                max_fee_per_gas: 0,
+                max_priority_fee_per_gas: 0,
+                gas_limit: TRANSFER_GAS,
+            },
         })
     }
 
@@ -378,7 +457,10 @@ impl Ledger for DevLedger {
         Ok(match self.transaction(tx_hash).map_err(storage_failure)? {
             None => TxStatus::Unknown,
             Some(tx) if self.height() < tx.block => TxStatus::Pending,
-            Some(tx) => TxStatus::Included { block: tx.block },
+            Some(tx) => TxStatus::Included {
+                block: tx.block,
+                block_hash: self.block_hash_at(tx.block),
+            },
         })
     }
 
@@ -410,8 +492,31 @@ fn init(tree: &sled::Tree, config: &DevLedgerConfig) -> Result<u64, DevLedgerErr
             treasury = %config.treasury_balance,
             "dev ledger created"
         );
+    } else {
+        index_nonces(tree)?;
     }
     Ok(genesis)
+}
+
+/// A chain written before the `nonce/` index existed gets it from its transfers.
+fn index_nonces(tree: &sled::Tree) -> Result<(), DevLedgerError> {
+    let next = need(NEXT_NONCE, tree.get(NEXT_NONCE)?, decode_u64)?;
+    let Some(last) = next.checked_sub(1) else {
+        return Ok(());
+    };
+    if tree.get(nonce_key(last))?.is_some() {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    for entry in tree.scan_prefix(TX_PREFIX) {
+        let (key, value) = entry?;
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let tx = decode_json(&key, &value)?;
+        batch.insert(nonce_key(tx.nonce), &tx.block.to_be_bytes());
+    }
+    tree.apply_batch(batch)?;
+    tree.flush()?;
+    Ok(())
 }
 
 /// Decodes signed bytes and checks that they belong to this chain and to their hash.
@@ -465,6 +570,15 @@ fn balance_key(destination: &str) -> String {
 
 fn tx_key(tx_hash: &str) -> String {
     format!("{TX_PREFIX}{tx_hash}")
+}
+
+fn nonce_key(nonce: u64) -> Vec<u8> {
+    [NONCE_PREFIX.as_bytes(), &nonce.to_be_bytes()].concat()
+}
+
+/// `nonce_key` as an operator reads it in an error.
+fn show_nonce_key(nonce: u64) -> String {
+    format!("{NONCE_PREFIX}{nonce}")
 }
 
 // ----- records ----------------------------------------------------------------------

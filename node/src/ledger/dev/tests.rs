@@ -6,9 +6,9 @@ mod dev_ledger {
     use std::time::Duration;
 
     use governance::{
-        CircuitBreaker, CircuitBreakerConfig, Clock, Disbursement, DisbursementStatus, GovStore,
-        Ledger, LedgerError, ManualClock, NewDisbursement, SignedTx, TreasuryExecutor,
-        TreasuryExecutorConfig, TxStatus,
+        AttemptKind, CircuitBreaker, CircuitBreakerConfig, Clock, Disbursement, DisbursementStatus,
+        Fees, GovStore, Ledger, LedgerError, ManualClock, NewDisbursement, SignRequest, SignedTx,
+        TreasuryExecutor, TreasuryExecutorConfig, TxStatus,
     };
 
     use super::super::{
@@ -60,6 +60,16 @@ mod dev_ledger {
         }
     }
 
+    /// A payment of `disbursement` at `nonce`.
+    fn pay(disbursement: &Disbursement, nonce: u64) -> SignRequest<'_> {
+        SignRequest {
+            disbursement,
+            kind: AttemptKind::Payment,
+            nonce,
+            min_fees: None,
+        }
+    }
+
     fn signed(
         ledger: &DevLedger,
         id: u64,
@@ -68,7 +78,7 @@ mod dev_ledger {
         nonce: u64,
     ) -> SignedTx {
         ledger
-            .sign(&disbursement(id, destination, amount), nonce)
+            .sign(&pay(&disbursement(id, destination, amount), nonce))
             .expect("sign")
     }
 
@@ -81,13 +91,19 @@ mod dev_ledger {
     #[test]
     fn height_and_epochs_advance_with_the_clock() {
         let (ledger, clock) = ledger(DevLedgerConfig::default());
-        assert_eq!((ledger.height(), ledger.current_epoch()), (0, Ok(0)));
+        assert_eq!(
+            (ledger.height(), ledger.head().map(|head| head.epoch)),
+            (0, Ok(0))
+        );
         clock.advance(Duration::from_millis(999));
         assert_eq!(ledger.height(), 0);
         clock.advance(Duration::from_millis(1));
         assert_eq!(ledger.height(), 1);
         clock.advance(Duration::from_millis(9_000));
-        assert_eq!((ledger.height(), ledger.current_epoch()), (10, Ok(1)));
+        assert_eq!(
+            (ledger.height(), ledger.head().map(|head| head.epoch)),
+            (10, Ok(1))
+        );
         clock.advance(Duration::from_millis(15_500));
         assert_eq!((ledger.height(), ledger.epoch()), (25, 2));
     }
@@ -113,7 +129,11 @@ mod dev_ledger {
         assert_eq!(a.tx_hash.len(), 18);
         assert!(a.tx_hash.starts_with("0x"));
         // An invalid destination signs: the refusal belongs to submission.
-        assert!(ledger.sign(&disbursement(1, "not valid!", 1), 0).is_ok());
+        assert!(
+            ledger
+                .sign(&pay(&disbursement(1, "not valid!", 1), 0))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -141,13 +161,65 @@ mod dev_ledger {
         clock.advance(Duration::from_millis(1)); // height 5
         assert_eq!(
             ledger.lookup(&tx.tx_hash),
-            Ok(TxStatus::Included { block: 5 })
+            Ok(TxStatus::Included {
+                block: 5,
+                block_hash: ledger.block_hash_at(5)
+            })
         );
         clock.advance(BLOCK * 3);
         assert_eq!(
             ledger.lookup(&tx.tx_hash),
-            Ok(TxStatus::Included { block: 5 })
+            Ok(TxStatus::Included {
+                block: 5,
+                block_hash: ledger.block_hash_at(5)
+            })
         );
+    }
+
+    /// The chain as the executor reads it: blocks with stable hashes, the treasury's nonce
+    /// at each height, its balance; a cancellation spends its nonce and moves nothing.
+    #[test]
+    fn blocks_nonces_and_cancellations() {
+        let (ledger, clock) = ledger(config(1_000));
+        assert_eq!(ledger.chain_id(), Ok("treasury-dev-1".into()));
+        clock.advance(Duration::from_millis(2_500)); // height 2
+        let head = ledger.head().expect("head");
+        assert_eq!((head.number, head.base_fee), (2, None));
+        assert_eq!(head.hash, ledger.block_hash_at(2));
+        assert_ne!(ledger.block_hash_at(1), ledger.block_hash_at(2));
+        assert_eq!(ledger.block_hash(2), Ok(Some(head.hash.clone())));
+        assert_eq!(ledger.block_hash(3), Ok(None), "not yet made");
+        assert_eq!(ledger.finalized(), Ok(Some(2)), "final at once");
+
+        ledger
+            .submit(&signed(&ledger, 0, "alice", 100, 0))
+            .expect("block 3");
+        let payment = disbursement(1, "bob", 200);
+        let cancel = ledger
+            .sign(&SignRequest {
+                disbursement: &payment,
+                kind: AttemptKind::Cancellation,
+                nonce: 1,
+                min_fees: None,
+            })
+            .expect("signed");
+        assert_ne!(cancel.tx_hash, signed(&ledger, 1, "bob", 200, 1).tx_hash);
+        ledger.submit(&cancel).expect("block 3 too");
+        clock.advance(BLOCK * 2); // height 4
+        ledger
+            .submit(&signed(&ledger, 2, "carol", 1, 2))
+            .expect("block 5");
+        assert_eq!(
+            [2, 3, 4, 5].map(|block| ledger.nonce_at(block)),
+            [Ok(0), Ok(2), Ok(2), Ok(3)]
+        );
+        assert_eq!(
+            ledger.balance("bob").expect("bob"),
+            0,
+            "a cancellation pays nothing"
+        );
+        assert_eq!(Ledger::balance(&ledger), Ok(899));
+        assert_eq!(ledger.next_nonce(), Ok(3));
     }
 
     #[test]
@@ -257,6 +329,7 @@ mod dev_ledger {
         let garbage = SignedTx {
             tx_hash: fnv1a_hex(b"garbage"),
             bytes: b"garbage".to_vec(),
+            fees: Fees::default(),
         };
         assert!(matches!(
             ledger.submit(&garbage),
@@ -267,6 +340,7 @@ mod dev_ledger {
         let foreign = SignedTx {
             tx_hash: fnv1a_hex(foreign),
             bytes: foreign.to_vec(),
+            fees: Fees::default(),
         };
         let Err(LedgerError::Rejected(reason)) = ledger.submit(&foreign) else {
             panic!("expected a rejection");
@@ -353,10 +427,13 @@ mod dev_ledger {
         clock.advance(Duration::from_secs(2));
         assert_eq!(
             ledger.lookup(&tx.tx_hash),
-            Ok(TxStatus::Included { block: 1 })
+            Ok(TxStatus::Included {
+                block: 1,
+                block_hash: ledger.block_hash_at(1)
+            })
         );
         assert_eq!(ledger.next_nonce(), Ok(1));
-        assert_eq!(ledger.current_epoch(), Ok(0));
+        assert_eq!(ledger.head().map(|head| head.epoch), Ok(0));
     }
 
     #[test]
@@ -388,7 +465,10 @@ mod dev_ledger {
         assert_eq!(ledger.next_nonce(), Ok(1));
         assert_eq!(
             ledger.lookup(&tx.tx_hash),
-            Ok(TxStatus::Included { block: 1 })
+            Ok(TxStatus::Included {
+                block: 1,
+                block_hash: ledger.block_hash_at(1)
+            })
         );
         assert_eq!(ledger.submit(&tx), Err(LedgerError::AlreadyKnown));
     }
@@ -420,7 +500,7 @@ mod dev_ledger {
         assert_eq!(ledger.genesis_ms(), genesis - 3_600_000);
         let height = ledger.height();
         assert!((3_600..3_700).contains(&height), "height {height}");
-        assert_eq!(ledger.current_epoch(), Ok(height / 10));
+        assert_eq!(ledger.head().map(|head| head.epoch), Ok(height / 10));
     }
 
     #[test]
@@ -676,7 +756,7 @@ mod dev_ledger {
 
         for ((destination, amount), id) in payees.iter().zip(&ids) {
             assert_eq!(ledger.balance(destination).expect("balance"), *amount);
-            let Some(DisbursementStatus::Executed { tx_hash, block }) =
+            let Some(DisbursementStatus::Executed { tx_hash, block, .. }) =
                 store.get(*id).expect("get").map(|d| d.status)
             else {
                 panic!("{id} not executed");

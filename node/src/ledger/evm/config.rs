@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 /// request_timeout_ms = 5000
 /// epoch_blocks = 1
 /// chain_id = 31337                          # leave out to take the endpoint's
+/// confirmations = 12                        # a payment counts at this depth
+/// wait_for_finalized = false                # or: once the chain finalizes its block
+/// bump_after_blocks = 3                     # pending this long: replaced, fees raised
+/// bump_percent = 20                         # by at least this much (10 or more)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,9 +34,21 @@ pub struct EvmLedgerConfig {
     pub request_timeout_ms: u64,
     /// Blocks per epoch (epoch = block number / `epoch_blocks`), at least 1.
     pub epoch_blocks: u64,
-    /// The chain the treasury pays on. Set, a different `eth_chainId` halts signing;
-    /// unset, the endpoint's chain id is taken.
+    /// The chain the treasury pays on. Set, a different `eth_chainId` halts the executor;
+    /// unset, the endpoint's chain id is taken (and pinned in the store at first contact).
     pub chain_id: Option<u64>,
+    /// Blocks a payment needs, its own included, before it is Executed and its dependents
+    /// go (1: at first inclusion). At least 1.
+    pub confirmations: u64,
+    /// `true`: a payment is Executed once its block is at or below the chain's
+    /// `finalized` block (`confirmations` is then not used).
+    pub wait_for_finalized: bool,
+    /// A transaction still pending this many blocks after an endpoint took it is replaced
+    /// at its nonce with higher fees. At least 1.
+    pub bump_after_blocks: u64,
+    /// How much a replacement raises both fees, at least: from 10 (what nodes require of
+    /// a replacement) to 1000.
+    pub bump_percent: u64,
 }
 
 /// 1 gwei in wei.
@@ -41,6 +57,15 @@ const GWEI: u128 = 1_000_000_000;
 pub const TRANSFER_GAS: u64 = 21_000;
 /// The longest `request_timeout_ms` accepted.
 pub const MAX_REQUEST_TIMEOUT_MS: u64 = 60_000;
+/// The deepest `confirmations` accepted: nodes keep the state of about the last 128
+/// blocks, and the executor reads the treasury's nonce at that depth.
+pub const MAX_CONFIRMATIONS: u64 = 128;
+/// The longest `bump_after_blocks` accepted.
+pub const MAX_BUMP_AFTER_BLOCKS: u64 = 10_000;
+/// The least `bump_percent` accepted: what geth and reth require of a replacement.
+pub const MIN_BUMP_PERCENT: u64 = governance::MIN_BUMP_PERCENT;
+/// The most `bump_percent` accepted.
+pub const MAX_BUMP_PERCENT: u64 = 1_000;
 
 impl Default for EvmLedgerConfig {
     fn default() -> Self {
@@ -51,6 +76,10 @@ impl Default for EvmLedgerConfig {
             request_timeout_ms: 5_000,
             epoch_blocks: 1,
             chain_id: None,
+            confirmations: 12,
+            wait_for_finalized: false,
+            bump_after_blocks: 3,
+            bump_percent: 20,
         }
     }
 }
@@ -82,6 +111,18 @@ pub enum EvmConfigError {
     /// `chain_id` is 0 (no EIP-155 chain has it).
     #[error("must not be 0")]
     ChainId,
+    /// `confirmations` is 0 or implausibly deep.
+    #[error("must be from 1 to {MAX_CONFIRMATIONS} (got {0})")]
+    Confirmations(u64),
+    /// `bump_after_blocks` is 0 or implausibly long.
+    #[error("must be from 1 to {MAX_BUMP_AFTER_BLOCKS} (got {0})")]
+    BumpAfterBlocks(u64),
+    /// `bump_percent` is below what a node requires of a replacement.
+    #[error(
+        "must be from {MIN_BUMP_PERCENT} to {MAX_BUMP_PERCENT} (got {0}): nodes refuse a \
+         replacement that raises its fees by less than 10%"
+    )]
+    BumpPercent(u64),
 }
 
 impl EvmConfigError {
@@ -94,11 +135,23 @@ impl EvmConfigError {
             EvmConfigError::RequestTimeout(_) => "request_timeout_ms",
             EvmConfigError::EpochBlocks => "epoch_blocks",
             EvmConfigError::ChainId => "chain_id",
+            EvmConfigError::Confirmations(_) => "confirmations",
+            EvmConfigError::BumpAfterBlocks(_) => "bump_after_blocks",
+            EvmConfigError::BumpPercent(_) => "bump_percent",
         }
     }
 }
 
 impl EvmLedgerConfig {
+    /// When a payment counts, as the executor takes it.
+    pub fn finality(&self) -> governance::Finality {
+        if self.wait_for_finalized {
+            governance::Finality::Finalized
+        } else {
+            governance::Finality::Confirmations(self.confirmations)
+        }
+    }
+
     /// Checks the values serde cannot.
     pub fn validate(&self) -> Result<(), EvmConfigError> {
         if self.max_fee_per_gas == 0 {
@@ -121,6 +174,15 @@ impl EvmLedgerConfig {
         }
         if self.chain_id == Some(0) {
             return Err(EvmConfigError::ChainId);
+        }
+        if !(1..=MAX_CONFIRMATIONS).contains(&self.confirmations) {
+            return Err(EvmConfigError::Confirmations(self.confirmations));
+        }
+        if !(1..=MAX_BUMP_AFTER_BLOCKS).contains(&self.bump_after_blocks) {
+            return Err(EvmConfigError::BumpAfterBlocks(self.bump_after_blocks));
+        }
+        if !(MIN_BUMP_PERCENT..=MAX_BUMP_PERCENT).contains(&self.bump_percent) {
+            return Err(EvmConfigError::BumpPercent(self.bump_percent));
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! A transfer's fees: the endpoint's quote, capped by the configuration.
+//! A transfer's fees: the endpoint's quote, capped by the configuration, and raised to a
+//! replacement's floor.
 
 use super::config::EvmLedgerConfig;
 
@@ -37,5 +38,38 @@ impl FeeQuote {
             max_fee_per_gas: max_fee,
             max_priority_fee_per_gas: tip.min(max_fee),
         }
+    }
+}
+
+impl Fees {
+    /// These fees raised to at least `floor` field by field (a replacement must outbid
+    /// the transaction it replaces), or why the caps forbid it. The tip stops at its cap
+    /// (a node that still holds the replaced transaction then refuses the replacement as
+    /// underpriced, and the next block's bump raises the max fee again); the max fee may
+    /// never pass its cap.
+    pub(super) fn at_least(
+        self,
+        floor: Option<governance::Fees>,
+        config: &EvmLedgerConfig,
+    ) -> Result<Fees, String> {
+        let Some(floor) = floor else {
+            return Ok(self);
+        };
+        let tip = self
+            .max_priority_fee_per_gas
+            .max(floor.max_priority_fee_per_gas)
+            .min(config.max_priority_fee_per_gas);
+        let max_fee = self.max_fee_per_gas.max(floor.max_fee_per_gas).max(tip);
+        if max_fee > config.max_fee_per_gas {
+            return Err(format!(
+                "needs a max fee of {max_fee} wei per gas, over the cap (evm.max_fee_per_gas \
+                 {})",
+                config.max_fee_per_gas
+            ));
+        }
+        Ok(Fees {
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: tip,
+        })
     }
 }

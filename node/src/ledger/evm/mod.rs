@@ -3,8 +3,13 @@
 //!
 //! | `Ledger` call          | JSON-RPC                                                        |
 //! |------------------------|-----------------------------------------------------------------|
-//! | `current_epoch`        | `eth_blockNumber` / `epoch_blocks`                              |
+//! | `chain_id`             | `eth_chainId` (checked against `evm.chain_id` if set)           |
+//! | `head`                 | `eth_getBlockByNumber("latest")`: number, hash, base fee; epoch = number / `epoch_blocks` |
+//! | `finalized`            | `eth_getBlockByNumber("finalized")`                             |
+//! | `block_hash`           | `eth_getBlockByNumber(n)`                                       |
 //! | `next_nonce`           | `eth_getTransactionCount(treasury, "pending")`                  |
+//! | `nonce_at`             | `eth_getTransactionCount(treasury, n)`                          |
+//! | `balance`              | `eth_getBalance(treasury, "latest")`                            |
 //! | `sign`                 | `eth_chainId` (once), `eth_getBlockByNumber("latest")` and `eth_maxPriorityFeePerGas` (quoted at most once a second) |
 //! | `submit`               | `eth_sendRawTransaction`                                        |
 //! | `lookup`               | `eth_getTransactionReceipt`, then `eth_getTransactionByHash`    |
@@ -18,9 +23,17 @@
 //! differ. The executor stores the signed bytes before submitting them and only ever
 //! resubmits those, so that never makes two different transactions for one intent.
 //!
+//! A payment is an EIP-1559 value transfer to the destination; a cancellation (an
+//! operator's, by replacement) a zero-value transfer to the treasury itself at the same
+//! nonce. A replacement is priced on a fresh quote and offers at least the fees the
+//! executor asks (its floor), the tip up to its cap, the max fee never past its cap
+//! (`LedgerError::FeeCapReached`).
+//!
 //! The chain is checked before anything is signed: with `chain_id` configured, an
-//! endpoint on another chain fails every `sign` with `LedgerError::Signing`, which halts
-//! the executor rather than pay on the wrong chain.
+//! endpoint on another chain fails `chain_id` and `sign` with `LedgerError::Signing`,
+//! which halts the executor rather than pay on the wrong chain. Signing always uses the
+//! chain id read first; the executor compares every later reading with the one pinned in
+//! its store.
 
 mod address;
 mod config;
@@ -39,7 +52,7 @@ use std::time::{Duration, Instant};
 use alloy_consensus::{SignableTransaction, TxEip1559};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Bytes, TxKind, U256, hex};
-use governance::{Disbursement, Ledger, LedgerError, SignedTx, TxStatus};
+use governance::{AttemptKind, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -152,11 +165,17 @@ impl EvmLedger {
         self.rpc.endpoint()
     }
 
-    /// The endpoint's chain id, fetched once; refused if it is not the configured one.
-    fn chain_id(&self) -> Result<u64, LedgerError> {
-        if let Some(&id) = self.chain_id.get() {
-            return Ok(id);
+    /// The chain id to sign with: the first one read (and accepted).
+    fn signing_chain_id(&self) -> Result<u64, LedgerError> {
+        match self.chain_id.get() {
+            Some(&id) => Ok(id),
+            None => self.read_chain_id(),
         }
+    }
+
+    /// Reads the endpoint's chain id; refused if it is not the configured one. The first
+    /// one read is kept for signing.
+    fn read_chain_id(&self) -> Result<u64, LedgerError> {
         let id = rpc::quantity_u64(&self.rpc.call("eth_chainId", json!([]))?, "eth_chainId")?;
         if let Some(expected) = self.config.chain_id
             && expected != id
@@ -165,21 +184,36 @@ impl EvmLedger {
                 "the endpoint is on chain {id}, but evm.chain_id is {expected}: refusing to sign"
             )));
         }
-        // A racing caller may have set it first; it fetched the same id.
-        Ok(*self.chain_id.get_or_init(|| id))
+        let _ = self.chain_id.set(id);
+        Ok(id)
     }
 
-    /// The current fee quote, fetched at most once per [`FEE_QUOTE_TTL`].
-    fn fee_quote(&self) -> Result<FeeQuote, LedgerError> {
+    /// A block by tag or number (`null` when the endpoint has none).
+    fn block(&self, tag: &str) -> Result<Option<Value>, LedgerError> {
+        let block = self.rpc.call("eth_getBlockByNumber", json!([tag, false]))?;
+        match block {
+            Value::Null => Ok(None),
+            Value::Object(_) => Ok(Some(block)),
+            other => Err(LedgerError::Malformed(format!(
+                "eth_getBlockByNumber({tag}) answered {}, not a block",
+                rpc::bounded(&other.to_string())
+            ))),
+        }
+    }
+
+    /// The current fee quote, fetched at most once per [`FEE_QUOTE_TTL`], or now if
+    /// `fresh` (a replacement answers a fee market that just moved).
+    fn fee_quote(&self, fresh: bool) -> Result<FeeQuote, LedgerError> {
         let cached = *self.fees.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((at, quote)) = cached
             && at.elapsed() < FEE_QUOTE_TTL
+            && !fresh
         {
             return Ok(quote);
         }
         let block = self
-            .rpc
-            .call("eth_getBlockByNumber", json!(["latest", false]))?;
+            .block("latest")?
+            .ok_or_else(|| LedgerError::Malformed("there is no latest block".into()))?;
         let Some(base_fee) = block.get("baseFeePerGas") else {
             return Err(LedgerError::Malformed(
                 "the latest block has no baseFeePerGas (is the chain past London/EIP-1559?)".into(),
@@ -212,6 +246,24 @@ fn read_key_file(path: &Path) -> std::io::Result<Zeroizing<String>> {
     Ok(text)
 }
 
+/// A block's `number`.
+fn block_number(block: &Value) -> Result<u64, LedgerError> {
+    rpc::quantity_u64(
+        block.get("number").unwrap_or(&Value::Null),
+        "the block's number",
+    )
+}
+
+/// A block's `hash`, lowercase.
+fn block_hash(block: &Value) -> Result<String, LedgerError> {
+    match block.get("hash").and_then(Value::as_str) {
+        Some(hash) if is_tx_hash(hash) => Ok(hash.to_ascii_lowercase()),
+        _ => Err(LedgerError::Malformed(
+            "the block's hash is not 0x and 64 hex digits".into(),
+        )),
+    }
+}
+
 /// `0x` and 64 hex digits.
 fn is_tx_hash(text: &str) -> bool {
     text.strip_prefix("0x")
@@ -219,13 +271,38 @@ fn is_tx_hash(text: &str) -> bool {
 }
 
 impl Ledger for EvmLedger {
-    fn current_epoch(&self) -> Result<u64, LedgerError> {
-        let block = rpc::quantity_u64(
-            &self.rpc.call("eth_blockNumber", json!([]))?,
-            "eth_blockNumber",
-        )?;
-        // `validate` keeps `epoch_blocks` at least 1.
-        Ok(block / self.config.epoch_blocks.max(1))
+    fn chain_id(&self) -> Result<String, LedgerError> {
+        self.read_chain_id().map(|id| id.to_string())
+    }
+
+    fn head(&self) -> Result<Head, LedgerError> {
+        let block = self
+            .block("latest")?
+            .ok_or_else(|| LedgerError::Malformed("there is no latest block".into()))?;
+        let number = block_number(&block)?;
+        let base_fee = match block.get("baseFeePerGas") {
+            None | Some(Value::Null) => None,
+            Some(fee) => Some(rpc::quantity(fee, "baseFeePerGas")?),
+        };
+        Ok(Head {
+            number,
+            hash: block_hash(&block)?,
+            base_fee,
+            // `validate` keeps `epoch_blocks` at least 1.
+            epoch: number / self.config.epoch_blocks.max(1),
+        })
+    }
+
+    fn finalized(&self) -> Result<Option<u64>, LedgerError> {
+        self.block("finalized")?
+            .map(|block| block_number(&block))
+            .transpose()
+    }
+
+    fn block_hash(&self, number: u64) -> Result<Option<String>, LedgerError> {
+        self.block(&format!("{number:#x}"))?
+            .map(|block| block_hash(&block))
+            .transpose()
     }
 
     fn next_nonce(&self) -> Result<u64, LedgerError> {
@@ -236,19 +313,44 @@ impl Ledger for EvmLedger {
         rpc::quantity_u64(&count, "eth_getTransactionCount")
     }
 
-    fn sign(&self, disbursement: &Disbursement, nonce: u64) -> Result<SignedTx, LedgerError> {
-        let to = address::parse_destination(&disbursement.destination)
-            .map_err(LedgerError::InvalidDestination)?;
-        let chain_id = self.chain_id()?;
-        let fees = self.fee_quote()?.capped(&self.config);
+    fn nonce_at(&self, block: u64) -> Result<u64, LedgerError> {
+        let count = self.rpc.call(
+            "eth_getTransactionCount",
+            json!([self.address(), format!("{block:#x}")]),
+        )?;
+        rpc::quantity_u64(&count, "eth_getTransactionCount")
+    }
+
+    fn balance(&self) -> Result<u128, LedgerError> {
+        let balance = self
+            .rpc
+            .call("eth_getBalance", json!([self.address(), "latest"]))?;
+        rpc::quantity(&balance, "eth_getBalance")
+    }
+
+    fn sign(&self, request: &SignRequest<'_>) -> Result<SignedTx, LedgerError> {
+        let (to, value) = match request.kind {
+            AttemptKind::Payment => (
+                address::parse_destination(&request.disbursement.destination)
+                    .map_err(LedgerError::InvalidDestination)?,
+                U256::from(request.disbursement.amount),
+            ),
+            AttemptKind::Cancellation => (self.key.address(), U256::ZERO),
+        };
+        let chain_id = self.signing_chain_id()?;
+        let fees = self
+            .fee_quote(request.min_fees.is_some())?
+            .capped(&self.config)
+            .at_least(request.min_fees, &self.config)
+            .map_err(LedgerError::FeeCapReached)?;
         let tx = TxEip1559 {
             chain_id,
-            nonce,
+            nonce: request.nonce,
             gas_limit: self.config.gas_limit,
             max_fee_per_gas: fees.max_fee_per_gas,
             max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
             to: TxKind::Call(to),
-            value: U256::from(disbursement.amount),
+            value,
             access_list: Default::default(),
             input: Bytes::new(),
         };
@@ -257,6 +359,11 @@ impl Ledger for EvmLedger {
         Ok(SignedTx {
             tx_hash: format!("0x{}", hex::encode(signed.hash())),
             bytes: signed.encoded_2718(),
+            fees: governance::Fees {
+                max_fee_per_gas: fees.max_fee_per_gas,
+                max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+                gas_limit: self.config.gas_limit,
+            },
         })
     }
 
@@ -288,6 +395,14 @@ impl Ledger for EvmLedger {
                 Some(Value::Null) | None => Ok(TxStatus::Pending),
                 Some(block) => {
                     let block = rpc::quantity_u64(block, "the receipt's blockNumber")?;
+                    let block_hash = match receipt.get("blockHash").and_then(Value::as_str) {
+                        Some(hash) if is_tx_hash(hash) => hash.to_ascii_lowercase(),
+                        _ => {
+                            return Err(LedgerError::Malformed(
+                                "the receipt's blockHash is not 0x and 64 hex digits".into(),
+                            ));
+                        }
+                    };
                     // Status 0: mined (the nonce is spent) but reverted, so no value
                     // moved (a contract destination that refuses plain transfers, or
                     // out of gas). The executor cancels the disbursement, saying so.
@@ -297,9 +412,9 @@ impl Ledger for EvmLedger {
                             block,
                             "the transfer was included but reverted (receipt status 0): nothing was paid"
                         );
-                        return Ok(TxStatus::Reverted { block });
+                        return Ok(TxStatus::Reverted { block, block_hash });
                     }
-                    Ok(TxStatus::Included { block })
+                    Ok(TxStatus::Included { block, block_hash })
                 }
             };
         }

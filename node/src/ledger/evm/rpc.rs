@@ -255,12 +255,13 @@ pub(super) fn classify_rpc_error(code: Option<i64>, message: &str) -> LedgerErro
         Some(code) => bounded(&format!("{message} (code {code})")),
         None => bounded(message),
     };
-    // The fee market, not the transfer: retried, never cancelled. Checked first, as a
-    // node may wrap them in "invalid transaction". anvil (-32003): "max fee per gas less
-    // than block base fee"; "replacement transaction underpriced" (another transaction
-    // already holds the nonce in the pool).
-    if has("less than block base fee") || has("underpriced") {
-        return LedgerError::Other(with_code());
+    // The fee market, not the transfer and not the endpoint: bumped, never cancelled,
+    // never counted against the breaker. Checked first, as a node may wrap them in
+    // "invalid transaction". anvil (-32003): "max fee per gas less than block base fee";
+    // "replacement transaction underpriced" (another transaction already holds the nonce
+    // in the pool); geth: "transaction underpriced" (a tip below the pool's minimum).
+    if has("less than block base fee") || has("underpriced") || has("fee cap less than") {
+        return LedgerError::Underpriced(with_code());
     }
     // anvil (-32003): "Insufficient funds for gas * price + value".
     if has("insufficient funds") {

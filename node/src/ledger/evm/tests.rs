@@ -13,7 +13,10 @@ mod evm_ledger {
     use alloy_consensus::{SignableTransaction, Signed, TxEip1559};
     use alloy_eips::eip2718::Decodable2718;
     use alloy_primitives::{Address, TxKind, U256, keccak256};
-    use governance::{Disbursement, DisbursementStatus, Ledger, LedgerError, TxStatus};
+    use governance::{
+        AttemptKind, Disbursement, DisbursementStatus, Fees as TxFees, Ledger, LedgerError,
+        SignRequest, TxStatus,
+    };
     use serde_json::{Value, json};
 
     use super::super::address::parse_destination;
@@ -158,9 +161,11 @@ mod evm_ledger {
         match method {
             "eth_chainId" => Reply::Result(json!("0x7a69")),
             "eth_blockNumber" => Reply::Result(json!("0x64")),
-            "eth_getBlockByNumber" => {
-                Reply::Result(json!({"number": "0x64", "baseFeePerGas": "0x2540be400"}))
-            }
+            "eth_getBlockByNumber" => Reply::Result(json!({
+                "number": "0x64",
+                "hash": format!("0x{}", "ee".repeat(32)),
+                "baseFeePerGas": "0x2540be400"
+            })),
             "eth_maxPriorityFeePerGas" => Reply::Result(json!("0x3b9aca00")),
             "eth_getTransactionCount" => Reply::Result(json!("0x7")),
             _ => Reply::Error(-32601, format!("method {method} not found")),
@@ -198,10 +203,21 @@ mod evm_ledger {
         }
     }
 
-    /// `current_epoch` against a server that always replies `reply`.
-    fn epoch_with(reply: fn() -> Reply) -> Result<u64, LedgerError> {
+    /// A payment of `disbursement` at `nonce`, at the quote's fees.
+    fn pay(disbursement: &Disbursement, nonce: u64) -> SignRequest<'_> {
+        SignRequest {
+            disbursement,
+            kind: AttemptKind::Payment,
+            nonce,
+            min_fees: None,
+        }
+    }
+
+    /// `next_nonce` (one call, a quantity back) against a server that always replies
+    /// `reply`.
+    fn call_with(reply: fn() -> Reply) -> Result<u64, LedgerError> {
         let server = MockRpc::start(move |_, _, _| reply());
-        ledger(&server.url()).current_epoch()
+        ledger(&server.url()).next_nonce()
     }
 
     // ---- configuration ---------------------------------------------------------------
@@ -215,6 +231,10 @@ mod evm_ledger {
         assert_eq!(config.request_timeout_ms, 5_000);
         assert_eq!(config.epoch_blocks, 1);
         assert_eq!(config.chain_id, None);
+        assert_eq!(config.confirmations, 12);
+        assert!(!config.wait_for_finalized);
+        assert_eq!((config.bump_after_blocks, config.bump_percent), (3, 20));
+        assert_eq!(config.finality(), governance::Finality::Confirmations(12));
         assert_eq!(config.validate(), Ok(()));
         let empty: EvmLedgerConfig = toml::from_str("").expect("empty table");
         assert_eq!(empty, config);
@@ -248,7 +268,7 @@ mod evm_ledger {
     #[test]
     fn config_validation_names_the_key() {
         type Change = fn(&mut EvmLedgerConfig);
-        let cases: [(Change, &str); 8] = [
+        let cases: [(Change, &str); 13] = [
             (|c| c.max_fee_per_gas = 0, "max_fee_per_gas"),
             (
                 |c| c.max_priority_fee_per_gas = c.max_fee_per_gas + 1,
@@ -263,6 +283,12 @@ mod evm_ledger {
                 |c| c.max_priority_fee_per_gas = u128::MAX,
                 "max_priority_fee_per_gas",
             ),
+            (|c| c.confirmations = 0, "confirmations"),
+            (|c| c.confirmations = 129, "confirmations"),
+            (|c| c.bump_after_blocks = 0, "bump_after_blocks"),
+            // Nodes refuse a replacement raising its fees by less than 10%.
+            (|c| c.bump_percent = 9, "bump_percent"),
+            (|c| c.bump_percent = 1_001, "bump_percent"),
         ];
         for (change, field) in cases {
             let mut config = EvmLedgerConfig::default();
@@ -376,7 +402,7 @@ mod evm_ledger {
         let url = format!("http://alice:p%40ss@{}", server.address);
         let ledger = ledger(&url);
         assert_eq!(ledger.endpoint(), server.url());
-        assert_eq!(ledger.current_epoch(), Ok(100));
+        assert_eq!(ledger.next_nonce(), Ok(7));
 
         let error = EvmLedger::new(
             "https://alice:hunter2@rpc.example:8545",
@@ -416,7 +442,7 @@ mod evm_ledger {
         });
         // RFC 7617's example.
         let ledger = ledger(&format!("http://Aladdin:open%20sesame@{address}"));
-        assert_eq!(ledger.current_epoch(), Ok(1));
+        assert_eq!(ledger.next_nonce(), Ok(1));
         let head = seen.lock().expect("head").clone();
         assert!(
             head.contains("Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"),
@@ -511,7 +537,7 @@ mod evm_ledger {
         let ledger = ledger(&server.url());
         let amount = u128::MAX;
         let tx = ledger
-            .sign(&disbursement(DESTINATION, amount), 42)
+            .sign(&pay(&disbursement(DESTINATION, amount), 42))
             .expect("signed");
 
         assert_eq!(tx.bytes.first(), Some(&2), "type 2");
@@ -543,11 +569,11 @@ mod evm_ledger {
         let server = MockRpc::start(chain);
         let ledger = ledger(&server.url());
         let first = ledger
-            .sign(&disbursement(DESTINATION, 1), 0)
+            .sign(&pay(&disbursement(DESTINATION, 1), 0))
             .expect("signed");
         for nonce in 1..50 {
             ledger
-                .sign(&disbursement(DESTINATION, 1), nonce)
+                .sign(&pay(&disbursement(DESTINATION, 1), nonce))
                 .expect("signed");
         }
         assert_eq!(server.count("eth_chainId"), 1);
@@ -563,7 +589,7 @@ mod evm_ledger {
             server.count("eth_maxPriorityFeePerGas")
         );
         let again = ledger
-            .sign(&disbursement(DESTINATION, 1), 0)
+            .sign(&pay(&disbursement(DESTINATION, 1), 0))
             .expect("signed");
         assert_eq!(again.tx_hash, first.tx_hash, "same quote, same transaction");
     }
@@ -577,7 +603,7 @@ mod evm_ledger {
         };
         let ledger = ledger_with(&server.url(), config);
         for _ in 0..2 {
-            let answer = ledger.sign(&disbursement(DESTINATION, 1), 0);
+            let answer = ledger.sign(&pay(&disbursement(DESTINATION, 1), 0));
             let Err(LedgerError::Signing(reason)) = answer else {
                 panic!("{answer:?}");
             };
@@ -597,7 +623,7 @@ mod evm_ledger {
     fn sign_refuses_a_bad_destination_before_any_call() {
         let server = MockRpc::start(chain);
         let ledger = ledger(&server.url());
-        let answer = ledger.sign(&disbursement("0x1234", 1), 0);
+        let answer = ledger.sign(&pay(&disbursement("0x1234", 1), 0));
         assert!(
             matches!(answer, Err(LedgerError::InvalidDestination(_))),
             "{answer:?}"
@@ -616,7 +642,7 @@ mod evm_ledger {
             "eth_getBlockByNumber" => Reply::Result(json!({"number": "0x1"})),
             _ => chain(method, params, id),
         });
-        let answer = ledger(&server.url()).sign(&disbursement(DESTINATION, 1), 0);
+        let answer = ledger(&server.url()).sign(&pay(&disbursement(DESTINATION, 1), 0));
         assert!(
             matches!(answer, Err(LedgerError::Malformed(ref m)) if m.contains("baseFeePerGas")),
             "{answer:?}"
@@ -633,7 +659,13 @@ mod evm_ledger {
             ..EvmLedgerConfig::default()
         };
         let ledger = ledger_with(&server.url(), config);
-        assert_eq!(ledger.current_epoch(), Ok(14), "block 100 / 7");
+        assert_eq!(
+            ledger
+                .head()
+                .map(|head| (head.number, head.epoch, head.base_fee)),
+            Ok((100, 14, Some(10 * GWEI))),
+            "block 100 / 7"
+        );
         assert_eq!(ledger.next_nonce(), Ok(7));
         let calls = server.calls.lock().expect("calls").clone();
         assert_eq!(calls[1].0, "eth_getTransactionCount");
@@ -649,6 +681,7 @@ mod evm_ledger {
         let tx = governance::SignedTx {
             tx_hash: hash,
             bytes: vec![0x02, 0xf8, 0x01],
+            fees: TxFees::default(),
         };
         assert_eq!(ledger.submit(&tx), Ok(()));
         let calls = server.calls.lock().expect("calls").clone();
@@ -675,15 +708,27 @@ mod evm_ledger {
             });
             ledger(&server.url()).lookup(&hash)
         };
-        let receipt = json!({"blockNumber": "0x1b", "status": "0x1"});
+        let block_hash = format!("0x{}", "AA".repeat(32));
+        let receipt = json!({"blockNumber": "0x1b", "blockHash": block_hash, "status": "0x1"});
         assert_eq!(
             status(receipt, Value::Null),
-            Ok(TxStatus::Included { block: 27 })
+            Ok(TxStatus::Included {
+                block: 27,
+                block_hash: block_hash.to_ascii_lowercase()
+            })
         );
-        let reverted = json!({"blockNumber": "0x1c", "status": "0x0"});
+        let reverted = json!({"blockNumber": "0x1c", "blockHash": block_hash, "status": "0x0"});
         assert_eq!(
             status(reverted, Value::Null),
-            Ok(TxStatus::Reverted { block: 28 })
+            Ok(TxStatus::Reverted {
+                block: 28,
+                block_hash: block_hash.to_ascii_lowercase()
+            })
+        );
+        let no_hash = status(json!({"blockNumber": "0x1b", "status": "0x1"}), Value::Null);
+        assert!(
+            matches!(no_hash, Err(LedgerError::Malformed(_))),
+            "{no_hash:?}"
         );
         let pending_receipt = json!({"blockNumber": null});
         assert_eq!(status(pending_receipt, Value::Null), Ok(TxStatus::Pending));
@@ -706,6 +751,122 @@ mod evm_ledger {
         assert!(server.methods().is_empty());
     }
 
+    /// The head, a block by number, the finalized block, the nonce at a block and the
+    /// balance: one call each, read as the chain says.
+    #[test]
+    fn the_chains_state_comes_from_its_blocks() {
+        let hash = |byte: &str| format!("0x{}", byte.repeat(32));
+        let server = MockRpc::start(move |method, params, id| match method {
+            "eth_getBlockByNumber" => match params[0].as_str() {
+                Some("finalized") => Reply::Result(json!({"number": "0x5a", "hash": hash("5a")})),
+                Some("0x63") => Reply::Result(json!({"number": "0x63", "hash": hash("63")})),
+                Some("0x65") => Reply::Result(Value::Null),
+                _ => chain(method, params, id),
+            },
+            "eth_getBalance" => Reply::Result(json!("0xde0b6b3a7640000")),
+            _ => chain(method, params, id),
+        });
+        let ledger = ledger(&server.url());
+        let head = ledger.head().expect("head");
+        assert_eq!((head.number, head.epoch), (100, 100));
+        assert_eq!(head.hash, hash("ee"));
+        assert_eq!(ledger.finalized(), Ok(Some(90)));
+        assert_eq!(ledger.block_hash(99), Ok(Some(hash("63"))));
+        assert_eq!(ledger.block_hash(101), Ok(None), "no such block yet");
+        assert_eq!(ledger.nonce_at(99), Ok(7));
+        assert_eq!(ledger.balance(), Ok(1_000_000_000_000_000_000));
+        let calls = server.calls.lock().expect("calls").clone();
+        assert!(calls.contains(&("eth_getTransactionCount".into(), json!([ADDRESS, "0x63"]))));
+        assert!(calls.contains(&("eth_getBalance".into(), json!([ADDRESS, "latest"]))));
+        assert_eq!(ledger.chain_id(), Ok("31337".into()));
+    }
+
+    /// A replacement offers at least the floor the executor asks (the quote's fees when
+    /// they are higher), and never more than the caps: past them it is refused as
+    /// `FeeCapReached`, before anything is signed.
+    #[test]
+    fn a_replacement_outbids_its_floor_within_the_caps() {
+        let server = MockRpc::start(chain);
+        let ledger = ledger(&server.url());
+        let payment = disbursement(DESTINATION, 5);
+        let floor = |max_fee: u128, tip: u128| TxFees {
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: tip,
+            gas_limit: 21_000,
+        };
+        let replace = |min_fees| SignRequest {
+            disbursement: &payment,
+            kind: AttemptKind::Payment,
+            nonce: 3,
+            min_fees: Some(min_fees),
+        };
+        let low = ledger.sign(&replace(floor(GWEI, 1))).expect("signed");
+        assert_eq!(
+            (low.fees.max_fee_per_gas, low.fees.max_priority_fee_per_gas),
+            (21 * GWEI, GWEI),
+            "the quote is above a low floor"
+        );
+        let high = ledger
+            .sign(&replace(floor(30 * GWEI, 2 * GWEI)))
+            .expect("signed");
+        assert_eq!(
+            (
+                high.fees.max_fee_per_gas,
+                high.fees.max_priority_fee_per_gas
+            ),
+            (30 * GWEI, 2 * GWEI)
+        );
+        let signed = Signed::<TxEip1559>::decode_2718(&mut high.bytes.as_slice()).expect("decodes");
+        assert_eq!(signed.tx().max_fee_per_gas, 30 * GWEI);
+        assert_eq!(signed.tx().nonce, 3);
+        let over = ledger.sign(&replace(floor(101 * GWEI, GWEI)));
+        assert!(
+            matches!(&over, Err(LedgerError::FeeCapReached(reason)) if reason.contains("evm.max_fee_per_gas")),
+            "{over:?}"
+        );
+        let tip_over = ledger
+            .sign(&replace(floor(30 * GWEI, 3 * GWEI)))
+            .expect("the tip stops at its cap");
+        assert_eq!(
+            (
+                tip_over.fees.max_fee_per_gas,
+                tip_over.fees.max_priority_fee_per_gas
+            ),
+            (30 * GWEI, 2 * GWEI)
+        );
+        let quotes = server.count("eth_maxPriorityFeePerGas");
+        ledger.sign(&replace(floor(GWEI, 1))).expect("signed");
+        assert_eq!(
+            server.count("eth_maxPriorityFeePerGas"),
+            quotes + 1,
+            "a replacement is priced on a fresh quote"
+        );
+    }
+
+    /// A cancellation is a zero-value transfer from the treasury to itself at the nonce.
+    #[test]
+    fn a_cancellation_is_a_zero_value_transfer_to_the_treasury() {
+        let server = MockRpc::start(chain);
+        let ledger = ledger(&server.url());
+        let payment = disbursement(DESTINATION, 5);
+        let tx = ledger
+            .sign(&SignRequest {
+                disbursement: &payment,
+                kind: AttemptKind::Cancellation,
+                nonce: 9,
+                min_fees: None,
+            })
+            .expect("signed");
+        let signed = Signed::<TxEip1559>::decode_2718(&mut tx.bytes.as_slice()).expect("decodes");
+        let fields = signed.tx();
+        assert_eq!(fields.nonce, 9);
+        assert_eq!(fields.value, U256::ZERO);
+        assert_eq!(
+            fields.to,
+            TxKind::Call(ADDRESS.parse::<Address>().expect("address"))
+        );
+    }
+
     // ---- transport failures ---------------------------------------------------------------
 
     #[test]
@@ -713,7 +874,7 @@ mod evm_ledger {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
         drop(listener);
-        let answer = ledger(&format!("http://{address}")).current_epoch();
+        let answer = ledger(&format!("http://{address}")).next_nonce();
         assert!(
             matches!(answer, Err(LedgerError::Unreachable(_))),
             "{answer:?}"
@@ -732,7 +893,7 @@ mod evm_ledger {
                 drop(stream);
             }
         });
-        let answer = ledger(&format!("http://{address}")).current_epoch();
+        let answer = ledger(&format!("http://{address}")).next_nonce();
         assert!(
             matches!(answer, Err(LedgerError::Unreachable(_))),
             "{answer:?}"
@@ -747,7 +908,7 @@ mod evm_ledger {
             ..EvmLedgerConfig::default()
         };
         assert_eq!(
-            ledger_with(&server.url(), config).current_epoch(),
+            ledger_with(&server.url(), config).next_nonce(),
             Err(LedgerError::Timeout)
         );
     }
@@ -755,15 +916,15 @@ mod evm_ledger {
     #[test]
     fn server_errors_and_rate_limits_are_http_errors() {
         assert_eq!(
-            epoch_with(|| Reply::Http(500, "oops".into())),
+            call_with(|| Reply::Http(500, "oops".into())),
             Err(LedgerError::Http(500))
         );
         assert_eq!(
-            epoch_with(|| Reply::Http(503, String::new())),
+            call_with(|| Reply::Http(503, String::new())),
             Err(LedgerError::Http(503))
         );
         assert_eq!(
-            epoch_with(|| Reply::Http(429, "slow down".into())),
+            call_with(|| Reply::Http(429, "slow down".into())),
             Err(LedgerError::Http(429))
         );
         // A JSON-RPC error object inside a 5xx is still the 5xx.
@@ -774,7 +935,7 @@ mod evm_ledger {
         );
         // Another status without a JSON-RPC answer is that status.
         assert_eq!(
-            epoch_with(|| Reply::Http(404, "no".into())),
+            call_with(|| Reply::Http(404, "no".into())),
             Err(LedgerError::Http(404))
         );
     }
@@ -782,7 +943,7 @@ mod evm_ledger {
     #[test]
     fn what_is_not_a_json_rpc_answer_is_malformed() {
         let malformed = |reply: fn() -> Reply| {
-            let answer = epoch_with(reply);
+            let answer = call_with(reply);
             assert!(
                 matches!(answer, Err(LedgerError::Malformed(_))),
                 "{answer:?}"
@@ -853,15 +1014,24 @@ mod evm_ledger {
                 "{answer:?}"
             );
         }
-        // The fee market is transient: retried, never cancelled, whatever wraps it.
+        // The fee market: its own class (bumped, never cancelled, never the endpoint's
+        // failure), whatever wraps it.
         for message in [
             "max fee per gas less than block base fee",
             "invalid transaction: max fee per gas less than block base fee",
             "replacement transaction underpriced",
             "transaction underpriced",
-            "nonce too high",
-            "execution reverted",
+            "max fee per gas less than block base fee: maxFeePerGas: 1, baseFee: 2",
+            "fee cap less than block base fee",
         ] {
+            let answer = classify_rpc_error(Some(-32003), message);
+            assert!(
+                matches!(answer, LedgerError::Underpriced(ref m) if m.contains(message) && m.contains("-32003")),
+                "{answer:?}"
+            );
+        }
+        // Anything else unknown is retried as the endpoint's failure.
+        for message in ["nonce too high", "execution reverted"] {
             let answer = classify_rpc_error(Some(-32003), message);
             assert!(
                 matches!(answer, LedgerError::Other(ref m) if m.contains(message) && m.contains("-32003")),
@@ -878,6 +1048,7 @@ mod evm_ledger {
         let tx = governance::SignedTx {
             tx_hash: format!("0x{}", "00".repeat(32)),
             bytes: vec![2],
+            fees: TxFees::default(),
         };
         assert_eq!(
             ledger(&server.url()).submit(&tx),

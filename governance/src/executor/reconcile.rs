@@ -1,0 +1,393 @@
+//! Reconciling what is in flight, one intent at a time, lowest nonce first: observe what
+//! the chain holds of it, then settle it, replace it, or hand it over again.
+//!
+//! | seen                                    | the executor                                   |
+//! |-----------------------------------------|------------------------------------------------|
+//! | its block still canonical, deep enough  | Executed (or Cancelled: reverted / a cancellation) |
+//! | in a block, not deep enough             | Included (confirmations so far)                |
+//! | its block left the chain                | back to Submitted; the included bytes rebroadcast |
+//! | its block unreadable (a lagging backend)| waits                                          |
+//! | pending or unknown, nonce spent at depth| holds for an operator (none of ours is there)  |
+//! | pending or unknown, cancel asked        | cancels (never left the node) or replaces with a cancellation |
+//! | pending or unknown, priced out or stale | replaces with bumped fees (same nonce)         |
+//! | unknown                                 | hands the latest attempt over (same bytes)     |
+
+use super::{Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError, bounded, now_ms};
+use crate::ledger::{AttemptKind, SignRequest, TxStatus};
+use crate::store::{Attempt, Change, Hold, Inclusion, Intent, StoreError};
+
+/// What the chain holds of an intent, as far as this tick can tell.
+#[derive(Debug)]
+enum Seen {
+    /// One of its transactions is in a canonical block (confirmations counted now).
+    Landed(Inclusion),
+    /// The block that held it is no longer the chain's.
+    Reorged(Inclusion),
+    /// Recorded in a block this endpoint cannot show (it lags): nothing to conclude.
+    Unsure,
+    /// In a mempool.
+    Pending,
+    /// Nobody here knows any of its transactions (which is not proof they did not land).
+    Unknown,
+}
+
+impl TreasuryExecutor {
+    /// Reconciles every intent. Returns `Stop` when a call failed or the breaker refused,
+    /// `Restart` when one was given back (the intents changed); a nonce spent by a
+    /// stranger is [`TreasuryExecutorError::Held`].
+    pub(super) fn reconcile(
+        &mut self,
+        tip: &Tip,
+        report: &mut TickReport,
+    ) -> Result<Flow, TreasuryExecutorError> {
+        let mut lowest_open = true;
+        let mut fee_cap = false;
+        let mut oldest: Option<u64> = None;
+        for mut intent in self.store.intents()? {
+            let Some(seen) = self.observe(&intent, tip, report)? else {
+                return Ok(Flow::Stop);
+            };
+            let settled = matches!(&seen, Seen::Landed(inclusion) if tip.is_final(inclusion.block));
+            if !settled
+                && let Some(sent) = intent.attempts.iter().filter_map(|a| a.sent_at_ms).min()
+            {
+                oldest = Some(oldest.map_or(sent, |oldest| oldest.min(sent)));
+            }
+            let flow = match seen {
+                Seen::Landed(inclusion) => self.landed(&intent, inclusion, tip, report)?,
+                Seen::Reorged(inclusion) => self.reorged(&mut intent, &inclusion, tip, report)?,
+                Seen::Unsure => Flow::Go,
+                Seen::Pending | Seen::Unknown => {
+                    let checked = if std::mem::take(&mut lowest_open) && intent.bound {
+                        self.check_spent(&intent, tip, report)?
+                    } else {
+                        Flow::Go
+                    };
+                    match checked {
+                        Flow::Go => {
+                            let pending = matches!(seen, Seen::Pending);
+                            self.advance(&mut intent, pending, tip, &mut fee_cap, report)?
+                        }
+                        other => other,
+                    }
+                }
+            };
+            if flow != Flow::Go {
+                return Ok(flow);
+            }
+        }
+        self.snapshot.fee_cap_reached = fee_cap;
+        self.snapshot.oldest_pending_ms = oldest;
+        report.fee_cap_reached = fee_cap;
+        Ok(Flow::Go)
+    }
+
+    /// What the chain holds of `intent`. `None`: a call failed.
+    fn observe(
+        &mut self,
+        intent: &Intent,
+        tip: &Tip,
+        report: &mut TickReport,
+    ) -> Result<Option<Seen>, TreasuryExecutorError> {
+        if let Some(inclusion) = &intent.inclusion {
+            let Some(hash) = self.read(report, |ledger| ledger.block_hash(inclusion.block))? else {
+                return Ok(None);
+            };
+            return Ok(Some(match hash {
+                Some(hash) if hash == inclusion.block_hash => Seen::Landed(Inclusion {
+                    confirmations: tip.confirmations(inclusion.block),
+                    ..inclusion.clone()
+                }),
+                Some(_) => Seen::Reorged(inclusion.clone()),
+                None if tip.head.number < inclusion.block => Seen::Reorged(inclusion.clone()),
+                None => Seen::Unsure,
+            }));
+        }
+        if !intent.bound {
+            return Ok(Some(Seen::Unknown)); // it never left the node: nobody can know it
+        }
+        let mut pending = false;
+        // Newest first: the latest attempt is the likeliest to have landed.
+        for attempt in intent.attempts.iter().rev() {
+            let hash = &attempt.tx.tx_hash;
+            let Some(status) = self.read(report, |ledger| ledger.lookup(hash))? else {
+                return Ok(None);
+            };
+            let (block, block_hash, reverted) = match status {
+                TxStatus::Unknown => continue,
+                TxStatus::Pending => {
+                    pending = true;
+                    continue;
+                }
+                TxStatus::Included { block, block_hash } => (block, block_hash, false),
+                TxStatus::Reverted { block, block_hash } => (block, block_hash, true),
+            };
+            return Ok(Some(Seen::Landed(Inclusion {
+                tx_hash: hash.clone(),
+                kind: attempt.kind,
+                block,
+                block_hash,
+                reverted,
+                confirmations: tip.confirmations(block),
+            })));
+        }
+        Ok(Some(if pending {
+            Seen::Pending
+        } else {
+            Seen::Unknown
+        }))
+    }
+
+    /// One of its transactions is in a block: final at depth, else Included. A receipt
+    /// names a block; it only counts as final once the canonical block at that height is
+    /// that block.
+    fn landed(
+        &mut self,
+        intent: &Intent,
+        inclusion: Inclusion,
+        tip: &Tip,
+        report: &mut TickReport,
+    ) -> Result<Flow, TreasuryExecutorError> {
+        let nonce = intent.nonce;
+        if !tip.is_final(inclusion.block) {
+            if intent.inclusion.as_ref() != Some(&inclusion) {
+                self.unrecorded.push(Change::Included { nonce, inclusion });
+            }
+            return Ok(Flow::Go);
+        }
+        if intent.inclusion.as_ref().map(|seen| &seen.block_hash) != Some(&inclusion.block_hash) {
+            // Fresh from a lookup: check its block against the chain's.
+            let Some(canonical) = self.read(report, |ledger| ledger.block_hash(inclusion.block))?
+            else {
+                return Ok(Flow::Stop);
+            };
+            if canonical.as_deref() != Some(inclusion.block_hash.as_str()) {
+                return Ok(Flow::Go); // a receipt from another fork, or a lagging block read
+            }
+        }
+        match (inclusion.kind, inclusion.reverted) {
+            (AttemptKind::Payment, false) => report.executed += 1,
+            (AttemptKind::Payment, true) => {
+                report.cancelled += 1;
+                report.last_error = Some(format!(
+                    "disbursement {}: transaction {} reverted in block {}; nothing was paid",
+                    intent.id, inclusion.tx_hash, inclusion.block
+                ));
+            }
+            (AttemptKind::Cancellation, _) => report.cancelled += 1,
+        }
+        self.underpriced.remove(&nonce);
+        self.unrecorded.push(Change::Finalized { nonce, inclusion });
+        Ok(Flow::Go)
+    }
+
+    /// Its block left the chain: back to Submitted, and the transaction that was there
+    /// handed over again, same bytes (it may be back in a mempool, or gone).
+    fn reorged(
+        &mut self,
+        intent: &mut Intent,
+        inclusion: &Inclusion,
+        tip: &Tip,
+        report: &mut TickReport,
+    ) -> Result<Flow, TreasuryExecutorError> {
+        report.reorgs += 1;
+        report.last_error = Some(format!(
+            "reorg: block {} ({}) that held transaction {} of disbursement {} (nonce {}) left \
+             the chain; rebroadcast",
+            inclusion.block, inclusion.block_hash, inclusion.tx_hash, intent.id, intent.nonce
+        ));
+        self.unrecorded.push(Change::Reorged {
+            nonce: intent.nonce,
+        });
+        intent.inclusion = None;
+        let index = intent
+            .attempts
+            .iter()
+            .position(|attempt| attempt.tx.tx_hash == inclusion.tx_hash)
+            .unwrap_or(intent.attempts.len() - 1);
+        self.send_until(intent, index, tip, report)
+    }
+
+    /// The lowest intent not in a block: if the chain spent its nonce at depth, one of
+    /// its transactions should be there. None is (as far as lookups tell): the executor
+    /// will not guess what spent it. And if the chain's next nonce is below it, the nonces
+    /// between are no payment of ours: nothing of ours can be mined until someone fills
+    /// them.
+    fn check_spent(
+        &mut self,
+        intent: &Intent,
+        tip: &Tip,
+        report: &mut TickReport,
+    ) -> Result<Flow, TreasuryExecutorError> {
+        if let Some(height) = tip.final_height {
+            let Some(spent) = self.read(report, |ledger| ledger.nonce_at(height))? else {
+                return Ok(Flow::Stop);
+            };
+            if spent > intent.nonce {
+                return Err(TreasuryExecutorError::Held(Hold::ForeignNonce {
+                    id: intent.id,
+                    nonce: intent.nonce,
+                    chain_nonce: spent,
+                    attempts: intent.hashes(),
+                }));
+            }
+        }
+        let head = tip.head.number;
+        let Some(next) = self.read(report, |ledger| ledger.nonce_at(head))? else {
+            return Ok(Flow::Stop);
+        };
+        if next < intent.nonce {
+            return Err(TreasuryExecutorError::Held(Hold::NonceGap {
+                id: intent.id,
+                nonce: intent.nonce,
+                chain_nonce: next,
+            }));
+        }
+        Ok(Flow::Go)
+    }
+
+    /// A pending or unknown intent: an operator's cancellation, a fee bump, or a hand-over.
+    fn advance(
+        &mut self,
+        intent: &mut Intent,
+        pending: bool,
+        tip: &Tip,
+        fee_cap: &mut bool,
+        report: &mut TickReport,
+    ) -> Result<Flow, TreasuryExecutorError> {
+        if let Some(reason) = intent.cancel.clone()
+            && !intent.has_attempt(AttemptKind::Cancellation)
+        {
+            if !intent.bound {
+                self.record()?;
+                self.store.cancel_unbound(intent.nonce, &reason)?;
+                report.cancelled += 1;
+                return Ok(Flow::Restart);
+            }
+            return self.replace(
+                intent,
+                AttemptKind::Cancellation,
+                pending,
+                tip,
+                fee_cap,
+                report,
+            );
+        }
+        if !intent.bound && !self.handing {
+            return Ok(Flow::Go); // an earlier one was not taken this tick: keep the order
+        }
+        if self.needs_bump(intent, tip) {
+            let kind = intent.latest().kind;
+            return self.replace(intent, kind, pending, tip, fee_cap, report);
+        }
+        if pending || priced_out(intent, tip) {
+            return Ok(Flow::Go); // in a pool, or sure to be refused: next block's bump
+        }
+        let latest = intent.attempts.len() - 1;
+        self.send_until(intent, latest, tip, report)
+    }
+
+    /// Whether the latest attempt should be replaced with higher fees: the ledger refused
+    /// its fee, its max fee is below the base fee, or it has waited `bump_after_blocks`
+    /// since an endpoint accepted it. Never on a ledger without a fee market, and never
+    /// twice in one block (a refusal answered within the block would otherwise climb to
+    /// the caps in a few ticks on one stale fee quote).
+    fn needs_bump(&self, intent: &Intent, tip: &Tip) -> bool {
+        let latest = intent.latest();
+        let fees = latest.tx.fees;
+        if fees.max_fee_per_gas == 0
+            || latest
+                .signed_at_block
+                .is_some_and(|signed| signed >= tip.head.number)
+        {
+            return false;
+        }
+        self.underpriced.contains(&intent.nonce)
+            || tip
+                .head
+                .base_fee
+                .is_some_and(|base_fee| fees.max_fee_per_gas < base_fee)
+            || latest.sent_at_block.is_some_and(|sent| {
+                tip.head.number >= sent.saturating_add(self.config.bump_after_blocks)
+            })
+    }
+
+    /// Signs a replacement at the intent's nonce, fees at least `bump_percent` above the
+    /// latest attempt's, writes it ahead (stored and flushed), then hands it over. At the
+    /// fee caps it waits (saying so), still handing the latest attempt over if nobody
+    /// knows it.
+    fn replace(
+        &mut self,
+        intent: &mut Intent,
+        kind: AttemptKind,
+        pending: bool,
+        tip: &Tip,
+        fee_cap: &mut bool,
+        report: &mut TickReport,
+    ) -> Result<Flow, TreasuryExecutorError> {
+        let nonce = intent.nonce;
+        let previous = intent.latest().kind;
+        let Some(disbursement) = self.store.get(intent.id)? else {
+            return Err(StoreError::Missing {
+                tree: "disbursements",
+                key: intent.id.to_string(),
+            }
+            .into());
+        };
+        let request = SignRequest {
+            disbursement: &disbursement,
+            kind,
+            nonce,
+            min_fees: Some(intent.latest().tx.fees.bumped(self.config.bump_percent)),
+        };
+        let tx = match self.read(report, |ledger| ledger.sign(&request)) {
+            Ok(Some(tx)) => tx,
+            Ok(None) => return Ok(Flow::Stop),
+            Err(TreasuryExecutorError::FeeCapReached(reason)) => {
+                *fee_cap = true;
+                report.last_error = Some(bounded(&format!(
+                    "nonce {nonce} (disbursement {}) needs a replacement that {reason}: it \
+                     waits at the cap",
+                    intent.id
+                )));
+                if pending || (!intent.bound && !self.handing) {
+                    return Ok(Flow::Go);
+                }
+                let latest = intent.attempts.len() - 1;
+                return self.send_until(intent, latest, tip, report);
+            }
+            Err(TreasuryExecutorError::Cancelled(reason)) => {
+                // The first attempt was signed; a refusal now says nothing new: wait.
+                report.last_error = Some(bounded(&format!(
+                    "nonce {nonce}: cannot sign a replacement: {reason}"
+                )));
+                return Ok(Flow::Go);
+            }
+            Err(other) => return Err(other),
+        };
+        self.underpriced.remove(&nonce);
+        self.record()?;
+        let attempt = Attempt {
+            kind,
+            tx,
+            signed_at_ms: now_ms(),
+            signed_at_block: Some(tip.head.number),
+            sent_at_block: None,
+            sent_at_ms: None,
+        };
+        *intent = self.store.add_attempt(nonce, &attempt)?;
+        self.store.flush()?; // written ahead: durable before it can reach the ledger
+        if kind == previous {
+            report.fee_bumps += 1;
+        }
+        let latest = intent.attempts.len() - 1;
+        self.send_until(intent, latest, tip, report)
+    }
+}
+
+/// Whether the latest attempt offers less than the head's base fee: handing it over
+/// again would only be refused.
+fn priced_out(intent: &Intent, tip: &Tip) -> bool {
+    let max_fee = intent.latest().tx.fees.max_fee_per_gas;
+    max_fee > 0 && tip.head.base_fee.is_some_and(|base_fee| max_fee < base_fee)
+}

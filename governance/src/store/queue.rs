@@ -1,0 +1,270 @@
+//! Queueing, reading and cancelling disbursements: what governance and operators ask of
+//! the store.
+
+use sled::Transactional;
+
+use super::codec::{decode, decode_u64, u64_key};
+use super::records::Intent;
+use super::{
+    DISBURSEMENTS, EPOCH, EXTERNAL_KEYS, GovStore, INTENTS, NEXT_ID, RequestError, StoreError,
+    abort, cancel_cascade, flatten, tx_counter, tx_get, tx_need, tx_put, tx_schedule,
+};
+use crate::store::DEPENDENTS;
+use crate::treasury::{
+    Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError,
+};
+
+/// The outcome of [`GovStore::queue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// The disbursement, new or (for a repeated external key) the existing one.
+    pub disbursement: Disbursement,
+    /// `false` when the external key was already queued.
+    pub created: bool,
+}
+
+/// The outcome of an operator's [`GovStore::cancel`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancellation {
+    /// It was queued: it is Cancelled now (its dependents too).
+    Done(Disbursement),
+    /// It is staged or submitted: a transaction for its nonce may be out there, so the
+    /// executor will replace it with a cancellation at the same nonce. It becomes
+    /// Cancelled only if that replacement is what lands (its status says `cancelling`).
+    Replacing(Disbursement),
+}
+
+/// What [`GovStore::queue_batch`] decided for one item before writing anything.
+enum Plan {
+    /// Its external key is already queued: this is the first disbursement.
+    Existing(Box<Disbursement>),
+    /// New, waiting for these dependencies to execute.
+    New(Vec<DisbursementId>),
+}
+
+impl GovStore {
+    /// Queues a disbursement, allocating its id. Queueing an external key again returns
+    /// the first disbursement (`created: false`). Call [`flush`](Self::flush) before
+    /// acknowledging it to anyone.
+    pub fn queue(&self, new: &NewDisbursement, now_ms: u64) -> Result<Queued, RequestError> {
+        match self.queue_batch(std::slice::from_ref(new), now_ms) {
+            Ok(mut queued) => queued
+                .pop()
+                .ok_or(RequestError::Storage(StoreError::Missing {
+                    tree: DISBURSEMENTS,
+                    key: "the queued disbursement".into(),
+                })),
+            Err(RequestError::InvalidItem { error, .. }) => Err(RequestError::Invalid(error)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Queues a batch (a governance proposal's payouts) in one transaction: all of it or,
+    /// if any item is invalid, none of it ([`RequestError::InvalidItem`] names the first).
+    /// Ids are allocated in the batch's order; an item may depend on ids queued before
+    /// the batch. An external key already queued (or repeated within the batch) yields
+    /// the first disbursement with `created: false`. Call [`flush`](Self::flush) before
+    /// acknowledging it to anyone.
+    pub fn queue_batch(
+        &self,
+        batch: &[NewDisbursement],
+        now_ms: u64,
+    ) -> Result<Vec<Queued>, RequestError> {
+        for (index, new) in batch.iter().enumerate() {
+            new.validate()
+                .map_err(|error| RequestError::InvalidItem { index, error })?;
+        }
+        let trees = (
+            &self.disbursements,
+            &self.dependents,
+            &self.scheduled,
+            &self.ready,
+            &self.external_keys,
+            &self.meta,
+        );
+        let outcome = trees.transaction(
+            |(disbursements, dependents, scheduled, ready, external_keys, meta)| {
+                // Read-only first, so that an invalid item leaves nothing written.
+                let mut plans = Vec::with_capacity(batch.len());
+                for (index, new) in batch.iter().enumerate() {
+                    if let Some(key) = &new.external_key
+                        && let Some(id) = external_keys.get(key.as_bytes())?
+                    {
+                        let id = decode_u64(EXTERNAL_KEYS, key.as_bytes(), &id).or_else(abort)?;
+                        plans.push(Plan::Existing(Box::new(tx_need(
+                            disbursements,
+                            DISBURSEMENTS,
+                            &u64_key(id),
+                        )?)));
+                        continue;
+                    }
+                    let mut waiting_for = vec![];
+                    for &dep in &new.depends_on {
+                        let Some(record) =
+                            tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(dep))?
+                        else {
+                            return Ok(Err((index, QueueError::UnknownDependency(dep))));
+                        };
+                        match record.status {
+                            DisbursementStatus::Executed { .. } => {}
+                            DisbursementStatus::Cancelled { .. } => {
+                                return Ok(Err((index, QueueError::CancelledDependency(dep))));
+                            }
+                            _ => waiting_for.push(dep),
+                        }
+                    }
+                    plans.push(Plan::New(waiting_for));
+                }
+                let first_id = tx_counter(meta, NEXT_ID)?.unwrap_or(0);
+                let epoch_seen = tx_counter(meta, EPOCH)?;
+                let mut next_id = first_id;
+                let mut out: Vec<Queued> = Vec::with_capacity(batch.len());
+                let mut keys_in_batch: Vec<(&str, usize)> = vec![];
+                for (new, plan) in batch.iter().zip(plans) {
+                    let waiting_for = match plan {
+                        Plan::Existing(disbursement) => {
+                            out.push(Queued {
+                                disbursement: *disbursement,
+                                created: false,
+                            });
+                            continue;
+                        }
+                        Plan::New(waiting_for) => waiting_for,
+                    };
+                    if let Some(key) = &new.external_key
+                        && let Some(&(_, first)) =
+                            keys_in_batch.iter().find(|(seen, _)| *seen == key.as_str())
+                    {
+                        let disbursement = out[first].disbursement.clone();
+                        out.push(Queued {
+                            disbursement,
+                            created: false,
+                        });
+                        continue;
+                    }
+                    let id = next_id;
+                    next_id += 1;
+                    let disbursement = Disbursement {
+                        id,
+                        destination: new.destination.clone(),
+                        amount: new.amount,
+                        memo: new.memo.clone(),
+                        activation_epoch: new.activation_epoch,
+                        depends_on: new.depends_on.clone(),
+                        external_key: new.external_key.clone(),
+                        status: DisbursementStatus::Queued,
+                        queued_at_ms: now_ms,
+                    };
+                    tx_put(disbursements, &u64_key(id), &disbursement)?;
+                    for &dep in &waiting_for {
+                        let mut list: Vec<DisbursementId> =
+                            tx_get(dependents, DEPENDENTS, &u64_key(dep))?.unwrap_or_default();
+                        list.push(id);
+                        tx_put(dependents, &u64_key(dep), &list)?;
+                    }
+                    if waiting_for.is_empty() {
+                        tx_schedule(scheduled, ready, epoch_seen, new.activation_epoch, id)?;
+                    }
+                    if let Some(key) = &new.external_key {
+                        external_keys.insert(key.as_bytes(), &u64_key(id))?;
+                        keys_in_batch.push((key.as_str(), out.len()));
+                    }
+                    out.push(Queued {
+                        disbursement,
+                        created: true,
+                    });
+                }
+                if next_id != first_id {
+                    meta.insert(NEXT_ID, &u64_key(next_id))?;
+                }
+                Ok(Ok(out))
+            },
+        );
+        flatten(outcome)?.map_err(|(index, error)| RequestError::InvalidItem { index, error })
+    }
+
+    /// The disbursement with this id.
+    pub fn get(&self, id: DisbursementId) -> Result<Option<Disbursement>, StoreError> {
+        let key = u64_key(id);
+        match self.disbursements.get(key)? {
+            Some(bytes) => decode(DISBURSEMENTS, &key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` disbursements with ids after `after`, in id order.
+    pub fn list(
+        &self,
+        after: Option<DisbursementId>,
+        limit: usize,
+    ) -> Result<Vec<Disbursement>, StoreError> {
+        let start = after.map_or(0, |id| id.saturating_add(1));
+        self.disbursements
+            .range(u64_key(start)..)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                decode(DISBURSEMENTS, &key, &value)
+            })
+            .collect()
+    }
+
+    /// An operator's cancel. A queued disbursement is cancelled at once, its dependents
+    /// too. A staged or submitted one is bound to its nonce (a transaction may already be
+    /// on its way), so the request is recorded on its intent and the executor cancels it
+    /// by replacement ([`Cancellation::Replacing`]; asking again changes nothing). One
+    /// already in a block, executed or cancelled can no longer be cancelled.
+    pub fn cancel(&self, id: DisbursementId, reason: &str) -> Result<Cancellation, RequestError> {
+        let trees = (
+            &self.disbursements,
+            &self.dependents,
+            &self.scheduled,
+            &self.ready,
+            &self.intents,
+        );
+        let outcome =
+            trees.transaction(|(disbursements, dependents, scheduled, ready, intents)| {
+                let Some(mut record) =
+                    tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(id))?
+                else {
+                    return Ok(Err(RequestError::NotFound(id)));
+                };
+                let nonce = match &record.status {
+                    DisbursementStatus::Queued => {
+                        let cancelled = cancel_cascade(
+                            disbursements,
+                            dependents,
+                            scheduled,
+                            ready,
+                            id,
+                            reason.to_owned(),
+                        )?;
+                        return Ok(Ok(Cancellation::Done(cancelled)));
+                    }
+                    DisbursementStatus::Staged { nonce, .. }
+                    | DisbursementStatus::Submitted { nonce, .. } => *nonce,
+                    other => {
+                        return Ok(Err(RequestError::NotCancellable {
+                            id,
+                            status: other.name(),
+                        }));
+                    }
+                };
+                let mut intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
+                if intent.id != id {
+                    return abort(StoreError::Invariant(format!(
+                        "disbursement {id} says nonce {nonce}, whose intent pays {}",
+                        intent.id
+                    )));
+                }
+                if intent.cancel.is_none() {
+                    intent.cancel = Some(reason.to_owned());
+                    tx_put(intents, &u64_key(nonce), &intent)?;
+                    record.status = intent.status();
+                    tx_put(disbursements, &u64_key(id), &record)?;
+                }
+                Ok(Ok(Cancellation::Replacing(record)))
+            });
+        flatten(outcome)?
+    }
+}

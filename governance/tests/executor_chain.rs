@@ -1,0 +1,679 @@
+//! The executor on a chain that behaves like a real one (the scripted ledger's mempool
+//! and chain model): lagging lookups, confirmations and reorgs, fee spikes and caps,
+//! mempool evictions, another sender on the key, a restored backup, another network,
+//! operators' cancellations and decisions. One test per rule of the binding rule's issue.
+#![cfg(not(loom))]
+
+mod common;
+
+mod executor_chain {
+    use std::sync::Arc;
+
+    use governance::testing::{Fault, ScriptedLedger};
+    use governance::{
+        AttemptKind, Cancellation, CrashPoint, DisbursementStatus, Finality, Hold, LedgerError,
+        Resolution, TreasuryExecutorError,
+    };
+
+    use crate::common::{Harness, Settings, with};
+
+    fn chain(finality: Finality) -> Harness {
+        let ledger = Arc::new(ScriptedLedger::default());
+        ledger.set_auto_mine(false);
+        let settings = Settings {
+            batch: 10,
+            finality,
+            bump_after_blocks: 3,
+        };
+        with(settings, ledger)
+    }
+
+    /// A tick that may hold for an operator; anything else is a failure.
+    fn tick_or_hold(h: &mut Harness) -> Option<Hold> {
+        match h.executor.tick() {
+            Ok(_) => None,
+            Err(TreasuryExecutorError::Held(hold)) => Some(hold),
+            Err(other) => panic!("tick failed: {other}"),
+        }
+    }
+
+    /// Failure mode 1: a read backend that answers "unknown" for mined transactions while
+    /// sends reach an up-to-date node ("nonce too low"). The old executor re-signed each at
+    /// a fresh nonce and paid it again; now each stays bound to its nonce, the executor
+    /// holds (the chain spent the nonce, lookups cannot say by what), and settles once the
+    /// lookups catch up.
+    #[test]
+    fn stale_lookups_never_re_sign_at_another_nonce() {
+        let ledger = Arc::new(ScriptedLedger::default());
+        let mut h = with(Settings::batch(10), ledger);
+        h.ledger.stale_lookups(true);
+        let ids: Vec<_> = (0..6).map(|i| h.queue(&format!("d{i}"), 10 + i)).collect();
+        let mut holds = 0;
+        for _ in 0..8 {
+            holds += u32::from(tick_or_hold(&mut h).is_some());
+        }
+        assert!(holds >= 1, "the executor held for an operator");
+        assert!(
+            matches!(
+                h.executor.snapshot().hold,
+                Some(Hold::ForeignNonce { nonce: 0, .. })
+            ),
+            "{:?}",
+            h.executor.snapshot().hold
+        );
+        assert_eq!(h.ledger.payments().len(), 6, "each paid once, none again");
+        h.assert_one_nonce_per_disbursement();
+        h.ledger.stale_lookups(false);
+        h.drain();
+        let expected: Vec<_> = ids.iter().map(|&id| (id, 10 + u128::from(id))).collect();
+        h.assert_paid_exactly_once(&expected);
+        assert!(h.executor.snapshot().halted.is_none(), "the hold lifted");
+    }
+
+    /// Failure mode 2: a payment is Executed only at depth, Included before; a reorg that
+    /// drops its block sends it back to Submitted (and rebroadcasts it), and dependents
+    /// wait until it is final.
+    #[test]
+    fn executed_only_at_depth_and_a_reorg_sends_it_back() {
+        let mut h = chain(Finality::Confirmations(3));
+        let parent = h.queue("parent", 7);
+        let child = h.queue_with(governance::NewDisbursement {
+            depends_on: vec![parent],
+            ..crate::common::request("child", 3)
+        });
+        h.tick();
+        assert!(matches!(
+            h.status(parent),
+            DisbursementStatus::Submitted { .. }
+        ));
+        h.ledger.mine(); // block 1
+        h.tick();
+        let DisbursementStatus::Included {
+            block,
+            confirmations,
+            ..
+        } = h.status(parent)
+        else {
+            panic!("{:?}", h.status(parent));
+        };
+        assert_eq!((block, confirmations), (1, 1));
+        h.ledger.mine(); // 2 confirmations
+        h.tick();
+        assert!(matches!(
+            h.status(parent),
+            DisbursementStatus::Included {
+                confirmations: 2,
+                ..
+            }
+        ));
+        assert_eq!(
+            h.status(child),
+            DisbursementStatus::Queued,
+            "waits for depth"
+        );
+
+        h.ledger.reorg(2, true); // blocks 1 and 2 gone, and the mempool lost the payment
+        let report = h.tick();
+        assert_eq!(report.reorgs, 1, "{report:?}");
+        assert!(
+            matches!(h.status(parent), DisbursementStatus::Submitted { .. }),
+            "{:?}",
+            h.status(parent)
+        );
+        assert_eq!(h.ledger.pool_size(), 1, "rebroadcast, same bytes");
+        assert!(h.ledger.payments().is_empty());
+        for _ in 0..3 {
+            h.ledger.mine();
+        }
+        h.tick();
+        assert!(matches!(
+            h.status(parent),
+            DisbursementStatus::Executed { .. }
+        ));
+        for _ in 0..4 {
+            h.ledger.mine();
+            h.tick();
+        }
+        h.assert_paid(&[(parent, 7), (child, 3)]);
+        h.assert_one_nonce_per_disbursement();
+        assert_eq!(h.executor.snapshot().reorgs, 1);
+    }
+
+    /// Failure mode 3: the base fee rises above what pending transactions offer. Each is
+    /// replaced at its nonce with bumped fees (never counted against the breaker) and all
+    /// are paid once; a replacement the caps forbid waits, saying so.
+    #[test]
+    fn a_fee_spike_is_met_by_fee_bumps_up_to_the_cap() {
+        let mut h = chain(Finality::Confirmations(1));
+        h.ledger.set_base_fee(Some(10));
+        let ids: Vec<_> = (0..5).map(|i| h.queue(&format!("d{i}"), 100 + i)).collect();
+        h.tick(); // signed at 2 x 10 + 1 = 21 per gas
+        h.ledger.set_base_fee(Some(50)); // mining stalls
+        h.ledger.mine();
+        assert!(h.ledger.payments().is_empty(), "priced out");
+        h.ledger.set_fee_caps(60, 1_000);
+        let report = h.tick();
+        assert!(
+            report.fee_cap_reached,
+            "2 x 50 + 1 is over the cap of 60: {report:?}"
+        );
+        assert!(h.executor.snapshot().fee_cap_reached);
+        assert_eq!(report.fee_bumps, 0);
+        h.ledger.set_fee_caps(1_000, 1_000);
+        let report = h.tick();
+        assert_eq!(report.fee_bumps, 5, "{report:?}");
+        assert!(!report.fee_cap_reached);
+        assert_eq!(
+            h.breaker.failure_count(),
+            0,
+            "fees are not the RPC's failure"
+        );
+        for _ in 0..3 {
+            h.ledger.mine();
+            h.tick();
+        }
+        let expected: Vec<_> = ids.iter().map(|&id| (id, 100 + u128::from(id))).collect();
+        h.assert_paid_exactly_once(&expected);
+        h.assert_one_nonce_per_disbursement();
+    }
+
+    /// A transaction pending `bump_after_blocks` blocks after an endpoint took it (the
+    /// chain is congested: miners skip its tip) is replaced with bumped fees.
+    #[test]
+    fn a_transaction_pending_too_long_is_bumped() {
+        let mut h = chain(Finality::Confirmations(1));
+        h.ledger.set_base_fee(Some(10));
+        h.ledger.set_min_tip(2); // ours tips 1
+        let id = h.queue("a", 1);
+        h.tick();
+        let first = h.store().intents().expect("intents")[0].latest().tx.fees;
+        for _ in 0..2 {
+            h.ledger.mine();
+            assert_eq!(h.tick().fee_bumps, 0, "not yet");
+        }
+        h.ledger.mine();
+        let report = h.tick();
+        assert_eq!(report.fee_bumps, 1, "three blocks: bumped {report:?}");
+        let intent = h.store().intents().expect("intents").remove(0);
+        assert_eq!(intent.attempts.len(), 2);
+        let second = intent.attempts[1].tx.fees;
+        assert!(second.max_fee_per_gas >= first.bumped(20).max_fee_per_gas);
+        assert!(second.max_priority_fee_per_gas >= first.bumped(20).max_priority_fee_per_gas);
+        h.ledger.mine();
+        h.tick();
+        h.assert_paid_exactly_once(&[(id, 1)]);
+        h.assert_one_nonce_per_disbursement();
+        assert_eq!(
+            h.ledger.taken().len(),
+            2,
+            "the original and its replacement"
+        );
+    }
+
+    /// A refusal of the fee ("replacement transaction underpriced": something else holds
+    /// the nonce in the pool at a higher fee) is bumped at the next look, and is never
+    /// counted against the breaker.
+    #[test]
+    fn an_underpriced_refusal_is_bumped() {
+        let mut h = chain(Finality::Confirmations(1));
+        h.ledger.set_base_fee(Some(10));
+        let id = h.queue("a", 1);
+        let underpriced = || {
+            Fault::Fail(LedgerError::Underpriced(
+                "replacement transaction underpriced".into(),
+            ))
+        };
+        h.ledger.push_faults([underpriced(), underpriced()]);
+        let report = h.tick();
+        assert_eq!((report.underpriced, report.submitted), (1, 0), "{report:?}");
+        let report = h.tick();
+        assert_eq!(
+            (report.underpriced, report.fee_bumps),
+            (1, 0),
+            "handed over again, not bumped twice in a block: {report:?}"
+        );
+        h.ledger.mine();
+        let report = h.tick();
+        assert_eq!((report.fee_bumps, report.submitted), (1, 1), "{report:?}");
+        assert_eq!(h.breaker.failure_count(), 0);
+        h.ledger.mine();
+        h.tick();
+        h.assert_paid_exactly_once(&[(id, 1)]);
+    }
+
+    /// A mempool that forgets a transaction: the same bytes are broadcast again.
+    #[test]
+    fn an_evicted_transaction_is_rebroadcast_same_bytes() {
+        let mut h = chain(Finality::Confirmations(1));
+        let id = h.queue("a", 5);
+        h.tick();
+        let hash = h.store().intents().expect("intents")[0]
+            .latest()
+            .tx
+            .tx_hash
+            .clone();
+        h.ledger.drop_pool();
+        let report = h.tick();
+        assert_eq!(report.submitted, 1, "{report:?}");
+        let taken = h.ledger.taken();
+        assert_eq!(taken.len(), 2);
+        assert!(taken.iter().all(|t| t.tx_hash == hash), "same bytes");
+        h.ledger.mine();
+        h.tick();
+        h.assert_paid_exactly_once(&[(id, 5)]);
+    }
+
+    /// Failure mode 4: a database restored from a backup forgets payments made since. The
+    /// old executor adopted the ledger's nonce at start and paid them again; now it holds
+    /// on the drift, naming both nonces, and pays nothing until an operator decides.
+    #[test]
+    fn a_restored_backup_holds_instead_of_paying_again() {
+        let mut h = crate::common::harness(10);
+        let keyed = |key: &str, amount| governance::NewDisbursement {
+            external_key: Some(key.into()),
+            ..crate::common::request(key, amount)
+        };
+        h.queue_with(keyed("k1", 1));
+        h.queue_with(keyed("k2", 2));
+        h.drain();
+        let h = h.restart();
+        let backup = tempfile::tempdir().expect("backup dir");
+        copy_dir(&h.dir.path().join("db"), &backup.path().join("db"));
+        let mut h = h.restart();
+        h.queue_with(keyed("k3", 3));
+        h.queue_with(keyed("k4", 4));
+        h.drain();
+        assert_eq!(h.ledger.payments().len(), 4);
+        let Harness {
+            dir,
+            ledger,
+            executor,
+            ..
+        } = h;
+        drop(executor);
+        std::fs::remove_dir_all(dir.path().join("db")).expect("remove");
+        copy_dir(&backup.path().join("db"), &dir.path().join("db"));
+        let mut h = Harness::reopen(dir, ledger, Settings::batch(10));
+        h.queue_with(keyed("k3", 3)); // governance sends them again
+        h.queue_with(keyed("k4", 4));
+        let hold = tick_or_hold(&mut h);
+        assert_eq!(
+            hold,
+            Some(Hold::NonceDrift {
+                store: 2,
+                ledger: 4
+            })
+        );
+        for _ in 0..3 {
+            assert!(
+                tick_or_hold(&mut h).is_some(),
+                "holds until an operator decides"
+            );
+        }
+        assert_eq!(h.ledger.payments().len(), 4, "nothing paid twice");
+    }
+
+    /// Failure mode 5: the chain id is pinned in the store at first contact and compared
+    /// again after every failure (the next call may reach another endpoint). An endpoint
+    /// on another network halts the executor before it looks anything up, so nothing is
+    /// cancelled or re-signed there; a restart against the right chain goes on.
+    #[test]
+    fn another_network_halts_before_any_lookup() {
+        let mut h = chain(Finality::Confirmations(1));
+        let id = h.queue("a", 3);
+        h.tick();
+        assert_eq!(
+            h.store().chain_id().expect("chain id"),
+            Some("scripted-1".into())
+        );
+        h.ledger.set_chain_id("31337");
+        h.ledger.reads_down(Some(LedgerError::Timeout));
+        h.tick(); // a failure: the next call may reach another endpoint
+        h.ledger.reads_down(None);
+        let reads = h.ledger.reads();
+        let error = h.executor.tick().expect_err("halts");
+        assert_eq!(
+            error,
+            TreasuryExecutorError::ChainMismatch {
+                pinned: "scripted-1".into(),
+                endpoint: "31337".into()
+            }
+        );
+        assert_eq!(h.ledger.reads(), reads + 1, "only the chain id was read");
+        assert!(matches!(
+            h.executor.tick(),
+            Err(TreasuryExecutorError::Halted(_))
+        ));
+        assert!(matches!(h.status(id), DisbursementStatus::Submitted { .. }));
+        h.ledger.set_chain_id("scripted-1");
+        let mut h = h.restart();
+        h.ledger.mine();
+        h.drain();
+        h.assert_paid_exactly_once(&[(id, 3)]);
+    }
+
+    /// An operator cancels a submitted payment: it is bound to its nonce, so a zero-value
+    /// cancellation replaces it there, and it becomes Cancelled only when that lands.
+    #[test]
+    fn an_operator_cancels_by_replacement() {
+        let mut h = chain(Finality::Confirmations(2));
+        h.ledger.set_base_fee(Some(10));
+        let id = h.queue("a", 3);
+        let child = h.queue_with(governance::NewDisbursement {
+            depends_on: vec![id],
+            ..crate::common::request("b", 1)
+        });
+        h.tick();
+        let outcome = h.store().cancel(id, "wrong grantee").expect("cancel");
+        let Cancellation::Replacing(record) = outcome else {
+            panic!("{outcome:?}");
+        };
+        assert!(
+            matches!(&record.status, DisbursementStatus::Submitted { cancelling: Some(why), .. } if why == "wrong grantee"),
+            "{:?}",
+            record.status
+        );
+        h.tick();
+        let intent = h.store().intents().expect("intents").remove(0);
+        assert_eq!(intent.latest().kind, AttemptKind::Cancellation);
+        assert!(
+            intent.latest().tx.fees.max_fee_per_gas
+                >= intent.attempts[0].tx.fees.bumped(20).max_fee_per_gas,
+            "a replacement must outbid the payment"
+        );
+        h.ledger.mine();
+        h.tick();
+        assert!(
+            matches!(
+                &h.status(id),
+                DisbursementStatus::Included {
+                    cancelling: Some(_),
+                    ..
+                }
+            ),
+            "{:?}",
+            h.status(id)
+        );
+        h.ledger.mine();
+        h.tick();
+        match h.status(id) {
+            DisbursementStatus::Cancelled { reason } => {
+                assert!(reason.contains("cancelled by replacement"), "{reason}");
+                assert!(reason.contains("wrong grantee"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            h.status(child),
+            DisbursementStatus::Cancelled { .. }
+        ));
+        assert!(h.ledger.payments().is_empty(), "nothing was paid");
+        assert_eq!(h.ledger.height(), 2);
+        // The nonce is spent: the next payment takes the one after it.
+        let next = h.queue("c", 5);
+        h.tick();
+        h.ledger.mine();
+        h.ledger.mine();
+        h.tick();
+        assert_eq!(h.ledger.payments()[0].nonce, 1);
+        h.assert_paid(&[(next, 5)]);
+    }
+
+    /// If the payment lands before its cancellation, it is paid (Executed), once.
+    #[test]
+    fn a_payment_that_lands_before_its_cancellation_is_executed() {
+        let mut h = chain(Finality::Confirmations(1));
+        let id = h.queue("a", 3);
+        h.tick();
+        h.ledger.mine(); // the payment is in
+        assert!(matches!(
+            h.store().cancel(id, "too late"),
+            Ok(Cancellation::Replacing(_))
+        ));
+        h.tick();
+        h.assert_paid_exactly_once(&[(id, 3)]);
+        assert!(
+            h.ledger
+                .taken()
+                .iter()
+                .all(|t| t.kind == AttemptKind::Payment),
+            "no cancellation was signed for a payment already in a block"
+        );
+    }
+
+    /// An operator cancels a staged payment that never left the node: cancelled at once,
+    /// its nonce reused, no replacement signed.
+    #[test]
+    fn a_staged_payment_that_never_left_is_cancelled_outright() {
+        let mut h = chain(Finality::Confirmations(1));
+        let a = h.queue("a", 1);
+        let b = h.queue("b", 2);
+        h.ledger.down(LedgerError::Unreachable("refused".into()));
+        h.breaker.force_open();
+        h.tick(); // the breaker refuses: nothing is staged
+        h.breaker.reset();
+        h.ledger.up();
+        h.executor.crash_at(Some(CrashPoint::AfterStage));
+        assert!(h.executor.tick().is_err());
+        h.executor.crash_at(None);
+        // Staged in this process, never handed over. (A restart would bind them.)
+        assert!(matches!(h.status(a), DisbursementStatus::Staged { .. }));
+        assert!(matches!(
+            h.store().cancel(a, "duplicate"),
+            Ok(Cancellation::Replacing(_))
+        ));
+        h.tick();
+        h.ledger.mine();
+        h.tick();
+        assert!(
+            matches!(h.status(a), DisbursementStatus::Cancelled { .. }),
+            "{:?}",
+            h.status(a)
+        );
+        let taken = h.ledger.taken();
+        assert_eq!(taken.len(), 1, "{taken:?}");
+        assert_eq!(
+            (taken[0].id, taken[0].nonce),
+            (b, 0),
+            "b took the nonce back"
+        );
+        h.assert_paid_exactly_once(&[(b, 2)]);
+    }
+
+    /// A stranger spends a payment's nonce (another sender on the key) while the payment
+    /// sits in the pool: none of ours is in the block at depth, so the executor holds,
+    /// naming the disbursement, the nonce and the hashes, until an operator resolves it.
+    /// `not_paid` queues it again for a fresh nonce; it is then paid once.
+    #[test]
+    fn a_nonce_spent_by_a_stranger_holds_until_resolved() {
+        let mut h = chain(Finality::Confirmations(2));
+        let id = h.queue("a", 3);
+        h.tick();
+        let hash = h.store().intents().expect("intents")[0]
+            .latest()
+            .tx
+            .tx_hash
+            .clone();
+        h.ledger.consume_nonce(); // block 1: a stranger's transaction at nonce 0
+        assert_eq!(tick_or_hold(&mut h), None, "not at depth yet: it waits");
+        h.ledger.mine();
+        let hold = tick_or_hold(&mut h).expect("holds");
+        assert_eq!(
+            hold,
+            Hold::ForeignNonce {
+                id,
+                nonce: 0,
+                chain_nonce: 1,
+                attempts: vec![hash.clone()]
+            }
+        );
+        let halted = h.executor.snapshot().halted.clone().expect("halted");
+        assert!(
+            halted.contains(&hash) && halted.contains("nonce 0"),
+            "{halted}"
+        );
+        assert!(
+            h.store()
+                .resolve_intent(7, &Resolution::NotPaid, "wrong nonce")
+                .is_err(),
+            "only the nonce it holds on"
+        );
+        let record = h
+            .store()
+            .resolve_intent(0, &Resolution::NotPaid, "the stranger was a test")
+            .expect("resolve");
+        assert_eq!(record.status, DisbursementStatus::Queued);
+        h.tick();
+        for _ in 0..2 {
+            h.ledger.mine();
+            h.tick();
+        }
+        h.assert_paid(&[(id, 3)]);
+        assert_eq!(h.ledger.payments()[0].nonce, 1);
+        assert!(h.executor.snapshot().hold.is_none());
+    }
+
+    /// `paid`: the operator found the payment; it is Executed with their reason, and its
+    /// dependents go on.
+    #[test]
+    fn a_nonce_resolved_as_paid_is_executed() {
+        let mut h = chain(Finality::Confirmations(1));
+        let id = h.queue("a", 3);
+        let child = h.queue_with(governance::NewDisbursement {
+            depends_on: vec![id],
+            ..crate::common::request("b", 1)
+        });
+        h.tick();
+        h.ledger.drop_pool();
+        h.ledger.consume_nonce();
+        assert!(tick_or_hold(&mut h).is_some());
+        let record = h
+            .store()
+            .resolve_intent(
+                0,
+                &Resolution::Paid {
+                    tx_hash: Some("0xfound".into()),
+                },
+                "paid from the cold wallet",
+            )
+            .expect("resolve");
+        assert!(
+            matches!(&record.status, DisbursementStatus::Executed { tx_hash, resolution: Some(why), .. }
+                if tx_hash == "0xfound" && why.contains("cold wallet")),
+            "{:?}",
+            record.status
+        );
+        h.tick();
+        h.ledger.mine();
+        h.tick();
+        h.assert_paid(&[(child, 1)]);
+    }
+
+    /// A business refusal of a transaction that may already be out there (its first
+    /// answer was lost) cannot cancel it: a cancellation replaces it at its nonce.
+    #[test]
+    fn a_refused_bound_payment_is_replaced_by_a_cancellation() {
+        let mut h = chain(Finality::Confirmations(1));
+        let id = h.queue("a", 3);
+        h.ledger
+            .push_faults([Fault::AcceptThenFail(LedgerError::Timeout)]);
+        h.tick(); // in the pool; the answer was lost
+        h.ledger.drop_pool();
+        h.ledger
+            .push_faults([Fault::Fail(LedgerError::Rejected("rules".into()))]);
+        h.tick(); // rebroadcast: refused
+        assert!(
+            matches!(
+                &h.status(id),
+                DisbursementStatus::Submitted {
+                    cancelling: Some(_),
+                    ..
+                }
+            ),
+            "{:?}",
+            h.status(id)
+        );
+        h.tick(); // the cancellation goes out
+        h.ledger.mine();
+        h.tick();
+        assert!(matches!(h.status(id), DisbursementStatus::Cancelled { .. }));
+        assert!(h.ledger.payments().is_empty());
+        h.assert_one_nonce_per_disbursement();
+    }
+
+    /// A store opened after a crash binds every intent: the process may have handed any
+    /// over before it died. A refusal then never gives the nonce back.
+    #[test]
+    fn after_a_crash_staged_intents_are_bound() {
+        let mut h = chain(Finality::Confirmations(1));
+        let a = h.queue("a", 1);
+        let b = h.queue("b", 2);
+        h.executor.crash_at(Some(CrashPoint::AfterStage));
+        assert!(h.executor.tick().is_err());
+        let mut h = h.restart();
+        assert!(
+            h.store()
+                .intents()
+                .expect("intents")
+                .iter()
+                .all(|i| i.bound)
+        );
+        h.ledger
+            .push_faults([Fault::Fail(LedgerError::InvalidDestination("a".into()))]);
+        h.tick();
+        assert!(
+            matches!(
+                &h.status(a),
+                DisbursementStatus::Staged {
+                    nonce: 0,
+                    cancelling: Some(_),
+                    ..
+                }
+            ),
+            "not given back: {:?}",
+            h.status(a)
+        );
+        for _ in 0..3 {
+            h.tick();
+            h.ledger.mine();
+        }
+        h.tick();
+        assert!(matches!(h.status(a), DisbursementStatus::Cancelled { .. }));
+        h.assert_paid(&[(b, 2)]);
+        h.assert_one_nonce_per_disbursement();
+    }
+
+    /// With `wait_for_finalized`, a payment is Executed once the chain finalizes its block.
+    #[test]
+    fn finality_by_the_chains_finalized_block() {
+        let mut h = chain(Finality::Finalized);
+        h.ledger.set_finality_lag(3);
+        let id = h.queue("a", 1);
+        h.tick();
+        for _ in 0..3 {
+            h.ledger.mine();
+            h.tick();
+            assert!(
+                matches!(h.status(id), DisbursementStatus::Included { .. }),
+                "{:?}",
+                h.status(id)
+            );
+        }
+        h.ledger.mine();
+        h.tick();
+        h.assert_paid_exactly_once(&[(id, 1)]);
+    }
+
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).expect("copy");
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Recording an operator's action (who, what, why, when), and reading the log back.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Query, State};
+use axum::response::Json;
+use serde_json::{Value, json};
+
+use super::body::Page;
+use super::{ApiError, Operator};
+use crate::app::App;
+
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Appends the action to the audit log (flushed).
+pub(super) fn audit(
+    app: &App,
+    operator: &Operator,
+    action: &str,
+    reason: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    app.store
+        .record_audit(&operator.actor, action, reason, detail, now_ms())
+        .map(|_| ())
+        .map_err(|error| {
+            ApiError::internal(format!(
+                "the action was done but could not be audited: {error}"
+            ))
+        })
+}
+
+/// `GET /admin/audit`.
+pub(super) async fn audit_log(
+    _: Operator,
+    State(app): State<Arc<App>>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let records = app
+        .store
+        .audit(page.after, page.limit())
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "records": records })))
+}
