@@ -3,8 +3,10 @@
 //! response of the input, and a fresh `EvmLedger` (chain id 31337 configured) makes one
 //! `Ledger` call against it.
 //!
-//! Input: the first line names the call: `current_epoch`, `next_nonce`, `lookup`,
-//! `submit` or `sign` (anything else does nothing). The rest is the responses, separated
+//! Input: the first line names the call: `head` (or `current_epoch`, its name before),
+//! `chain_id`, `finalized`, `block_hash`, `next_nonce`, `nonce_at`, `balance`, `lookup`,
+//! `submit`, `sign` or `replace` (a replacement with a fee floor; anything else does
+//! nothing). The rest is the responses, separated
 //! by lines `---`. A response is a JSON body (sent as `200 OK`) or, starting with `HTTP/`,
 //! a whole HTTP response; `$ID` stands for the request's id.
 //!
@@ -17,7 +19,9 @@
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use governance::{Disbursement, DisbursementStatus, Ledger, SignedTx};
+use governance::{
+    AttemptKind, Disbursement, DisbursementStatus, Fees, Ledger, SignRequest, SignedTx,
+};
 use libfuzzer_sys::fuzz_target;
 use node::ledger::evm::{EvmLedger, EvmLedgerConfig};
 use treasury_fuzz::rpc_server::RpcServer;
@@ -57,19 +61,50 @@ fuzz_target!(|data: &[u8]| {
     };
     let ledger =
         EvmLedger::new(&endpoint.server.url(), &endpoint.key_file, config).expect("the EVM ledger");
+    let disbursement = disbursement();
+    let request = |min_fees| SignRequest {
+        disbursement: &disbursement,
+        kind: AttemptKind::Payment,
+        nonce: 7,
+        min_fees,
+    };
+    let check_signed = |tx: SignedTx| {
+        let hash = tx.tx_hash.strip_prefix("0x").unwrap_or_default();
+        assert!(
+            hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "a signed transaction's hash is not 0x and 64 hex digits: {:?}",
+            tx.tx_hash
+        );
+        assert!(!tx.bytes.is_empty(), "a signed transaction without bytes");
+        assert!(
+            tx.fees.max_priority_fee_per_gas <= tx.fees.max_fee_per_gas,
+            "a tip above the max fee: {:?}",
+            tx.fees
+        );
+    };
+    let floor = Fees {
+        max_fee_per_gas: 30_000_000_000,
+        max_priority_fee_per_gas: 1_500_000_000,
+        gas_limit: 21_000,
+    };
     let result = match call {
-        b"current_epoch" => ledger.current_epoch().map(|_| ()),
+        b"head" | b"current_epoch" => ledger.head().map(|_| ()),
+        b"chain_id" => ledger.chain_id().map(|_| ()),
+        b"finalized" => ledger.finalized().map(|_| ()),
+        b"block_hash" => ledger.block_hash(99).map(|_| ()),
         b"next_nonce" => ledger.next_nonce().map(|_| ()),
+        b"nonce_at" => ledger.nonce_at(99).map(|_| ()),
+        b"balance" => ledger.balance().map(|_| ()),
         b"lookup" => ledger.lookup(&format!("0x{}", "ab".repeat(32))).map(|_| ()),
         b"submit" => ledger.submit(&signed()).map(|_| ()),
-        b"sign" => ledger.sign(&disbursement(), 7).map(|tx| {
-            let hash = tx.tx_hash.strip_prefix("0x").unwrap_or_default();
+        b"sign" => ledger.sign(&request(None)).map(check_signed),
+        b"replace" => ledger.sign(&request(Some(floor))).map(|tx| {
             assert!(
-                hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
-                "a signed transaction's hash is not 0x and 64 hex digits: {:?}",
-                tx.tx_hash
+                tx.fees.max_fee_per_gas >= floor.max_fee_per_gas,
+                "a replacement below its floor: {:?}",
+                tx.fees
             );
-            assert!(!tx.bytes.is_empty(), "a signed transaction without bytes");
+            check_signed(tx)
         }),
         _ => return,
     };
@@ -101,6 +136,7 @@ fn signed() -> SignedTx {
     SignedTx {
         tx_hash: format!("0x{}", "cd".repeat(32)),
         bytes: vec![0x02, 0xf8, 0x6f, 0x82, 0x7a, 0x69],
+        fees: Fees::default(),
     }
 }
 

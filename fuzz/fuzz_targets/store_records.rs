@@ -106,6 +106,9 @@ fn read_everything(store: &GovStore) {
     check(store.audit(None, 1_000));
     check(store.executor_snapshot());
     check(store.breaker_snapshot());
+    check(store.intents());
+    check(store.chain_id());
+    check(store.next_nonce());
     check(store.backlog());
 }
 

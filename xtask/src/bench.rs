@@ -50,7 +50,7 @@ fn node_table() -> Result<String, String> {
         ],
     )
     .run()?;
-    let binary = workspace_root().join("target/release/node");
+    let binary = crate::cargo::target_dir().join("release").join("node");
     let scratch = workspace_root().join("target/xtask-bench-node");
     let dev = node_throughput(&binary, &scratch.join("dev"), None, 5_000)?;
     let anvil = Anvil::start(&[])?;
@@ -78,7 +78,9 @@ fn node_throughput(
         .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
     let tuning = "poll_interval_ms = 10\nbatch_size = 1000\n";
     let config_path = match anvil {
-        Some(anvil) => crate::failover::write_evm_config(scratch, &anvil.address, TOKEN, tuning)?,
+        Some(anvil) => {
+            crate::failover::write_evm_config(scratch, &anvil.address, TOKEN, tuning, "")?
+        }
         None => {
             let path = scratch.join("node.toml");
             let text = format!(

@@ -84,7 +84,26 @@ pub fn build_node(label: &'static str) -> Result<std::path::PathBuf, String> {
         ],
     )
     .run()?;
-    Ok(workspace_root().join("target").join("debug").join("node"))
+    Ok(target_dir().join("debug").join("node"))
+}
+
+/// Where cargo puts what it builds: `$CARGO_TARGET_DIR` (or `$CARGO_BUILD_TARGET_DIR`), a
+/// relative one taken from the workspace root (where the xtasks run cargo), else
+/// `target/` there. Without this, a drill run with another target directory would start
+/// whatever stale `node` binary `target/debug` holds.
+pub fn target_dir() -> std::path::PathBuf {
+    target_dir_from(
+        env::var_os("CARGO_TARGET_DIR")
+            .filter(|v| !v.is_empty())
+            .or_else(|| env::var_os("CARGO_BUILD_TARGET_DIR").filter(|v| !v.is_empty())),
+    )
+}
+
+fn target_dir_from(configured: Option<OsString>) -> std::path::PathBuf {
+    match configured {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +115,17 @@ mod tests {
         let cmd = CargoCommand::new("x", &["test", "--", "--test-threads=2"]).args(["a b", ""]);
         assert_eq!(cmd.display(), r#"cargo test -- --test-threads=2 "a b" """#);
         assert_eq!(quote(OsStr::new("--cfg loom")), r#""--cfg loom""#);
+    }
+
+    #[test]
+    fn the_target_directory_follows_cargo_target_dir() {
+        let root = workspace_root();
+        assert_eq!(target_dir_from(None), root.join("target"));
+        assert_eq!(
+            target_dir_from(Some("/elsewhere/t".into())),
+            Path::new("/elsewhere/t")
+        );
+        assert_eq!(target_dir_from(Some("t2".into())), root.join("t2"));
     }
 
     #[test]

@@ -74,10 +74,8 @@ pub fn run() -> Result<(), String> {
         &scratch,
         &proxy.addr().to_string(),
         TOKEN,
-        &format!(
-            "poll_interval_ms = 200\n[circuit_breaker]\ntimeout_secs = {TIMEOUT_SECS}\n\
-             [evm]\nrequest_timeout_ms = 2000\n"
-        ),
+        &format!("poll_interval_ms = 200\n[circuit_breaker]\ntimeout_secs = {TIMEOUT_SECS}\n"),
+        "request_timeout_ms = 2000\n",
     )?;
     let mut node = Node::start(&binary, &config, &scratch.join("node.log"))?;
     let result = drill(&anvil, &proxy, &node, &root.join("target"));
@@ -92,26 +90,71 @@ pub fn run() -> Result<(), String> {
 }
 
 /// Writes anvil's account-0 key and a node configuration for the EVM ledger at `rpc`
-/// (`host:port`) into `scratch`, with the database there too; `extra` is appended (TOML).
-/// Returns the configuration's path. The chaos drill and the node bench use it too.
+/// (`host:port`) into `scratch`, with the database there too. `extra` is appended at the
+/// top level (TOML keys, then any tables but `[evm]`); `evm` holds the lines of the `[evm]`
+/// table, which this writes last. Returns the configuration's path. The chaos drill and
+/// the node bench use it too.
+///
+/// Unless `evm` sets `confirmations`, the table gets `confirmations = 1`: the xtasks run
+/// the node against an anvil that mines a block per transaction (auto-mining) and none
+/// without one, so at the node's default depth (12 blocks) the last payments of a drill
+/// would never be buried that deep and never reach Executed. At 1 a payment is Executed at
+/// first inclusion, as before confirmations existed, and such a chain never takes a block
+/// back. (The chaos drill's `--block-time` keeps it too: a payment counts as it did before
+/// confirmations.) A drill whose chain misbehaves (the chaos drill's `--faults`) sets its
+/// own depth.
 pub(crate) fn write_evm_config(
     scratch: &Path,
     rpc: &str,
     token: &str,
     extra: &str,
+    evm: &str,
 ) -> Result<PathBuf, String> {
     let key = scratch.join("treasury.key");
     std::fs::write(&key, format!("0x{}\n", anvil::KEY_0))
         .map_err(|e| format!("cannot write {}: {e}", key.display()))?;
     let config = scratch.join("node.toml");
-    let text = format!(
-        "ledger = \"evm\"\nrpc_url = \"http://{rpc}\"\ntreasury_key_file = \"{key}\"\n\
-         db_path = \"{db}\"\nadmin_token = \"{token}\"\n{extra}",
-        key = key.display(),
-        db = scratch.join("governance.db").display(),
-    );
+    let text = evm_config_text(
+        rpc,
+        &key.display().to_string(),
+        &scratch.join("governance.db").display().to_string(),
+        token,
+        extra,
+        evm,
+    )?;
     std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
     Ok(config)
+}
+
+/// The text [`write_evm_config`] writes.
+fn evm_config_text(
+    rpc: &str,
+    key: &str,
+    db: &str,
+    token: &str,
+    extra: &str,
+    evm: &str,
+) -> Result<String, String> {
+    if extra.lines().any(|line| line.trim() == "[evm]") {
+        return Err("an [evm] table in the top-level lines: pass its keys as `evm`".into());
+    }
+    let sets = |name: &str| {
+        evm.lines().any(|line| {
+            line.split_once('=')
+                .is_some_and(|(key, _)| key.trim() == name)
+        })
+    };
+    let confirmations = if sets("confirmations") {
+        ""
+    } else {
+        "# anvil auto-mines: no block without a transaction, so the last payments would\n\
+         # never be 12 deep (the default). Executed at first inclusion.\n\
+         confirmations = 1\n"
+    };
+    Ok(format!(
+        "ledger = \"evm\"\nrpc_url = \"http://{rpc}\"\ntreasury_key_file = \"{key}\"\n\
+         db_path = \"{db}\"\nadmin_token = \"{token}\"\n{extra}[evm]\n{evm}{confirmations}"
+    ))
 }
 
 /// A `node run --config CONFIG` process on an ephemeral port, its stderr appended to a
@@ -488,4 +531,62 @@ fn steps(
 
 fn check(ok: bool, failure: String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(failure) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evm_config_text;
+
+    fn text(extra: &str, evm: &str) -> Result<String, String> {
+        evm_config_text("127.0.0.1:8545", "/k", "/db", "t", extra, evm)
+    }
+
+    /// The lines of the `[evm]` table (up to the next table or the end), comments left out.
+    fn evm_table(text: &str) -> Vec<&str> {
+        let mut lines = text.lines().skip_while(|l| *l != "[evm]").skip(1);
+        let mut table = vec![];
+        for line in lines.by_ref() {
+            if line.starts_with('[') {
+                break;
+            }
+            if !line.starts_with('#') {
+                table.push(line);
+            }
+        }
+        table
+    }
+
+    #[test]
+    fn an_instant_mining_anvil_gets_one_confirmation_in_the_one_evm_table() {
+        let plain = text(
+            "poll_interval_ms = 100\n[circuit_breaker]\ntimeout_secs = 3\n",
+            "",
+        )
+        .expect("a config");
+        assert_eq!(plain.matches("[evm]").count(), 1, "{plain}");
+        assert_eq!(evm_table(&plain), ["confirmations = 1"], "{plain}");
+        assert!(
+            plain.find("poll_interval_ms") < plain.find("[circuit_breaker]"),
+            "top-level keys before the first table: {plain}"
+        );
+
+        let failover = text("", "request_timeout_ms = 2000\n").expect("a config");
+        assert_eq!(
+            evm_table(&failover),
+            ["request_timeout_ms = 2000", "confirmations = 1"]
+        );
+    }
+
+    #[test]
+    fn a_drill_that_sets_its_depth_keeps_it() {
+        let config = text("", "confirmations = 3\nbump_percent = 20\n").expect("a config");
+        assert_eq!(
+            evm_table(&config),
+            ["confirmations = 3", "bump_percent = 20"]
+        );
+        assert!(
+            text("[evm]\nchain_id = 1\n", "").is_err(),
+            "a second [evm] table would be a TOML error"
+        );
+    }
 }

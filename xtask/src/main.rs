@@ -121,13 +121,22 @@ COMMANDS:
                                node; cuts and restores the endpoint, checks the breaker
                                through /metrics and every payment on anvil. Writes
                                target/failover-timeline.csv.
-    chaos [--runs N] [--disbursements M] [--block-time SECS] [--seed S]
+    chaos [--runs N] [--disbursements M] [--block-time SECS] [--faults LIST] [--seed S]
                                Exactly once under kill -9: queues M (200) disbursements
                                to anvil through the node while killing it with SIGKILL
                                at random moments and restarting it, N (5) times; then
                                checks every payment on anvil against the store. anvil
-                               auto-mines unless --block-time; prints the seed, and
-                               --seed S replays its kill delays.
+                               auto-mines unless --block-time. --faults drops,fees,
+                               reorgs,stale (or all) makes the chain misbehave meanwhile:
+                               blocks every 250-400 ms, mempool drops, base-fee spikes,
+                               reorgs of 1-2 blocks, stale reads through a fault proxy;
+                               the node waits for 3 confirmations and bumps fees. Fails
+                               on a double payment (checked after every restart too), a
+                               disbursement executed without its transaction canonical
+                               at depth, a nonce gap or an executor left halted. Prints
+                               the seed; --seed S replays its kill delays and faults.
+                               `--runs 200 --faults all` is the acceptance drill; validate
+                               runs a short one (20 kills, 30 disbursements, all faults).
     fuzz [--seconds S] [TARGET...]
                                Run the fuzz targets in fuzz/ (cargo-fuzz, installed if
                                missing; no sanitizer, stable toolchain), each for S (10)
@@ -144,6 +153,8 @@ ENVIRONMENT:
     CARGO                  cargo binary to run (set by cargo; default: `cargo`)
     RUSTFLAGS              loom appends `--cfg loom` to it
     LOOM_MAX_PREEMPTIONS   loom preemption bound (default: 3)
+    CARGO_TARGET_DIR       where cargo builds; the failover, chaos and bench xtasks run the
+                           node binary from there (default: target/)
     ANVIL_BIN              anvil binary for the failover and chaos steps and the node's EVM tests
                            (default: .tools/npm/.../bin/anvil, installed with npm if missing)
     PROMTOOL               promtool binary for the promtool step (default: `promtool` on

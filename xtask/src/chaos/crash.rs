@@ -1,13 +1,15 @@
 //! The crash phase: a thread queueing through whichever node is up, and the node killed
-//! with SIGKILL at random moments and restarted.
+//! with SIGKILL at random moments and restarted; after each restart, no destination may
+//! hold more than its amount.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::compare::{balances, overpaid};
 use super::json::Json;
-use super::{KILL_AFTER_MS, QUEUE_PATIENCE, Rig, Rng, TOKEN, amount, destination, nonce};
+use super::{KILL_AFTER_MS, Log, QUEUE_PATIENCE, Rig, Rng, TOKEN, amount, destination, nonce};
 use crate::anvil::Anvil;
 use crate::failover::Node;
 use crate::http;
@@ -38,16 +40,19 @@ pub(super) struct Queued {
     pub(super) already_queued: u64,
 }
 
-/// Queues every disbursement, `spacing` apart, through whichever node is up.
+/// Queues every disbursement, `spacing` apart, through whichever node is up; `sent` is
+/// how many have been sent (the one in flight included).
 pub(super) fn queue_all(
     address: &Address,
     abort: &AtomicBool,
     count: u64,
     spacing: Duration,
     seed: u64,
+    sent: &AtomicU64,
 ) -> Result<Queued, String> {
     let mut queued = Queued::default();
     for i in 0..count {
+        sent.store(i + 1, Ordering::SeqCst);
         let body = format!(
             r#"{{"destination":"{}","amount":"{}","memo":"chaos {i}","external_key":"chaos-{seed}-{i}"}}"#,
             destination(i),
@@ -104,15 +109,18 @@ pub(super) fn queue_all(
 }
 
 /// Kills the node `runs` times at random moments, restarting it each time; returns the
-/// last node (running) and the kills made.
+/// last node (running) and the kills made. After each restart, no destination of the
+/// `sent` disbursements may hold more than its amount: a double payment fails the drill
+/// when it happens.
 pub(super) fn kill_repeatedly(
     runs: u64,
     rng: &mut Rng,
     rig: &Rig,
     anvil: &Anvil,
     address: &Address,
+    sent: &AtomicU64,
+    log: &Log,
 ) -> Result<(Node, u64), String> {
-    let began = Instant::now();
     let mut node = rig.start(0)?;
     set_address(address, Some(node.address.clone()));
     let mut busy = 0;
@@ -124,37 +132,109 @@ pub(super) fn kill_repeatedly(
         set_address(address, None);
         node.kill_9()?;
         let on_chain = nonce(anvil, "latest").map_or("?".into(), |n| n.to_string());
-        if backlog.as_ref().is_ok_and(|b| b.iter().sum::<u64>() > 0) {
+        if backlog.as_ref().is_ok_and(|b| b.total() > 0) {
             busy += 1;
         }
-        eprintln!(
-            "==> [chaos] {:6.2}s  kill -9 #{run} at +{} ms: backlog {}; {on_chain} paid on chain",
-            began.elapsed().as_secs_f64(),
+        log.event(&format!(
+            "kill -9 #{run} at +{} ms: backlog {}; {on_chain} paid on chain",
             delay.as_millis(),
             match &backlog {
-                Ok([ready, staged, submitted]) =>
-                    format!("{ready} ready, {staged} staged, {submitted} submitted"),
+                Ok(backlog) => backlog.to_string(),
                 Err(error) => format!("unknown ({error})"),
             }
-        );
+        ));
         node = rig.start(run)?;
         set_address(address, Some(node.address.clone()));
+        no_double_payment(anvil, sent.load(Ordering::SeqCst))
+            .map_err(|e| format!("after restart {run}: {e}"))?;
     }
     if runs > 0 {
-        eprintln!("==> [chaos] {busy} of {runs} kills found work in the backlog");
+        log.event(&format!("{busy} of {runs} kills found work in the backlog"));
     }
     Ok((node, runs))
 }
 
-/// `/status` → backlog: ready, staged, submitted.
-fn backlog(address: &str) -> Result<[u64; 3], String> {
-    let status = Json::parse(&http::get(address, "/status")?)?;
-    let field = |name: &str| {
+/// `Err` naming every destination of the first `sent` that holds more than its amount.
+fn no_double_payment(anvil: &Anvil, sent: u64) -> Result<(), String> {
+    let expected: Vec<(String, u128)> = (0..sent).map(|i| (destination(i), amount(i))).collect();
+    let overpaid = overpaid(&expected, &balances(anvil, &expected)?);
+    if overpaid.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} double payments on the chain: {}",
+            overpaid.len(),
+            overpaid.join("; ")
+        ))
+    }
+}
+
+/// `/status` → backlog (`included` only from a node that has that status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Backlog {
+    ready: u64,
+    staged: u64,
+    submitted: u64,
+    included: Option<u64>,
+}
+
+impl Backlog {
+    fn total(&self) -> u64 {
+        self.ready + self.staged + self.submitted + self.included.unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Backlog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ready, {} staged, {} submitted",
+            self.ready, self.staged, self.submitted
+        )?;
+        match self.included {
+            Some(included) => write!(f, ", {included} included"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn backlog(address: &str) -> Result<Backlog, String> {
+    backlog_of(&Json::parse(&http::get(address, "/status")?)?)
+}
+
+fn backlog_of(status: &Json) -> Result<Backlog, String> {
+    let count = |name: &str| {
         status
             .get("backlog")
             .and_then(|b| b.get(name))
             .and_then(Json::as_u64)
-            .ok_or_else(|| format!("no backlog.{name} in /status"))
     };
-    Ok([field("ready")?, field("staged")?, field("submitted")?])
+    let field = |name: &str| count(name).ok_or_else(|| format!("no backlog.{name} in /status"));
+    Ok(Backlog {
+        ready: field("ready")?,
+        staged: field("staged")?,
+        submitted: field("submitted")?,
+        included: count("included"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_with_and_without_included() {
+        let read = |text: &str| backlog_of(&Json::parse(text).expect("parses"));
+        let today = read(r#"{"backlog":{"scheduled":0,"ready":1,"staged":2,"submitted":3}}"#)
+            .expect("a backlog");
+        assert_eq!(
+            (today.total(), today.to_string().as_str()),
+            (6, "1 ready, 2 staged, 3 submitted")
+        );
+        let new = read(r#"{"backlog":{"ready":0,"staged":0,"submitted":1,"included":4}}"#)
+            .expect("a backlog");
+        assert_eq!(new.total(), 5);
+        assert!(new.to_string().ends_with(", 4 included"));
+        assert!(read(r#"{"backlog":{"error":"x"}}"#).is_err());
+    }
 }

@@ -57,6 +57,52 @@ impl Json {
     }
 }
 
+/// Compact JSON text, for messages.
+impl std::fmt::Display for Json {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn string(f: &mut std::fmt::Formatter<'_>, s: &str) -> std::fmt::Result {
+            f.write_str("\"")?;
+            for c in s.chars() {
+                match c {
+                    '"' => f.write_str("\\\"")?,
+                    '\\' => f.write_str("\\\\")?,
+                    '\n' => f.write_str("\\n")?,
+                    c if u32::from(c) < 0x20 => write!(f, "\\u{:04x}", u32::from(c))?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")
+        }
+        match self {
+            Json::Null => f.write_str("null"),
+            Json::Bool(b) => write!(f, "{b}"),
+            Json::Number(n) => f.write_str(n),
+            Json::String(s) => string(f, s),
+            Json::Array(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_str("]")
+            }
+            Json::Object(fields) => {
+                f.write_str("{")?;
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    string(f, key)?;
+                    write!(f, ":{value}")?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
 struct Parser<'a> {
     text: &'a [u8],
     at: usize,
@@ -232,6 +278,8 @@ mod tests {
         ] {
             assert!(Json::parse(bad).is_err(), "{bad:?}");
         }
+        let text = r#"{"a":[1,-2.5e3,true,null],"b":"q \"x\" é \n\u0001"}"#;
+        assert_eq!(Json::parse(text).expect("parses").to_string(), text);
         let deep = "[".repeat(100_000);
         assert!(
             Json::parse(&deep).is_err(),
