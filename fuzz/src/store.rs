@@ -1,6 +1,6 @@
 //! The store's trees, by the names `GovStore` gives them, and what a store error must look
-//! like: a record that does not decode is `Corrupt` and one that must exist is `Missing`,
-//! each naming its tree and key, never a panic.
+//! like: a record that does not decode is `Corrupt`, one that must exist is `Missing`, and
+//! records that disagree are `Invariant`, each naming its tree and key, never a panic.
 
 use governance::{GovStore, StoreError};
 
@@ -30,7 +30,9 @@ pub fn clear(store: &GovStore) {
 /// Asserts that `error` names a tree of the store and a key, in its fields and its message.
 pub fn check_error(error: &StoreError) {
     let (tree, key) = match error {
-        StoreError::Corrupt { tree, key, .. } | StoreError::Missing { tree, key } => (tree, key),
+        StoreError::Corrupt { tree, key, .. }
+        | StoreError::Missing { tree, key }
+        | StoreError::Invariant { tree, key, .. } => (tree, key),
         // A temporary sled database on a healthy disk: an I/O error is not the input's.
         other => panic!("unexpected store error (not Corrupt or Missing): {other}"),
     };

@@ -18,9 +18,16 @@ pub enum StoreError {
         reason: String,
     },
     /// A change would break a rule the store keeps (e.g. unstaging an intent that may
-    /// have been broadcast); nothing was written.
-    #[error("refused: {0}")]
-    Invariant(String),
+    /// have been broadcast), or records disagree; nothing was written.
+    #[error("refused at tree `{tree}` key {key}: {reason}")]
+    Invariant {
+        /// The tree of the record at fault.
+        tree: &'static str,
+        /// Its key, readable.
+        key: String,
+        /// The rule it would break.
+        reason: String,
+    },
     /// A record that must exist does not (a broken invariant; treated like corruption).
     #[error("missing record in tree `{tree}` at key {key}")]
     Missing {

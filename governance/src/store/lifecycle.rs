@@ -164,10 +164,11 @@ impl GovStore {
                     return Ok(false); // nothing written yet: the transaction changes nothing
                 }
                 if stored.get(u64_key(intent.nonce))?.is_some() {
-                    return abort(StoreError::Invariant(format!(
-                        "nonce {} already has an intent: refusing to sign it again",
-                        intent.nonce
-                    )));
+                    return abort(StoreError::Invariant {
+                        tree: INTENTS,
+                        key: intent.nonce.to_string(),
+                        reason: "the nonce already has an intent: refusing to sign it again".into(),
+                    });
                 }
                 records.push(record);
             }
@@ -321,11 +322,15 @@ impl GovStore {
                         continue;
                     };
                     if intent.bound {
-                        return abort(StoreError::Invariant(format!(
-                            "the intent at nonce {at} (disbursement {}) may have been \
-                             broadcast: it stays bound to its nonce",
-                            intent.id
-                        )));
+                        return abort(StoreError::Invariant {
+                            tree: INTENTS,
+                            key: at.to_string(),
+                            reason: format!(
+                                "the intent of disbursement {} may have been broadcast: it \
+                                 stays bound to its nonce",
+                                intent.id
+                            ),
+                        });
                     }
                     intents.remove(&key)?;
                     let cancel = match (at == nonce, reason) {

@@ -252,10 +252,14 @@ impl GovStore {
                 };
                 let mut intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
                 if intent.id != id {
-                    return abort(StoreError::Invariant(format!(
-                        "disbursement {id} says nonce {nonce}, whose intent pays {}",
-                        intent.id
-                    )));
+                    return abort(StoreError::Invariant {
+                        tree: INTENTS,
+                        key: nonce.to_string(),
+                        reason: format!(
+                            "disbursement {id} says this nonce, whose intent pays {}",
+                            intent.id
+                        ),
+                    });
                 }
                 if intent.cancel.is_none() {
                     intent.cancel = Some(reason.to_owned());

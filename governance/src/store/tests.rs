@@ -82,7 +82,7 @@ fn a_nonce_is_never_staged_twice() {
     store.activate(0).expect("activate");
     assert!(store.stage(&[intent(a, 0)], 1).expect("stage"));
     let refused = store.stage(&[intent(b, 0)], 1).expect_err("refused");
-    assert!(matches!(refused, StoreError::Invariant(_)), "{refused}");
+    assert!(matches!(refused, StoreError::Invariant { .. }), "{refused}");
     assert_eq!(status(&store, b), DisbursementStatus::Queued);
 }
 
@@ -139,7 +139,7 @@ fn a_bound_intent_is_never_given_back() {
         store.unstage_from(1),
     ] {
         assert!(
-            matches!(refused, Err(StoreError::Invariant(_))),
+            matches!(refused, Err(StoreError::Invariant { .. })),
             "{refused:?}"
         );
     }
