@@ -32,7 +32,7 @@ mod evm_chain_faults {
     use node::client::http::{Request, Url, send};
     use serde_json::{Value, json};
 
-    use crate::common::{ANVIL_CHAIN_ID, Anvil, NodeProcess, TREASURY, TREASURY_KEY};
+    use crate::common::{ANVIL_CHAIN_ID, Anvil, NodeProcess, TREASURY, TREASURY_KEY, json_rpc};
 
     const TOKEN: &str = "evm-chain-faults-admin-token";
     /// Generous: a tick on a loaded 2-core machine running other tests can take seconds.
@@ -192,17 +192,7 @@ mod evm_chain_faults {
 
     /// A JSON-RPC call to anvil at `address` (usable from any thread): its `result`.
     fn rpc(address: SocketAddr, method: &str, params: Value) -> Result<Value, String> {
-        let url = Url::parse(&format!("http://{address}")).map_err(|e| e.to_string())?;
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let body = body.to_string();
-        let request = Request {
-            method: "POST",
-            target: "/",
-            headers: &[],
-            json_body: Some(body.as_bytes()),
-        };
-        let response = send(&url, &request, Duration::from_secs(30)).map_err(|e| e.to_string())?;
-        let answer: Value = serde_json::from_slice(&response.body).map_err(|e| e.to_string())?;
+        let answer = json_rpc(address, method, params)?;
         match answer.get("result") {
             Some(result) => Ok(result.clone()),
             None => Err(format!("{method}: {answer}")),

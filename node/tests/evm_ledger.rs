@@ -13,7 +13,7 @@ mod evm_ledger {
 
     use crate::common::{ANVIL_CHAIN_ID, Anvil, DESTINATION, STARTUP, TREASURY, TREASURY_KEY};
     use node::governance::{
-        AttemptKind, Disbursement, DisbursementStatus, Ledger, LedgerError, SignRequest, TxStatus,
+        Disbursement, DisbursementStatus, Ledger, LedgerError, SignRequest, TxStatus,
     };
     use node::ledger::evm::{EvmLedger, EvmLedgerConfig};
     use serde_json::json;
@@ -60,16 +60,6 @@ mod evm_ledger {
         }
     }
 
-    /// A payment of `disbursement` at `nonce`, at the quote's fees.
-    fn pay(disbursement: &Disbursement, nonce: u64) -> SignRequest<'_> {
-        SignRequest {
-            disbursement,
-            kind: AttemptKind::Payment,
-            nonce,
-            min_fees: None,
-        }
-    }
-
     fn config(change: impl FnOnce(&mut EvmLedgerConfig)) -> EvmLedgerConfig {
         let mut config = EvmLedgerConfig::default();
         change(&mut config);
@@ -107,7 +97,10 @@ mod evm_ledger {
         let amount = 1_234_567_890_123_456_789;
         let tx = rig
             .ledger
-            .sign(&pay(&disbursement(1, DESTINATION, amount), 0))
+            .sign(&SignRequest::payment(
+                &disbursement(1, DESTINATION, amount),
+                0,
+            ))
             .expect("signed");
         assert_eq!(tx.bytes.first(), Some(&2), "an EIP-2718 type-2 envelope");
         assert_eq!(rig.ledger.lookup(&tx.tx_hash), Ok(TxStatus::Unknown));
@@ -142,7 +135,7 @@ mod evm_ledger {
             .call("anvil_setCode", json!([contract, "0x60006000fd"]));
         let tx = rig
             .ledger
-            .sign(&pay(&disbursement(1, contract, 1_000), 0))
+            .sign(&SignRequest::payment(&disbursement(1, contract, 1_000), 0))
             .expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
         let deadline = Instant::now() + STARTUP;
@@ -174,7 +167,9 @@ mod evm_ledger {
             "{:?}",
             rig.ledger.head().map(|head| head.epoch)
         );
-        let tx = rig.ledger.sign(&pay(&disbursement(1, DESTINATION, 1), 0));
+        let tx = rig
+            .ledger
+            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0));
         assert!(matches!(tx, Err(LedgerError::Unreachable(_))), "{tx:?}");
         rig.proxy.set_mode(Mode::Pass).expect("pass");
         assert_eq!(rig.ledger.next_nonce(), Ok(0));
@@ -199,7 +194,7 @@ mod evm_ledger {
         let rig = rig();
         let tx = rig
             .ledger
-            .sign(&pay(&disbursement(1, DESTINATION, 1), 0))
+            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0))
             .expect("signed");
         rig.proxy.set_mode(Mode::Http500).expect("500");
         assert_eq!(rig.ledger.submit(&tx), Err(LedgerError::Http(500)));
@@ -226,7 +221,10 @@ mod evm_ledger {
         // anvil funds the treasury with 10 000 ETH = 10^22 wei.
         let tx = rig
             .ledger
-            .sign(&pay(&disbursement(1, DESTINATION, 10_u128.pow(23)), 0))
+            .sign(&SignRequest::payment(
+                &disbursement(1, DESTINATION, 10_u128.pow(23)),
+                0,
+            ))
             .expect("signed");
         assert_eq!(
             rig.ledger.submit(&tx),
@@ -240,7 +238,7 @@ mod evm_ledger {
         let rig = rig_with(&["--no-mining"], EvmLedgerConfig::default());
         let tx = rig
             .ledger
-            .sign(&pay(&disbursement(1, DESTINATION, 5), 0))
+            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 5), 0))
             .expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
         assert_eq!(rig.ledger.lookup(&tx.tx_hash), Ok(TxStatus::Pending));
@@ -258,7 +256,7 @@ mod evm_ledger {
         let rig = rig();
         let tx = rig
             .ledger
-            .sign(&pay(&disbursement(1, DESTINATION, 5), 0))
+            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 5), 0))
             .expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
         included(&rig.ledger, &tx.tx_hash);
@@ -277,13 +275,13 @@ mod evm_ledger {
         let rig = rig();
         let first = rig
             .ledger
-            .sign(&pay(&disbursement(1, DESTINATION, 7), 0))
+            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 7), 0))
             .expect("signed");
         rig.ledger.submit(&first).expect("accepted");
         included(&rig.ledger, &first.tx_hash);
         let second = rig
             .ledger
-            .sign(&pay(&disbursement(2, DESTINATION, 8), 0))
+            .sign(&SignRequest::payment(&disbursement(2, DESTINATION, 8), 0))
             .expect("signed");
         assert_ne!(first.tx_hash, second.tx_hash);
         assert_eq!(rig.ledger.submit(&second), Err(LedgerError::NonceTooLow));
@@ -304,7 +302,10 @@ mod evm_ledger {
             assert_eq!(rig.ledger.next_nonce(), Ok(nonce));
             let tx = rig
                 .ledger
-                .sign(&pay(&disbursement(nonce, DESTINATION, 1), nonce))
+                .sign(&SignRequest::payment(
+                    &disbursement(nonce, DESTINATION, 1),
+                    nonce,
+                ))
                 .expect("signed");
             rig.ledger.submit(&tx).expect("accepted");
             // One block each: blocks 10, 11 and 12.
@@ -321,7 +322,9 @@ mod evm_ledger {
     #[test]
     fn another_chain_than_configured_halts_signing() {
         let rig = rig_with(&[], config(|c| c.chain_id = Some(1)));
-        let answer = rig.ledger.sign(&pay(&disbursement(1, DESTINATION, 1), 0));
+        let answer = rig
+            .ledger
+            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0));
         let Err(LedgerError::Signing(reason)) = answer else {
             panic!("expected a signing error, got {answer:?}");
         };
@@ -334,7 +337,7 @@ mod evm_ledger {
         let rig = rig_with(&[], config(|c| c.chain_id = Some(ANVIL_CHAIN_ID)));
         let tx = rig
             .ledger
-            .sign(&pay(&disbursement(1, DESTINATION, 1), 0))
+            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0))
             .expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
     }
@@ -351,7 +354,7 @@ mod evm_ledger {
         );
         let tx = rig
             .ledger
-            .sign(&pay(&disbursement(1, DESTINATION, 1), 0))
+            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0))
             .expect("signed");
         let answer = rig.ledger.submit(&tx);
         let Err(LedgerError::Underpriced(message)) = answer else {
@@ -367,7 +370,9 @@ mod evm_ledger {
     fn a_bad_destination_is_refused_before_any_call() {
         let rig = rig();
         rig.proxy.set_mode(Mode::Refuse).expect("refuse");
-        let answer = rig.ledger.sign(&pay(&disbursement(1, "grantee-1", 1), 0));
+        let answer = rig
+            .ledger
+            .sign(&SignRequest::payment(&disbursement(1, "grantee-1", 1), 0));
         assert!(
             matches!(answer, Err(LedgerError::InvalidDestination(_))),
             "{answer:?}"

@@ -93,6 +93,9 @@ pub struct TreasuryExecutor {
     /// Nonces whose latest attempt the ledger refused as underpriced: replaced with a
     /// bumped fee at the next look.
     underpriced: HashSet<u64>,
+    /// Whether the intents found at start were bound (the first tick does it, so that a
+    /// corrupt one halts the executor rather than the node's start).
+    bound_at_start: bool,
     /// Whether this tick may still hand over an intent that never left the node: not
     /// after the ledger refused one (the intents handed over stay a prefix, so that one
     /// refused can be given back with every intent after it).
@@ -107,8 +110,8 @@ impl TreasuryExecutor {
     /// An executor on `store` and `ledger`. Restores the breaker from the store's snapshot
     /// and the executor's counters (a halt is not restored: a restart is how an operator
     /// clears one, after fixing its cause; a hold is found again by the first tick).
-    /// Binds every intent in flight: the process that staged them may have handed them
-    /// over before it died. Installs the telemetry callback as the breaker's transition
+    /// Its first tick binds every intent in flight (the process that staged them may have
+    /// handed them over before it died) before anything else. Installs the telemetry callback as the breaker's transition
     /// listener unless the breaker already has one.
     pub fn new(
         config: TreasuryExecutorConfig,
@@ -133,7 +136,6 @@ impl TreasuryExecutor {
                 }
             });
         }
-        store.bind_all()?;
         let mut snapshot = store.executor_snapshot()?.unwrap_or_default();
         snapshot.halted = None;
         snapshot.hold = None;
@@ -147,6 +149,7 @@ impl TreasuryExecutor {
             chain_checked: false,
             underpriced: HashSet::new(),
             handing: true,
+            bound_at_start: false,
             unrecorded: Vec::new(),
         })
     }
@@ -290,6 +293,10 @@ impl TreasuryExecutor {
 
     fn run_tick(&mut self, report: &mut TickReport) -> Result<(), TreasuryExecutorError> {
         self.handing = true;
+        if !self.bound_at_start {
+            self.store.bind_all()?;
+            self.bound_at_start = true;
+        }
         if self.config.circuit_breaker.is_rejecting() {
             report.rejected_by_breaker = true;
             return Ok(());

@@ -137,12 +137,7 @@ impl TreasuryExecutor {
             failed: false,
         };
         for (nonce, disbursement) in (next_nonce..).zip(ready) {
-            let request = SignRequest {
-                disbursement,
-                kind: AttemptKind::Payment,
-                nonce,
-                min_fees: None,
-            };
+            let request = SignRequest::payment(disbursement, nonce);
             let tx = match self.read(report, |ledger| ledger.sign(&request)) {
                 Ok(Some(tx)) => tx,
                 Ok(None) => {

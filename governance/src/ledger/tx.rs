@@ -68,6 +68,18 @@ pub struct SignRequest<'a> {
     pub min_fees: Option<Fees>,
 }
 
+impl<'a> SignRequest<'a> {
+    /// A payment of `disbursement` at `nonce`, at the ledger's quote.
+    pub fn payment(disbursement: &'a Disbursement, nonce: u64) -> SignRequest<'a> {
+        SignRequest {
+            disbursement,
+            kind: AttemptKind::Payment,
+            nonce,
+            min_fees: None,
+        }
+    }
+}
+
 /// A signed transaction, ready to submit and resubmit byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedTx {

@@ -193,15 +193,7 @@ impl GovStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let trees = (
-            &self.disbursements,
-            &self.dependents,
-            &self.scheduled,
-            &self.ready,
-            &self.intents,
-            &self.meta,
-        );
-        let outcome = trees.transaction(
+        let outcome = self.lifecycle_trees().transaction(
             |(disbursements, dependents, scheduled, ready, intents, meta)| {
                 let epoch_seen = tx_counter(meta, EPOCH)?;
                 for change in changes {
@@ -305,15 +297,7 @@ impl GovStore {
             .keys()
             .map(|key| key_u64(INTENTS, &key?))
             .collect::<Result<_, _>>()?;
-        let trees = (
-            &self.disbursements,
-            &self.dependents,
-            &self.scheduled,
-            &self.ready,
-            &self.intents,
-            &self.meta,
-        );
-        let outcome = trees.transaction(
+        let outcome = self.lifecycle_trees().transaction(
             |(disbursements, dependents, scheduled, ready, intents, meta)| {
                 let mut cancelled = None;
                 for &at in &nonces {

@@ -109,6 +109,16 @@ pub enum RequestError {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
+/// See [`GovStore::lifecycle_trees`].
+type LifecycleTrees<'a> = (
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+);
+
 fn abort<T>(error: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(error))
 }
@@ -227,6 +237,19 @@ impl GovStore {
     /// ledger keeps its chain here). Named `aux/<name>`, apart from the store's trees.
     pub fn aux_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(format!("aux/{name}"))?)
+    }
+
+    /// The trees a change to an intent's lifecycle may touch, for one transaction:
+    /// disbursements, dependents, scheduled, ready, intents, meta.
+    fn lifecycle_trees(&self) -> LifecycleTrees<'_> {
+        (
+            &self.disbursements,
+            &self.dependents,
+            &self.scheduled,
+            &self.ready,
+            &self.intents,
+            &self.meta,
+        )
     }
 
     /// The raw tree named `name`, for tests that damage records on purpose.

@@ -35,15 +35,7 @@ impl GovStore {
         resolution: &Resolution,
         reason: &str,
     ) -> Result<Disbursement, RequestError> {
-        let trees = (
-            &self.disbursements,
-            &self.dependents,
-            &self.scheduled,
-            &self.ready,
-            &self.intents,
-            &self.meta,
-        );
-        let outcome = trees.transaction(
+        let outcome = self.lifecycle_trees().transaction(
             |(disbursements, dependents, scheduled, ready, intents, meta)| {
                 let held = tx_get::<ExecutorSnapshot>(meta, META, EXECUTOR)?
                     .and_then(|snapshot| snapshot.hold);

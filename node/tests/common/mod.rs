@@ -131,17 +131,7 @@ impl Anvil {
 
     /// A JSON-RPC call straight to anvil: the whole answer, or why there is none.
     pub fn try_call(&self, method: &str, params: Value) -> Result<Value, String> {
-        let url = Url::parse(&format!("http://{}", self.address)).map_err(|e| e.to_string())?;
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let body = body.to_string();
-        let request = Request {
-            method: "POST",
-            target: "/",
-            headers: &[],
-            json_body: Some(body.as_bytes()),
-        };
-        let response = send(&url, &request, Duration::from_secs(30)).map_err(|e| e.to_string())?;
-        serde_json::from_slice(&response.body).map_err(|e| e.to_string())
+        json_rpc(self.address, method, params)
     }
 
     /// A JSON-RPC call straight to anvil; its `result`.
@@ -158,6 +148,22 @@ impl Anvil {
         let digits = balance.as_str().and_then(|b| b.strip_prefix("0x"));
         u128::from_str_radix(digits.expect("a quantity"), 16).expect("a quantity")
     }
+}
+
+/// A JSON-RPC call to the endpoint at `address` (usable from any thread): the whole
+/// answer, or why there is none.
+pub fn json_rpc(address: SocketAddr, method: &str, params: Value) -> Result<Value, String> {
+    let url = Url::parse(&format!("http://{address}")).map_err(|e| e.to_string())?;
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let body = body.to_string();
+    let request = Request {
+        method: "POST",
+        target: "/",
+        headers: &[],
+        json_body: Some(body.as_bytes()),
+    };
+    let response = send(&url, &request, Duration::from_secs(30)).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&response.body).map_err(|e| e.to_string())
 }
 
 /// A poisoned lock still holds the data: a test that panicked holding it has failed already.

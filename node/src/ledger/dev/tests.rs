@@ -60,16 +60,6 @@ mod dev_ledger {
         }
     }
 
-    /// A payment of `disbursement` at `nonce`.
-    fn pay(disbursement: &Disbursement, nonce: u64) -> SignRequest<'_> {
-        SignRequest {
-            disbursement,
-            kind: AttemptKind::Payment,
-            nonce,
-            min_fees: None,
-        }
-    }
-
     fn signed(
         ledger: &DevLedger,
         id: u64,
@@ -78,7 +68,10 @@ mod dev_ledger {
         nonce: u64,
     ) -> SignedTx {
         ledger
-            .sign(&pay(&disbursement(id, destination, amount), nonce))
+            .sign(&SignRequest::payment(
+                &disbursement(id, destination, amount),
+                nonce,
+            ))
             .expect("sign")
     }
 
@@ -131,7 +124,7 @@ mod dev_ledger {
         // An invalid destination signs: the refusal belongs to submission.
         assert!(
             ledger
-                .sign(&pay(&disbursement(1, "not valid!", 1), 0))
+                .sign(&SignRequest::payment(&disbursement(1, "not valid!", 1), 0))
                 .is_ok()
         );
     }

@@ -203,16 +203,6 @@ mod evm_ledger {
         }
     }
 
-    /// A payment of `disbursement` at `nonce`, at the quote's fees.
-    fn pay(disbursement: &Disbursement, nonce: u64) -> SignRequest<'_> {
-        SignRequest {
-            disbursement,
-            kind: AttemptKind::Payment,
-            nonce,
-            min_fees: None,
-        }
-    }
-
     /// `next_nonce` (one call, a quantity back) against a server that always replies
     /// `reply`.
     fn call_with(reply: fn() -> Reply) -> Result<u64, LedgerError> {
@@ -537,7 +527,10 @@ mod evm_ledger {
         let ledger = ledger(&server.url());
         let amount = u128::MAX;
         let tx = ledger
-            .sign(&pay(&disbursement(DESTINATION, amount), 42))
+            .sign(&SignRequest::payment(
+                &disbursement(DESTINATION, amount),
+                42,
+            ))
             .expect("signed");
 
         assert_eq!(tx.bytes.first(), Some(&2), "type 2");
@@ -569,11 +562,11 @@ mod evm_ledger {
         let server = MockRpc::start(chain);
         let ledger = ledger(&server.url());
         let first = ledger
-            .sign(&pay(&disbursement(DESTINATION, 1), 0))
+            .sign(&SignRequest::payment(&disbursement(DESTINATION, 1), 0))
             .expect("signed");
         for nonce in 1..50 {
             ledger
-                .sign(&pay(&disbursement(DESTINATION, 1), nonce))
+                .sign(&SignRequest::payment(&disbursement(DESTINATION, 1), nonce))
                 .expect("signed");
         }
         assert_eq!(server.count("eth_chainId"), 1);
@@ -589,7 +582,7 @@ mod evm_ledger {
             server.count("eth_maxPriorityFeePerGas")
         );
         let again = ledger
-            .sign(&pay(&disbursement(DESTINATION, 1), 0))
+            .sign(&SignRequest::payment(&disbursement(DESTINATION, 1), 0))
             .expect("signed");
         assert_eq!(again.tx_hash, first.tx_hash, "same quote, same transaction");
     }
@@ -603,7 +596,7 @@ mod evm_ledger {
         };
         let ledger = ledger_with(&server.url(), config);
         for _ in 0..2 {
-            let answer = ledger.sign(&pay(&disbursement(DESTINATION, 1), 0));
+            let answer = ledger.sign(&SignRequest::payment(&disbursement(DESTINATION, 1), 0));
             let Err(LedgerError::Signing(reason)) = answer else {
                 panic!("{answer:?}");
             };
@@ -623,7 +616,7 @@ mod evm_ledger {
     fn sign_refuses_a_bad_destination_before_any_call() {
         let server = MockRpc::start(chain);
         let ledger = ledger(&server.url());
-        let answer = ledger.sign(&pay(&disbursement("0x1234", 1), 0));
+        let answer = ledger.sign(&SignRequest::payment(&disbursement("0x1234", 1), 0));
         assert!(
             matches!(answer, Err(LedgerError::InvalidDestination(_))),
             "{answer:?}"
@@ -642,7 +635,8 @@ mod evm_ledger {
             "eth_getBlockByNumber" => Reply::Result(json!({"number": "0x1"})),
             _ => chain(method, params, id),
         });
-        let answer = ledger(&server.url()).sign(&pay(&disbursement(DESTINATION, 1), 0));
+        let answer =
+            ledger(&server.url()).sign(&SignRequest::payment(&disbursement(DESTINATION, 1), 0));
         assert!(
             matches!(answer, Err(LedgerError::Malformed(ref m)) if m.contains("baseFeePerGas")),
             "{answer:?}"
