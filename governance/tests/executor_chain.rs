@@ -611,16 +611,17 @@ mod executor_chain {
         h.executor.crash_at(Some(CrashPoint::AfterStage));
         assert!(h.executor.tick().is_err());
         let mut h = h.restart();
+        h.ledger
+            .push_faults([Fault::Fail(LedgerError::InvalidDestination("a".into()))]);
+        h.tick();
         assert!(
             h.store()
                 .intents()
                 .expect("intents")
                 .iter()
-                .all(|i| i.bound)
+                .all(|i| i.bound),
+            "the first tick binds them before it hands anything over"
         );
-        h.ledger
-            .push_faults([Fault::Fail(LedgerError::InvalidDestination("a".into()))]);
-        h.tick();
         assert!(
             matches!(
                 &h.status(a),
