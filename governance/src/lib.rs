@@ -26,7 +26,7 @@ pub use executor::{
 };
 pub use ledger::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 pub use store::{
-    Attempt, AuditRecord, Backlog, Cancellation, ExecutorSnapshot, GovStore, Hold, Inclusion,
-    Intent, Queued, RequestError, Resolution, StoreError,
+    Action, Attempt, AuditRecord, Backlog, Cancellation, Decision, ExecutorSnapshot, GovStore,
+    Hold, Inclusion, Intent, Queued, RequestError, Resolution, StoreError,
 };
 pub use treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};

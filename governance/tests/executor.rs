@@ -10,7 +10,7 @@ mod executor {
 
     use governance::testing::{Fault, ScriptedLedger};
     use governance::{
-        CircuitBreaker, CircuitBreakerConfig, CircuitState, CrashPoint, DisbursementStatus,
+        Action, CircuitBreaker, CircuitBreakerConfig, CircuitState, CrashPoint, DisbursementStatus,
         GovStore, Hold, LedgerError, ManualClock, NewDisbursement, TreasuryExecutor,
         TreasuryExecutorConfig, TreasuryExecutorError,
     };
@@ -98,43 +98,51 @@ mod executor {
     }
 
     /// The issue's first failure mode, at its root: an attempt got out (its answer was
-    /// lost), lookups lag, and the retry is refused ("insufficient balance", then "nonce
-    /// too low"). The old executor cancelled or re-signed it at a fresh nonce and paid
-    /// twice; now it is bound to its nonce: it waits (and holds for an operator while the
-    /// chain says the nonce is spent and lookups cannot find it), then settles once.
+    /// lost), the mempool forgot it, and the hand-over again is refused ("insufficient
+    /// balance", then "rejected"). The old executor cancelled it, freeing its nonce for
+    /// another payment, or re-signed it at a fresh nonce, and paid twice. Now it is bound
+    /// to its nonce: it waits, then holds for an operator (who alone may cancel it by
+    /// replacement), and when the refusals stop it is paid once.
     #[test]
     fn a_refusal_after_a_lost_answer_neither_cancels_nor_re_signs() {
-        let mut h = harness(10);
+        let ledger = Arc::new(ScriptedLedger::default());
+        ledger.set_auto_mine(false);
+        let mut h = crate::common::with(crate::common::Settings::batch(10), ledger);
         let id = h.queue("alice", 4);
-        h.ledger.stale_lookups(true);
         h.ledger
             .push_faults([Fault::AcceptThenFail(LedgerError::Timeout)]);
-        h.tick(); // paid on chain; the answer was lost
-        let next = h.queue("bob", 5);
+        h.tick(); // in the pool; the answer was lost
+        h.ledger.drop_pool();
         h.ledger
             .push_faults([Fault::Fail(LedgerError::InsufficientBalance)]);
-        for _ in 0..3 {
-            match h.executor.tick() {
-                Ok(_) | Err(TreasuryExecutorError::Held(_)) => {}
-                Err(other) => panic!("{other}"),
-            }
-            assert!(
-                !matches!(h.status(id), DisbursementStatus::Cancelled { .. }),
-                "{:?}",
-                h.status(id)
-            );
-        }
-        let hold = h.executor.snapshot().hold.clone();
+        h.tick();
         assert!(
-            matches!(hold, Some(Hold::ForeignNonce { nonce: 0, .. })),
-            "the chain spent nonce 0 and the lookups cannot say by what: {hold:?}"
+            matches!(h.status(id), DisbursementStatus::Submitted { .. }),
+            "it waits: {:?}",
+            h.status(id)
         );
-        assert_eq!(h.ledger.payments().len(), 1, "bob waits behind the hold");
-        h.ledger.stale_lookups(false);
+        h.ledger
+            .push_faults([Fault::Fail(LedgerError::Rejected("rules".into()))]);
+        let error = h.executor.tick().expect_err("holds");
+        assert!(
+            matches!(&error, TreasuryExecutorError::Held(Hold::Refused { id: held, nonce: 0, .. }) if *held == id),
+            "{error}"
+        );
+        assert!(!matches!(
+            h.status(id),
+            DisbursementStatus::Cancelled { .. }
+        ));
+        h.tick(); // handed over again, taken: the hold lifts
+        assert_eq!(h.executor.snapshot().hold, None);
+        h.ledger.mine();
         h.drain();
-        assert!(h.executor.snapshot().hold.is_none(), "lifted by the chain");
-        h.assert_paid_exactly_once(&[(id, 4), (next, 5)]);
+        h.assert_paid_exactly_once(&[(id, 4)]);
         h.assert_one_nonce_per_disbursement();
+        let taken = h.ledger.taken();
+        assert!(
+            taken.iter().all(|t| t.tx_hash == taken[0].tx_hash),
+            "one transaction, handed over again with the same bytes: {taken:?}"
+        );
     }
 
     #[test]
@@ -213,9 +221,10 @@ mod executor {
         let mut h = h.restart();
         h.ledger.consume_nonce(); // nonce 2 went to another sender
         let b = h.queue("b", 2);
+        let adopt = || Action::AdoptNonce { nonce: None };
         assert!(
             matches!(
-                h.store().adopt_nonce(None),
+                crate::common::decide(h.store(), adopt(), "checked"),
                 Err(governance::RequestError::Conflict(_))
             ),
             "refused while the executor is not holding on a drift"
@@ -232,8 +241,18 @@ mod executor {
         assert!(halted.contains('2') && halted.contains('3'), "{halted}");
         assert!(h.executor.tick().is_err(), "still holding");
         assert_eq!(h.status(b), DisbursementStatus::Queued, "nothing signed");
-        assert_eq!(h.store().adopt_nonce(None), Ok((2, 3)));
+        crate::common::decide(h.store(), adopt(), "the stranger was our test").expect("decide");
+        assert_eq!(
+            h.status(b),
+            DisbursementStatus::Queued,
+            "applied by the executor"
+        );
         h.drain();
+        let audit = h.store().audit(None, 10).expect("audit");
+        assert_eq!(
+            audit.last().map(|r| r.action.as_str()),
+            Some("decision.applied")
+        );
         assert!(h.executor.snapshot().halted.is_none());
         let paid: Vec<(u64, u128, u64)> = h
             .ledger

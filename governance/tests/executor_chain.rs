@@ -11,8 +11,8 @@ mod executor_chain {
 
     use governance::testing::{Fault, ScriptedLedger};
     use governance::{
-        AttemptKind, Cancellation, CrashPoint, DisbursementStatus, Finality, Hold, LedgerError,
-        Resolution, TreasuryExecutorError,
+        Action, AttemptKind, Cancellation, CrashPoint, DisbursementStatus, Finality, Hold,
+        LedgerError, Resolution, TreasuryExecutorError,
     };
 
     use crate::common::{Harness, Settings, with};
@@ -39,35 +39,67 @@ mod executor_chain {
 
     /// Failure mode 1: a read backend that answers "unknown" for mined transactions while
     /// sends reach an up-to-date node ("nonce too low"). The old executor re-signed each at
-    /// a fresh nonce and paid it again; now each stays bound to its nonce, the executor
-    /// holds (the chain spent the nonce, lookups cannot say by what), and settles once the
-    /// lookups catch up.
+    /// a fresh nonce and paid it again; now each stays bound to its nonce and the executor
+    /// waits: the block that spent each nonce holds its own transaction. Once the lookups
+    /// catch up, each is Executed, paid once.
     #[test]
     fn stale_lookups_never_re_sign_at_another_nonce() {
         let ledger = Arc::new(ScriptedLedger::default());
         let mut h = with(Settings::batch(10), ledger);
         h.ledger.stale_lookups(true);
         let ids: Vec<_> = (0..6).map(|i| h.queue(&format!("d{i}"), 10 + i)).collect();
-        let mut holds = 0;
         for _ in 0..8 {
-            holds += u32::from(tick_or_hold(&mut h).is_some());
+            assert_eq!(
+                tick_or_hold(&mut h),
+                None,
+                "nothing to hold on: its own block"
+            );
         }
-        assert!(holds >= 1, "the executor held for an operator");
-        assert!(
-            matches!(
-                h.executor.snapshot().hold,
-                Some(Hold::ForeignNonce { nonce: 0, .. })
-            ),
-            "{:?}",
-            h.executor.snapshot().hold
-        );
         assert_eq!(h.ledger.payments().len(), 6, "each paid once, none again");
         h.assert_one_nonce_per_disbursement();
         h.ledger.stale_lookups(false);
         h.drain();
         let expected: Vec<_> = ids.iter().map(|&id| (id, 10 + u128::from(id))).collect();
         h.assert_paid_exactly_once(&expected);
-        assert!(h.executor.snapshot().halted.is_none(), "the hold lifted");
+    }
+
+    /// An operator who answers "not paid" while the lookups lag is wrong (the payment is in
+    /// the chain); the decision waits for the executor, which reads the chain again, finds
+    /// no such question any more, and drops it: nothing is paid twice.
+    #[test]
+    fn a_decision_on_a_hold_that_lifted_is_dropped() {
+        let mut h = chain(Finality::Confirmations(2));
+        let id = h.queue("a", 3);
+        h.tick();
+        h.ledger.drop_pool();
+        h.ledger.consume_nonce(); // a stranger takes nonce 0
+        h.ledger.mine();
+        assert!(matches!(
+            tick_or_hold(&mut h),
+            Some(Hold::ForeignNonce { nonce: 0, .. })
+        ));
+        crate::common::decide(
+            h.store(),
+            Action::Resolve {
+                resolution: Resolution::NotPaid,
+            },
+            "checked",
+        )
+        .expect("decide");
+        // Before the executor applies it, the chain changes: a reorg drops the stranger's
+        // block, the payment is handed over again and lands at nonce 0.
+        h.ledger.reorg(2, true);
+        h.tick();
+        h.ledger.mine();
+        h.ledger.mine();
+        h.drain();
+        h.assert_paid(&[(id, 3)]);
+        assert_eq!(h.store().decision().expect("decision"), None);
+        let audit = h.store().audit(None, 10).expect("audit");
+        assert!(
+            audit.iter().any(|r| r.action == "decision.dropped"),
+            "{audit:?}"
+        );
     }
 
     /// Failure mode 2: a payment is Executed only at depth, Included before; a reorg that
@@ -175,6 +207,39 @@ mod executor_chain {
         let expected: Vec<_> = ids.iter().map(|&id| (id, 100 + u128::from(id))).collect();
         h.assert_paid_exactly_once(&expected);
         h.assert_one_nonce_per_disbursement();
+    }
+
+    /// A replacement must raise the tip too (nodes refuse one that raises the max fee
+    /// alone): with the tip at its cap, the bump waits and says which cap stands in the
+    /// way, instead of signing replacements that can never be taken.
+    #[test]
+    fn a_tip_at_its_cap_waits_at_the_cap() {
+        let mut h = chain(Finality::Confirmations(1));
+        h.ledger.set_base_fee(Some(10));
+        h.ledger.set_fee_caps(1_000, 1); // the quote's tip is 1: at the cap already
+        let id = h.queue("a", 1);
+        h.tick();
+        h.ledger.set_base_fee(Some(50));
+        h.ledger.mine();
+        let report = h.tick();
+        assert!(report.fee_cap_reached, "{report:?}");
+        assert_eq!(report.fee_bumps, 0);
+        assert!(
+            report
+                .last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("tip"),
+            "{report:?}"
+        );
+        assert_eq!(h.store().intents().expect("intents")[0].attempts.len(), 1);
+        h.ledger.set_fee_caps(1_000, 10);
+        h.ledger.mine();
+        let report = h.tick();
+        assert_eq!(report.fee_bumps, 1, "{report:?}");
+        h.ledger.mine();
+        h.tick();
+        h.assert_paid_exactly_once(&[(id, 1)]);
     }
 
     /// A transaction pending `bump_after_blocks` blocks after an endpoint took it (the
@@ -498,31 +563,40 @@ mod executor_chain {
         assert_eq!(tick_or_hold(&mut h), None, "not at depth yet: it waits");
         h.ledger.mine();
         let hold = tick_or_hold(&mut h).expect("holds");
-        assert_eq!(
-            hold,
-            Hold::ForeignNonce {
-                id,
-                nonce: 0,
-                chain_nonce: 1,
-                attempts: vec![hash.clone()]
-            }
+        let Hold::ForeignNonce {
+            id: held,
+            nonce: 0,
+            chain_nonce: 1,
+            attempts,
+            spent_by: Some(stranger),
+        } = &hold
+        else {
+            panic!("{hold:?}");
+        };
+        assert_eq!((*held, attempts), (id, &vec![hash.clone()]));
+        assert_ne!(
+            stranger, &hash,
+            "the block names the stranger's transaction"
         );
         let halted = h.executor.snapshot().halted.clone().expect("halted");
         assert!(
-            halted.contains(&hash) && halted.contains("nonce 0"),
+            halted.contains(&hash)
+                && halted.contains("nonce 0")
+                && halted.contains(stranger.as_str()),
             "{halted}"
         );
+        let not_paid = || Action::Resolve {
+            resolution: Resolution::NotPaid,
+        };
+        crate::common::decide(h.store(), not_paid(), "the stranger was a test").expect("decide");
+        assert!(h.store().decision().expect("decision").is_some(), "waiting");
         assert!(
-            h.store()
-                .resolve_intent(7, &Resolution::NotPaid, "wrong nonce")
-                .is_err(),
-            "only the nonce it holds on"
+            matches!(h.status(id), DisbursementStatus::Submitted { .. }),
+            "nothing changes before the executor's tick"
         );
-        let record = h
-            .store()
-            .resolve_intent(0, &Resolution::NotPaid, "the stranger was a test")
-            .expect("resolve");
-        assert_eq!(record.status, DisbursementStatus::Queued);
+        h.tick(); // applies it: queued again (signed at a fresh nonce by the next tick)
+        assert_eq!(h.store().decision().expect("decision"), None);
+        assert_eq!(h.status(id), DisbursementStatus::Queued);
         h.tick();
         for _ in 0..2 {
             h.ledger.mine();
@@ -547,16 +621,18 @@ mod executor_chain {
         h.ledger.drop_pool();
         h.ledger.consume_nonce();
         assert!(tick_or_hold(&mut h).is_some());
-        let record = h
-            .store()
-            .resolve_intent(
-                0,
-                &Resolution::Paid {
+        crate::common::decide(
+            h.store(),
+            Action::Resolve {
+                resolution: Resolution::Paid {
                     tx_hash: Some("0xfound".into()),
                 },
-                "paid from the cold wallet",
-            )
-            .expect("resolve");
+            },
+            "paid from the cold wallet",
+        )
+        .expect("decide");
+        h.tick(); // applied
+        let record = h.store().get(id).expect("get").expect("record");
         assert!(
             matches!(&record.status, DisbursementStatus::Executed { tx_hash, resolution: Some(why), .. }
                 if tx_hash == "0xfound" && why.contains("cold wallet")),
@@ -570,9 +646,10 @@ mod executor_chain {
     }
 
     /// A business refusal of a transaction that may already be out there (its first
-    /// answer was lost) cannot cancel it: a cancellation replaces it at its nonce.
+    /// answer was lost) cannot cancel it: the executor holds for an operator, whose cancel
+    /// goes out as a cancellation at its nonce.
     #[test]
-    fn a_refused_bound_payment_is_replaced_by_a_cancellation() {
+    fn a_refused_bound_payment_holds_until_an_operator_cancels_it() {
         let mut h = chain(Finality::Confirmations(1));
         let id = h.queue("a", 3);
         h.ledger
@@ -581,19 +658,18 @@ mod executor_chain {
         h.ledger.drop_pool();
         h.ledger
             .push_faults([Fault::Fail(LedgerError::Rejected("rules".into()))]);
-        h.tick(); // rebroadcast: refused
+        let hold = tick_or_hold(&mut h).expect("holds");
         assert!(
-            matches!(
-                &h.status(id),
-                DisbursementStatus::Submitted {
-                    cancelling: Some(_),
-                    ..
-                }
-            ),
-            "{:?}",
-            h.status(id)
+            matches!(&hold, Hold::Refused { id: held, nonce: 0, reason } if *held == id && reason.contains("rules")),
+            "{hold:?}"
         );
-        h.tick(); // the cancellation goes out
+        assert!(matches!(h.status(id), DisbursementStatus::Submitted { .. }));
+        assert!(matches!(
+            h.store().cancel(id, "refused by the rules"),
+            Ok(Cancellation::Replacing(_))
+        ));
+        h.tick(); // the cancellation goes out: no refusal, the hold lifts
+        assert_eq!(h.executor.snapshot().hold, None);
         h.ledger.mine();
         h.tick();
         assert!(matches!(h.status(id), DisbursementStatus::Cancelled { .. }));
@@ -613,7 +689,7 @@ mod executor_chain {
         let mut h = h.restart();
         h.ledger
             .push_faults([Fault::Fail(LedgerError::InvalidDestination("a".into()))]);
-        h.tick();
+        let hold = tick_or_hold(&mut h);
         assert!(
             h.store()
                 .intents()
@@ -623,17 +699,14 @@ mod executor_chain {
             "the first tick binds them before it hands anything over"
         );
         assert!(
-            matches!(
-                &h.status(a),
-                DisbursementStatus::Staged {
-                    nonce: 0,
-                    cancelling: Some(_),
-                    ..
-                }
-            ),
-            "not given back: {:?}",
-            h.status(a)
+            matches!(hold, Some(Hold::Refused { nonce: 0, .. })),
+            "not given back: {hold:?}"
         );
+        assert!(matches!(
+            h.status(a),
+            DisbursementStatus::Staged { nonce: 0, .. }
+        ));
+        h.store().cancel(a, "invalid").expect("cancel");
         for _ in 0..3 {
             h.tick();
             h.ledger.mine();

@@ -22,11 +22,13 @@ mod executor {
 
         use governance::testing::{Fault, ScriptedLedger};
         use governance::{
-            CircuitBreaker, CircuitBreakerConfig, CrashPoint, DisbursementId, DisbursementStatus,
-            Finality, Hold, LedgerError, ManualClock, NewDisbursement, Resolution,
-            TreasuryExecutor, TreasuryExecutorConfig, TreasuryExecutorError,
+            Action, CircuitBreaker, CircuitBreakerConfig, CrashPoint, DisbursementId,
+            DisbursementStatus, Finality, Hold, LedgerError, ManualClock, NewDisbursement,
+            Resolution, TreasuryExecutor, TreasuryExecutorConfig, TreasuryExecutorError,
         };
         use proptest::prelude::*;
+
+        use crate::common::decide;
 
         /// Blocks a payment needs on top of it; reorgs are shallower.
         const CONFIRMATIONS: u64 = 3;
@@ -420,9 +422,14 @@ mod executor {
                         "held on nonce {} though its payment is in the chain (lookups are fresh)",
                         nonce
                     );
-                    store
-                        .resolve_intent(*nonce, &Resolution::NotPaid, "a stranger spent it")
-                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    decide(
+                        store,
+                        Action::Resolve {
+                            resolution: Resolution::NotPaid,
+                        },
+                        "a stranger spent it",
+                    )
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     resolved.insert(*id, world.ledger.taken().len());
                 }
                 Hold::NonceGap {
@@ -434,8 +441,13 @@ mod executor {
                     }
                 }
                 Hold::NonceDrift { .. } => {
+                    decide(store, Action::AdoptNonce { nonce: None }, "a stranger's")
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                }
+                // The ledger refuses it (a one-off fault): cancel it by replacement.
+                Hold::Refused { id, .. } => {
                     store
-                        .adopt_nonce(None)
+                        .cancel(*id, "refused")
                         .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 }
             }

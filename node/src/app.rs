@@ -161,6 +161,7 @@ impl App {
                 "running": view.running,
                 "halted": snapshot.halted,
                 "hold": snapshot.hold,
+                "decision": self.store.decision().ok().flatten(),
                 "last_error": snapshot.last_error,
                 "ticks": snapshot.ticks,
                 "last_tick_ms": snapshot.last_tick_ms,

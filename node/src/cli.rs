@@ -190,6 +190,25 @@ pub enum DisburseAction {
     /// (POST /admin/disbursements/{id}/cancel).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Cancel(CancelArgs),
+    /// Mark a queued disbursement paid by a transaction the chain holds (after a restored
+    /// backup forgot it); only while the executor holds on a nonce drift
+    /// (POST /admin/disbursements/{id}/mark-paid).
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    MarkPaid(MarkPaidArgs),
+}
+
+/// `node disburse mark-paid`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MarkPaidArgs {
+    /// The disbursement's id (queued)
+    #[arg(value_name = "ID")]
+    pub id: u64,
+    /// The transaction that paid it
+    #[arg(long, value_name = "HASH")]
+    pub tx_hash: String,
+    /// Why (what you checked), for the audit log (required, not empty)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
 }
 
 /// `node disburse queue`.

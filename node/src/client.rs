@@ -231,6 +231,10 @@ pub fn call_for(command: &AdminCommand) -> Call {
                 format!("/admin/disbursements/{}/cancel", cancel.id),
                 json!({ "reason": cancel.reason }),
             ),
+            DisburseAction::MarkPaid(paid) => Call::post(
+                format!("/admin/disbursements/{}/mark-paid", paid.id),
+                json!({ "tx_hash": paid.tx_hash, "reason": paid.reason }),
+            ),
         },
         AdminCommand::Intents(args) => match &args.action {
             IntentsAction::List => Call::get("/admin/intents"),

@@ -728,6 +728,15 @@ mod evm_chain_faults {
         let mut node = site.start();
         let second = queue(&node, 2..4);
         paid(&node, &second);
+        let paid_by: Vec<String> = second
+            .iter()
+            .map(|&id| {
+                node.record(id)["status"]["tx_hash"]
+                    .as_str()
+                    .expect("an executed record names its transaction")
+                    .to_owned()
+            })
+            .collect();
         node.stop_cleanly();
         assert_paid_once(&anvil, &payments, "before the restore");
         assert_eq!(tx_count(&anvil, "latest"), 4);
@@ -773,6 +782,58 @@ mod evm_chain_faults {
             "/status executor.halted names the store's nonce 2 and the ledger's 4: {halted:?}; \
              log:\n{}",
             node.log_tail()
+        );
+
+        // The runbook: mark paid what the chain shows paid, then adopt the ledger's nonce
+        // (the executor applies it at its next tick); nothing more is paid.
+        let (code, answer) = node.exchange(
+            "POST",
+            "/admin/executor/adopt-nonce",
+            Some(&json!({"reason": "too early", "nonce": 7})),
+        );
+        assert_eq!(code, 202, "{answer}");
+        for (&id, hash) in again.iter().zip(&paid_by) {
+            let body = json!({"tx_hash": hash, "reason": "paid before the restore"});
+            let (code, answer) = node.exchange(
+                "POST",
+                &format!("/admin/disbursements/{id}/mark-paid"),
+                Some(&body),
+            );
+            assert_eq!(code, 200, "{answer}");
+            assert_eq!(status_of(&answer), "executed", "{answer}");
+        }
+        let (code, answer) = node.exchange(
+            "POST",
+            "/admin/executor/adopt-nonce",
+            Some(&json!({"reason": "k3 and k4 were paid before the restore"})),
+        );
+        assert_eq!(code, 202, "a later decision replaces the earlier: {answer}");
+        poll(PATIENCE, || node.halted().is_none().then_some(()))
+            .unwrap_or_else(|| panic!("the hold did not lift: {}", node.status()));
+        assert_eq!(node.status()["executor"]["decision"], Value::Null);
+        assert_paid_once(&anvil, &payments, "after the operator's decisions");
+        assert_eq!(tx_count(&anvil, "latest"), 4);
+        // And it pays again: a fifth, at nonce 4.
+        let fifth = node.queue("0x00000000000000000000000000000000000fee55", 5, Some("k5"));
+        paid(&node, &[fifth]);
+        assert_eq!(tx_count(&anvil, "latest"), 5);
+        let (_, audit) = node.exchange("GET", "/admin/audit", None);
+        let actions: Vec<&str> = audit["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter_map(|record| record["action"].as_str())
+            .collect();
+        assert!(
+            actions.ends_with(&[
+                "executor.adopt_nonce",
+                "disbursement.mark_paid",
+                "disbursement.mark_paid",
+                "executor.adopt_nonce",
+                "decision.applied",
+                "disbursement.queue",
+            ]),
+            "{actions:?}"
         );
     }
 

@@ -15,6 +15,7 @@ use crate::store::{Hold, StoreError};
 /// | Signing       | no                         | halts (configuration error)                    |
 /// | Storage       | no                         | halts (fail fast)                              |
 /// | ChainMismatch | no                         | halts: the endpoint is on another chain        |
+/// | NoFinalizedBlock | no                      | halts: finality by a block the endpoint never names |
 /// | Held          | no                         | waits for an operator's decision               |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -55,6 +56,13 @@ pub enum TreasuryExecutorError {
         /// The chain the endpoint reports.
         endpoint: String,
     },
+    /// `Finality::Finalized` is configured, but the endpoint names no finalized block.
+    #[error(
+        "the endpoint names no finalized block, and finality by the finalized block is \
+         configured (evm.wait_for_finalized): use an endpoint that serves the `finalized` \
+         tag, or set evm.confirmations instead"
+    )]
+    NoFinalizedBlock,
     /// The executor waits for an operator's decision.
     #[error("awaiting an operator: {0}")]
     Held(Hold),
@@ -96,6 +104,7 @@ impl TreasuryExecutorError {
             TreasuryExecutorError::Storage(_)
                 | TreasuryExecutorError::Signing(_)
                 | TreasuryExecutorError::ChainMismatch { .. }
+                | TreasuryExecutorError::NoFinalizedBlock
                 | TreasuryExecutorError::Held(_)
                 | TreasuryExecutorError::Halted(_)
         )

@@ -7,11 +7,11 @@
 //!            ▼
 //!  chain      the endpoint's chain id = the one pinned in the store (else halt)
 //!  head       the latest block: number, hash, base fee, epoch
-//!  reconcile  each intent, lowest nonce first (reconcile.rs):
+//!  reconcile  each intent, lowest nonce first (reconcile.rs; the holds in holds.rs):
 //!               included: its block still canonical? ─ no ─▶ back to submitted, rebroadcast
 //!                                                     yes ─▶ deep enough? ─▶ Executed / Cancelled
 //!               else: look up every attempt by hash ─ in a block ─▶ Included (or final)
-//!                     nonce spent at depth, none of ours there ─▶ hold for an operator
+//!                     nonce spent at depth by a stranger ─▶ hold for an operator
 //!                     operator's cancel ─▶ cancel (never left the node) or replace with a cancellation
 //!                     priced out or pending too long ─▶ replace with bumped fees (same nonce)
 //!                     unknown ─▶ (re)broadcast the latest attempt, same bytes
@@ -31,6 +31,7 @@
 
 mod config;
 mod error;
+mod holds;
 mod pay;
 mod reconcile;
 mod report;
@@ -74,7 +75,7 @@ impl Tip {
 
     /// Blocks on top of `block`, itself included.
     fn confirmations(&self, block: u64) -> u64 {
-        (self.head.number + 1).saturating_sub(block)
+        self.head.number.saturating_add(1).saturating_sub(block)
     }
 }
 
@@ -87,12 +88,11 @@ pub struct TreasuryExecutor {
     snapshot: ExecutorSnapshot,
     saved_generation: Option<u64>,
     crash_at: Option<CrashPoint>,
-    /// Whether the endpoint's chain id was compared with the pinned one since the last
-    /// infrastructure failure (a reconnect may reach another endpoint).
-    chain_checked: bool,
     /// Nonces whose latest attempt the ledger refused as underpriced: replaced with a
     /// bumped fee at the next look.
     underpriced: HashSet<u64>,
+    /// What spent each nonce held as `ForeignNonce`, once found.
+    spenders: holds::Spenders,
     /// Whether the intents found at start were bound (the first tick does it, so that a
     /// corrupt one halts the executor rather than the node's start).
     bound_at_start: bool,
@@ -108,8 +108,8 @@ pub struct TreasuryExecutor {
 
 impl TreasuryExecutor {
     /// An executor on `store` and `ledger`. Restores the breaker from the store's snapshot
-    /// and the executor's counters (a halt is not restored: a restart is how an operator
-    /// clears one, after fixing its cause; a hold is found again by the first tick).
+    /// and the executor's counters and hold (a halt is not restored: a restart is how an
+    /// operator clears one, after fixing its cause).
     /// Its first tick binds every intent in flight (the process that staged them may have
     /// handed them over before it died) before anything else. Installs the telemetry callback as the breaker's transition
     /// listener unless the breaker already has one.
@@ -137,8 +137,12 @@ impl TreasuryExecutor {
             });
         }
         let mut snapshot = store.executor_snapshot()?.unwrap_or_default();
-        snapshot.halted = None;
-        snapshot.hold = None;
+        // A hold outlives a restart (it is the chain's fact, re-checked by the first full
+        // tick); a halt does not.
+        snapshot.halted = snapshot
+            .hold
+            .clone()
+            .map(|hold| TreasuryExecutorError::Held(hold).to_string());
         Ok(TreasuryExecutor {
             saved_generation: Some(breaker.generation()),
             config,
@@ -146,10 +150,10 @@ impl TreasuryExecutor {
             ledger,
             snapshot,
             crash_at: None,
-            chain_checked: false,
             underpriced: HashSet::new(),
             handing: true,
             bound_at_start: false,
+            spenders: holds::Spenders::new(),
             unrecorded: Vec::new(),
         })
     }
@@ -320,16 +324,18 @@ impl TreasuryExecutor {
             return Ok(());
         }
         report.checks_passed = true;
+        if let Some(decision) = self.store.decision()? {
+            self.drop_decision(&decision, "the executor no longer holds on it")?;
+        }
         report.activated = self.store.activate(tip.head.epoch)?;
         self.pay(&tip, report)
     }
 
-    /// The endpoint's chain against the store's, at start and after every failure (the
-    /// next call may reach another endpoint). `Ok(false)`: the call failed.
+    /// The endpoint's chain against the store's, every tick: an endpoint behind a name or
+    /// a load balancer can be repointed between any two calls, and a tick that looked
+    /// payments up on another network could conclude they never happened. `Ok(false)`:
+    /// the call failed.
     fn check_chain(&mut self, report: &mut TickReport) -> Result<bool, TreasuryExecutorError> {
-        if self.chain_checked {
-            return Ok(true);
-        }
         let Some(endpoint) = self.read(report, |ledger| ledger.chain_id())? else {
             return Ok(false);
         };
@@ -340,7 +346,6 @@ impl TreasuryExecutor {
                 return Err(TreasuryExecutorError::ChainMismatch { pinned, endpoint });
             }
         }
-        self.chain_checked = true;
         Ok(true)
     }
 
@@ -351,35 +356,18 @@ impl TreasuryExecutor {
         report: &mut TickReport,
     ) -> Result<Option<Tip>, TreasuryExecutorError> {
         let final_height = match self.config.finality {
-            Finality::Confirmations(confirmations) => {
-                (head.number + 1).checked_sub(confirmations.max(1))
-            }
+            Finality::Confirmations(confirmations) => head
+                .number
+                .saturating_add(1)
+                .checked_sub(confirmations.max(1)),
             Finality::Finalized => match self.read(report, |ledger| ledger.finalized())? {
-                Some(height) => height,
+                Some(Some(height)) => Some(height),
+                // Nothing would ever count as paid: say so rather than wait unseen.
+                Some(None) => return Err(TreasuryExecutorError::NoFinalizedBlock),
                 None => return Ok(None),
             },
         };
         Ok(Some(Tip { head, final_height }))
-    }
-
-    /// With nothing in flight, the ledger's next nonce must be the store's: anything else
-    /// is another sender, a restored backup or a reset chain, for an operator to judge
-    /// (never adopted silently: a restored backup would pay again what it forgot). A
-    /// store that has no nonce yet takes the ledger's. `Ok(false)`: the call failed.
-    fn check_nonce(&mut self, report: &mut TickReport) -> Result<bool, TreasuryExecutorError> {
-        let Some(ledger) = self.read(report, |ledger| ledger.next_nonce())? else {
-            return Ok(false);
-        };
-        match self.store.next_nonce()? {
-            None => self.store.set_next_nonce(ledger)?,
-            Some(store) if store == ledger => {}
-            Some(store) => {
-                return Err(TreasuryExecutorError::Held(
-                    crate::store::Hold::NonceDrift { store, ledger },
-                ));
-            }
-        }
-        Ok(true)
     }
 
     /// A ledger call other than a submission, under a permit. An infrastructure failure
@@ -405,7 +393,6 @@ impl TreasuryExecutor {
             Err(error) => match TreasuryExecutorError::classify(error) {
                 TreasuryExecutorError::Submission(error) => {
                     permit.failure();
-                    self.chain_checked = false;
                     report.read_failures += 1;
                     report.last_error = Some(bounded(&error.to_string()));
                     Ok(None)

@@ -42,6 +42,11 @@ impl TreasuryExecutor {
         let mut shortfall = None;
         'batch: while report.attempts < batch && self.handing {
             self.record()?;
+            // An intent that never left the node is handed over before any later nonce is
+            // signed (the handed-over intents stay a prefix): reconciliation does it.
+            if self.store.intents()?.iter().any(|intent| !intent.bound) {
+                break;
+            }
             let Some(next_nonce) = self.store.next_nonce()? else {
                 return Ok(()); // set by the nonce check before any payment
             };
@@ -87,7 +92,10 @@ impl TreasuryExecutor {
                 match self.send_until(&mut intent, 0, tip, report)? {
                     Flow::Go => {}
                     Flow::Stop => return Ok(()),
-                    Flow::Restart => continue 'batch,
+                    Flow::Restart => {
+                        available = None; // what was given back is no longer committed
+                        continue 'batch;
+                    }
                 }
             }
             if shortfall.is_some() {

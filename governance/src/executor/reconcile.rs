@@ -12,9 +12,10 @@
 //! | pending or unknown, priced out or stale | replaces with bumped fees (same nonce)         |
 //! | unknown                                 | hands the latest attempt over (same bytes)     |
 
+use super::holds::Spent;
 use super::{Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError, bounded, now_ms};
 use crate::ledger::{AttemptKind, SignRequest, TxStatus};
-use crate::store::{Attempt, Change, Hold, Inclusion, Intent, StoreError};
+use crate::store::{Attempt, Change, Inclusion, Intent, StoreError};
 
 /// What the chain holds of an intent, as far as this tick can tell.
 #[derive(Debug)]
@@ -61,14 +62,18 @@ impl TreasuryExecutor {
                     let checked = if std::mem::take(&mut lowest_open) && intent.bound {
                         self.check_spent(&intent, tip, report)?
                     } else {
-                        Flow::Go
+                        Spent::Open
                     };
                     match checked {
-                        Flow::Go => {
+                        Spent::Open => {
                             let pending = matches!(seen, Seen::Pending);
                             self.advance(&mut intent, pending, tip, &mut fee_cap, report)?
                         }
-                        other => other,
+                        Spent::Ours => Flow::Go,
+                        // The intents changed under the ones not yet looked at (one left the
+                        // middle): the next tick reads them afresh, in order.
+                        Spent::Settled => Flow::Stop,
+                        Spent::Stop => Flow::Stop,
                     }
                 }
             };
@@ -162,7 +167,13 @@ impl TreasuryExecutor {
                 return Ok(Flow::Stop);
             };
             if canonical.as_deref() != Some(inclusion.block_hash.as_str()) {
-                return Ok(Flow::Go); // a receipt from another fork, or a lagging block read
+                // A receipt from another fork, or a lagging block read: wait, saying so.
+                report.last_error = Some(format!(
+                    "disbursement {} (nonce {nonce}): a receipt names block {} ({}), which is \
+                     not the chain's block at that height: waiting",
+                    intent.id, inclusion.block, inclusion.block_hash
+                ));
+                return Ok(Flow::Go);
             }
         }
         match (inclusion.kind, inclusion.reverted) {
@@ -208,44 +219,6 @@ impl TreasuryExecutor {
         self.send_until(intent, index, tip, report)
     }
 
-    /// The lowest intent not in a block: if the chain spent its nonce at depth, one of
-    /// its transactions should be there. None is (as far as lookups tell): the executor
-    /// will not guess what spent it. And if the chain's next nonce is below it, the nonces
-    /// between are no payment of ours: nothing of ours can be mined until someone fills
-    /// them.
-    fn check_spent(
-        &mut self,
-        intent: &Intent,
-        tip: &Tip,
-        report: &mut TickReport,
-    ) -> Result<Flow, TreasuryExecutorError> {
-        if let Some(height) = tip.final_height {
-            let Some(spent) = self.read(report, |ledger| ledger.nonce_at(height))? else {
-                return Ok(Flow::Stop);
-            };
-            if spent > intent.nonce {
-                return Err(TreasuryExecutorError::Held(Hold::ForeignNonce {
-                    id: intent.id,
-                    nonce: intent.nonce,
-                    chain_nonce: spent,
-                    attempts: intent.hashes(),
-                }));
-            }
-        }
-        let head = tip.head.number;
-        let Some(next) = self.read(report, |ledger| ledger.nonce_at(head))? else {
-            return Ok(Flow::Stop);
-        };
-        if next < intent.nonce {
-            return Err(TreasuryExecutorError::Held(Hold::NonceGap {
-                id: intent.id,
-                nonce: intent.nonce,
-                chain_nonce: next,
-            }));
-        }
-        Ok(Flow::Go)
-    }
-
     /// A pending or unknown intent: an operator's cancellation, a fee bump, or a hand-over.
     fn advance(
         &mut self,
@@ -261,6 +234,7 @@ impl TreasuryExecutor {
             if !intent.bound {
                 self.record()?;
                 self.store.cancel_unbound(intent.nonce, &reason)?;
+                self.underpriced.remove(&intent.nonce);
                 report.cancelled += 1;
                 return Ok(Flow::Restart);
             }
@@ -281,7 +255,12 @@ impl TreasuryExecutor {
             return self.replace(intent, kind, pending, tip, fee_cap, report);
         }
         if pending || priced_out(intent, tip) {
-            return Ok(Flow::Go); // in a pool, or sure to be refused: next block's bump
+            // In a pool, or sure to be refused: next block's bump. One that never left the
+            // node stays unhanded, and so does every later one (the handed-over prefix).
+            if !intent.bound {
+                self.handing = false;
+            }
+            return Ok(Flow::Go);
         }
         let latest = intent.attempts.len() - 1;
         self.send_until(intent, latest, tip, report)
@@ -350,7 +329,11 @@ impl TreasuryExecutor {
                      waits at the cap",
                     intent.id
                 )));
-                if pending || (!intent.bound && !self.handing) {
+                if !intent.bound {
+                    self.handing = false;
+                    return Ok(Flow::Go);
+                }
+                if pending || priced_out(intent, tip) {
                     return Ok(Flow::Go);
                 }
                 let latest = intent.attempts.len() - 1;
@@ -361,6 +344,9 @@ impl TreasuryExecutor {
                 report.last_error = Some(bounded(&format!(
                     "nonce {nonce}: cannot sign a replacement: {reason}"
                 )));
+                if !intent.bound {
+                    self.handing = false;
+                }
                 return Ok(Flow::Go);
             }
             Err(other) => return Err(other),

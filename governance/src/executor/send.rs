@@ -9,7 +9,7 @@
 //! | nonce too low                  | ignored | no               | bound: lookups decide; else given back (signed afresh) |
 //! | underpriced                    | ignored | no               | replaced with a bumped fee             |
 //! | insufficient balance           | ignored | no               | bound: waits; else given back (paused) |
-//! | invalid destination, rejected  | ignored | no               | bound: replaced with a cancellation; else Cancelled |
+//! | invalid destination, rejected  | ignored | no               | bound: holds for an operator; else Cancelled |
 //! | signing                        | ignored | —                | halts                                  |
 //!
 //! "Binds": the answer does not prove the transaction stayed out of every mempool, so
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use super::{CrashPoint, Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError};
 use super::{bounded, now_ms};
 use crate::ledger::LedgerError;
-use crate::store::{Change, Intent, RequestError};
+use crate::store::{Change, Hold, Intent};
 
 /// One hand-over's result.
 enum Sent {
@@ -106,7 +106,6 @@ impl TreasuryExecutor {
         };
         if matches!(class, TreasuryExecutorError::Submission(_)) {
             permit.failure();
-            self.chain_checked = false;
             report.submission_failures += 1;
             report.last_error = Some(bounded(&class.to_string()));
             return Ok(Sent::Retry);
@@ -162,17 +161,14 @@ impl TreasuryExecutor {
             TreasuryExecutorError::Cancelled(reason) => {
                 report.last_error = Some(bounded(&format!("disbursement {}: {reason}", intent.id)));
                 if was_bound {
-                    // It may still land, so only a cancellation at its nonce can end it.
-                    self.record()?;
-                    match self.store.cancel(intent.id, &reason) {
-                        Ok(_) | Err(RequestError::NotCancellable { .. }) => {}
-                        Err(RequestError::Storage(error)) => return Err(error.into()),
-                        Err(other) => {
-                            report.last_error = Some(bounded(&other.to_string()));
-                        }
-                    }
-                    intent.cancel.get_or_insert(reason);
-                    Flow::Go
+                    // It may still land: only a cancellation at its nonce could end it, and
+                    // whether to send one is an operator's call (it costs a fee, and the
+                    // refusal may pass), not the executor's.
+                    return Err(TreasuryExecutorError::Held(Hold::Refused {
+                        id: intent.id,
+                        nonce,
+                        reason: bounded(&reason),
+                    }));
                 } else {
                     report.cancelled += 1;
                     self.give_back(intent, Some(&reason))?

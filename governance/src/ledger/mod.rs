@@ -11,6 +11,7 @@
 //! | `block_hash`    | `eth_getBlockByNumber(n)`                                       |
 //! | `next_nonce`    | `eth_getTransactionCount(treasury, "pending")`                  |
 //! | `nonce_at`      | `eth_getTransactionCount(treasury, n)`                          |
+//! | `treasury_transaction` | `eth_getBlockByNumber(n, true)`: the treasury's transaction with a nonce |
 //! | `balance`       | `eth_getBalance(treasury, "latest")`                            |
 //! | `sign`          | local, after a fee quote                                        |
 //! | `submit`        | `eth_sendRawTransaction`                                        |
@@ -50,6 +51,10 @@ pub trait Ledger: Send + Sync + fmt::Debug {
     /// How many transactions the treasury has in blocks up to and including `block`: the
     /// nonces below this one are spent at that height.
     fn nonce_at(&self, block: u64) -> Result<u64, LedgerError>;
+
+    /// The hash of the treasury's transaction with `nonce` in block `block`, if the block
+    /// holds one: what spent a nonce, read from the block itself rather than by hash.
+    fn treasury_transaction(&self, block: u64, nonce: u64) -> Result<Option<String>, LedgerError>;
 
     /// The treasury's balance at the latest block, in the ledger's smallest unit.
     fn balance(&self) -> Result<u128, LedgerError>;

@@ -52,7 +52,7 @@ impl GovStore {
         Ok(())
     }
 
-    fn meta_record<T: DeserializeOwned>(
+    pub(super) fn meta_record<T: DeserializeOwned>(
         &self,
         key: &'static [u8],
     ) -> Result<Option<T>, StoreError> {

@@ -22,8 +22,9 @@
 //! - `queue.rs`: governance and operators: queue (one or a batch), read, cancel.
 //! - `lifecycle.rs`: the executor: activate, stage, record what the ledger said, write a
 //!   replacement ahead, cancel or unstage an intent that never left the node.
-//! - `operator.rs`: an operator's decisions the executor waits for: resolve a nonce
-//!   spent by a stranger, adopt the ledger's nonce.
+//! - `operator.rs`: an operator's decisions the executor waits for (resolve a nonce
+//!   spent by a stranger, adopt the ledger's nonce), recorded for the executor to apply;
+//!   marking paid what a restored backup forgot.
 //! - `meta.rs`: snapshots (breaker, executor), the pinned chain id, the audit log, the
 //!   backlog.
 
@@ -49,7 +50,7 @@ use crate::treasury::{DisbursementId, DisbursementStatus, QueueError};
 use codec::{decode, decode_u64, encode, pair_key, show_key, u64_key};
 pub use error::StoreError;
 pub(crate) use lifecycle::Change;
-pub use operator::Resolution;
+pub use operator::{Action, Decision, Resolution};
 pub use queue::{Cancellation, Queued};
 pub use records::{Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent};
 
@@ -69,6 +70,8 @@ const BREAKER: &[u8] = b"breaker";
 const EXECUTOR: &[u8] = b"executor";
 /// The chain the store pays on, pinned at the executor's first contact.
 const CHAIN_ID: &[u8] = b"chain_id";
+/// An operator's decision on a hold, waiting for the executor to apply it.
+const DECISION: &[u8] = b"decision";
 /// The latest ledger epoch [`GovStore::activate`] has seen: a disbursement whose
 /// activation epoch is not after it goes straight to `ready`.
 const EPOCH: &[u8] = b"epoch";

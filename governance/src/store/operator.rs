@@ -1,69 +1,175 @@
 //! An operator's decisions on what the executor will not guess: what spent a nonce that
-//! none of our transactions holds, and which nonce to go on from after a drift. Each is
-//! accepted only while the executor is holding for exactly that question (its snapshot's
-//! [`Hold`]), in one transaction with the change it makes.
+//! none of our transactions holds, which nonce to go on from after a drift, and which
+//! queued disbursements a restored backup forgot were paid.
+//!
+//! A decision on a hold is not applied by the admin call: it is recorded (only while the
+//! executor holds on exactly that question), and the executor applies it at its next tick
+//! if, reading the chain again, it finds the same question (`Decision::answers`); if the
+//! hold lifted meanwhile (a lagging lookup caught up), the decision is dropped. So the
+//! executor stays the only writer of intents, and a decision can never race a tick that
+//! just found the payment.
 
+use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use super::codec::u64_key;
 use super::records::{ExecutorSnapshot, Hold, Intent};
 use super::{
-    DISBURSEMENTS, EPOCH, EXECUTOR, GovStore, INTENTS, META, NEXT_NONCE, RequestError, execute,
-    flatten, tx_counter, tx_get, tx_need, tx_put,
+    DECISION, DISBURSEMENTS, EPOCH, EXECUTOR, GovStore, INTENTS, META, NEXT_NONCE, RequestError,
+    StoreError, cancel_cascade, execute, flatten, tx_counter, tx_get, tx_need, tx_put,
 };
-use crate::treasury::{Disbursement, DisbursementStatus};
+use crate::treasury::{Disbursement, DisbursementId, DisbursementStatus};
 
 /// An operator's finding about a disbursement whose nonce the chain spent without any
 /// of its transactions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Resolution {
     /// It was paid (the operator found the payment): Executed, its dependents released.
     Paid {
         /// The transaction that paid it, if the operator names one.
         tx_hash: Option<String>,
     },
-    /// It was not paid: queued again, to be signed at a fresh nonce.
+    /// It was not paid: queued again, to be signed at a fresh nonce (or cancelled, if an
+    /// operator asked to cancel it).
     NotPaid,
 }
 
+/// What an operator decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Settle a nonce spent by none of its transactions (answers `Hold::ForeignNonce`).
+    Resolve {
+        /// The finding.
+        resolution: Resolution,
+    },
+    /// Go on from this nonce, or the ledger's (answers `Hold::NonceDrift`).
+    AdoptNonce {
+        /// The nonce; `None`: the ledger's, as the hold names it.
+        nonce: Option<u64>,
+    },
+}
+
+/// An operator's decision on a hold, waiting for the executor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The hold it answers, as the operator saw it.
+    pub hold: Hold,
+    /// What to do.
+    pub action: Action,
+    /// Why (what the operator checked).
+    pub reason: String,
+    /// Who.
+    pub actor: String,
+    /// When (Unix milliseconds).
+    pub at_ms: u64,
+}
+
+impl Decision {
+    /// Whether this decision answers `hold` as the executor finds it now: the same
+    /// disbursement and nonce for a spent nonce; the very same nonces for a drift (had the
+    /// ledger's moved since the operator looked, adopting it would adopt something they
+    /// did not see).
+    pub fn answers(&self, hold: &Hold) -> bool {
+        match (&self.action, &self.hold, hold) {
+            (
+                Action::Resolve { .. },
+                Hold::ForeignNonce { id, nonce, .. },
+                Hold::ForeignNonce {
+                    id: now_id,
+                    nonce: now_nonce,
+                    ..
+                },
+            ) => id == now_id && nonce == now_nonce,
+            (Action::AdoptNonce { .. }, seen @ Hold::NonceDrift { .. }, now) => seen == now,
+            _ => false,
+        }
+    }
+}
+
 impl GovStore {
-    /// Settles the intent at `nonce` as the operator found it ([`Resolution`]). Refused
-    /// ([`RequestError::Conflict`]) unless the executor is holding on this nonce.
-    pub fn resolve_intent(
+    /// Records `decision` for the executor to apply. Refused ([`RequestError::Conflict`])
+    /// unless the executor holds on the question it answers now (as of its last tick);
+    /// replaces an earlier decision still waiting.
+    pub fn decide(&self, decision: &Decision) -> Result<(), RequestError> {
+        let outcome = self.meta.transaction(|meta| {
+            let held = tx_get::<ExecutorSnapshot>(meta, META, EXECUTOR)?
+                .and_then(|snapshot| snapshot.hold);
+            match &held {
+                Some(hold) if decision.answers(hold) => {}
+                other => {
+                    return Ok(Err(RequestError::Conflict(format!(
+                        "the executor does not hold on this question ({})",
+                        describe(other.as_ref())
+                    ))));
+                }
+            }
+            tx_put(meta, DECISION, decision)?;
+            Ok(Ok(()))
+        });
+        flatten(outcome)?
+    }
+
+    /// The decision waiting for the executor, if any.
+    pub fn decision(&self) -> Result<Option<Decision>, StoreError> {
+        self.meta_record(DECISION)
+    }
+
+    /// Forgets the decision waiting (it answered a hold that lifted).
+    pub(crate) fn drop_decision(&self) -> Result<(), StoreError> {
+        self.meta.remove(DECISION)?;
+        Ok(())
+    }
+
+    /// Applies `decision` (the executor, having found its hold again this tick), and
+    /// forgets it, in one transaction. A resolution returns the disbursement.
+    pub(crate) fn apply_decision(
         &self,
-        nonce: u64,
-        resolution: &Resolution,
-        reason: &str,
-    ) -> Result<Disbursement, RequestError> {
+        decision: &Decision,
+    ) -> Result<Option<Disbursement>, StoreError> {
         let outcome = self.lifecycle_trees().transaction(
             |(disbursements, dependents, scheduled, ready, intents, meta)| {
-                let held = tx_get::<ExecutorSnapshot>(meta, META, EXECUTOR)?
-                    .and_then(|snapshot| snapshot.hold);
-                match held {
-                    Some(Hold::ForeignNonce { nonce: held, .. }) if held == nonce => {}
-                    other => {
-                        return Ok(Err(RequestError::Conflict(format!(
-                            "the executor is not waiting for a decision on nonce {nonce} ({})",
-                            describe(other.as_ref())
-                        ))));
+                meta.remove(DECISION)?;
+                let (resolution, nonce) = match (&decision.action, &decision.hold) {
+                    (Action::Resolve { resolution }, Hold::ForeignNonce { nonce, .. }) => {
+                        (resolution, *nonce)
                     }
-                }
+                    (Action::AdoptNonce { nonce }, Hold::NonceDrift { ledger, .. }) => {
+                        meta.insert(NEXT_NONCE, &u64_key(nonce.unwrap_or(*ledger)))?;
+                        return Ok(None);
+                    }
+                    _ => return Ok(None), // answers nothing: `answers` keeps these out
+                };
                 let key = u64_key(nonce);
                 let intent: Intent = tx_need(intents, INTENTS, &key)?;
                 intents.remove(&key)?;
+                let trees = (disbursements, dependents, scheduled, ready);
                 let record = match resolution {
                     Resolution::Paid { tx_hash } => execute(
-                        disbursements,
-                        dependents,
-                        scheduled,
-                        ready,
+                        trees.0,
+                        trees.1,
+                        trees.2,
+                        trees.3,
                         tx_counter(meta, EPOCH)?,
                         intent.id,
                         DisbursementStatus::Executed {
                             tx_hash: tx_hash.clone().unwrap_or_default(),
                             block: 0,
-                            resolution: Some(format!("paid, as an operator found: {reason}")),
+                            resolution: Some(format!(
+                                "paid, as {} found: {}",
+                                decision.actor, decision.reason
+                            )),
                         },
+                    )?,
+                    // An operator asked to cancel it meanwhile: now it can be, outright.
+                    Resolution::NotPaid if intent.cancel.is_some() => cancel_cascade(
+                        trees.0,
+                        trees.1,
+                        trees.2,
+                        trees.3,
+                        intent.id,
+                        intent.cancel.clone().unwrap_or_default(),
                     )?,
                     Resolution::NotPaid => {
                         let id = u64_key(intent.id);
@@ -76,43 +182,68 @@ impl GovStore {
                         record
                     }
                 };
+                Ok(Some(record))
+            },
+        );
+        flatten(outcome)
+    }
+
+    /// Marks a queued disbursement Executed by `tx_hash`: one a restored backup believes
+    /// unpaid, which the chain shows paid. Refused ([`RequestError::Conflict`]) unless the
+    /// executor holds on a nonce drift (nothing is signed meanwhile), or the disbursement
+    /// is not queued. Its dependents are released.
+    pub fn mark_paid(
+        &self,
+        id: DisbursementId,
+        tx_hash: &str,
+        reason: &str,
+    ) -> Result<Disbursement, RequestError> {
+        let outcome = self.lifecycle_trees().transaction(
+            |(disbursements, dependents, scheduled, ready, _intents, meta)| {
+                let held = tx_get::<ExecutorSnapshot>(meta, META, EXECUTOR)?
+                    .and_then(|snapshot| snapshot.hold);
+                if !matches!(held, Some(Hold::NonceDrift { .. })) {
+                    return Ok(Err(RequestError::Conflict(format!(
+                        "only while the executor holds on a nonce drift ({})",
+                        describe(held.as_ref())
+                    ))));
+                }
+                let key = u64_key(id);
+                let Some(record) = tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &key)?
+                else {
+                    return Ok(Err(RequestError::NotFound(id)));
+                };
+                if record.status != DisbursementStatus::Queued {
+                    return Ok(Err(RequestError::Conflict(format!(
+                        "disbursement {id} is {}, not queued",
+                        record.status.name()
+                    ))));
+                }
+                scheduled.remove(&super::codec::pair_key(record.activation_epoch, id))?;
+                ready.remove(&key)?;
+                let record = execute(
+                    disbursements,
+                    dependents,
+                    scheduled,
+                    ready,
+                    tx_counter(meta, EPOCH)?,
+                    id,
+                    DisbursementStatus::Executed {
+                        tx_hash: tx_hash.to_owned(),
+                        block: 0,
+                        resolution: Some(format!("marked paid by an operator: {reason}")),
+                    },
+                )?;
                 Ok(Ok(record))
             },
         );
-        flatten(outcome)?
-    }
-
-    /// Sets the store's next nonce to `nonce`, or to the ledger's nonce the executor saw,
-    /// after a nonce drift. Refused ([`RequestError::Conflict`]) unless the executor is
-    /// holding on a drift with nothing in flight. Returns the nonce before and after.
-    pub fn adopt_nonce(&self, nonce: Option<u64>) -> Result<(u64, u64), RequestError> {
-        // sled transactions cannot scan: read before. The executor stages nothing while
-        // it holds on a drift, so nothing can be staged in between.
-        if self.intents.iter().next().is_some() {
-            return Err(RequestError::Conflict(
-                "intents are in flight: their reconciliation settles the nonce".into(),
-            ));
-        }
-        let outcome = self.meta.transaction(|meta| {
-            let held = tx_get::<ExecutorSnapshot>(meta, META, EXECUTOR)?
-                .and_then(|snapshot| snapshot.hold);
-            let Some(Hold::NonceDrift { store, ledger }) = held else {
-                return Ok(Err(RequestError::Conflict(format!(
-                    "the executor is not holding on a nonce drift ({})",
-                    describe(held.as_ref())
-                ))));
-            };
-            let adopted = nonce.unwrap_or(ledger);
-            meta.insert(NEXT_NONCE, &u64_key(adopted))?;
-            Ok(Ok((store, adopted)))
-        });
         flatten(outcome)?
     }
 }
 
 fn describe(hold: Option<&Hold>) -> String {
     match hold {
-        None => "it is not holding".into(),
+        None => "it holds on nothing".into(),
         Some(hold) => format!("it holds on: {hold}"),
     }
 }

@@ -13,7 +13,7 @@ use crate::treasury::{DisbursementId, DisbursementStatus};
 /// Once `bound`, the disbursement belongs to this nonce for good: only replacements at
 /// the same nonce (fee bumps, a cancellation) are ever signed for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "IntentRecord")]
+#[serde(try_from = "IntentRecord")]
 pub struct Intent {
     /// The disbursement it pays.
     pub id: DisbursementId,
@@ -87,8 +87,9 @@ impl Intent {
         self.attempts.iter().any(|attempt| attempt.kind == kind)
     }
 
-    /// The most this intent can still take from the treasury: its amount, unless only a
-    /// cancellation can land, plus the worst-case fee of its costliest attempt.
+    /// The most this intent can still take from the treasury: its amount (a payment may
+    /// still land even once a cancellation is signed), plus the worst-case fee of its
+    /// costliest attempt.
     pub fn worst_case_cost(&self) -> u128 {
         let fee = self
             .attempts
@@ -167,8 +168,12 @@ fn bound_by_default() -> bool {
     true
 }
 
-impl From<IntentRecord> for Intent {
-    fn from(record: IntentRecord) -> Intent {
+impl TryFrom<IntentRecord> for Intent {
+    type Error = &'static str;
+
+    /// An intent without any attempt is refused (decoded as corrupt): everything else
+    /// relies on its latest one.
+    fn try_from(record: IntentRecord) -> Result<Intent, &'static str> {
         let mut attempts = record.attempts;
         if let Some(tx) = record.tx {
             attempts.insert(
@@ -183,7 +188,10 @@ impl From<IntentRecord> for Intent {
                 },
             );
         }
-        Intent {
+        if attempts.is_empty() {
+            return Err("an intent without any signed transaction");
+        }
+        Ok(Intent {
             id: record.id,
             nonce: record.nonce,
             amount: record.amount,
@@ -192,7 +200,7 @@ impl From<IntentRecord> for Intent {
             submitted: record.submitted,
             inclusion: record.inclusion,
             cancel: record.cancel,
-        }
+        })
     }
 }
 
@@ -220,6 +228,17 @@ pub enum Hold {
         /// The chain's next nonce at its head.
         chain_nonce: u64,
     },
+    /// The ledger refuses, for a business reason, a transaction that may already be out
+    /// there (an earlier hand-over of the intent was not refused): it cannot be cancelled
+    /// outright, and the executor will not cancel it by replacement on its own.
+    Refused {
+        /// The disbursement.
+        id: DisbursementId,
+        /// Its nonce.
+        nonce: u64,
+        /// The ledger's refusal.
+        reason: String,
+    },
     /// The chain spent an intent's nonce (at depth) and none of its transactions is
     /// there.
     ForeignNonce {
@@ -231,6 +250,9 @@ pub enum Hold {
         chain_nonce: u64,
         /// Every transaction signed for it.
         attempts: Vec<String>,
+        /// The transaction that spent the nonce, read from its block, when found.
+        #[serde(default)]
+        spent_by: Option<String>,
     },
 }
 
@@ -257,19 +279,31 @@ impl fmt::Display for Hold {
                  dropped) and nothing of ours can be mined until they are: have them sent \
                  again, or send no-op transactions from the treasury key at those nonces; \
                  the executor goes on by itself",
-                nonce - 1
+                nonce.saturating_sub(1)
+            ),
+            Hold::Refused { id, nonce, reason } => write!(
+                f,
+                "the ledger refuses disbursement {id}'s transaction at nonce {nonce} ({reason}), \
+                 and an earlier one may already be out there: it is bound to its nonce and \
+                 cannot be cancelled outright; nothing is paid until the refusal stops or an \
+                 operator cancels it by replacement (POST /admin/disbursements/{id}/cancel)"
             ),
             Hold::ForeignNonce {
                 id,
                 nonce,
                 chain_nonce,
                 attempts,
+                spent_by,
             } => write!(
                 f,
                 "nonce {nonce} of disbursement {id} is spent on chain (the treasury's nonce \
-                 there is {chain_nonce}) but none of its transactions ({}) is in the chain; \
-                 nothing is paid until an operator finds what spent it and calls \
+                 there is {chain_nonce}) by {}, which is none of its transactions ({}); \
+                 nothing is paid until an operator finds out whether it was paid and calls \
                  POST /admin/intents/{nonce}/resolve with outcome paid or not_paid",
+                spent_by.as_deref().map_or_else(
+                    || "a transaction not found in the last blocks".to_owned(),
+                    |hash| format!("transaction {hash}")
+                ),
                 attempts.join(", ")
             ),
         }

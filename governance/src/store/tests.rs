@@ -122,6 +122,27 @@ fn intents_from_before_fee_bumping_read_as_bound() {
     assert_eq!(intent.latest().kind, AttemptKind::Payment);
 }
 
+/// A record that decodes but holds no transaction is corrupt, named by its key: every
+/// step of the executor relies on an intent's latest attempt.
+#[test]
+fn an_intent_without_attempts_is_corrupt() {
+    let store = GovStore::open_temporary().expect("store");
+    store
+        .intents
+        .insert(u64_key(3), br#"{"id":0,"nonce":3}"#.as_slice())
+        .expect("insert");
+    match store.intents() {
+        Err(StoreError::Corrupt { tree, key, reason }) => {
+            assert_eq!((tree, key.as_str()), (INTENTS, "3"));
+            assert!(
+                reason.contains("without any signed transaction"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// The store keeps the binding rule too: an intent that may have been broadcast is
 /// never given back, whoever asks, and nothing changes when it refuses.
 #[test]
@@ -216,38 +237,64 @@ fn activation_leaves_a_concurrently_cancelled_disbursement_alone() {
     ));
 }
 
-/// An operator's decision is taken only while the executor holds on that very question.
+/// An operator's decision is recorded only while the executor holds on that very
+/// question, and applying it settles the intent in one transaction.
 #[test]
 fn decisions_need_the_executors_hold() {
     let store = GovStore::open_temporary().expect("store");
     let a = queued(&store, "a");
     store.activate(0).expect("activate");
     store.stage(&[intent(a, 0)], 1).expect("stage");
-    let refused = store.resolve_intent(0, &Resolution::NotPaid, "x");
-    assert!(
-        matches!(refused, Err(RequestError::Conflict(_))),
-        "{refused:?}"
-    );
     let hold = Hold::ForeignNonce {
         id: a,
         nonce: 0,
         chain_nonce: 1,
         attempts: vec!["0x0".into()],
+        spent_by: Some("0xstranger".into()),
     };
+    let decision = |hold: Hold, action: Action| Decision {
+        hold,
+        action,
+        reason: "checked".into(),
+        actor: "carol".into(),
+        at_ms: 0,
+    };
+    let not_paid = || Action::Resolve {
+        resolution: Resolution::NotPaid,
+    };
+    let refused = store.decide(&decision(hold.clone(), not_paid()));
+    assert!(
+        matches!(refused, Err(RequestError::Conflict(_))),
+        "{refused:?}"
+    );
     store
         .save_executor_snapshot(&ExecutorSnapshot {
-            hold: Some(hold),
+            hold: Some(hold.clone()),
             ..ExecutorSnapshot::default()
         })
         .expect("save");
+    let drift = Hold::NonceDrift {
+        store: 1,
+        ledger: 2,
+    };
+    let adopt = Action::AdoptNonce { nonce: None };
     assert!(matches!(
-        store.adopt_nonce(None),
+        store.decide(&decision(drift, adopt)),
         Err(RequestError::Conflict(_))
     ));
+    let resolve = decision(hold.clone(), not_paid());
+    store.decide(&resolve).expect("recorded");
+    assert_eq!(store.decision().expect("decision"), Some(resolve.clone()));
+    assert!(
+        matches!(status(&store, a), DisbursementStatus::Staged { .. }),
+        "nothing changes until the executor applies it"
+    );
     let record = store
-        .resolve_intent(0, &Resolution::NotPaid, "a stranger spent it")
-        .expect("resolve");
+        .apply_decision(&resolve)
+        .expect("apply")
+        .expect("record");
     assert_eq!(record.status, DisbursementStatus::Queued);
+    assert_eq!(store.decision().expect("decision"), None);
     assert_eq!(
         store.ready(10).expect("ready").len(),
         1,
@@ -258,4 +305,95 @@ fn decisions_need_the_executors_hold() {
         Some(1),
         "nonce 0 stays spent"
     );
+}
+
+/// `not_paid` for a disbursement an operator asked to cancel cancels it, outright.
+#[test]
+fn not_paid_honours_a_pending_cancellation() {
+    let store = GovStore::open_temporary().expect("store");
+    let a = queued(&store, "a");
+    store.activate(0).expect("activate");
+    store.stage(&[intent(a, 0)], 1).expect("stage");
+    store.bind_all().expect("bind");
+    assert!(matches!(
+        store.cancel(a, "wrong grantee"),
+        Ok(Cancellation::Replacing(_))
+    ));
+    let hold = Hold::ForeignNonce {
+        id: a,
+        nonce: 0,
+        chain_nonce: 1,
+        attempts: vec![],
+        spent_by: None,
+    };
+    let record = store
+        .apply_decision(&Decision {
+            hold,
+            action: Action::Resolve {
+                resolution: Resolution::NotPaid,
+            },
+            reason: "a stranger".into(),
+            actor: "carol".into(),
+            at_ms: 0,
+        })
+        .expect("apply")
+        .expect("record");
+    assert_eq!(
+        record.status,
+        DisbursementStatus::Cancelled {
+            reason: "wrong grantee".into()
+        }
+    );
+    assert!(store.ready(10).expect("ready").is_empty());
+}
+
+/// After a restored backup, a queued disbursement the chain shows paid is marked paid
+/// (only while the executor holds on the drift), and its dependents are released.
+#[test]
+fn marking_paid_what_a_backup_forgot() {
+    let store = GovStore::open_temporary().expect("store");
+    let a = queued(&store, "a");
+    let child = store
+        .queue(
+            &NewDisbursement {
+                depends_on: vec![a],
+                ..request("b")
+            },
+            0,
+        )
+        .expect("queue")
+        .disbursement
+        .id;
+    store.activate(0).expect("activate");
+    assert!(matches!(
+        store.mark_paid(a, "0xabc", "paid before the restore"),
+        Err(RequestError::Conflict(_))
+    ));
+    store
+        .save_executor_snapshot(&ExecutorSnapshot {
+            hold: Some(Hold::NonceDrift {
+                store: 0,
+                ledger: 1,
+            }),
+            ..ExecutorSnapshot::default()
+        })
+        .expect("save");
+    let record = store
+        .mark_paid(a, "0xabc", "paid before the restore")
+        .expect("marked");
+    assert!(matches!(
+        record.status,
+        DisbursementStatus::Executed { ref tx_hash, resolution: Some(_), .. } if tx_hash == "0xabc"
+    ));
+    let ready: Vec<u64> = store
+        .ready(10)
+        .expect("ready")
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ready, vec![child], "a out of ready, its dependent in");
+    assert!(matches!(
+        store.mark_paid(a, "0xabc", "again"),
+        Err(RequestError::Conflict(_))
+    ));
 }

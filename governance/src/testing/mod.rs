@@ -297,8 +297,7 @@ impl ScriptedLedger {
         self.state().chain.min_tip = tip;
     }
 
-    /// Caps what the signer may offer: the tip stops at its cap; a max fee needing more
-    /// is `FeeCapReached`.
+    /// Caps what the signer may offer (a replacement needing more is `FeeCapReached`).
     pub fn set_fee_caps(&self, max_fee: u128, tip: u128) {
         let mut state = self.state();
         state.fee_cap = max_fee;
@@ -357,7 +356,10 @@ impl Ledger for ScriptedLedger {
 
     fn finalized(&self) -> Result<Option<u64>, LedgerError> {
         let state = self.read()?;
-        Ok(state.chain.head().number.checked_sub(state.finality_lag))
+        // The genesis block is final from the start.
+        Ok(Some(
+            state.chain.head().number.saturating_sub(state.finality_lag),
+        ))
     }
 
     fn block_hash(&self, number: u64) -> Result<Option<String>, LedgerError> {
@@ -378,6 +380,15 @@ impl Ledger for ScriptedLedger {
 
     fn balance(&self) -> Result<u128, LedgerError> {
         Ok(self.read()?.chain.balance())
+    }
+
+    fn treasury_transaction(&self, block: u64, nonce: u64) -> Result<Option<String>, LedgerError> {
+        let state = self.read()?;
+        Ok(usize::try_from(block)
+            .ok()
+            .and_then(|at| state.chain.blocks.get(at))
+            .and_then(|block| block.txs.iter().find(|(tx, _)| tx.body.nonce == nonce))
+            .map(|(tx, _)| tx.hash.clone()))
     }
 
     fn sign(&self, request: &SignRequest<'_>) -> Result<SignedTx, LedgerError> {
@@ -404,13 +415,12 @@ impl Ledger for ScriptedLedger {
             max_fee = max_fee.max(min.max_fee_per_gas);
             tip = tip.max(min.max_priority_fee_per_gas);
         }
-        // As the EVM ledger does: the tip stops at its cap, the max fee may not pass its.
-        tip = tip.min(state.tip_cap);
+        // As the EVM ledger does: neither fee may pass its cap.
         max_fee = max_fee.max(tip);
-        if max_fee > state.fee_cap {
+        if max_fee > state.fee_cap || tip > state.tip_cap {
             return Err(LedgerError::FeeCapReached(format!(
-                "needs a max fee of {max_fee}, above the cap of {}",
-                state.fee_cap
+                "needs a max fee of {max_fee} and a tip of {tip}, above the caps ({} and {})",
+                state.fee_cap, state.tip_cap
             )));
         }
         let (destination, amount) = match request.kind {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use governance::testing::ScriptedLedger;
 use governance::{
-    CircuitBreaker, CircuitBreakerConfig, DisbursementId, DisbursementStatus, Finality, GovStore,
-    ManualClock, NewDisbursement, TickReport, TreasuryExecutor, TreasuryExecutorConfig,
+    Action, CircuitBreaker, CircuitBreakerConfig, Decision, DisbursementId, DisbursementStatus,
+    Finality, GovStore, ManualClock, NewDisbursement, RequestError, TickReport, TreasuryExecutor,
+    TreasuryExecutorConfig,
 };
 use tempfile::TempDir;
 
@@ -41,6 +42,25 @@ pub fn open_store(path: &std::path::Path) -> GovStore {
             Err(error) => panic!("cannot open the store at {}: {error}", path.display()),
         }
     }
+}
+
+/// An operator's decision on the hold the executor's last tick persisted (as the admin
+/// API records one): the executor applies it at its next tick if it finds the same hold.
+pub fn decide(store: &GovStore, action: Action, reason: &str) -> Result<(), RequestError> {
+    let Some(hold) = store
+        .executor_snapshot()
+        .expect("snapshot")
+        .and_then(|snapshot| snapshot.hold)
+    else {
+        return Err(RequestError::Conflict("no hold".into()));
+    };
+    store.decide(&Decision {
+        hold,
+        action,
+        reason: reason.into(),
+        actor: "operator".into(),
+        at_ms: 0,
+    })
 }
 
 /// How the executor is configured, kept across restarts.

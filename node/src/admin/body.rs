@@ -170,12 +170,8 @@ impl ResolveBody {
             tx_hash,
         } = parse(body)?;
         let reason = checked_reason(&reason)?;
-        if let Some(hash) = &tx_hash
-            && (hash.len() > 130 || !hash.bytes().all(|b| b.is_ascii_alphanumeric()))
-        {
-            return Err(ApiError::bad_request(
-                "tx_hash must be a transaction hash (letters and digits, at most 130)",
-            ));
+        if let Some(hash) = &tx_hash {
+            check_tx_hash(hash)?;
         }
         let resolution = match outcome.as_str() {
             "paid" => Resolution::Paid { tx_hash },
@@ -193,6 +189,33 @@ impl ResolveBody {
         };
         Ok((resolution, reason))
     }
+}
+
+/// `POST /admin/disbursements/{id}/mark-paid`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MarkPaidBody {
+    tx_hash: String,
+    reason: String,
+}
+
+impl MarkPaidBody {
+    /// The transaction and the reason.
+    pub(super) fn parse(body: &Bytes) -> Result<(String, String), ApiError> {
+        let MarkPaidBody { tx_hash, reason } = parse(body)?;
+        check_tx_hash(&tx_hash)?;
+        Ok((tx_hash, checked_reason(&reason)?))
+    }
+}
+
+/// A transaction hash: letters and digits, at most 130.
+fn check_tx_hash(hash: &str) -> Result<(), ApiError> {
+    if hash.is_empty() || hash.len() > 130 || !hash.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::bad_request(
+            "tx_hash must be a transaction hash (letters and digits, at most 130)",
+        ));
+    }
+    Ok(())
 }
 
 /// `POST /admin/executor/adopt-nonce`'s body.

@@ -1,20 +1,23 @@
 //! The executor's side of the admin API: what is in flight, and the decisions it waits
-//! for (it never guesses them). Each decision is accepted only while the executor holds
-//! on exactly that question; it changes the store in one transaction and is audited with
-//! everything the operator saw.
+//! for (it never guesses them). A decision on a hold is accepted only while the executor
+//! holds on exactly that question (409 otherwise); it is recorded, audited with everything
+//! the operator saw, and applied by the executor at its next tick if, reading the chain
+//! again, it finds the same question (202: `/status` shows it waiting; the audit log says
+//! when it was applied, or dropped because the hold lifted meanwhile).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::response::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 
-use super::audit::audit;
-use super::body::{AdoptBody, ResolveBody, view};
+use super::audit::{audit, now_ms};
+use super::body::{AdoptBody, MarkPaidBody, ResolveBody, view};
 use super::{ApiError, Operator};
 use crate::app::App;
-use crate::governance::{Hold, RequestError, Resolution};
+use crate::governance::{Action, Decision, Hold, RequestError};
 
 /// `GET /admin/intents`: every intent in flight, lowest nonce first, with its attempts.
 pub(super) async fn intents(
@@ -26,58 +29,118 @@ pub(super) async fn intents(
 }
 
 /// `POST /admin/intents/{nonce}/resolve`: the operator's finding on a nonce the chain
-/// spent without any of its transactions. `paid` marks the disbursement Executed (with
-/// the reason, and the transaction if given); `not_paid` queues it again for a fresh
-/// nonce. 409 unless the executor holds on this nonce.
+/// spent without any of its transactions. `paid` will mark the disbursement Executed
+/// (with the reason, and the transaction if given); `not_paid` will queue it again for a
+/// fresh nonce (or cancel it, if a cancellation was asked).
 pub(super) async fn resolve(
     operator: Operator,
     State(app): State<Arc<App>>,
     Path(nonce): Path<u64>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (resolution, reason) = ResolveBody::parse(&body)?;
-    let held = app.hold();
-    let record = match app.store.resolve_intent(nonce, &resolution, &reason) {
-        Ok(record) => record,
-        Err(RequestError::Conflict(message)) => return Err(ApiError::conflict(message)),
-        Err(error) => return Err(ApiError::internal(error)),
+    let hold = match app.hold() {
+        Some(hold @ Hold::ForeignNonce { nonce: held, .. }) if held == nonce => hold,
+        other => {
+            return Err(ApiError::conflict(format!(
+                "the executor does not hold on nonce {nonce} ({})",
+                describe(other.as_ref())
+            )));
+        }
     };
-    app.store.flush().map_err(ApiError::internal)?;
-    let outcome = match &resolution {
-        Resolution::Paid {
-            tx_hash: Some(hash),
-        } => format!("paid by {hash}"),
-        Resolution::Paid { tx_hash: None } => "paid".to_owned(),
-        Resolution::NotPaid => "not paid: queued again for a fresh nonce".to_owned(),
-    };
-    let attempts = match &held {
-        Some(Hold::ForeignNonce { attempts, .. }) => attempts.join(", "),
-        _ => String::new(),
-    };
-    audit(
+    let detail = format!("nonce {nonce}: {}", json!(resolution));
+    decide(
         &app,
         &operator,
+        hold,
+        Action::Resolve { resolution },
+        reason,
         "intent.resolve",
-        &reason,
-        &format!(
-            "nonce {nonce}, disbursement {}: {outcome} (its transactions: {attempts})",
-            record.id
-        ),
-    )?;
-    Ok(Json(json!({ "disbursement": view(&record) })))
+        detail,
+    )
 }
 
 /// `POST /admin/executor/adopt-nonce`: after a nonce drift, go on from the ledger's nonce
-/// as the executor saw it (or the one given). 409 unless the executor holds on a drift
-/// with nothing in flight.
+/// as the executor saw it (or the one given).
 pub(super) async fn adopt_nonce(
     operator: Operator,
     State(app): State<Arc<App>>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (nonce, reason) = AdoptBody::parse(&body)?;
-    let (from, to) = match app.store.adopt_nonce(nonce) {
-        Ok(adopted) => adopted,
+    let hold = match app.hold() {
+        Some(hold @ Hold::NonceDrift { .. }) => hold,
+        other => {
+            return Err(ApiError::conflict(format!(
+                "the executor does not hold on a nonce drift ({})",
+                describe(other.as_ref())
+            )));
+        }
+    };
+    let detail = format!(
+        "{hold}: adopt {}",
+        nonce.map_or("the ledger's".into(), |n| n.to_string())
+    );
+    decide(
+        &app,
+        &operator,
+        hold,
+        Action::AdoptNonce { nonce },
+        reason,
+        "executor.adopt_nonce",
+        detail,
+    )
+}
+
+/// Records a decision for the executor, audits it, answers 202.
+fn decide(
+    app: &App,
+    operator: &Operator,
+    hold: Hold,
+    action: Action,
+    reason: String,
+    audit_action: &str,
+    detail: String,
+) -> Result<Response, ApiError> {
+    let decision = Decision {
+        hold,
+        action,
+        reason,
+        actor: operator.actor.clone(),
+        at_ms: now_ms(),
+    };
+    match app.store.decide(&decision) {
+        Ok(()) => {}
+        Err(RequestError::Conflict(message)) => return Err(ApiError::conflict(message)),
+        Err(error) => return Err(ApiError::internal(error)),
+    }
+    app.store.flush().map_err(ApiError::internal)?;
+    audit(app, operator, audit_action, &decision.reason, &detail)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "decision": decision,
+            "note": "the executor applies it at its next tick if it still holds on this question",
+        })),
+    )
+        .into_response())
+}
+
+/// `POST /admin/disbursements/{id}/mark-paid`: a queued disbursement the chain shows
+/// paid (by `tx_hash`) though the store does not know it (a restored backup). Only while
+/// the executor holds on a nonce drift.
+pub(super) async fn mark_paid(
+    operator: Operator,
+    State(app): State<Arc<App>>,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (tx_hash, reason) = MarkPaidBody::parse(&body)?;
+    let record = match app.store.mark_paid(id, &tx_hash, &reason) {
+        Ok(record) => record,
+        Err(RequestError::NotFound(id)) => {
+            return Err(ApiError::not_found(format!("disbursement {id} not found")));
+        }
         Err(RequestError::Conflict(message)) => return Err(ApiError::conflict(message)),
         Err(error) => return Err(ApiError::internal(error)),
     };
@@ -85,9 +148,16 @@ pub(super) async fn adopt_nonce(
     audit(
         &app,
         &operator,
-        "executor.adopt_nonce",
+        "disbursement.mark_paid",
         &reason,
-        &format!("next nonce {from} -> {to}"),
+        &format!("disbursement {id}: paid by {tx_hash}"),
     )?;
-    Ok(Json(json!({ "from": from, "to": to })))
+    Ok(Json(view(&record)))
+}
+
+fn describe(hold: Option<&Hold>) -> String {
+    match hold {
+        None => "it holds on nothing".into(),
+        Some(hold) => format!("it holds on: {hold}"),
+    }
 }

@@ -10,7 +10,7 @@
 //! | `body.rs`          | request bodies and their checks; how a disbursement is shown |
 //! | `breaker.rs`       | `/admin/breaker…`                                           |
 //! | `disbursements.rs` | `/admin/disbursements…`                                     |
-//! | `executor.rs`      | `/admin/intents…`, `/admin/executor/adopt-nonce`            |
+//! | `executor.rs`      | `/admin/intents…`, `/admin/executor/adopt-nonce`, `…/mark-paid` |
 //! | `audit.rs`         | recording an action, `/admin/audit`                         |
 
 mod audit;
@@ -36,7 +36,7 @@ pub use auth::{Operator, constant_time_eq};
 use audit::audit_log;
 use breaker::{breaker_status, override_handler};
 use disbursements::{cancel, list, queue, queue_batch, show};
-use executor::{adopt_nonce, intents, resolve};
+use executor::{adopt_nonce, intents, mark_paid, resolve};
 
 /// Request bodies larger than this are refused (413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -54,6 +54,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/admin/disbursements/batch", post(queue_batch))
         .route("/admin/disbursements/{id}", get(show))
         .route("/admin/disbursements/{id}/cancel", post(cancel))
+        .route("/admin/disbursements/{id}/mark-paid", post(mark_paid))
         .route("/admin/intents", get(intents))
         .route("/admin/intents/{nonce}/resolve", post(resolve))
         .route("/admin/executor/adopt-nonce", post(adopt_nonce))

@@ -24,7 +24,7 @@
 //! | `next_nonce`      | u64 big-endian                             |
 //! | `balance/<dest>`  | a destination's balance, u128 big-endian   |
 //! | `tx/<hash>`       | [`DevTransaction`] (JSON)                  |
-//! | `nonce/<nonce>`   | the block of the transfer with that nonce, u64 big-endian (key: u64 big-endian) |
+//! | `nonce/<nonce>`   | the block of the transfer with that nonce, u64 big-endian, then its hash (key: u64 big-endian) |
 //!
 //! An accepted submission is one sled transaction, flushed before it is acknowledged. A
 //! record that does not decode is a [`DevLedgerError::Corrupt`] naming its key.
@@ -204,7 +204,7 @@ impl DevLedger {
         while low < high {
             let middle = low + (high - low) / 2;
             let key = nonce_key(middle);
-            let mined = need(&show_nonce_key(middle), self.tree.get(key)?, decode_u64)?;
+            let (mined, _) = need(&show_nonce_key(middle), self.tree.get(key)?, decode_nonce)?;
             if mined <= block {
                 low = middle + 1;
             } else {
@@ -212,6 +212,16 @@ impl DevLedger {
             }
         }
         Ok(low)
+    }
+
+    /// The hash of the transfer with `nonce`, if it is in block `block`.
+    pub fn transfer_at(&self, block: u64, nonce: u64) -> Result<Option<String>, DevLedgerError> {
+        let key = nonce_key(nonce);
+        Ok(
+            read(&show_nonce_key(nonce), self.tree.get(key)?, decode_nonce)?
+                .filter(|(mined, _)| *mined == block)
+                .map(|(_, hash)| hash),
+        )
     }
 
     /// The configured outage in force now, if any: the first whose window
@@ -328,7 +338,7 @@ impl DevLedger {
                 ))));
             }
             if transfer.cancel {
-                t.insert(nonce_key(transfer.nonce), &block.to_be_bytes())?;
+                t.insert(nonce_key(transfer.nonce), nonce_entry(block, tx_hash))?;
                 t.insert(NEXT_NONCE, &(next + 1).to_be_bytes())?;
                 t.insert(tx_key.as_bytes(), encode_json(&record))?;
                 return Ok(Ok(()));
@@ -351,7 +361,7 @@ impl DevLedger {
             t.insert(balance_key.as_bytes(), &received.to_be_bytes())?;
             t.insert(NEXT_NONCE, &(next + 1).to_be_bytes())?;
             t.insert(tx_key.as_bytes(), encode_json(&record))?;
-            t.insert(nonce_key(transfer.nonce), &block.to_be_bytes())?;
+            t.insert(nonce_key(transfer.nonce), nonce_entry(block, tx_hash))?;
             Ok(Ok(()))
         });
         flatten(outcome)
@@ -391,6 +401,10 @@ impl Ledger for DevLedger {
 
     fn balance(&self) -> Result<u128, LedgerError> {
         self.treasury_balance().map_err(storage_failure)
+    }
+
+    fn treasury_transaction(&self, block: u64, nonce: u64) -> Result<Option<String>, LedgerError> {
+        self.transfer_at(block, nonce).map_err(storage_failure)
     }
 
     fn sign(&self, request: &SignRequest<'_>) -> Result<SignedTx, LedgerError> {
@@ -512,7 +526,8 @@ fn index_nonces(tree: &sled::Tree) -> Result<(), DevLedgerError> {
         let (key, value) = entry?;
         let key = String::from_utf8_lossy(&key).into_owned();
         let tx = decode_json(&key, &value)?;
-        batch.insert(nonce_key(tx.nonce), &tx.block.to_be_bytes());
+        let hash = key.strip_prefix(TX_PREFIX).unwrap_or_default();
+        batch.insert(nonce_key(tx.nonce), nonce_entry(tx.block, hash));
     }
     tree.apply_batch(batch)?;
     tree.flush()?;
@@ -597,6 +612,25 @@ fn decode_u64(key: &str, bytes: &[u8]) -> Result<u64, DevLedgerError> {
     <[u8; 8]>::try_from(bytes)
         .map(u64::from_be_bytes)
         .map_err(|_| corrupt(key, format!("expected 8 bytes, found {}", bytes.len())))
+}
+
+/// A `nonce/` entry: the block (u64 big-endian), then the transfer's hash.
+fn nonce_entry(block: u64, tx_hash: &str) -> Vec<u8> {
+    [&block.to_be_bytes()[..], tx_hash.as_bytes()].concat()
+}
+
+fn decode_nonce(key: &str, bytes: &[u8]) -> Result<(u64, String), DevLedgerError> {
+    let (block, hash) = bytes.split_at_checked(8).ok_or_else(|| {
+        corrupt(
+            key,
+            format!("expected 8 bytes and a hash, found {}", bytes.len()),
+        )
+    })?;
+    let block = decode_u64(key, block)?;
+    let hash = std::str::from_utf8(hash)
+        .map_err(|_| corrupt(key, "the hash is not UTF-8"))?
+        .to_owned();
+    Ok((block, hash))
 }
 
 fn decode_u128(key: &str, bytes: &[u8]) -> Result<u128, DevLedgerError> {

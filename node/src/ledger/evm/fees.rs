@@ -25,8 +25,8 @@ impl FeeQuote {
     /// Tip = min(suggested, cap); max fee = min(2 × base fee + tip, cap): room for the base
     /// fee to double (six full blocks) before the transfer is priced out. The tip never
     /// exceeds the max fee (a node rejects that outright). A max fee below the base fee is
-    /// signed all the same: the node refuses it (`Other`, retried with the same bytes)
-    /// until the base fee falls back under the cap.
+    /// signed all the same: the node refuses it as underpriced, and the executor's bump
+    /// (a replacement priced on a fresh quote) follows at the next block, up to the cap.
     pub(super) fn capped(self, config: &EvmLedgerConfig) -> Fees {
         let tip = self.tip.min(config.max_priority_fee_per_gas);
         let max_fee = self
@@ -43,10 +43,9 @@ impl FeeQuote {
 
 impl Fees {
     /// These fees raised to at least `floor` field by field (a replacement must outbid
-    /// the transaction it replaces), or why the caps forbid it. The tip stops at its cap
-    /// (a node that still holds the replaced transaction then refuses the replacement as
-    /// underpriced, and the next block's bump raises the max fee again); the max fee may
-    /// never pass its cap.
+    /// the transaction it replaces on both: geth and reth refuse one that raises the max
+    /// fee alone), or why the caps forbid it. A floor's tip above its cap is refused too:
+    /// the operator then raises the cap that stands in the way.
     pub(super) fn at_least(
         self,
         floor: Option<governance::Fees>,
@@ -57,8 +56,14 @@ impl Fees {
         };
         let tip = self
             .max_priority_fee_per_gas
-            .max(floor.max_priority_fee_per_gas)
-            .min(config.max_priority_fee_per_gas);
+            .max(floor.max_priority_fee_per_gas);
+        if tip > config.max_priority_fee_per_gas {
+            return Err(format!(
+                "needs a tip of {tip} wei per gas, over the cap \
+                 (evm.max_priority_fee_per_gas {})",
+                config.max_priority_fee_per_gas
+            ));
+        }
         let max_fee = self.max_fee_per_gas.max(floor.max_fee_per_gas).max(tip);
         if max_fee > config.max_fee_per_gas {
             return Err(format!(

@@ -9,6 +9,7 @@
 //! | `block_hash`           | `eth_getBlockByNumber(n)`                                       |
 //! | `next_nonce`           | `eth_getTransactionCount(treasury, "pending")`                  |
 //! | `nonce_at`             | `eth_getTransactionCount(treasury, n)`                          |
+//! | `treasury_transaction` | `eth_getBlockByNumber(n, true)`: the treasury's transaction with a nonce |
 //! | `balance`              | `eth_getBalance(treasury, "latest")`                            |
 //! | `sign`                 | `eth_chainId` (once), `eth_getBlockByNumber("latest")` and `eth_maxPriorityFeePerGas` (quoted at most once a second) |
 //! | `submit`               | `eth_sendRawTransaction`                                        |
@@ -319,6 +320,32 @@ impl Ledger for EvmLedger {
             json!([self.address(), format!("{block:#x}")]),
         )?;
         rpc::quantity_u64(&count, "eth_getTransactionCount")
+    }
+
+    fn treasury_transaction(&self, block: u64, nonce: u64) -> Result<Option<String>, LedgerError> {
+        let block = self
+            .rpc
+            .call("eth_getBlockByNumber", json!([format!("{block:#x}"), true]))?;
+        let Some(transactions) = block.get("transactions").and_then(Value::as_array) else {
+            return Ok(None); // no such block (null) on this endpoint
+        };
+        let treasury = self.key.address();
+        for tx in transactions {
+            let from = tx.get("from").and_then(Value::as_str).unwrap_or_default();
+            if !from.eq_ignore_ascii_case(&treasury.to_string()) {
+                continue;
+            }
+            let tx_nonce = rpc::quantity_u64(tx.get("nonce").unwrap_or(&Value::Null), "a nonce")?;
+            if tx_nonce == nonce {
+                return match tx.get("hash").and_then(Value::as_str) {
+                    Some(hash) if is_tx_hash(hash) => Ok(Some(hash.to_ascii_lowercase())),
+                    _ => Err(LedgerError::Malformed(
+                        "a block's transaction has no hash".into(),
+                    )),
+                };
+            }
+        }
+        Ok(None)
     }
 
     fn balance(&self) -> Result<u128, LedgerError> {

@@ -276,17 +276,29 @@ pub(super) fn classify_rpc_error(code: Option<i64>, message: &str) -> LedgerErro
     if has("nonce too low") {
         return LedgerError::NonceTooLow;
     }
+    // anvil (-32003): "invalid chain id for signer": the endpoint is on another chain
+    // than the one signed for (repointed since the chain id was read). No payment's
+    // fault: the executor halts, as for a configured chain id that does not match.
+    if has("invalid chain id") {
+        return LedgerError::Signing(bounded(&format!(
+            "the endpoint refuses the chain id the transaction was signed for ({}): it is \
+             on another chain",
+            with_code()
+        )));
+    }
     // What no resubmission of these bytes can cure. anvil: "intrinsic gas too low"
     // (-32000), "intrinsic gas too high -- tx.gas_limit > env.block.gas_limit" (-32000),
-    // "max priority fee per gas higher than max fee per gas" (-32003), "invalid chain id
-    // for signer" (-32003), "Failed to decode transaction" (-32602). (A corrupt signature
-    // recovers another, unfunded sender: anvil answers "Insufficient funds".)
+    // "max priority fee per gas higher than max fee per gas" (-32003), "Failed to decode
+    // transaction" (-32602); geth: "exceeds block gas limit", "transaction type not
+    // supported". (A corrupt signature recovers another, unfunded sender: anvil answers
+    // "Insufficient funds".)
     if has("invalid transaction")
         || has("intrinsic gas")
         || has("invalid sender")
         || has("invalid signature")
         || has("higher than max fee")
-        || has("invalid chain id")
+        || has("exceeds block gas limit")
+        || has("type not supported")
         || has("failed to decode")
     {
         return LedgerError::Rejected(with_code());

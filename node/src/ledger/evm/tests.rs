@@ -818,15 +818,12 @@ mod evm_ledger {
             matches!(&over, Err(LedgerError::FeeCapReached(reason)) if reason.contains("evm.max_fee_per_gas")),
             "{over:?}"
         );
-        let tip_over = ledger
-            .sign(&replace(floor(30 * GWEI, 3 * GWEI)))
-            .expect("the tip stops at its cap");
-        assert_eq!(
-            (
-                tip_over.fees.max_fee_per_gas,
-                tip_over.fees.max_priority_fee_per_gas
-            ),
-            (30 * GWEI, 2 * GWEI)
+        // A node refuses a replacement that does not raise the tip too: past the tip's
+        // cap, the replacement waits, naming that cap.
+        let tip_over = ledger.sign(&replace(floor(30 * GWEI, 3 * GWEI)));
+        assert!(
+            matches!(&tip_over, Err(LedgerError::FeeCapReached(reason)) if reason.contains("evm.max_priority_fee_per_gas")),
+            "{tip_over:?}"
         );
         let quotes = server.count("eth_maxPriorityFeePerGas");
         ledger.sign(&replace(floor(GWEI, 1))).expect("signed");
@@ -999,7 +996,8 @@ mod evm_ledger {
             "Invalid sender",
             "invalid signature",
             "max priority fee per gas higher than max fee per gas",
-            "invalid chain id for signer",
+            "exceeds block gas limit",
+            "transaction type not supported",
             "Failed to decode transaction",
         ] {
             let answer = classify_rpc_error(Some(-32000), message);
@@ -1008,6 +1006,11 @@ mod evm_ledger {
                 "{answer:?}"
             );
         }
+        let answer = classify_rpc_error(Some(-32003), "invalid chain id for signer");
+        assert!(
+            matches!(&answer, LedgerError::Signing(m) if m.contains("another chain")),
+            "another chain halts, it cancels nothing: {answer:?}"
+        );
         // The fee market: its own class (bumped, never cancelled, never the endpoint's
         // failure), whatever wraps it.
         for message in [
