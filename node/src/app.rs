@@ -87,27 +87,28 @@ impl App {
     }
 
     /// Records what one tick did.
+    /// `report` is what the tick did even if `result` is an error (a tick that saw a
+    /// reorg, then held, still counts the reorg).
     pub fn observe_tick(
         &self,
         snapshot: &ExecutorSnapshot,
+        report: &TickReport,
         result: &Result<TickReport, TreasuryExecutorError>,
         took: Duration,
     ) {
         let metrics = &self.metrics;
         metrics.observe_tick(took.as_secs_f64());
         metrics.tick_completed(unix_seconds());
-        if let Ok(report) = result {
-            metrics.submissions(labels::ACCEPTED, report.submitted);
-            metrics.submissions(labels::FAILED, report.submission_failures);
-            metrics.submissions(labels::CANCELLED, report.cancelled);
-            metrics.submissions(labels::AMBIGUOUS, report.ambiguous);
-            metrics.submissions(labels::UNDERPRICED, report.underpriced);
-            metrics.ledger_read_failures(report.read_failures);
-            metrics.reorgs(report.reorgs);
-            metrics.fee_bumps(report.fee_bumps);
-            if report.rejected_by_breaker {
-                metrics.breaker_rejected();
-            }
+        metrics.submissions(labels::ACCEPTED, report.submitted);
+        metrics.submissions(labels::FAILED, report.submission_failures);
+        metrics.submissions(labels::CANCELLED, report.cancelled);
+        metrics.submissions(labels::AMBIGUOUS, report.ambiguous);
+        metrics.submissions(labels::UNDERPRICED, report.underpriced);
+        metrics.ledger_read_failures(report.read_failures);
+        metrics.reorgs(report.reorgs);
+        metrics.fee_bumps(report.fee_bumps);
+        if report.rejected_by_breaker {
+            metrics.breaker_rejected();
         }
         metrics.set_halted(snapshot.halted.is_some());
         metrics.set_awaiting_operator(snapshot.hold.is_some());

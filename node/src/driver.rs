@@ -76,7 +76,12 @@ pub async fn run(
                 }
             }
         }
-        app.observe_tick(executor.snapshot(), &result, started.elapsed());
+        app.observe_tick(
+            executor.snapshot(),
+            executor.last_report(),
+            &result,
+            started.elapsed(),
+        );
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = shutdown.changed() => {}

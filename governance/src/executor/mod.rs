@@ -91,6 +91,9 @@ pub struct TreasuryExecutor {
     /// Nonces whose latest attempt the ledger refused as underpriced: replaced with a
     /// bumped fee at the next look.
     underpriced: HashSet<u64>,
+    /// What the last tick did, even one that ended in an error (a hold found after a
+    /// reorg was seen, say): metrics count from it.
+    last_report: TickReport,
     /// What spent each nonce held as `ForeignNonce`, once found.
     spenders: holds::Spenders,
     /// Whether the intents found at start were bound (the first tick does it, so that a
@@ -153,6 +156,7 @@ impl TreasuryExecutor {
             underpriced: HashSet::new(),
             handing: true,
             bound_at_start: false,
+            last_report: TickReport::default(),
             spenders: holds::Spenders::new(),
             unrecorded: Vec::new(),
         })
@@ -171,6 +175,11 @@ impl TreasuryExecutor {
     /// The executor's state: counters, last error, halt or hold.
     pub fn snapshot(&self) -> &ExecutorSnapshot {
         &self.snapshot
+    }
+
+    /// What the last tick did, whether it returned its report or an error.
+    pub fn last_report(&self) -> &TickReport {
+        &self.last_report
     }
 
     /// Makes the next tick stop at `point` as if the process had died there.
@@ -202,6 +211,7 @@ impl TreasuryExecutor {
             return result.map(|()| report);
         }
         self.account(&report, &result);
+        self.last_report = report.clone();
         if let Err(error) = self.persist() {
             let error = TreasuryExecutorError::Storage(error);
             self.snapshot.halted = Some(error.to_string());
@@ -320,7 +330,7 @@ impl TreasuryExecutor {
             Flow::Go | Flow::Restart => {}
         }
         self.record()?;
-        if self.store.intents()?.is_empty() && !self.check_nonce(report)? {
+        if !self.store.has_intents()? && !self.check_nonce(report)? {
             return Ok(());
         }
         report.checks_passed = true;

@@ -15,6 +15,16 @@ use crate::treasury::Disbursement;
 /// Times a batch is signed afresh because an operator cancelled one of it meanwhile.
 const MAX_STAGE_CONFLICTS: u32 = 3;
 
+/// What the treasury can pay now.
+enum Funds {
+    /// This much, after everything in flight.
+    Available(u128),
+    /// Nothing is signed: an intent that never left the node waits to be handed over.
+    Unbound,
+    /// A call failed.
+    Failed,
+}
+
 /// What signing a batch came to.
 struct Signed {
     intents: Vec<Intent>,
@@ -42,11 +52,6 @@ impl TreasuryExecutor {
         let mut shortfall = None;
         'batch: while report.attempts < batch && self.handing {
             self.record()?;
-            // An intent that never left the node is handed over before any later nonce is
-            // signed (the handed-over intents stay a prefix): reconciliation does it.
-            if self.store.intents()?.iter().any(|intent| !intent.bound) {
-                break;
-            }
             let Some(next_nonce) = self.store.next_nonce()? else {
                 return Ok(()); // set by the nonce check before any payment
             };
@@ -57,8 +62,9 @@ impl TreasuryExecutor {
             let funds = match available {
                 Some(funds) => funds,
                 None => match self.available(report)? {
-                    Some(funds) => funds,
-                    None => return Ok(()),
+                    Funds::Available(funds) => funds,
+                    Funds::Unbound => break,
+                    Funds::Failed => return Ok(()),
                 },
             };
             let signed = self.sign_batch(&ready, next_nonce, funds, tip.head.number, report)?;
@@ -108,23 +114,24 @@ impl TreasuryExecutor {
     }
 
     /// The treasury's balance less the worst-case cost of everything in flight and not yet
-    /// in a block (what is in a block is already out of the balance). `None`: the call
-    /// failed.
-    fn available(
-        &mut self,
-        report: &mut TickReport,
-    ) -> Result<Option<u128>, TreasuryExecutorError> {
+    /// in a block (what is in a block is already out of the balance).
+    fn available(&mut self, report: &mut TickReport) -> Result<Funds, TreasuryExecutorError> {
+        let intents = self.store.intents()?;
+        // An intent that never left the node is handed over before any later nonce is
+        // signed (the handed-over intents stay a prefix): reconciliation does it. (Within
+        // a batch, one not taken stops the batch; after one is given back, this runs again.)
+        if intents.iter().any(|intent| !intent.bound) {
+            return Ok(Funds::Unbound);
+        }
         let Some(balance) = self.read(report, |ledger| ledger.balance())? else {
-            return Ok(None);
+            return Ok(Funds::Failed);
         };
-        let committed = self
-            .store
-            .intents()?
+        let committed = intents
             .iter()
             .filter(|intent| intent.inclusion.is_none())
             .map(Intent::worst_case_cost)
             .fold(0u128, u128::saturating_add);
-        Ok(Some(balance.saturating_sub(committed)))
+        Ok(Funds::Available(balance.saturating_sub(committed)))
     }
 
     /// Signs `ready` in order from `next_nonce`, within `available`, at the `head`'s

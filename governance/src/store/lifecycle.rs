@@ -133,6 +133,11 @@ impl GovStore {
             .collect()
     }
 
+    /// Whether any intent is in flight.
+    pub(crate) fn has_intents(&self) -> Result<bool, StoreError> {
+        Ok(self.intents.iter().next().transpose()?.is_some())
+    }
+
     /// The next nonce to sign with, once known.
     pub fn next_nonce(&self) -> Result<Option<u64>, StoreError> {
         match self.meta.get(NEXT_NONCE)? {

@@ -14,7 +14,7 @@
 //! - **Reorgs.** The last blocks are dropped; their transactions go back to the pool (or
 //!   are lost, as a mempool may lose them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,10 +60,18 @@ pub(super) enum Refusal {
     InsufficientBalance,
 }
 
-/// The chain and the pool.
+/// The chain and the pool. Indexed, so that a long chain costs a test (or a benchmark of
+/// the executor) nothing per call: hashes to their block, a running count of the key's
+/// transactions per block, and what the chain paid out.
 #[derive(Debug)]
 pub(super) struct Chain {
     pub(super) blocks: Vec<Block>,
+    /// Every mined transaction's hash: its block and whether it reverted.
+    by_hash: HashMap<String, (u64, bool)>,
+    /// The key's transactions in blocks up to each block, by block number.
+    counts: Vec<u64>,
+    /// What the chain paid out.
+    paid: u128,
     pub(super) pool: BTreeMap<u64, Tx>,
     /// Bumped by every reorg: blocks mined after it hash differently.
     forks: u64,
@@ -91,6 +99,9 @@ impl Chain {
     pub(super) fn new(initial_balance: u128) -> Chain {
         let mut chain = Chain {
             blocks: vec![],
+            by_hash: HashMap::new(),
+            counts: vec![],
+            paid: 0,
             pool: BTreeMap::new(),
             forks: 0,
             initial_balance,
@@ -109,7 +120,27 @@ impl Chain {
     fn push_block(&mut self, txs: Vec<(Tx, bool)>) {
         let number = self.blocks.len() as u64;
         let hash = fnv_hex(format!("block {number} fork {}", self.forks).as_bytes());
+        for (tx, reverted) in &txs {
+            self.by_hash.insert(tx.hash.clone(), (number, *reverted));
+            self.paid = self.paid.saturating_add(paid_by(tx, *reverted));
+        }
+        let before = self.counts.last().copied().unwrap_or(0);
+        self.counts.push(before + txs.len() as u64);
         self.blocks.push(Block { number, hash, txs });
+    }
+
+    /// Takes the head block off (never the genesis), undoing its indexes.
+    fn pop_block(&mut self) -> Option<Block> {
+        if self.blocks.len() <= 1 {
+            return None;
+        }
+        let block = self.blocks.pop()?;
+        self.counts.pop();
+        for (tx, reverted) in &block.txs {
+            self.by_hash.remove(&tx.hash);
+            self.paid = self.paid.saturating_sub(paid_by(tx, *reverted));
+        }
+        Some(block)
     }
 
     /// The next nonce at the head: the key's transactions in the chain.
@@ -119,11 +150,8 @@ impl Chain {
 
     /// The key's transactions in blocks up to `number`.
     pub(super) fn nonce_at(&self, number: u64) -> u64 {
-        self.blocks
-            .iter()
-            .take_while(|block| block.number <= number)
-            .map(|block| block.txs.len() as u64)
-            .sum()
+        let at = usize::try_from(number).unwrap_or(usize::MAX).min(self.counts.len() - 1);
+        self.counts[at]
     }
 
     /// The next nonce counting the pool's run of consecutive nonces.
@@ -137,30 +165,18 @@ impl Chain {
 
     /// What the chain paid out (reverted transactions and cancellations pay nothing).
     pub(super) fn paid(&self) -> u128 {
-        self.mined()
-            .filter(|(tx, reverted)| !reverted && tx.body.kind == AttemptKind::Payment)
-            .map(|(tx, _)| tx.body.amount)
-            .fold(0, u128::saturating_add)
+        self.paid
     }
 
     pub(super) fn balance(&self) -> u128 {
         self.initial_balance.saturating_sub(self.paid())
     }
 
-    /// Every mined transaction, in chain order, with whether it reverted.
-    pub(super) fn mined(&self) -> impl Iterator<Item = &(Tx, bool)> {
-        self.blocks.iter().flat_map(|block| block.txs.iter())
-    }
-
     /// The block holding `hash`, and whether it reverted.
     pub(super) fn find(&self, hash: &str) -> Option<(&Block, bool)> {
-        self.blocks.iter().find_map(|block| {
-            block
-                .txs
-                .iter()
-                .find(|(tx, _)| tx.hash == hash)
-                .map(|(_, reverted)| (block, *reverted))
-        })
+        let &(number, reverted) = self.by_hash.get(hash)?;
+        let block = self.blocks.get(usize::try_from(number).ok()?)?;
+        Some((block, reverted))
     }
 
     /// A node's admission rules.
@@ -246,10 +262,7 @@ impl Chain {
     pub(super) fn reorg(&mut self, depth: u64, lose: bool) {
         self.forks += 1;
         for _ in 0..depth {
-            if self.blocks.len() <= 1 {
-                break;
-            }
-            let Some(block) = self.blocks.pop() else {
+            let Some(block) = self.pop_block() else {
                 break;
             };
             if !lose {
@@ -258,5 +271,14 @@ impl Chain {
                 }
             }
         }
+    }
+}
+
+/// What a mined transaction paid out.
+fn paid_by(tx: &Tx, reverted: bool) -> u128 {
+    if reverted || tx.body.kind != AttemptKind::Payment {
+        0
+    } else {
+        tx.body.amount
     }
 }
