@@ -150,7 +150,9 @@ impl Chain {
 
     /// The key's transactions in blocks up to `number`.
     pub(super) fn nonce_at(&self, number: u64) -> u64 {
-        let at = usize::try_from(number).unwrap_or(usize::MAX).min(self.counts.len() - 1);
+        let at = usize::try_from(number)
+            .unwrap_or(usize::MAX)
+            .min(self.counts.len() - 1);
         self.counts[at]
     }
 
