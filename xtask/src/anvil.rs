@@ -1,11 +1,13 @@
 //! anvil, a local Ethereum node from the npm registry: installed into the ignored
 //! `.tools/` folder when missing, started on a free port, killed on drop.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use faultproxy::FaultProxy;
 
 use crate::cargo::workspace_root;
 use crate::tool::ToolCommand;
@@ -119,9 +121,39 @@ impl Anvil {
     /// An account's balance in wei.
     pub fn balance(&self, address: &str) -> Result<u128, String> {
         let result = self.rpc("eth_getBalance", &format!(r#"["{address}","latest"]"#))?;
-        let hex = result.trim_matches('"').trim_start_matches("0x");
-        u128::from_str_radix(hex, 16).map_err(|e| format!("balance {result}: {e}"))
+        u128::from_str_radix(hex_digits(&result), 16).map_err(|e| format!("balance {result}: {e}"))
     }
+
+    /// The chain's head (`eth_blockNumber`).
+    pub fn head(&self) -> Result<u64, String> {
+        let result = self.rpc("eth_blockNumber", "[]")?;
+        u64::from_str_radix(hex_digits(&result), 16)
+            .map_err(|e| format!("eth_blockNumber {result}: {e}"))
+    }
+
+    /// The treasury's (account 0's) transaction count at `block` (`latest`: mined;
+    /// `pending`: with the pool).
+    pub fn nonce(&self, block: &str) -> Result<u64, String> {
+        let result = self.rpc(
+            "eth_getTransactionCount",
+            &format!(r#"["{ACCOUNT_0}","{block}"]"#),
+        )?;
+        u64::from_str_radix(hex_digits(&result), 16).map_err(|e| format!("nonce {result}: {e}"))
+    }
+
+    /// A fault proxy in front of this anvil, passing every call until told otherwise.
+    pub fn fault_proxy(&self) -> Result<FaultProxy, String> {
+        let upstream: SocketAddr = self
+            .address
+            .parse()
+            .map_err(|e| format!("anvil's address: {e}"))?;
+        FaultProxy::start(upstream).map_err(|e| format!("fault proxy: {e}"))
+    }
+}
+
+/// The hex digits of a JSON-RPC quantity result's text (`"0x1a"` → `1a`).
+fn hex_digits(result: &str) -> &str {
+    result.trim_matches('"').trim_start_matches("0x")
 }
 
 impl Drop for Anvil {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::anvil::{self, Anvil};
-use crate::cargo::{CargoCommand, workspace_root};
+use crate::cargo::{CargoCommand, fresh_dir, workspace_root};
 use crate::failover::Node;
 use crate::http;
 
@@ -26,7 +26,7 @@ pub fn main(args: &[OsString]) -> Result<(), Error> {
         command = command.args(["--"]).args(extra);
     }
     command.run().map_err(Error::Failed)?;
-    let criterion = workspace_root().join("target").join("criterion");
+    let criterion = crate::cargo::target_dir().join("criterion");
     let mut out = table(&criterion);
     if extra.is_empty() {
         out += &node_table().map_err(Error::Failed)?;
@@ -73,9 +73,7 @@ fn node_throughput(
     anvil: Option<&Anvil>,
     n: u64,
 ) -> Result<f64, String> {
-    let _ = std::fs::remove_dir_all(scratch);
-    std::fs::create_dir_all(scratch)
-        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    fresh_dir(scratch)?;
     let tuning = "poll_interval_ms = 10\nbatch_size = 1000\n";
     let config_path = match anvil {
         Some(anvil) => {

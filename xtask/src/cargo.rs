@@ -1,4 +1,5 @@
-//! Running cargo: the workspace root, the cargo binary, and echoing then spawning a command.
+//! Running cargo: the workspace root, the target and scratch directories, the cargo binary,
+//! and echoing then spawning a command.
 
 use crate::tool::ToolCommand;
 use std::env;
@@ -10,6 +11,12 @@ pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask's manifest directory is inside the workspace root")
+}
+
+/// Empties `dir` (creating it if missing): an xtask's scratch directory for one run.
+pub fn fresh_dir(dir: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
 /// The cargo binary: `$CARGO` (set by cargo when it runs xtask), else `cargo`.

@@ -11,7 +11,6 @@
 //! Prints the timeline and writes it to `target/failover-timeline.csv`.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -21,7 +20,7 @@ use faultproxy::{FaultProxy, Mode};
 
 use crate::Error;
 use crate::anvil::{self, Anvil};
-use crate::cargo::workspace_root;
+use crate::cargo::fresh_dir;
 use crate::http;
 use crate::scrape;
 
@@ -53,18 +52,12 @@ pub fn main(args: &[std::ffi::OsString]) -> Result<(), Error> {
 /// The drill; `Err` says which check failed.
 pub fn run() -> Result<(), String> {
     let binary = crate::cargo::build_node("failover")?;
-    let root = workspace_root();
-    let scratch = root.join("target").join("xtask-failover");
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)
-        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let target = crate::cargo::target_dir();
+    let scratch = target.join("xtask-failover");
+    fresh_dir(&scratch)?;
 
     let anvil = Anvil::start(&[])?;
-    let upstream: SocketAddr = anvil
-        .address
-        .parse()
-        .map_err(|e| format!("anvil's address: {e}"))?;
-    let proxy = FaultProxy::start(upstream).map_err(|e| format!("fault proxy: {e}"))?;
+    let proxy = anvil.fault_proxy()?;
     eprintln!(
         "==> [failover] anvil on {}, fault proxy on {}",
         anvil.address,
@@ -78,7 +71,7 @@ pub fn run() -> Result<(), String> {
         "request_timeout_ms = 2000\n",
     )?;
     let mut node = Node::start(&binary, &config, &scratch.join("node.log"))?;
-    let result = drill(&anvil, &proxy, &node, &root.join("target"));
+    let result = drill(&anvil, &proxy, &node, &target);
     node.stop();
     if result.is_err() {
         eprintln!(
@@ -509,12 +502,7 @@ fn steps(
             ),
         )?;
     }
-    let nonce = anvil.rpc(
-        "eth_getTransactionCount",
-        &format!(r#"["{}","latest"]"#, anvil::ACCOUNT_0),
-    )?;
-    let nonce = u64::from_str_radix(nonce.trim_matches('"').trim_start_matches("0x"), 16)
-        .map_err(|e| format!("nonce {nonce}: {e}"))?;
+    let nonce = anvil.nonce("latest")?;
     check(
         nonce == FIRST + SECOND,
         format!(

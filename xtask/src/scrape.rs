@@ -8,16 +8,13 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use crate::cargo::workspace_root;
+use crate::cargo::fresh_dir;
 
 /// Runs the check with `promtool`.
 pub fn check_live_metrics(promtool: &std::ffi::OsStr) -> Result<(), String> {
     let binary = crate::cargo::build_node("promtool")?;
-    let root = workspace_root();
-    let scratch = root.join("target").join("xtask-scrape");
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)
-        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let scratch = crate::cargo::target_dir().join("xtask-scrape");
+    fresh_dir(&scratch)?;
     eprintln!(
         "==> [promtool] starting {} on an ephemeral port",
         binary.display()

@@ -1,5 +1,8 @@
-//! Reading anvil directly (never through the fault proxy): single calls and JSON-RPC
-//! batches, so that checking every destination's balance after each restart stays cheap.
+//! Reading anvil directly (never through the fault proxy) in JSON-RPC batches, so that
+//! checking every destination's balance after each restart stays cheap. (Single calls:
+//! [`Anvil`]'s own methods.)
+
+use std::collections::HashMap;
 
 use super::json::Json;
 use crate::anvil::Anvil;
@@ -15,13 +18,6 @@ pub(super) fn quantity(value: &Json) -> Option<u128> {
         return None;
     }
     u128::from_str_radix(digits, 16).ok()
-}
-
-/// The chain's head (`eth_blockNumber`).
-pub(super) fn head(anvil: &Anvil) -> Result<u64, String> {
-    let result = anvil.rpc("eth_blockNumber", "[]")?;
-    let hex = result.trim_matches('"').trim_start_matches("0x");
-    u64::from_str_radix(hex, 16).map_err(|e| format!("eth_blockNumber {result}: {e}"))
 }
 
 /// Calls `(method, params)` in batches; the results in the calls' order. An error answer
@@ -48,6 +44,27 @@ pub(super) fn batch(anvil: &Anvil, calls: &[(&str, String)]) -> Result<Vec<Json>
         results.extend(batch_results(&answer.body, chunk)?);
     }
     Ok(results)
+}
+
+/// Every expected destination's balance on anvil (one batch request per 100).
+pub(super) fn balances(
+    anvil: &Anvil,
+    expected: &[(String, u128)],
+) -> Result<HashMap<String, u128>, String> {
+    let calls: Vec<(&str, String)> = expected
+        .iter()
+        .map(|(to, _)| ("eth_getBalance", format!(r#"["{to}","latest"]"#)))
+        .collect();
+    let results = batch(anvil, &calls)?;
+    expected
+        .iter()
+        .zip(results)
+        .map(|((to, _), balance)| {
+            quantity(&balance)
+                .map(|b| (to.to_ascii_lowercase(), b))
+                .ok_or_else(|| format!("the balance of {to}: {balance}"))
+        })
+        .collect()
 }
 
 /// A batch answer's results, put back in the calls' order (an answer may come in any).
