@@ -232,7 +232,7 @@ mod executor_chain {
                 .contains("tip"),
             "{report:?}"
         );
-        assert_eq!(h.store().intents().expect("intents")[0].attempts.len(), 1);
+        assert_eq!(h.first_intent().attempts.len(), 1);
         h.ledger.set_fee_caps(1_000, 10);
         h.ledger.mine();
         let report = h.tick();
@@ -251,7 +251,7 @@ mod executor_chain {
         h.ledger.set_min_tip(2); // ours tips 1
         let id = h.queue("a", 1);
         h.tick();
-        let first = h.store().intents().expect("intents")[0].latest().tx.fees;
+        let first = h.first_intent().latest().tx.fees;
         for _ in 0..2 {
             h.ledger.mine();
             assert_eq!(h.tick().fee_bumps, 0, "not yet");
@@ -259,7 +259,7 @@ mod executor_chain {
         h.ledger.mine();
         let report = h.tick();
         assert_eq!(report.fee_bumps, 1, "three blocks: bumped {report:?}");
-        let intent = h.store().intents().expect("intents").remove(0);
+        let intent = h.first_intent();
         assert_eq!(intent.attempts.len(), 2);
         let second = intent.attempts[1].tx.fees;
         assert!(second.max_fee_per_gas >= first.bumped(20).max_fee_per_gas);
@@ -312,11 +312,7 @@ mod executor_chain {
         let mut h = chain(Finality::Confirmations(1));
         let id = h.queue("a", 5);
         h.tick();
-        let hash = h.store().intents().expect("intents")[0]
-            .latest()
-            .tx
-            .tx_hash
-            .clone();
+        let hash = h.first_intent().latest().tx.tx_hash.clone();
         h.ledger.drop_pool();
         let report = h.tick();
         assert_eq!(report.submitted, 1, "{report:?}");
@@ -439,7 +435,7 @@ mod executor_chain {
             record.status
         );
         h.tick();
-        let intent = h.store().intents().expect("intents").remove(0);
+        let intent = h.first_intent();
         assert_eq!(intent.latest().kind, AttemptKind::Cancellation);
         assert!(
             intent.latest().tx.fees.max_fee_per_gas
@@ -554,11 +550,7 @@ mod executor_chain {
         let mut h = chain(Finality::Confirmations(2));
         let id = h.queue("a", 3);
         h.tick();
-        let hash = h.store().intents().expect("intents")[0]
-            .latest()
-            .tx
-            .tx_hash
-            .clone();
+        let hash = h.first_intent().latest().tx.tx_hash.clone();
         h.ledger.consume_nonce(); // block 1: a stranger's transaction at nonce 0
         assert_eq!(tick_or_hold(&mut h), None, "not at depth yet: it waits");
         h.ledger.mine();

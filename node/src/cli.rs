@@ -284,8 +284,9 @@ pub enum IntentsAction {
     #[command(after_help = CLIENT_AFTER_HELP)]
     List,
     /// Settle a nonce the chain spent without any of its transactions, as you found it:
-    /// paid (the disbursement is Executed) or not paid (queued again for a fresh nonce).
-    /// Accepted only while the executor holds on this nonce
+    /// paid (the disbursement is Executed) or not paid (queued again for a fresh nonce, or
+    /// cancelled if you asked to cancel it). Accepted only while the executor holds on this
+    /// nonce; the executor applies it at its next tick if it still finds the same question
     /// (POST /admin/intents/{nonce}/resolve).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Resolve(ResolveArgs),
@@ -332,8 +333,8 @@ pub struct ExecutorArgs {
 #[derive(Debug, Subcommand)]
 pub enum ExecutorAction {
     /// After a nonce drift, go on from the ledger's nonce (or --nonce). Accepted only while
-    /// the executor holds on a drift with nothing in flight
-    /// (POST /admin/executor/adopt-nonce).
+    /// the executor holds on a drift; the executor applies it at its next tick if it still
+    /// finds the same drift (POST /admin/executor/adopt-nonce).
     #[command(after_help = CLIENT_AFTER_HELP)]
     AdoptNonce(AdoptArgs),
 }

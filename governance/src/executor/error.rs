@@ -10,7 +10,7 @@ use crate::store::{Hold, StoreError};
 /// | Submission    | yes                        | the intent stays (bound: it may have landed); retried |
 /// | Underpriced   | no                         | the fee was refused: replaced with a bumped fee |
 /// | Insufficient  | no                         | pauses: never cancels for want of funds        |
-/// | Cancelled     | no                         | cancels it if it never left the node, else replaces it with a cancellation |
+/// | Cancelled     | no                         | cancels it if it never left the node, else holds for an operator |
 /// | Ambiguous     | no                         | settled by looking up every attempt's hash     |
 /// | Signing       | no                         | halts (configuration error)                    |
 /// | Storage       | no                         | halts (fail fast)                              |

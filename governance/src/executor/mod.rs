@@ -26,7 +26,7 @@
 //! ever signed for it, each written ahead (stored and flushed) before it is handed over;
 //! every attempt's hash is looked up; whichever lands is the payment. An intent is only
 //! given back (cancelled outright, or unstaged to be signed afresh) if the ledger refused
-//! its only hand-over in this process. A store opened after a crash binds every intent,
+//! every hand-over of it in this process. A store opened after a crash binds every intent,
 //! since the process may have handed any of them over before dying.
 
 mod config;

@@ -185,23 +185,13 @@ impl TreasuryExecutor {
                 break;
             }
             available -= cost;
-            signed.intents.push(Intent {
-                id: disbursement.id,
+            let first = Attempt::new(AttemptKind::Payment, tx, now_ms(), Some(head));
+            signed.intents.push(Intent::new(
+                disbursement.id,
                 nonce,
-                amount: disbursement.amount,
-                attempts: vec![Attempt {
-                    kind: AttemptKind::Payment,
-                    tx,
-                    signed_at_ms: now_ms(),
-                    signed_at_block: Some(head),
-                    sent_at_block: None,
-                    sent_at_ms: None,
-                }],
-                bound: false,
-                submitted: false,
-                inclusion: None,
-                cancel: None,
-            });
+                disbursement.amount,
+                first,
+            ));
         }
         signed.available = available;
         Ok(signed)

@@ -353,14 +353,7 @@ impl TreasuryExecutor {
         };
         self.underpriced.remove(&nonce);
         self.record()?;
-        let attempt = Attempt {
-            kind,
-            tx,
-            signed_at_ms: now_ms(),
-            signed_at_block: Some(tip.head.number),
-            sent_at_block: None,
-            sent_at_ms: None,
-        };
+        let attempt = Attempt::new(kind, tx, now_ms(), Some(tip.head.number));
         *intent = self.store.add_attempt(nonce, &attempt)?;
         self.store.flush()?; // written ahead: durable before it can reach the ledger
         if kind == previous {

@@ -268,7 +268,7 @@ impl GovStore {
     }
 
     /// Cancels the disbursement of the intent at `nonce`, which never left the node (the
-    /// ledger refused its only hand-over, or an operator cancelled it before): its
+    /// ledger refused every hand-over of it, or an operator cancelled it before): its
     /// dependents too, every later intent (none of which left the node either) back to
     /// ready, and the next nonce back to `nonce`, so that no gap is left.
     pub(crate) fn cancel_unbound(

@@ -52,7 +52,9 @@ pub use error::StoreError;
 pub(crate) use lifecycle::Change;
 pub use operator::{Action, Decision, Resolution};
 pub use queue::{Cancellation, Queued};
-pub use records::{Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent};
+pub use records::{
+    Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent, describe_hold,
+};
 
 const DISBURSEMENTS: &str = "disbursements";
 const DEPENDENTS: &str = "dependents";

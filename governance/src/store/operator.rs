@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
 use super::codec::u64_key;
-use super::records::{ExecutorSnapshot, Hold, Intent};
+use super::records::{ExecutorSnapshot, Hold, Intent, describe_hold};
 use super::{
     DECISION, DISBURSEMENTS, EPOCH, EXECUTOR, GovStore, INTENTS, META, NEXT_NONCE, RequestError,
     StoreError, cancel_cascade, execute, flatten, tx_counter, tx_get, tx_need, tx_put,
@@ -101,7 +101,7 @@ impl GovStore {
                 other => {
                     return Ok(Err(RequestError::Conflict(format!(
                         "the executor does not hold on this question ({})",
-                        describe(other.as_ref())
+                        describe_hold(other.as_ref())
                     ))));
                 }
             }
@@ -205,7 +205,7 @@ impl GovStore {
                 if !matches!(held, Some(Hold::NonceDrift { .. })) {
                     return Ok(Err(RequestError::Conflict(format!(
                         "only while the executor holds on a nonce drift ({})",
-                        describe(held.as_ref())
+                        describe_hold(held.as_ref())
                     ))));
                 }
                 let key = u64_key(id);
@@ -238,12 +238,5 @@ impl GovStore {
             },
         );
         flatten(outcome)?
-    }
-}
-
-fn describe(hold: Option<&Hold>) -> String {
-    match hold {
-        None => "it holds on nothing".into(),
-        Some(hold) => format!("it holds on: {hold}"),
     }
 }

@@ -74,7 +74,42 @@ pub struct Inclusion {
     pub confirmations: u64,
 }
 
+impl Attempt {
+    /// A transaction just signed, not yet handed over: at `signed_at_ms`, with the head at
+    /// `signed_at_block` (unknown for a record written before it was kept).
+    pub fn new(
+        kind: AttemptKind,
+        tx: SignedTx,
+        signed_at_ms: u64,
+        signed_at_block: Option<u64>,
+    ) -> Attempt {
+        Attempt {
+            kind,
+            tx,
+            signed_at_ms,
+            signed_at_block,
+            sent_at_block: None,
+            sent_at_ms: None,
+        }
+    }
+}
+
 impl Intent {
+    /// A payment of `amount` staged at `nonce` with its first attempt: not yet handed
+    /// over, so not bound.
+    pub fn new(id: DisbursementId, nonce: u64, amount: u128, first: Attempt) -> Intent {
+        Intent {
+            id,
+            nonce,
+            amount,
+            attempts: vec![first],
+            bound: false,
+            submitted: false,
+            inclusion: None,
+            cancel: None,
+        }
+    }
+
     /// The latest attempt: the one to rebroadcast, and the fee floor of the next bump.
     pub fn latest(&self) -> &Attempt {
         // `attempts` is never empty: an intent is created with its first attempt, and
@@ -164,6 +199,14 @@ struct IntentRecord {
     cancel: Option<String>,
 }
 
+/// Says what the executor holds on, as of its last tick, for a refusal's message.
+pub fn describe_hold(hold: Option<&Hold>) -> String {
+    match hold {
+        None => "it holds on nothing".into(),
+        Some(hold) => format!("it holds on: {hold}"),
+    }
+}
+
 fn bound_by_default() -> bool {
     true
 }
@@ -176,17 +219,7 @@ impl TryFrom<IntentRecord> for Intent {
     fn try_from(record: IntentRecord) -> Result<Intent, &'static str> {
         let mut attempts = record.attempts;
         if let Some(tx) = record.tx {
-            attempts.insert(
-                0,
-                Attempt {
-                    kind: AttemptKind::Payment,
-                    tx,
-                    signed_at_ms: 0,
-                    signed_at_block: None,
-                    sent_at_block: None,
-                    sent_at_ms: None,
-                },
-            );
+            attempts.insert(0, Attempt::new(AttemptKind::Payment, tx, 0, None));
         }
         if attempts.is_empty() {
             return Err("an intent without any signed transaction");

@@ -16,27 +16,17 @@ fn request(destination: &str) -> NewDisbursement {
 }
 
 fn intent(id: DisbursementId, nonce: u64) -> Intent {
-    Intent {
+    let tx = SignedTx {
+        tx_hash: format!("0x{nonce}"),
+        bytes: vec![1, 2, 3],
+        fees: Fees::default(),
+    };
+    Intent::new(
         id,
         nonce,
-        amount: 1,
-        attempts: vec![Attempt {
-            kind: AttemptKind::Payment,
-            tx: SignedTx {
-                tx_hash: format!("0x{nonce}"),
-                bytes: vec![1, 2, 3],
-                fees: Fees::default(),
-            },
-            signed_at_ms: 0,
-            signed_at_block: None,
-            sent_at_block: None,
-            sent_at_ms: None,
-        }],
-        bound: false,
-        submitted: false,
-        inclusion: None,
-        cancel: None,
-    }
+        1,
+        Attempt::new(AttemptKind::Payment, tx, 0, None),
+    )
 }
 
 fn queued(store: &GovStore, destination: &str) -> DisbursementId {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use governance::testing::ScriptedLedger;
 use governance::{
     Action, CircuitBreaker, CircuitBreakerConfig, Decision, DisbursementId, DisbursementStatus,
-    Finality, GovStore, ManualClock, NewDisbursement, RequestError, TickReport, TreasuryExecutor,
-    TreasuryExecutorConfig,
+    Finality, GovStore, Intent, ManualClock, NewDisbursement, RequestError, TickReport,
+    TreasuryExecutor, TreasuryExecutorConfig,
 };
 use tempfile::TempDir;
 
@@ -159,6 +159,16 @@ impl Harness {
         let queued = self.store().queue(&new, 0).expect("queue");
         self.store().flush().expect("flush");
         queued.disbursement.id
+    }
+
+    /// The lowest intent in flight.
+    pub fn first_intent(&self) -> Intent {
+        self.store()
+            .intents()
+            .expect("intents")
+            .into_iter()
+            .next()
+            .expect("an intent in flight")
     }
 
     pub fn status(&self, id: DisbursementId) -> DisbursementStatus {

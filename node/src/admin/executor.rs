@@ -17,6 +17,7 @@ use super::audit::{audit, now_ms};
 use super::body::{AdoptBody, MarkPaidBody, ResolveBody, view};
 use super::{ApiError, Operator};
 use crate::app::App;
+use crate::governance::store::describe_hold;
 use crate::governance::{Action, Decision, Hold, RequestError};
 
 /// `GET /admin/intents`: every intent in flight, lowest nonce first, with its attempts.
@@ -44,7 +45,7 @@ pub(super) async fn resolve(
         other => {
             return Err(ApiError::conflict(format!(
                 "the executor does not hold on nonce {nonce} ({})",
-                describe(other.as_ref())
+                describe_hold(other.as_ref())
             )));
         }
     };
@@ -73,7 +74,7 @@ pub(super) async fn adopt_nonce(
         other => {
             return Err(ApiError::conflict(format!(
                 "the executor does not hold on a nonce drift ({})",
-                describe(other.as_ref())
+                describe_hold(other.as_ref())
             )));
         }
     };
@@ -153,11 +154,4 @@ pub(super) async fn mark_paid(
         &format!("disbursement {id}: paid by {tx_hash}"),
     )?;
     Ok(Json(view(&record)))
-}
-
-fn describe(hold: Option<&Hold>) -> String {
-    match hold {
-        None => "it holds on nothing".into(),
-        Some(hold) => format!("it holds on: {hold}"),
-    }
 }
