@@ -8,10 +8,9 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::is_timeout;
+use crate::{Epoch, is_timeout};
 
 /// How often a blocked read looks at the mode.
 const POLL: Duration = Duration::from_millis(100);
@@ -19,19 +18,6 @@ const POLL: Duration = Duration::from_millis(100);
 const MAX_HEAD: usize = 64 * 1024;
 /// A body longer than this is not buffered.
 const MAX_BODY: usize = 64 * 1024 * 1024;
-
-/// The epoch a connection was accepted in: it ends when the mode changes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Epoch<'a> {
-    pub(crate) epochs: &'a AtomicU64,
-    pub(crate) epoch: u64,
-}
-
-impl Epoch<'_> {
-    pub(crate) fn changed(self) -> bool {
-        self.epochs.load(Ordering::SeqCst) != self.epoch
-    }
-}
 
 /// Why no whole message was read.
 #[derive(Debug)]

@@ -56,21 +56,11 @@ pub(crate) fn parse(text: &[u8]) -> Option<Body<'_>> {
     let mut scanner = Scanner { text, at: 0 };
     scanner.whitespace();
     let body = if scanner.peek() == Some(b'[') {
-        scanner.at += 1;
         let mut calls = Vec::new();
-        scanner.whitespace();
-        if scanner.eat(b']') {
-            return scanner.end().then_some(Body::Batch(calls));
-        }
-        loop {
-            scanner.whitespace();
+        scanner.elements(|scanner| {
             calls.push(scanner.call(1)?);
-            scanner.whitespace();
-            if scanner.eat(b']') {
-                break;
-            }
-            scanner.expect(b',')?;
-        }
+            Some(())
+        })?;
         Body::Batch(calls)
     } else {
         Body::Single(scanner.call(0)?)
@@ -176,44 +166,31 @@ impl<'a> Scanner<'a> {
                 id: None,
             });
         }
-        self.at += 1;
         let mut method: Option<Option<String>> = None;
         let mut id = None;
-        self.whitespace();
-        if !self.eat(b'}') {
-            loop {
-                self.whitespace();
-                let key = self.string()?;
-                self.whitespace();
-                self.expect(b':')?;
-                self.whitespace();
-                let value_start = self.at;
-                match key.as_str() {
-                    "method" if method.is_some() => return None,
-                    "id" if id.is_some() => return None,
-                    "method" => {
-                        // A method that is not a string is no lookup (nor valid JSON-RPC):
-                        // the call is forwarded and the upstream says so.
-                        method = Some(if self.peek() == Some(b'"') {
-                            Some(self.string()?)
-                        } else {
-                            self.value(depth + 1)?;
-                            None
-                        });
-                    }
-                    "id" => {
-                        self.value(depth + 1)?;
-                        id = Some(&self.text[value_start..self.at]);
-                    }
-                    _ => self.value(depth + 1)?,
+        self.members(|scanner, key| {
+            let value_start = scanner.at;
+            match key.as_str() {
+                "method" if method.is_some() => return None,
+                "id" if id.is_some() => return None,
+                "method" => {
+                    // A method that is not a string is no lookup (nor valid JSON-RPC):
+                    // the call is forwarded and the upstream says so.
+                    method = Some(if scanner.peek() == Some(b'"') {
+                        Some(scanner.string()?)
+                    } else {
+                        scanner.value(depth + 1)?;
+                        None
+                    });
                 }
-                self.whitespace();
-                if self.eat(b'}') {
-                    break;
+                "id" => {
+                    scanner.value(depth + 1)?;
+                    id = Some(&scanner.text[value_start..scanner.at]);
                 }
-                self.expect(b',')?;
+                _ => scanner.value(depth + 1)?,
             }
-        }
+            Some(())
+        })?;
         Some(Call {
             raw: &self.text[start..self.at],
             method: method.flatten(),
@@ -227,47 +204,54 @@ impl<'a> Scanner<'a> {
             return None;
         }
         match self.peek()? {
-            b'{' => {
-                self.at += 1;
-                self.whitespace();
-                if self.eat(b'}') {
-                    return Some(());
-                }
-                loop {
-                    self.whitespace();
-                    self.string()?;
-                    self.whitespace();
-                    self.expect(b':')?;
-                    self.whitespace();
-                    self.value(depth + 1)?;
-                    self.whitespace();
-                    if self.eat(b'}') {
-                        return Some(());
-                    }
-                    self.expect(b',')?;
-                }
-            }
-            b'[' => {
-                self.at += 1;
-                self.whitespace();
-                if self.eat(b']') {
-                    return Some(());
-                }
-                loop {
-                    self.whitespace();
-                    self.value(depth + 1)?;
-                    self.whitespace();
-                    if self.eat(b']') {
-                        return Some(());
-                    }
-                    self.expect(b',')?;
-                }
-            }
+            b'{' => self.members(|scanner, _| scanner.value(depth + 1)),
+            b'[' => self.elements(|scanner| scanner.value(depth + 1)),
             b'"' => self.string().map(drop),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
             _ => self.number(),
+        }
+    }
+
+    /// An object, the scanner on its `{`: `member` reads each member's value, the scanner
+    /// on it, given the decoded key.
+    fn members(&mut self, mut member: impl FnMut(&mut Self, String) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        self.whitespace();
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            self.whitespace();
+            let key = self.string()?;
+            self.whitespace();
+            self.expect(b':')?;
+            self.whitespace();
+            member(self, key)?;
+            self.whitespace();
+            if self.eat(b'}') {
+                return Some(());
+            }
+            self.expect(b',')?;
+        }
+    }
+
+    /// An array, the scanner on its `[`: `element` reads each element, the scanner on it.
+    fn elements(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.expect(b'[')?;
+        self.whitespace();
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            self.whitespace();
+            element(self)?;
+            self.whitespace();
+            if self.eat(b']') {
+                return Some(());
+            }
+            self.expect(b',')?;
         }
     }
 

@@ -77,6 +77,24 @@ impl Shared {
     fn mode(&self) -> Mode {
         *lock(&self.mode)
     }
+
+    /// A fresh connection to the upstream.
+    fn connect_upstream(&self) -> io::Result<TcpStream> {
+        TcpStream::connect_timeout(&self.upstream, Duration::from_secs(5))
+    }
+}
+
+/// The epoch a connection was accepted in: it ends when the mode changes.
+#[derive(Debug, Clone, Copy)]
+struct Epoch<'a> {
+    epochs: &'a AtomicU64,
+    epoch: u64,
+}
+
+impl Epoch<'_> {
+    fn changed(self) -> bool {
+        self.epochs.load(Ordering::SeqCst) != self.epoch
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -195,10 +213,13 @@ fn spawn_acceptor(shared: Arc<Shared>, listener: TcpListener) -> io::Result<()> 
 }
 
 fn serve(shared: &Shared, client: TcpStream) {
-    let epoch = shared.epoch.load(Ordering::SeqCst);
+    let epoch = Epoch {
+        epochs: &shared.epoch,
+        epoch: shared.epoch.load(Ordering::SeqCst),
+    };
     match shared.mode() {
-        Mode::Pass => forward(shared, client, epoch, None),
-        Mode::Latency(delay) => forward(shared, client, epoch, Some(delay)),
+        Mode::Pass => forward(shared, client, &[], epoch, None),
+        Mode::Latency(delay) => forward(shared, client, &[], epoch, Some(delay)),
         Mode::Refuse => {
             let _ = client.shutdown(Shutdown::Both);
         }
@@ -207,7 +228,7 @@ fn serve(shared: &Shared, client: TcpStream) {
             let _ = client.set_read_timeout(Some(Duration::from_millis(100)));
             let mut sink = [0u8; 4096];
             let mut client = client;
-            while shared.epoch.load(Ordering::SeqCst) == epoch {
+            while !epoch.changed() {
                 match client.read(&mut sink) {
                     Ok(0) => return,
                     Ok(_) => {}
@@ -241,50 +262,49 @@ fn answer(mut client: TcpStream, reply: &[u8]) {
     let _ = client.shutdown(Shutdown::Both);
 }
 
-/// Copies both ways until either side closes or the mode changes.
-fn forward(shared: &Shared, client: TcpStream, epoch: u64, delay: Option<Duration>) {
-    let Ok(server) = TcpStream::connect_timeout(&shared.upstream, Duration::from_secs(5)) else {
+/// Sends `read` (what was already read off the client) upstream on a fresh connection,
+/// then copies both ways until either side closes or the mode changes.
+fn forward(
+    shared: &Shared,
+    client: TcpStream,
+    read: &[u8],
+    epoch: Epoch<'_>,
+    delay: Option<Duration>,
+) {
+    let server = shared.connect_upstream().and_then(|mut server| {
+        server.write_all(read)?;
+        Ok(server)
+    });
+    let Ok(server) = server else {
         let _ = client.shutdown(Shutdown::Both);
         return;
     };
-    splice(client, server, &shared.epoch, epoch, delay);
+    splice(client, server, epoch, delay);
 }
 
 /// Copies both ways between `client` and `server` until either side closes or the mode
 /// changes.
-fn splice(
-    client: TcpStream,
-    server: TcpStream,
-    epochs: &AtomicU64,
-    epoch: u64,
-    delay: Option<Duration>,
-) {
+fn splice(client: TcpStream, server: TcpStream, epoch: Epoch<'_>, delay: Option<Duration>) {
     let (Ok(client_read), Ok(server_read)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
     thread::scope(|s| {
-        s.spawn(|| pump(client_read, server, epochs, epoch, delay));
-        pump(server_read, client, epochs, epoch, delay);
+        s.spawn(|| pump(client_read, server, epoch, delay));
+        pump(server_read, client, epoch, delay);
     });
 }
 
-fn pump(
-    mut from: TcpStream,
-    mut to: TcpStream,
-    epochs: &AtomicU64,
-    epoch: u64,
-    delay: Option<Duration>,
-) {
+fn pump(mut from: TcpStream, mut to: TcpStream, epoch: Epoch<'_>, delay: Option<Duration>) {
     let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
     let mut buffer = [0u8; 16 * 1024];
     loop {
-        if epochs.load(Ordering::SeqCst) != epoch {
+        if epoch.changed() {
             break; // the mode changed: cut the connection
         }
         match from.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => {
-                if epochs.load(Ordering::SeqCst) != epoch {
+                if epoch.changed() {
                     break; // arrived after the switch: not forwarded
                 }
                 if let Some(delay) = delay {

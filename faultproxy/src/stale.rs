@@ -12,14 +12,12 @@
 //! What it cannot frame as HTTP (or that is larger than it buffers) it stops reading
 //! and tunnels, like `Pass`, for the rest of the connection.
 
-use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use crate::http::{Connection, Epoch, Failure, Framing, Message};
+use crate::http::{Connection, Failure, Framing, Message};
 use crate::jsonrpc::{self, Body, Call};
-use crate::{Shared, splice};
+use crate::{Epoch, Shared, splice};
 
 /// One request read off the client.
 struct Request {
@@ -38,11 +36,7 @@ struct Exchange {
     upstream: Connection,
 }
 
-pub(crate) fn serve(shared: &Shared, client: TcpStream, epoch: u64) {
-    let epoch = Epoch {
-        epochs: &shared.epoch,
-        epoch,
-    };
+pub(crate) fn serve(shared: &Shared, client: TcpStream, epoch: Epoch<'_>) {
     let Ok(mut client) = Connection::new(client) else {
         return;
     };
@@ -50,7 +44,10 @@ pub(crate) fn serve(shared: &Shared, client: TcpStream, epoch: u64) {
         let request = match read_request(&mut client, epoch) {
             Ok(Some(request)) => request,
             Ok(None) | Err(Failure::Cut | Failure::Broken) => break,
-            Err(Failure::Unframeable) => return tunnel(shared, client, epoch),
+            // What was read goes first, then everything after it untouched, as in `Pass`.
+            Err(Failure::Unframeable) => {
+                return crate::forward(shared, client.stream, &client.buffer, epoch, None);
+            }
         };
         if epoch.changed() {
             break; // arrived after the switch: not answered
@@ -208,8 +205,7 @@ fn exchange(
         Failure::Cut => Failure::Cut,
         Failure::Broken | Failure::Unframeable => Failure::Broken,
     };
-    let stream = TcpStream::connect_timeout(&shared.upstream, Duration::from_secs(5))
-        .map_err(|_| Failure::Broken)?;
+    let stream = shared.connect_upstream().map_err(|_| Failure::Broken)?;
     let mut upstream = Connection::new(stream).map_err(|_| Failure::Broken)?;
     upstream.write(bytes)?;
     let mut interim = Vec::new();
@@ -250,29 +246,9 @@ fn relay(client: &mut Connection, exchange: Exchange, epoch: Epoch<'_>) -> Resul
         let Ok(client_stream) = client.stream.try_clone() else {
             return Err(Failure::Broken);
         };
-        splice(
-            client_stream,
-            upstream.stream,
-            epoch.epochs,
-            epoch.epoch,
-            None,
-        );
+        splice(client_stream, upstream.stream, epoch, None);
         return Ok(false);
     }
     // A body that ran to the end of the upstream's connection ends the client's too.
     Ok(exchange.framing != Framing::UntilClose && exchange.response.head.keeps_alive())
-}
-
-/// Forwards what was read and everything after it untouched, as `Pass` does.
-fn tunnel(shared: &Shared, client: Connection, epoch: Epoch<'_>) {
-    let connected = TcpStream::connect_timeout(&shared.upstream, Duration::from_secs(5));
-    let Ok(mut server) = connected else {
-        let _ = client.stream.shutdown(Shutdown::Both);
-        return;
-    };
-    if server.write_all(&client.buffer).is_err() {
-        let _ = client.stream.shutdown(Shutdown::Both);
-        return;
-    }
-    splice(client.stream, server, epoch.epochs, epoch.epoch, None);
 }

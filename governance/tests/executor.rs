@@ -15,7 +15,7 @@ mod executor {
         TreasuryExecutorConfig, TreasuryExecutorError,
     };
 
-    use crate::common::{harness, request};
+    use crate::common::{Settings, decide, harness, request, with};
 
     /// One row of the error table per test: submission failures count, keep the intent
     /// staged, and are retried.
@@ -107,7 +107,7 @@ mod executor {
     fn a_refusal_after_a_lost_answer_neither_cancels_nor_re_signs() {
         let ledger = Arc::new(ScriptedLedger::default());
         ledger.set_auto_mine(false);
-        let mut h = crate::common::with(crate::common::Settings::batch(10), ledger);
+        let mut h = with(Settings::batch(10), ledger);
         let id = h.queue("alice", 4);
         h.ledger
             .push_faults([Fault::AcceptThenFail(LedgerError::Timeout)]);
@@ -191,19 +191,26 @@ mod executor {
             "the ambiguous answer did not count"
         );
 
-        // "Nonce too low" for a transaction the ledger does not know: re-signed afresh.
+        // Another sender used nonce 0 before the store knew any nonce: the store takes the
+        // ledger's at first contact, so nothing is refused ("nonce too low") or ambiguous.
         let mut h = harness(10);
         let id = h.queue("alice", 3);
         h.ledger.consume_nonce();
-        h.executor.tick().expect("tick");
+        let report = h.tick();
+        assert_eq!((report.ambiguous, report.submitted), (0, 1), "{report:?}");
         h.drain();
+        assert_eq!(
+            h.ledger.taken().len(),
+            1,
+            "signed once, at the ledger's nonce"
+        );
         assert_eq!(h.breaker.failure_count(), 0);
         let payments = h.ledger.payments();
         assert_eq!(payments.len(), 1);
         assert_eq!(
             (payments[0].id, payments[0].nonce),
             (id, 1),
-            "signed again with the ledger's nonce"
+            "signed at the ledger's nonce"
         );
         assert!(matches!(h.status(id), DisbursementStatus::Executed { .. }));
     }
@@ -224,7 +231,7 @@ mod executor {
         let adopt = || Action::AdoptNonce { nonce: None };
         assert!(
             matches!(
-                crate::common::decide(h.store(), adopt(), "checked"),
+                decide(h.store(), adopt(), "checked"),
                 Err(governance::RequestError::Conflict(_))
             ),
             "refused while the executor is not holding on a drift"
@@ -241,7 +248,7 @@ mod executor {
         assert!(halted.contains('2') && halted.contains('3'), "{halted}");
         assert!(h.executor.tick().is_err(), "still holding");
         assert_eq!(h.status(b), DisbursementStatus::Queued, "nothing signed");
-        crate::common::decide(h.store(), adopt(), "the stranger was our test").expect("decide");
+        decide(h.store(), adopt(), "the stranger was our test").expect("decide");
         assert_eq!(
             h.status(b),
             DisbursementStatus::Queued,
@@ -365,7 +372,7 @@ mod executor {
     #[test]
     fn a_low_balance_pauses_payments_until_a_top_up() {
         let ledger = Arc::new(ScriptedLedger::new(100));
-        let mut h = crate::common::with(crate::common::Settings::batch(10), ledger);
+        let mut h = with(Settings::batch(10), ledger);
         let a = h.queue("a", 60);
         let b = h.queue("b", 60);
         let c = h.queue("c", 10);

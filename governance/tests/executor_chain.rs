@@ -12,10 +12,10 @@ mod executor_chain {
     use governance::testing::{Fault, ScriptedLedger};
     use governance::{
         Action, AttemptKind, Cancellation, CrashPoint, DisbursementStatus, Finality, Hold,
-        LedgerError, Resolution, TreasuryExecutorError,
+        LedgerError, NewDisbursement, Resolution, TreasuryExecutorError,
     };
 
-    use crate::common::{Harness, Settings, with};
+    use crate::common::{Harness, Settings, decide, harness, request, with};
 
     fn chain(finality: Finality) -> Harness {
         let ledger = Arc::new(ScriptedLedger::default());
@@ -78,7 +78,7 @@ mod executor_chain {
             tick_or_hold(&mut h),
             Some(Hold::ForeignNonce { nonce: 0, .. })
         ));
-        crate::common::decide(
+        decide(
             h.store(),
             Action::Resolve {
                 resolution: Resolution::NotPaid,
@@ -109,9 +109,9 @@ mod executor_chain {
     fn executed_only_at_depth_and_a_reorg_sends_it_back() {
         let mut h = chain(Finality::Confirmations(3));
         let parent = h.queue("parent", 7);
-        let child = h.queue_with(governance::NewDisbursement {
+        let child = h.queue_with(NewDisbursement {
             depends_on: vec![parent],
-            ..crate::common::request("child", 3)
+            ..request("child", 3)
         });
         h.tick();
         assert!(matches!(
@@ -329,10 +329,10 @@ mod executor_chain {
     /// on the drift, naming both nonces, and pays nothing until an operator decides.
     #[test]
     fn a_restored_backup_holds_instead_of_paying_again() {
-        let mut h = crate::common::harness(10);
-        let keyed = |key: &str, amount| governance::NewDisbursement {
+        let mut h = harness(10);
+        let keyed = |key: &str, amount| NewDisbursement {
             external_key: Some(key.into()),
-            ..crate::common::request(key, amount)
+            ..request(key, amount)
         };
         h.queue_with(keyed("k1", 1));
         h.queue_with(keyed("k2", 2));
@@ -420,9 +420,9 @@ mod executor_chain {
         let mut h = chain(Finality::Confirmations(2));
         h.ledger.set_base_fee(Some(10));
         let id = h.queue("a", 3);
-        let child = h.queue_with(governance::NewDisbursement {
+        let child = h.queue_with(NewDisbursement {
             depends_on: vec![id],
-            ..crate::common::request("b", 1)
+            ..request("b", 1)
         });
         h.tick();
         let outcome = h.store().cancel(id, "wrong grantee").expect("cancel");
@@ -580,7 +580,7 @@ mod executor_chain {
         let not_paid = || Action::Resolve {
             resolution: Resolution::NotPaid,
         };
-        crate::common::decide(h.store(), not_paid(), "the stranger was a test").expect("decide");
+        decide(h.store(), not_paid(), "the stranger was a test").expect("decide");
         assert!(h.store().decision().expect("decision").is_some(), "waiting");
         assert!(
             matches!(h.status(id), DisbursementStatus::Submitted { .. }),
@@ -605,15 +605,15 @@ mod executor_chain {
     fn a_nonce_resolved_as_paid_is_executed() {
         let mut h = chain(Finality::Confirmations(1));
         let id = h.queue("a", 3);
-        let child = h.queue_with(governance::NewDisbursement {
+        let child = h.queue_with(NewDisbursement {
             depends_on: vec![id],
-            ..crate::common::request("b", 1)
+            ..request("b", 1)
         });
         h.tick();
         h.ledger.drop_pool();
         h.ledger.consume_nonce();
         assert!(tick_or_hold(&mut h).is_some());
-        crate::common::decide(
+        decide(
             h.store(),
             Action::Resolve {
                 resolution: Resolution::Paid {

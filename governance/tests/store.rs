@@ -2,6 +2,8 @@
 //! bytes in every tree (an error naming the tree and key, the executor halted, no panic).
 #![cfg(not(loom))]
 
+mod common;
+
 mod store {
     use std::sync::Arc;
 
@@ -12,16 +14,7 @@ mod store {
         TreasuryExecutorConfig, TreasuryExecutorError,
     };
 
-    fn new(destination: &str, amount: u128) -> NewDisbursement {
-        NewDisbursement {
-            destination: destination.into(),
-            amount,
-            memo: "grant".into(),
-            activation_epoch: 0,
-            depends_on: vec![],
-            external_key: None,
-        }
-    }
+    use crate::common::request;
 
     fn executor(store: &GovStore) -> TreasuryExecutor {
         let breaker = Arc::new(CircuitBreaker::new(CircuitBreakerConfig::default()));
@@ -33,9 +26,12 @@ mod store {
     #[test]
     fn ids_are_allocated_in_order_and_records_round_trip() {
         let store = GovStore::open_temporary().expect("store");
-        let a = store.queue(&new("a", 1), 5).expect("queue").disbursement;
+        let a = store
+            .queue(&request("a", 1), 5)
+            .expect("queue")
+            .disbursement;
         let b = store
-            .queue(&new("b", u128::MAX), 6)
+            .queue(&request("b", u128::MAX), 6)
             .expect("queue")
             .disbursement;
         assert_eq!((a.id, b.id), (0, 1));
@@ -57,7 +53,7 @@ mod store {
         let store = GovStore::open_temporary().expect("store");
         let keyed = NewDisbursement {
             external_key: Some("proposal-42".into()),
-            ..new("a", 1)
+            ..request("a", 1)
         };
         let first = store.queue(&keyed, 0).expect("queue");
         assert!(first.created);
@@ -79,25 +75,29 @@ mod store {
     fn invalid_requests_are_refused_with_the_reason_and_store_nothing() {
         let store = GovStore::open_temporary().expect("store");
         let refused = [
-            (new("a", 0), QueueError::ZeroAmount),
+            (request("a", 0), QueueError::ZeroAmount),
             (
                 NewDisbursement {
                     depends_on: vec![3],
-                    ..new("a", 1)
+                    ..request("a", 1)
                 },
                 QueueError::UnknownDependency(3),
             ),
         ];
-        for (request, reason) in refused {
-            assert_eq!(store.queue(&request, 0), Err(RequestError::Invalid(reason)));
+        for (new, reason) in refused {
+            assert_eq!(store.queue(&new, 0), Err(RequestError::Invalid(reason)));
         }
-        let parent = store.queue(&new("a", 1), 0).expect("queue").disbursement.id;
+        let parent = store
+            .queue(&request("a", 1), 0)
+            .expect("queue")
+            .disbursement
+            .id;
         store.cancel(parent, "changed our minds").expect("cancel");
         assert_eq!(
             store.queue(
                 &NewDisbursement {
                     depends_on: vec![parent],
-                    ..new("b", 1)
+                    ..request("b", 1)
                 },
                 0
             ),
@@ -110,21 +110,28 @@ mod store {
             1,
             "nothing else stored"
         );
-        let next = store.queue(&new("c", 1), 0).expect("queue").disbursement.id;
+        let next = store
+            .queue(&request("c", 1), 0)
+            .expect("queue")
+            .disbursement
+            .id;
         assert_eq!(next, 1, "refusals consumed no id");
     }
 
     #[test]
     fn a_batch_is_queued_whole_in_order_with_keys_deduplicated() {
         let store = GovStore::open_temporary().expect("store");
-        let first = store.queue(&new("a", 1), 0).expect("queue").disbursement;
+        let first = store
+            .queue(&request("a", 1), 0)
+            .expect("queue")
+            .disbursement;
         let keyed = |key: &str, amount| NewDisbursement {
             external_key: Some(key.into()),
-            ..new("b", amount)
+            ..request("b", amount)
         };
         let dependent = NewDisbursement {
             depends_on: vec![first.id],
-            ..new("c", 3)
+            ..request("c", 3)
         };
         let queued = store
             .queue_batch(&[keyed("k1", 2), dependent, keyed("k1", 9)], 0)
@@ -142,7 +149,11 @@ mod store {
         assert_eq!((again.disbursement.id, again.created), (1, false));
         assert_eq!(store.list(None, 10).expect("list").len(), 3);
         assert_eq!(
-            store.queue(&new("d", 1), 0).expect("queue").disbursement.id,
+            store
+                .queue(&request("d", 1), 0)
+                .expect("queue")
+                .disbursement
+                .id,
             3
         );
     }
@@ -152,10 +163,10 @@ mod store {
         let store = GovStore::open_temporary().expect("store");
         let unknown_dep = NewDisbursement {
             depends_on: vec![7],
-            ..new("b", 1)
+            ..request("b", 1)
         };
         let error = store
-            .queue_batch(&[new("a", 1), unknown_dep], 0)
+            .queue_batch(&[request("a", 1), unknown_dep], 0)
             .expect_err("unknown dependency");
         assert_eq!(
             error,
@@ -165,7 +176,7 @@ mod store {
             }
         );
         let error = store
-            .queue_batch(&[new("a", 1), new("b", 0)], 0)
+            .queue_batch(&[request("a", 1), request("b", 0)], 0)
             .expect_err("zero amount");
         assert_eq!(
             error.to_string(),
@@ -177,7 +188,11 @@ mod store {
         );
         assert_eq!(store.backlog().expect("backlog").scheduled, 0);
         assert_eq!(
-            store.queue(&new("a", 1), 0).expect("queue").disbursement.id,
+            store
+                .queue(&request("a", 1), 0)
+                .expect("queue")
+                .disbursement
+                .id,
             0
         );
     }
@@ -185,12 +200,16 @@ mod store {
     #[test]
     fn operators_cancel_queued_disbursements_and_their_dependents() {
         let store = GovStore::open_temporary().expect("store");
-        let parent = store.queue(&new("a", 1), 0).expect("queue").disbursement.id;
+        let parent = store
+            .queue(&request("a", 1), 0)
+            .expect("queue")
+            .disbursement
+            .id;
         let child = store
             .queue(
                 &NewDisbursement {
                     depends_on: vec![parent],
-                    ..new("b", 1)
+                    ..request("b", 1)
                 },
                 0,
             )
@@ -295,7 +314,7 @@ mod store {
     #[test]
     fn corrupt_disbursement_halts_the_executor_naming_the_key() {
         let store = GovStore::open_temporary().expect("store");
-        store.queue(&new("a", 1), 0).expect("queue");
+        store.queue(&request("a", 1), 0).expect("queue");
         store
             .raw_tree("disbursements")
             .expect("tree")
@@ -308,12 +327,16 @@ mod store {
     #[test]
     fn corrupt_dependents_halts_the_executor_naming_the_key() {
         let store = GovStore::open_temporary().expect("store");
-        let parent = store.queue(&new("a", 1), 0).expect("queue").disbursement.id;
+        let parent = store
+            .queue(&request("a", 1), 0)
+            .expect("queue")
+            .disbursement
+            .id;
         store
             .queue(
                 &NewDisbursement {
                     depends_on: vec![parent],
-                    ..new("b", 1)
+                    ..request("b", 1)
                 },
                 0,
             )
@@ -382,7 +405,7 @@ mod store {
         let store = GovStore::open_temporary().expect("store");
         let keyed = NewDisbursement {
             external_key: Some("k".into()),
-            ..new("a", 1)
+            ..request("a", 1)
         };
         store.queue(&keyed, 0).expect("queue");
         store

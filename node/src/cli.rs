@@ -65,7 +65,8 @@ impl RunArgs {
     }
 }
 
-/// What `node breaker`, `node disburse` and `node audit` print after their help.
+/// What the admin client commands (`node breaker`, `disburse`, `intents`, `executor`,
+/// `audit`) print after their help.
 const CLIENT_AFTER_HELP: &str = "\
 Prints the node's JSON answer on stdout. Exit status: 0 done; 1 the node answered with an \
 error (`error: HTTP <code>: <message>` on stderr) or could not be reached; 2 a usage error \
@@ -78,7 +79,7 @@ pub enum AdminCommand {
     /// Show or override the circuit breaker (GET/POST /admin/breaker/...).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Breaker(BreakerArgs),
-    /// Queue, list, show and cancel disbursements (/admin/disbursements).
+    /// Queue, list, show, cancel and mark paid disbursements (/admin/disbursements).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Disburse(DisburseArgs),
     /// What is in flight (nonce, attempts, binding), and settling a nonce the chain spent

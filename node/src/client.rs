@@ -1,6 +1,7 @@
 //! The admin API's client: `node breaker …`, `node disburse …`, `node intents …`,
-//! `node executor …` and `node audit` each make one HTTP call to a running node (through [`http`], a tiny blocking HTTP/1.1 client) and
-//! print its JSON answer on stdout, pretty-printed in the node's own key order.
+//! `node executor …` and `node audit` each make one HTTP call to a running node (through
+//! [`http`], a tiny blocking HTTP/1.1 client) and print its JSON answer on stdout,
+//! pretty-printed in the node's own key order.
 //!
 //! Where and as whom: a flag, else an environment variable (read through [`Env`], as the
 //! node's configuration is), else a default: `--url` / `TB_ADMIN_URL` /

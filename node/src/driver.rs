@@ -59,17 +59,19 @@ pub async fn run(
         };
         executor = returned;
         match &result {
-            Err(error) if last_logged.as_deref() != Some(error.to_string().as_str()) => {
+            Err(error) => {
                 let message = error.to_string();
-                // Debug-formatted: the message may carry a ledger's text (newlines included).
-                if error.halts() {
-                    tracing::error!(error = ?message, "the executor is halted");
-                } else {
-                    tracing::warn!(error = ?message, "tick failed");
+                if last_logged.as_deref() != Some(message.as_str()) {
+                    // Debug-formatted: the message may carry a ledger's text (newlines
+                    // included).
+                    if error.halts() {
+                        tracing::error!(error = ?message, "the executor is halted");
+                    } else {
+                        tracing::warn!(error = ?message, "tick failed");
+                    }
+                    last_logged = Some(message);
                 }
-                last_logged = Some(message);
             }
-            Err(_) => {}
             Ok(_) => {
                 if last_logged.take().is_some() {
                     tracing::info!("the executor ticks again");

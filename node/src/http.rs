@@ -1,5 +1,5 @@
 //! The HTTP surface: `GET /healthz`, `GET /status`, `GET /metrics` (with the `telemetry`
-//! feature), and the admin API under `/admin/` (see `admin.rs`).
+//! feature), and the admin API under `/admin/` (see `admin/mod.rs`).
 
 use std::sync::Arc;
 

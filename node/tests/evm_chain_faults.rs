@@ -29,10 +29,12 @@ mod evm_chain_faults {
     use std::time::{Duration, Instant};
 
     use faultproxy::{FaultProxy, Mode};
-    use node::client::http::{Request, Url, send};
     use serde_json::{Value, json};
 
-    use crate::common::{ANVIL_CHAIN_ID, Anvil, NodeProcess, TREASURY, TREASURY_KEY, json_rpc};
+    use crate::common::{
+        ANVIL_CHAIN_ID, Anvil, NodeProcess, TREASURY, TREASURY_KEY, http_request, json_rpc,
+        quantity,
+    };
 
     const TOKEN: &str = "evm-chain-faults-admin-token";
     /// Generous: a tick on a loaded 2-core machine running other tests can take seconds.
@@ -113,23 +115,14 @@ mod evm_chain_faults {
     impl NodeProcess {
         /// One admin request: the status and the body as JSON (`Null` if it is not).
         fn exchange(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-            let url = Url::parse(&format!("http://{}", self.address)).expect("url");
-            let body = body.map(Value::to_string);
             let auth = format!("Bearer {TOKEN}");
             let headers = [
                 ("Authorization", auth.as_str()),
                 ("X-Actor", "chain-faults"),
             ];
-            let request = Request {
-                method,
-                target: path,
-                headers: &headers,
-                json_body: body.as_deref().map(str::as_bytes),
-            };
-            let response = send(&url, &request, Duration::from_secs(30))
-                .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
-            let json = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-            (response.status, json)
+            let body = body.map(Value::to_string);
+            let (code, text) = http_request(&self.address, method, path, &headers, body.as_deref());
+            (code, serde_json::from_str(&text).unwrap_or(Value::Null))
         }
 
         /// Queues a disbursement (201 created, or 200 for an external key it already
@@ -199,22 +192,8 @@ mod evm_chain_faults {
         }
     }
 
-    fn quantity(value: &Value) -> u128 {
-        let digits = value.as_str().and_then(|q| q.strip_prefix("0x"));
-        u128::from_str_radix(
-            digits.unwrap_or_else(|| panic!("not a quantity: {value}")),
-            16,
-        )
-        .unwrap_or_else(|_| panic!("not a quantity: {value}"))
-    }
-
     fn hex(value: u128) -> String {
         format!("{value:#x}")
-    }
-
-    /// The treasury's transaction count at `tag` ("latest": mined; "pending": with the pool).
-    fn tx_count(anvil: &Anvil, tag: &str) -> u64 {
-        quantity(&anvil.call("eth_getTransactionCount", json!([TREASURY, tag]))) as u64
     }
 
     fn tip(anvil: &Anvil) -> u64 {
@@ -466,7 +445,7 @@ mod evm_chain_faults {
         eprintln!(
             "stale reads: {stale} lookups answered null in {STALE_FOR:?}; the treasury sent {} \
              transactions meanwhile",
-            tx_count(&anvil, "latest")
+            anvil.tx_count("latest")
         );
         assert!(stale > 0, "the node made no lookup while reads were stale");
 
@@ -477,7 +456,7 @@ mod evm_chain_faults {
         });
         assert_paid_once(&anvil, &payments, "after 8 s of stale lookups");
         assert_eq!(
-            tx_count(&anvil, "latest"),
+            anvil.tx_count("latest"),
             payments.len() as u64,
             "the treasury sent one transaction per payment"
         );
@@ -514,16 +493,14 @@ mod evm_chain_faults {
             record
         };
         let in_pool = |what: &str| {
-            poll(PATIENCE, || (tx_count(&anvil, "pending") == 1).then(&look)).unwrap_or_else(
-                || {
-                    panic!(
-                        "{what}: no transaction of the treasury in anvil's pool within \
+            poll(PATIENCE, || (anvil.tx_count("pending") == 1).then(&look)).unwrap_or_else(|| {
+                panic!(
+                    "{what}: no transaction of the treasury in anvil's pool within \
                          {PATIENCE:?}: {}; log:\n{}",
-                        look(),
-                        node.log_tail()
-                    )
-                },
-            );
+                    look(),
+                    node.log_tail()
+                )
+            });
         };
         // The node has seen its payment in `block`: included (or executed, which `look`
         // refuses below depth).
@@ -599,7 +576,7 @@ mod evm_chain_faults {
             &[(destination.to_owned(), amount)],
             "after a reorg and a rollback",
         );
-        assert_eq!(tx_count(&anvil, "latest"), 1, "one transaction: {record}");
+        assert_eq!(anvil.tx_count("latest"), 1, "one transaction: {record}");
         assert_executed_at_depth(&anvil, &node, &[id]);
     }
 
@@ -623,7 +600,7 @@ mod evm_chain_faults {
 
         // Broadcast at the normal fee: anvil's pool holds nonces 0..5.
         poll(PATIENCE, || {
-            (tx_count(&anvil, "pending") == payments.len() as u64).then_some(())
+            (anvil.tx_count("pending") == payments.len() as u64).then_some(())
         })
         .unwrap_or_else(|| {
             panic!(
@@ -661,7 +638,7 @@ mod evm_chain_faults {
                 node.log_tail()
             ),
         );
-        assert_eq!(tx_count(&anvil, "latest"), payments.len() as u64);
+        assert_eq!(anvil.tx_count("latest"), payments.len() as u64);
         let records: Vec<Value> = ids.iter().map(|&id| node.record(id)).collect();
         assert!(
             settled,
@@ -739,7 +716,7 @@ mod evm_chain_faults {
             .collect();
         node.stop_cleanly();
         assert_paid_once(&anvil, &payments, "before the restore");
-        assert_eq!(tx_count(&anvil, "latest"), 4);
+        assert_eq!(anvil.tx_count("latest"), 4);
 
         // The restore, and k3, k4 sent again.
         std::fs::remove_dir_all(site.db()).expect("database removed");
@@ -751,18 +728,19 @@ mod evm_chain_faults {
             let over = again.iter().all(|&id| is_final(&node.record(id)));
             (halted || over).then_some(())
         });
-        // Halted: it stays so (a few dozen ticks' time), paying nothing.
+        // Held: it stays so for 20 more ticks (each checks the drift again), paying nothing.
         if node.halted().is_some() {
-            let until = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < until {
+            let ticks = node.ticks();
+            poll(PATIENCE, || {
                 assert!(node.halted().is_some(), "the halt lifted by itself");
-                thread::sleep(POLL);
-            }
+                (node.ticks() >= ticks + 20).then_some(())
+            })
+            .unwrap_or_else(|| panic!("no 20 ticks within {PATIENCE:?}: {}", node.status()));
         }
 
         assert_paid_once(&anvil, &payments, "after restoring the backup");
         assert_eq!(
-            tx_count(&anvil, "latest"),
+            anvil.tx_count("latest"),
             4,
             "the treasury sent nothing after the restore"
         );
@@ -812,11 +790,11 @@ mod evm_chain_faults {
             .unwrap_or_else(|| panic!("the hold did not lift: {}", node.status()));
         assert_eq!(node.status()["executor"]["decision"], Value::Null);
         assert_paid_once(&anvil, &payments, "after the operator's decisions");
-        assert_eq!(tx_count(&anvil, "latest"), 4);
+        assert_eq!(anvil.tx_count("latest"), 4);
         // And it pays again: a fifth, at nonce 4.
         let fifth = node.queue("0x00000000000000000000000000000000000fee55", 5, Some("k5"));
         paid(&node, &[fifth]);
-        assert_eq!(tx_count(&anvil, "latest"), 5);
+        assert_eq!(anvil.tx_count("latest"), 5);
         let (_, audit) = node.exchange("GET", "/admin/audit", None);
         let actions: Vec<&str> = audit["records"]
             .as_array()
@@ -854,7 +832,7 @@ mod evm_chain_faults {
         let mut node = site.start();
         let id = node.queue(destination, amount, None);
         poll(PATIENCE, || {
-            let pending = tx_count(&chain_a, "pending") == 1;
+            let pending = chain_a.tx_count("pending") == 1;
             (pending && status_of(&node.record(id)) == "submitted").then_some(())
         })
         .unwrap_or_else(|| {
@@ -882,7 +860,7 @@ mod evm_chain_faults {
             "a payment pending on chain {ANVIL_CHAIN_ID} was cancelled through an endpoint on \
              chain {OTHER_CHAIN}: {record}"
         );
-        assert_eq!(tx_count(&chain_b, "latest"), 0, "nothing sent on chain B");
+        assert_eq!(chain_b.tx_count("latest"), 0, "nothing sent on chain B");
         assert_eq!(chain_b.balance(destination), 0, "nothing paid on chain B");
         let halted = poll(PATIENCE, || {
             node.halted()
@@ -916,7 +894,7 @@ mod evm_chain_faults {
             &[(destination.to_owned(), amount)],
             "back on chain A",
         );
-        assert_eq!(tx_count(&chain_a, "latest"), 1);
+        assert_eq!(chain_a.tx_count("latest"), 1);
         assert_executed_at_depth(&chain_a, &node, &[id]);
     }
 
@@ -962,7 +940,7 @@ mod evm_chain_faults {
                 "an unpayable disbursement waits (queued) for a top-up: {record}"
             );
         }
-        assert_eq!(tx_count(&anvil, "latest"), 1, "one transaction sent");
+        assert_eq!(anvil.tx_count("latest"), 1, "one transaction sent");
 
         let balance = poll(PATIENCE, || {
             let status = node.status();
@@ -995,7 +973,7 @@ mod evm_chain_faults {
                 .then_some(())
         });
         assert_paid_once(&anvil, &payments, "after the top-up");
-        assert_eq!(tx_count(&anvil, "latest"), 3);
+        assert_eq!(anvil.tx_count("latest"), 3);
         assert_executed_at_depth(&anvil, &node, &ids);
         let status = node.status();
         assert_eq!(

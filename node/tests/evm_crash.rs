@@ -17,11 +17,10 @@ mod evm_crash {
     use std::thread;
     use std::time::{Duration, Instant};
 
-    use node::client::http::{Request, Url, send};
     use node::governance::GovStore;
     use serde_json::{Value, json};
 
-    use crate::common::{Anvil, STARTUP, TREASURY, TREASURY_KEY};
+    use crate::common::{Anvil, STARTUP, TREASURY, TREASURY_KEY, http_request, wait_until};
 
     const TOKEN: &str = "evm-crash-test-admin-token";
     /// Generous: a tick on a loaded 2-core machine running other tests can take seconds.
@@ -165,19 +164,19 @@ mod evm_crash {
 
         /// One request to the node: the status and the body as sent.
         fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
-            let url = Url::parse(&format!("http://{}", self.address)).expect("url");
-            let body = body.map(Value::to_string);
             let auth = format!("Bearer {TOKEN}");
+            let body = body.map(Value::to_string);
             let headers = [("Authorization", auth.as_str())];
-            let request = Request {
-                method,
-                target: path,
-                headers: &headers,
-                json_body: body.as_deref().map(str::as_bytes),
-            };
-            let response = send(&url, &request, Duration::from_secs(30)).expect("the node answers");
-            let text = String::from_utf8_lossy(&response.body).into_owned();
-            (response.status, text)
+            http_request(&self.address, method, path, &headers, body.as_deref())
+        }
+
+        /// The executor's ticks so far, from `/status`.
+        fn ticks(&self) -> u64 {
+            let (code, status) = self.call("GET", "/status", None);
+            assert_eq!(code, 200, "/status: {status}");
+            status["executor"]["ticks"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no executor.ticks in /status: {status}"))
         }
 
         fn queue(&self, destination: &str, amount: u128) -> u64 {
@@ -217,12 +216,6 @@ mod evm_crash {
         }
     }
 
-    fn nonce(anvil: &Anvil) -> u64 {
-        let count = anvil.call("eth_getTransactionCount", json!([TREASURY, "latest"]));
-        let digits = count.as_str().and_then(|c| c.strip_prefix("0x"));
-        u64::from_str_radix(digits.expect("a quantity"), 16).expect("a quantity")
-    }
-
     /// The executed record's transaction has a receipt on anvil, in the block it names.
     fn assert_on_chain(anvil: &Anvil, record: &Value) {
         let tx_hash = record["status"]["tx_hash"].as_str().expect("a tx hash");
@@ -246,15 +239,6 @@ mod evm_crash {
         sent: bool,
         /// How long the node sits at the crash point before the kill.
         linger: Duration,
-    }
-
-    /// Polls `check` every 50 ms until it holds, for at most [`PATIENCE`].
-    fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// Kill -9 at `point` with one disbursement in flight, restart without the crash
@@ -289,13 +273,15 @@ mod evm_crash {
         }
         if point.sent {
             // anvil answers before it mines: the block follows at once.
-            eventually("the transaction sent before the crash to be mined", || {
-                nonce(&anvil) == 1
-            });
+            wait_until(
+                "the transaction sent before the crash to be mined",
+                PATIENCE,
+                || anvil.tx_count("latest") == 1,
+            );
             assert_eq!(anvil.balance(destination), amount);
         } else {
             assert_eq!(
-                nonce(&anvil),
+                anvil.tx_count("latest"),
                 0,
                 "nothing sent before a crash at {}",
                 point.env
@@ -312,11 +298,17 @@ mod evm_crash {
             "paid exactly once (crash at {})",
             point.env
         );
-        assert_eq!(nonce(&anvil), 1, "one transaction (crash at {})", point.env);
+        assert_eq!(
+            anvil.tx_count("latest"),
+            1,
+            "one transaction (crash at {})",
+            point.env
+        );
         // A few more ticks change nothing: the restarted node does not pay it again.
-        thread::sleep(Duration::from_millis(500));
+        let ticks = node.ticks();
+        wait_until("five more ticks", PATIENCE, || node.ticks() >= ticks + 5);
         assert_eq!(anvil.balance(destination), amount);
-        assert_eq!(nonce(&anvil), 1);
+        assert_eq!(anvil.tx_count("latest"), 1);
         assert_eq!(node.disbursement(id)["status"], record["status"]);
     }
 
@@ -380,7 +372,7 @@ mod evm_crash {
         for (destination, amount) in &payments {
             assert_eq!(anvil.balance(destination), *amount, "{destination}");
         }
-        assert_eq!(nonce(&anvil), 3);
+        assert_eq!(anvil.tx_count("latest"), 3);
 
         let (code, body) = node.raw("GET", "/status", None);
         assert_eq!(code, 200, "{body}");

@@ -13,7 +13,7 @@ mod evm_ledger {
 
     use crate::common::{ANVIL_CHAIN_ID, Anvil, DESTINATION, STARTUP, TREASURY, TREASURY_KEY};
     use node::governance::{
-        Disbursement, DisbursementStatus, Ledger, LedgerError, SignRequest, TxStatus,
+        Disbursement, DisbursementStatus, Ledger, LedgerError, SignRequest, SignedTx, TxStatus,
     };
     use node::ledger::evm::{EvmLedger, EvmLedgerConfig};
     use serde_json::json;
@@ -42,6 +42,25 @@ mod evm_ledger {
         }
     }
 
+    impl Rig {
+        /// The ledger signs disbursement `id`'s payment of `amount` to `destination` at
+        /// `nonce`.
+        fn sign(
+            &self,
+            id: u64,
+            destination: &str,
+            amount: u128,
+            nonce: u64,
+        ) -> Result<SignedTx, LedgerError> {
+            let payment = disbursement(id, destination, amount);
+            self.ledger.sign(&SignRequest::payment(&payment, nonce))
+        }
+
+        fn epoch(&self) -> Result<u64, LedgerError> {
+            self.ledger.head().map(|head| head.epoch)
+        }
+    }
+
     fn rig() -> Rig {
         rig_with(&[], EvmLedgerConfig::default())
     }
@@ -66,21 +85,29 @@ mod evm_ledger {
         config
     }
 
-    /// Waits until the transaction is in a block (anvil mines each one as it arrives, but
-    /// answers `eth_sendRawTransaction` before the block is made); its block number.
-    fn included(ledger: &EvmLedger, tx_hash: &str) -> u64 {
+    /// Waits until the lookup of the transaction is no longer pending (anvil mines each one
+    /// as it arrives, but answers `eth_sendRawTransaction` before the block is made); that
+    /// lookup.
+    fn mined(ledger: &EvmLedger, tx_hash: &str) -> Result<TxStatus, LedgerError> {
         let deadline = Instant::now() + STARTUP;
         loop {
             match ledger.lookup(tx_hash) {
-                Ok(TxStatus::Included { block, .. }) => return block,
                 Ok(TxStatus::Pending) => {}
-                other => panic!("{tx_hash} is not pending nor included: {other:?}"),
+                other => return other,
             }
             assert!(
                 Instant::now() < deadline,
                 "{tx_hash} not mined within {STARTUP:?}"
             );
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the transaction is in a block; its block number.
+    fn included(ledger: &EvmLedger, tx_hash: &str) -> u64 {
+        match mined(ledger, tx_hash) {
+            Ok(TxStatus::Included { block, .. }) => block,
+            other => panic!("{tx_hash} is not pending nor included: {other:?}"),
         }
     }
 
@@ -95,13 +122,7 @@ mod evm_ledger {
         assert_eq!(rig.ledger.next_nonce(), Ok(0));
 
         let amount = 1_234_567_890_123_456_789;
-        let tx = rig
-            .ledger
-            .sign(&SignRequest::payment(
-                &disbursement(1, DESTINATION, amount),
-                0,
-            ))
-            .expect("signed");
+        let tx = rig.sign(1, DESTINATION, amount, 0).expect("signed");
         assert_eq!(tx.bytes.first(), Some(&2), "an EIP-2718 type-2 envelope");
         assert_eq!(rig.ledger.lookup(&tx.tx_hash), Ok(TxStatus::Unknown));
         rig.ledger.submit(&tx).expect("accepted");
@@ -133,20 +154,9 @@ mod evm_ledger {
         let contract = "0x2222222222222222222222222222222222222222";
         rig.anvil
             .call("anvil_setCode", json!([contract, "0x60006000fd"]));
-        let tx = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, contract, 1_000), 0))
-            .expect("signed");
+        let tx = rig.sign(1, contract, 1_000, 0).expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
-        let deadline = Instant::now() + STARTUP;
-        let status = loop {
-            match rig.ledger.lookup(&tx.tx_hash) {
-                Ok(TxStatus::Pending) => {}
-                other => break other,
-            }
-            assert!(Instant::now() < deadline, "not mined within {STARTUP:?}");
-            thread::sleep(Duration::from_millis(20));
-        };
+        let status = mined(&rig.ledger, &tx.tx_hash);
         assert!(
             matches!(status, Ok(TxStatus::Reverted { .. })),
             "{status:?}"
@@ -160,16 +170,11 @@ mod evm_ledger {
         let rig = rig();
         rig.proxy.set_mode(Mode::Refuse).expect("refuse");
         assert!(
-            matches!(
-                rig.ledger.head().map(|head| head.epoch),
-                Err(LedgerError::Unreachable(_))
-            ),
+            matches!(rig.epoch(), Err(LedgerError::Unreachable(_))),
             "{:?}",
-            rig.ledger.head().map(|head| head.epoch)
+            rig.epoch()
         );
-        let tx = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0));
+        let tx = rig.sign(1, DESTINATION, 1, 0);
         assert!(matches!(tx, Err(LedgerError::Unreachable(_))), "{tx:?}");
         rig.proxy.set_mode(Mode::Pass).expect("pass");
         assert_eq!(rig.ledger.next_nonce(), Ok(0));
@@ -192,16 +197,10 @@ mod evm_ledger {
     #[test]
     fn http_500_is_http_500() {
         let rig = rig();
-        let tx = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0))
-            .expect("signed");
+        let tx = rig.sign(1, DESTINATION, 1, 0).expect("signed");
         rig.proxy.set_mode(Mode::Http500).expect("500");
         assert_eq!(rig.ledger.submit(&tx), Err(LedgerError::Http(500)));
-        assert_eq!(
-            rig.ledger.head().map(|head| head.epoch),
-            Err(LedgerError::Http(500))
-        );
+        assert_eq!(rig.epoch(), Err(LedgerError::Http(500)));
     }
 
     #[test]
@@ -220,11 +219,7 @@ mod evm_ledger {
         let rig = rig();
         // anvil funds the treasury with 10 000 ETH = 10^22 wei.
         let tx = rig
-            .ledger
-            .sign(&SignRequest::payment(
-                &disbursement(1, DESTINATION, 10_u128.pow(23)),
-                0,
-            ))
+            .sign(1, DESTINATION, 10_u128.pow(23), 0)
             .expect("signed");
         assert_eq!(
             rig.ledger.submit(&tx),
@@ -236,10 +231,7 @@ mod evm_ledger {
     #[test]
     fn the_same_bytes_while_pending_are_already_known() {
         let rig = rig_with(&["--no-mining"], EvmLedgerConfig::default());
-        let tx = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 5), 0))
-            .expect("signed");
+        let tx = rig.sign(1, DESTINATION, 5, 0).expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
         assert_eq!(rig.ledger.lookup(&tx.tx_hash), Ok(TxStatus::Pending));
         assert_eq!(rig.ledger.next_nonce(), Ok(1), "the pending nonce counts");
@@ -254,10 +246,7 @@ mod evm_ledger {
     #[test]
     fn the_same_bytes_once_included_are_nonce_too_low() {
         let rig = rig();
-        let tx = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 5), 0))
-            .expect("signed");
+        let tx = rig.sign(1, DESTINATION, 5, 0).expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
         included(&rig.ledger, &tx.tx_hash);
         // anvil answers a duplicate of an included transaction by its nonce; the executor
@@ -273,16 +262,10 @@ mod evm_ledger {
     #[test]
     fn a_stale_nonce_is_nonce_too_low() {
         let rig = rig();
-        let first = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 7), 0))
-            .expect("signed");
+        let first = rig.sign(1, DESTINATION, 7, 0).expect("signed");
         rig.ledger.submit(&first).expect("accepted");
         included(&rig.ledger, &first.tx_hash);
-        let second = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(2, DESTINATION, 8), 0))
-            .expect("signed");
+        let second = rig.sign(2, DESTINATION, 8, 0).expect("signed");
         assert_ne!(first.tx_hash, second.tx_hash);
         assert_eq!(rig.ledger.submit(&second), Err(LedgerError::NonceTooLow));
         assert_eq!(rig.anvil.balance(DESTINATION), 7);
@@ -291,40 +274,24 @@ mod evm_ledger {
     #[test]
     fn epoch_and_nonce_follow_the_chain() {
         let rig = rig_with(&[], config(|c| c.epoch_blocks = 4));
-        assert_eq!(rig.ledger.head().map(|head| head.epoch), Ok(0));
+        assert_eq!(rig.epoch(), Ok(0));
         rig.anvil.call("anvil_mine", json!(["0x9"]));
-        assert_eq!(
-            rig.ledger.head().map(|head| head.epoch),
-            Ok(2),
-            "block 9 / 4"
-        );
+        assert_eq!(rig.epoch(), Ok(2), "block 9 / 4");
         for nonce in 0..3 {
             assert_eq!(rig.ledger.next_nonce(), Ok(nonce));
-            let tx = rig
-                .ledger
-                .sign(&SignRequest::payment(
-                    &disbursement(nonce, DESTINATION, 1),
-                    nonce,
-                ))
-                .expect("signed");
+            let tx = rig.sign(nonce, DESTINATION, 1, nonce).expect("signed");
             rig.ledger.submit(&tx).expect("accepted");
             // One block each: blocks 10, 11 and 12.
             assert_eq!(included(&rig.ledger, &tx.tx_hash), 10 + nonce);
         }
         assert_eq!(rig.ledger.next_nonce(), Ok(3));
-        assert_eq!(
-            rig.ledger.head().map(|head| head.epoch),
-            Ok(3),
-            "block 12 / 4"
-        );
+        assert_eq!(rig.epoch(), Ok(3), "block 12 / 4");
     }
 
     #[test]
     fn another_chain_than_configured_halts_signing() {
         let rig = rig_with(&[], config(|c| c.chain_id = Some(1)));
-        let answer = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0));
+        let answer = rig.sign(1, DESTINATION, 1, 0);
         let Err(LedgerError::Signing(reason)) = answer else {
             panic!("expected a signing error, got {answer:?}");
         };
@@ -335,10 +302,7 @@ mod evm_ledger {
         assert_eq!(rig.anvil.balance(DESTINATION), 0);
 
         let rig = rig_with(&[], config(|c| c.chain_id = Some(ANVIL_CHAIN_ID)));
-        let tx = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0))
-            .expect("signed");
+        let tx = rig.sign(1, DESTINATION, 1, 0).expect("signed");
         rig.ledger.submit(&tx).expect("accepted");
     }
 
@@ -352,10 +316,7 @@ mod evm_ledger {
                 c.max_priority_fee_per_gas = 1;
             }),
         );
-        let tx = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0))
-            .expect("signed");
+        let tx = rig.sign(1, DESTINATION, 1, 0).expect("signed");
         let answer = rig.ledger.submit(&tx);
         let Err(LedgerError::Underpriced(message)) = answer else {
             panic!("expected Underpriced, got {answer:?}");
@@ -370,9 +331,7 @@ mod evm_ledger {
     fn a_bad_destination_is_refused_before_any_call() {
         let rig = rig();
         rig.proxy.set_mode(Mode::Refuse).expect("refuse");
-        let answer = rig
-            .ledger
-            .sign(&SignRequest::payment(&disbursement(1, "grantee-1", 1), 0));
+        let answer = rig.sign(1, "grantee-1", 1, 0);
         assert!(
             matches!(answer, Err(LedgerError::InvalidDestination(_))),
             "{answer:?}"

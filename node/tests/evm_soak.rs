@@ -17,10 +17,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use faultproxy::{FaultProxy, Mode};
-use node::client::http::{Request, Url, send};
 use serde_json::{Value, json};
 
-use crate::common::{Anvil, NodeProcess, Rng, TREASURY, TREASURY_KEY};
+use crate::common::{Anvil, NodeProcess, Rng, TREASURY_KEY, http_request};
 
 const TOKEN: &str = "soak-test-admin-token-0123456789";
 /// Disbursements queued in all.
@@ -41,7 +40,6 @@ const LATENCY_FOR: Duration = Duration::from_secs(2);
 const REQUEST_TIMEOUT_MS: u64 = 500;
 /// Anything the node does by itself (start, open, close, pay, stop).
 const PATIENCE: Duration = Duration::from_secs(60);
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ----- the node ------------------------------------------------------------------------
 
@@ -55,21 +53,9 @@ impl Node {
     }
 
     fn exchange(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let url = Url::parse(&format!("http://{}", self.address)).expect("url");
         let auth = format!("Bearer {TOKEN}");
         let headers = [("Authorization", auth.as_str()), ("X-Actor", "soak")];
-        let request = Request {
-            method,
-            target: path,
-            headers: &headers,
-            json_body: body.map(str::as_bytes),
-        };
-        let response = send(&url, &request, CALL_TIMEOUT)
-            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
-        (
-            response.status,
-            String::from_utf8_lossy(&response.body).into_owned(),
-        )
+        http_request(&self.address, method, path, &headers, body)
     }
 
     fn queue(&self, i: u64) {
@@ -411,11 +397,11 @@ fn rpc_faults_open_and_close_the_breaker_and_every_payment_lands_once() {
             destination(i)
         );
     }
-    let nonce = anvil.call("eth_getTransactionCount", json!([TREASURY, "latest"]));
-    let nonce = nonce
-        .as_str()
-        .and_then(|n| u64::from_str_radix(n.trim_start_matches("0x"), 16).ok());
-    assert_eq!(nonce, Some(TOTAL), "the treasury's nonce (seed {seed})");
+    assert_eq!(
+        anvil.tx_count("latest"),
+        TOTAL,
+        "the treasury's nonce (seed {seed})"
+    );
     // One trip per outage, none for latency.
     assert_eq!(
         drained.tripped, faults,
@@ -424,11 +410,7 @@ fn rpc_faults_open_and_close_the_breaker_and_every_payment_lands_once() {
     assert_eq!(drained.state, 0);
 
     // Alive all along, never panicked, exits 0.
-    assert!(node.alive(), "the node died: {}", node.stderr());
-    let status = node.terminate();
-    let stderr = node.stderr();
-    assert!(!stderr.contains("panicked"), "the node panicked: {stderr}");
-    assert!(status.success(), "SIGTERM exits 0, got {status}: {stderr}");
+    node.stop_cleanly();
 
     eprintln!(
         "soak: seed {seed}, {} phases ({faults} outages), {TOTAL} paid once, {:.1?} in all\n{}",

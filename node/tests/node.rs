@@ -1,5 +1,7 @@
 //! End to end: the real `node` binary on an ephemeral port with a temporary data dir.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -7,8 +9,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use node::client::http::{Request, Url, send};
 use node::governance::{DisbursementStatus, GovStore, NewDisbursement};
+
+use crate::common::wait_until;
 
 struct Node {
     child: Child,
@@ -91,7 +94,7 @@ fn http(address: &str, method: &str, path: &str) -> (u16, String) {
     request(address, method, path, &[], "")
 }
 
-/// One HTTP/1.1 request with headers and a body, through the node's own client.
+/// One HTTP/1.1 request with headers and a body (sent with a POST only).
 fn request(
     address: &str,
     method: &str,
@@ -99,18 +102,8 @@ fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    let url = Url::parse(&format!("http://{address}")).expect("url");
-    let request = Request {
-        method,
-        target: path,
-        headers,
-        json_body: (method == "POST").then_some(body.as_bytes()),
-    };
-    let response = send(&url, &request, Duration::from_secs(10)).expect("response");
-    (
-        response.status,
-        String::from_utf8_lossy(&response.body).into_owned(),
-    )
+    let body = (method == "POST").then_some(body);
+    common::http_request(address, method, path, headers, body)
 }
 
 fn status(node: &Node) -> serde_json::Value {
@@ -127,14 +120,6 @@ fn metric(text: &str, series: &str) -> f64 {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
         .unwrap_or(0.0)
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Sends SIGTERM and waits for the exit. Returns the status, the database path and the
@@ -322,7 +307,12 @@ fn a_dev_ledger_outage_opens_the_breaker_and_it_recovers() {
         metric(&text, "treasury_circuit_breaker_state") == 1.0
             && metric(&text, "treasury_submissions_total{result=\"failed\"}") == 5.0
     });
-    thread::sleep(Duration::from_secs(1));
+    // Ten more ticks while it is open (the breaker waits 8 s before a probe).
+    let ticks = || status(&node)["executor"]["ticks"].as_u64().expect("ticks");
+    let opened_at = ticks();
+    wait_until("ten ticks while open", Duration::from_secs(20), || {
+        ticks() >= opened_at + 10
+    });
     let text = scrape();
     assert_eq!(
         metric(&text, "treasury_circuit_breaker_state"),

@@ -132,9 +132,10 @@ impl TreasuryMetrics {
         self.inner.set_halted(halted);
     }
 
-    /// Whether the executor is halted on something only an operator can decide (nonce drift, a
-    /// nonce consumed on chain by a transaction that is not one of ours), so that it pays nothing
-    /// until an operator resolves it through the admin API:
+    /// Whether the executor holds on a question it does not decide by itself (governance's
+    /// `Hold`: a nonce drift, a nonce consumed on chain by a transaction that is not one of ours,
+    /// a gap below its nonces, a refused transaction that may be out there), so that it pays
+    /// nothing until the hold lifts or an operator decides through the admin API:
     /// `treasury_executor_awaiting_operator` (1 or 0). Such a halt also sets
     /// [`set_halted`](Self::set_halted).
     pub fn set_awaiting_operator(&self, awaiting: bool) {

@@ -153,7 +153,7 @@ impl Default for Metrics {
                 &r,
                 IntGauge::new(
                     "treasury_executor_awaiting_operator",
-                    "1 while the executor is halted on something only an operator can decide (nonce drift, a nonce consumed by a transaction not ours), else 0.",
+                    "1 while the executor holds on something it will not guess (nonce drift, a nonce spent by a transaction not ours, a nonce gap, a business refusal of a payment that may be out there), else 0.",
                 ),
             ),
             reorgs: register(

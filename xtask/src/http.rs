@@ -77,11 +77,12 @@ fn dechunk(mut body: &str) -> String {
         let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
             break;
         };
-        if size == 0 || rest.len() < size {
+        // A size past the end, or inside a character, is a malformed answer: stop there.
+        let Some((chunk, after)) = rest.split_at_checked(size).filter(|_| size > 0) else {
             break;
-        }
-        out += &rest[..size];
-        body = rest[size..].trim_start_matches("\r\n");
+        };
+        out += chunk;
+        body = after.trim_start_matches("\r\n");
     }
     out
 }
@@ -91,5 +92,15 @@ mod tests {
     #[test]
     fn chunked_bodies_are_joined() {
         assert_eq!(super::dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+        assert_eq!(
+            super::dechunk("2\r\nab\r\n9\r\nc\r\n"),
+            "ab",
+            "a size past the end"
+        );
+        assert_eq!(
+            super::dechunk("1\r\n\u{e9}\r\n"),
+            "",
+            "a size inside a character"
+        );
     }
 }

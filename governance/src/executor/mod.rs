@@ -112,9 +112,9 @@ pub struct TreasuryExecutor {
 impl TreasuryExecutor {
     /// An executor on `store` and `ledger`. Restores the breaker from the store's snapshot
     /// and the executor's counters and hold (a halt is not restored: a restart is how an
-    /// operator clears one, after fixing its cause).
-    /// Its first tick binds every intent in flight (the process that staged them may have
-    /// handed them over before it died) before anything else. Installs the telemetry callback as the breaker's transition
+    /// operator clears one, after fixing its cause). Its first tick binds every intent in
+    /// flight (the process that staged them may have handed them over before it died)
+    /// before anything else. Installs the telemetry callback as the breaker's transition
     /// listener unless the breaker already has one.
     pub fn new(
         config: TreasuryExecutorConfig,

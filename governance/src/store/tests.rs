@@ -30,11 +30,11 @@ fn intent(id: DisbursementId, nonce: u64) -> Intent {
 }
 
 fn queued(store: &GovStore, destination: &str) -> DisbursementId {
-    store
-        .queue(&request(destination), 0)
-        .expect("queue")
-        .disbursement
-        .id
+    queued_with(store, &request(destination))
+}
+
+fn queued_with(store: &GovStore, new: &NewDisbursement) -> DisbursementId {
+    store.queue(new, 0).expect("queue").disbursement.id
 }
 
 fn status(store: &GovStore, id: DisbursementId) -> DisbursementStatus {
@@ -206,17 +206,13 @@ fn giving_back_honours_a_pending_cancellation() {
 #[test]
 fn activation_leaves_a_concurrently_cancelled_disbursement_alone() {
     let store = GovStore::open_temporary().expect("store");
-    let id = store
-        .queue(
-            &NewDisbursement {
-                activation_epoch: 5,
-                ..request("a")
-            },
-            0,
-        )
-        .expect("queue")
-        .disbursement
-        .id;
+    let id = queued_with(
+        &store,
+        &NewDisbursement {
+            activation_epoch: 5,
+            ..request("a")
+        },
+    );
     let stale_due = vec![(5, id)];
     store.cancel(id, "operator").expect("cancel");
     assert_eq!(store.make_ready(&stale_due, Some(5)).expect("activate"), 0);
@@ -343,17 +339,13 @@ fn not_paid_honours_a_pending_cancellation() {
 fn marking_paid_what_a_backup_forgot() {
     let store = GovStore::open_temporary().expect("store");
     let a = queued(&store, "a");
-    let child = store
-        .queue(
-            &NewDisbursement {
-                depends_on: vec![a],
-                ..request("b")
-            },
-            0,
-        )
-        .expect("queue")
-        .disbursement
-        .id;
+    let child = queued_with(
+        &store,
+        &NewDisbursement {
+            depends_on: vec![a],
+            ..request("b")
+        },
+    );
     store.activate(0).expect("activate");
     assert!(matches!(
         store.mark_paid(a, "0xabc", "paid before the restore"),

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Json;
 use serde_json::{Value, json};
 
@@ -16,7 +15,7 @@ use crate::governance::{CircuitBreaker, Transition};
 
 /// `GET /admin/breaker`.
 pub(super) async fn breaker_status(_: Operator, State(app): State<Arc<App>>) -> Json<Value> {
-    Json(app.status()["breaker"].clone())
+    Json(app.status()["breaker"].take())
 }
 
 /// `POST /admin/breaker/{force-open|force-close|reset}`.
@@ -31,10 +30,9 @@ pub(super) async fn override_handler(
         "force-close" => ("breaker.force_close", CircuitBreaker::force_close),
         "reset" => ("breaker.reset", CircuitBreaker::reset),
         other => {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no breaker action {other:?}: force-open, force-close or reset"),
-            ));
+            return Err(ApiError::not_found(format!(
+                "no breaker action {other:?}: force-open, force-close or reset"
+            )));
         }
     };
     let reason = ReasonBody::reason(&body)?;
@@ -62,6 +60,6 @@ fn override_breaker(
     audit(app, operator, action, reason, &transition.to_string())?;
     Ok(Json(json!({
         "transition": transition.to_string(),
-        "breaker": app.status()["breaker"].clone(),
+        "breaker": app.status()["breaker"].take(),
     })))
 }

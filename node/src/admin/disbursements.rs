@@ -12,7 +12,7 @@ use super::audit::{audit, now_ms};
 use super::body::{BatchBody, Page, QueueBody, ReasonBody, parse, view};
 use super::{ApiError, Operator};
 use crate::app::App;
-use crate::governance::{Cancellation, RequestError};
+use crate::governance::Cancellation;
 
 /// `POST /admin/disbursements`.
 pub(super) async fn queue(
@@ -22,11 +22,7 @@ pub(super) async fn queue(
 ) -> Result<Response, ApiError> {
     let body: QueueBody = parse(&body)?;
     let request = body.request(&app)?;
-    let queued = match app.store.queue(&request, now_ms()) {
-        Ok(queued) => queued,
-        Err(RequestError::Invalid(error)) => return Err(ApiError::bad_request(error.to_string())),
-        Err(error) => return Err(ApiError::internal(error)),
-    };
+    let queued = app.store.queue(&request, now_ms())?;
     app.store.flush().map_err(ApiError::internal)?;
     let disbursement = &queued.disbursement;
     let status = if queued.created {
@@ -72,15 +68,7 @@ pub(super) async fn queue_batch(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let queued = match app.store.queue_batch(&requests, now_ms()) {
-        Ok(queued) => queued,
-        Err(RequestError::InvalidItem { index, error }) => {
-            return Err(ApiError::bad_request(format!(
-                "disbursements[{index}]: {error}"
-            )));
-        }
-        Err(error) => return Err(ApiError::internal(error)),
-    };
+    let queued = app.store.queue_batch(&requests, now_ms())?;
     app.store.flush().map_err(ApiError::internal)?;
     let created: Vec<u64> = queued
         .iter()
@@ -157,16 +145,7 @@ pub(super) async fn cancel(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let reason = ReasonBody::reason(&body)?;
-    let outcome = match app.store.cancel(id, &reason) {
-        Ok(outcome) => outcome,
-        Err(RequestError::NotFound(id)) => {
-            return Err(ApiError::not_found(format!("disbursement {id} not found")));
-        }
-        Err(error @ RequestError::NotCancellable { .. }) => {
-            return Err(ApiError::conflict(error.to_string()));
-        }
-        Err(error) => return Err(ApiError::internal(error)),
-    };
+    let outcome = app.store.cancel(id, &reason)?;
     app.store.flush().map_err(ApiError::internal)?;
     let (action, status, record) = match &outcome {
         Cancellation::Done(record) => ("disbursement.cancel", StatusCode::OK, record),

@@ -18,7 +18,7 @@ use super::body::{AdoptBody, MarkPaidBody, ResolveBody, view};
 use super::{ApiError, Operator};
 use crate::app::App;
 use crate::governance::store::describe_hold;
-use crate::governance::{Action, Decision, Hold, RequestError};
+use crate::governance::{Action, Decision, Hold};
 
 /// `GET /admin/intents`: every intent in flight, lowest nonce first, with its attempts.
 pub(super) async fn intents(
@@ -110,11 +110,7 @@ fn decide(
         actor: operator.actor.clone(),
         at_ms: now_ms(),
     };
-    match app.store.decide(&decision) {
-        Ok(()) => {}
-        Err(RequestError::Conflict(message)) => return Err(ApiError::conflict(message)),
-        Err(error) => return Err(ApiError::internal(error)),
-    }
+    app.store.decide(&decision)?;
     app.store.flush().map_err(ApiError::internal)?;
     audit(app, operator, audit_action, &decision.reason, &detail)?;
     Ok((
@@ -137,14 +133,7 @@ pub(super) async fn mark_paid(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let (tx_hash, reason) = MarkPaidBody::parse(&body)?;
-    let record = match app.store.mark_paid(id, &tx_hash, &reason) {
-        Ok(record) => record,
-        Err(RequestError::NotFound(id)) => {
-            return Err(ApiError::not_found(format!("disbursement {id} not found")));
-        }
-        Err(RequestError::Conflict(message)) => return Err(ApiError::conflict(message)),
-        Err(error) => return Err(ApiError::internal(error)),
-    };
+    let record = app.store.mark_paid(id, &tx_hash, &reason)?;
     app.store.flush().map_err(ApiError::internal)?;
     audit(
         &app,

@@ -5,7 +5,7 @@
 //!
 //! | file               | what it holds                                               |
 //! |--------------------|-------------------------------------------------------------|
-//! | `mod.rs`           | the routes, the `{"error": reason}` shape of every refusal  |
+//! | `mod.rs`           | the routes; every refusal as `{"error": reason}`; a store refusal's status |
 //! | `auth.rs`          | `Operator`: the bearer token and the actor                  |
 //! | `body.rs`          | request bodies and their checks; how a disbursement is shown |
 //! | `breaker.rs`       | `/admin/breaker…`                                           |
@@ -30,6 +30,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::app::App;
+use crate::governance::RequestError;
 
 pub use auth::{Operator, constant_time_eq};
 
@@ -92,28 +93,44 @@ async fn json_errors(response: Response) -> Response {
 
 /// A refusal: a status and a reason, as `{"error": reason}`.
 #[derive(Debug)]
-pub struct ApiError(pub(super) StatusCode, pub(super) String);
+pub struct ApiError(StatusCode, String);
 
 impl ApiError {
-    pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
+    fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError(StatusCode::BAD_REQUEST, message.into())
     }
 
-    pub(super) fn internal(message: impl std::fmt::Display) -> ApiError {
+    fn internal(message: impl std::fmt::Display) -> ApiError {
         tracing::error!(%message, "admin API failure");
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, message.to_string())
     }
-}
 
-impl ApiError {
     /// 409: the request is well formed but the node is not in the state it is for.
-    pub(super) fn conflict(message: impl Into<String>) -> ApiError {
+    fn conflict(message: impl Into<String>) -> ApiError {
         ApiError(StatusCode::CONFLICT, message.into())
     }
 
     /// 404.
-    pub(super) fn not_found(message: impl Into<String>) -> ApiError {
+    fn not_found(message: impl Into<String>) -> ApiError {
         ApiError(StatusCode::NOT_FOUND, message.into())
+    }
+}
+
+/// A store's refusal of a request: invalid (400, a batch's item named by its index), no
+/// such disbursement (404), not in the state the request is for (409); a storage failure
+/// is a 500.
+impl From<RequestError> for ApiError {
+    fn from(error: RequestError) -> ApiError {
+        match error {
+            RequestError::Invalid(error) => ApiError::bad_request(error.to_string()),
+            RequestError::InvalidItem { index, error } => {
+                ApiError::bad_request(format!("disbursements[{index}]: {error}"))
+            }
+            error @ RequestError::NotFound(_) => ApiError::not_found(error.to_string()),
+            error @ RequestError::NotCancellable { .. } => ApiError::conflict(error.to_string()),
+            RequestError::Conflict(message) => ApiError::conflict(message),
+            error @ RequestError::Storage(_) => ApiError::internal(error),
+        }
     }
 }
 

@@ -144,10 +144,24 @@ impl Anvil {
     }
 
     pub fn balance(&self, address: &str) -> u128 {
-        let balance = self.call("eth_getBalance", json!([address, "latest"]));
-        let digits = balance.as_str().and_then(|b| b.strip_prefix("0x"));
-        u128::from_str_radix(digits.expect("a quantity"), 16).expect("a quantity")
+        quantity(&self.call("eth_getBalance", json!([address, "latest"])))
     }
+
+    /// The treasury's transaction count at `tag` ("latest": mined; "pending": with the pool).
+    pub fn tx_count(&self, tag: &str) -> u64 {
+        let count = quantity(&self.call("eth_getTransactionCount", json!([TREASURY, tag])));
+        u64::try_from(count).expect("a nonce fits in u64")
+    }
+}
+
+/// A JSON-RPC quantity (`"0x1a"`).
+pub fn quantity(value: &Value) -> u128 {
+    let digits = value.as_str().and_then(|q| q.strip_prefix("0x"));
+    u128::from_str_radix(
+        digits.unwrap_or_else(|| panic!("not a quantity: {value}")),
+        16,
+    )
+    .unwrap_or_else(|_| panic!("not a quantity: {value}"))
 }
 
 /// A JSON-RPC call to the endpoint at `address` (usable from any thread): the whole
@@ -164,6 +178,43 @@ pub fn json_rpc(address: SocketAddr, method: &str, params: Value) -> Result<Valu
     };
     let response = send(&url, &request, Duration::from_secs(30)).map_err(|e| e.to_string())?;
     serde_json::from_slice(&response.body).map_err(|e| e.to_string())
+}
+
+/// One HTTP request to the node at `address` (`127.0.0.1:PORT`) through the node's own
+/// client, with `headers` and a JSON `body`: the status and the body as text. Panics if
+/// no answer comes within 30 s.
+pub fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
+    let url = Url::parse(&format!("http://{address}")).expect("url");
+    let request = Request {
+        method,
+        target: path,
+        headers,
+        json_body: body.map(str::as_bytes),
+    };
+    let response = send(&url, &request, Duration::from_secs(30))
+        .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
+}
+
+/// Polls `check` every 50 ms until it holds; panics after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A poisoned lock still holds the data: a test that panicked holding it has failed already.

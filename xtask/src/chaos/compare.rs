@@ -25,8 +25,8 @@ pub(super) use self::checks::overpaid;
 
 /// How the drill went, for the result and the summary line.
 pub(super) struct Run<'a> {
+    /// The command line: a compared run made all `options.runs` kills.
     pub(super) options: &'a Options,
-    pub(super) kills: u64,
     /// The depth an executed payment must have.
     pub(super) confirmations: u64,
     /// With `--faults`: what the fault thread and the miner did.

@@ -21,7 +21,7 @@ use crate::failover::Node;
 pub(super) const KILL_AFTER_MS: (u64, u64) = (50, 1500);
 
 /// Kills the node `runs` times at random moments, restarting it each time; returns the
-/// last node (running) and the kills made. After each restart, no destination of the
+/// last node (running). After each restart, no destination of the
 /// `sent` disbursements may hold more than its amount: a double payment fails the drill
 /// when it happens.
 pub(super) fn kill_repeatedly(
@@ -32,7 +32,7 @@ pub(super) fn kill_repeatedly(
     address: &Address,
     sent: &AtomicU64,
     log: &Log,
-) -> Result<(Node, u64), String> {
+) -> Result<Node, String> {
     let mut node = rig.start(0)?;
     set_address(address, Some(node.address.clone()));
     let mut busy = 0;
@@ -63,7 +63,7 @@ pub(super) fn kill_repeatedly(
     if runs > 0 {
         log.event(&format!("{busy} of {runs} kills found work in the backlog"));
     }
-    Ok((node, runs))
+    Ok(node)
 }
 
 /// `Err` naming every destination of the first `sent` that holds more than its amount.

@@ -87,7 +87,7 @@ pub(super) fn crash_and_check(
             .join()
             .unwrap_or_else(|_| Err("the queueing thread panicked".into()));
         // On an error the node (if any) is dropped here, which kills it.
-        let (mut node, kills) = killed?;
+        let mut node = killed?;
         let queued = queued?;
         log.event(&format!(
             "all {} queued ({} requests sent again after a kill, {} of them already queued \
@@ -112,7 +112,6 @@ pub(super) fn crash_and_check(
             .map_err(|_| "the mining thread panicked".to_owned())?;
         let run = Run {
             options,
-            kills,
             confirmations: if proxy.is_some() {
                 faults::CONFIRMATIONS
             } else {

@@ -429,16 +429,31 @@ mod dev_ledger {
         assert_eq!(ledger.head().map(|head| head.epoch), Ok(0));
     }
 
+    /// The dev ledger's tree in the sled database at `path`. sled's flusher thread holds
+    /// the lock of a database just dropped until its next wake-up: a reopen waits for it
+    /// (up to 10 s).
+    fn dev_ledger_tree(path: &std::path::Path) -> sled::Tree {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let db = loop {
+            match sled::open(path) {
+                Ok(db) => break db,
+                Err(error)
+                    if error.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => panic!("open db: {error}"),
+            }
+        };
+        db.open_tree("aux/dev_ledger").expect("tree")
+    }
+
     #[test]
     fn state_survives_reopening_the_tree() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
-        let open_tree = || {
-            sled::open(&path)
-                .expect("open db")
-                .open_tree("aux/dev_ledger")
-                .expect("tree")
-        };
+        let open_tree = || dev_ledger_tree(&path);
         let clock = ManualClock::new();
         let (genesis, tx) = {
             let ledger =
@@ -470,12 +485,7 @@ mod dev_ledger {
     fn the_production_clock_continues_from_the_persisted_genesis() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
-        let open_tree = || {
-            sled::open(&path)
-                .expect("open db")
-                .open_tree("aux/dev_ledger")
-                .expect("tree")
-        };
+        let open_tree = || dev_ledger_tree(&path);
         let genesis = {
             let ledger = DevLedger::open(open_tree(), DevLedgerConfig::default()).expect("open");
             assert!(ledger.height() < 5, "a new chain starts near block 0");

@@ -329,10 +329,10 @@ impl Ledger for EvmLedger {
         let Some(transactions) = block.get("transactions").and_then(Value::as_array) else {
             return Ok(None); // no such block (null) on this endpoint
         };
-        let treasury = self.key.address();
+        let treasury = self.key.address().to_string();
         for tx in transactions {
             let from = tx.get("from").and_then(Value::as_str).unwrap_or_default();
-            if !from.eq_ignore_ascii_case(&treasury.to_string()) {
+            if !from.eq_ignore_ascii_case(&treasury) {
                 continue;
             }
             let tx_nonce = rpc::quantity_u64(tx.get("nonce").unwrap_or(&Value::Null), "a nonce")?;

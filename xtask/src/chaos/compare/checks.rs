@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::observe::Observed;
+use super::observe::{Observed, Receipt};
 
 /// `3 x the amount` or `N wei, not a multiple of the amount`.
 fn holdings(balance: u128, amount: u128) -> String {
@@ -36,16 +36,16 @@ pub(in crate::chaos) fn overpaid(
         .collect()
 }
 
-/// Whether the transaction `hash` is in the chain as the store says: a receipt with
-/// status 1, in `block`, whose hash is the canonical block's at that height (else `Err`
-/// says what is wrong); and at least `confirmations` deep, `head - block + 1`, the tip
-/// counted (else `Ok(Some)` says how deep it is).
-pub(super) fn canonical_problem(
-    chain: &Observed,
+/// The receipt of the transaction `hash` if it is in the chain as the store says: status
+/// 1, in `block`, whose hash is the canonical block's at that height (else `Err` says what
+/// is wrong); with, if it is not at least `confirmations` deep (`head - block + 1`, the tip
+/// counted), how deep it is.
+pub(super) fn canonical_receipt<'a>(
+    chain: &'a Observed,
     hash: &str,
     block: u64,
     confirmations: u64,
-) -> Result<Option<String>, String> {
+) -> Result<(&'a Receipt, Option<String>), String> {
     let Some(receipt) = chain.receipts.get(hash) else {
         return Err(format!("{hash} has no receipt on the chain"));
     };
@@ -78,10 +78,11 @@ pub(super) fn canonical_problem(
         Some(_) => {}
     }
     let depth = (chain.head + 1).saturating_sub(block);
-    Ok((depth < confirmations).then(|| {
+    let shallow = (depth < confirmations).then(|| {
         format!(
             "{hash} in block {block} is {depth} deep (head {}), {confirmations} required",
             chain.head
         )
-    }))
+    });
+    Ok((receipt, shallow))
 }

@@ -17,7 +17,7 @@ pub(super) fn report(
 ) -> Result<(), String> {
     let drill_problems = drill_problems(run);
     eprintln!("\n==> [chaos] result");
-    eprintln!("    crashes (kill -9)        {}", run.kills);
+    eprintln!("    crashes (kill -9)        {}", run.options.runs);
     eprintln!("    faults                   {}", run.options.faults);
     if let Some(injected) = run.injected {
         eprintln!(
@@ -153,7 +153,7 @@ fn summary_line(run: &Run<'_>, in_store: u64, verdict: &Verdict) -> String {
         verdict.cancelled,
         verdict.double_payments.len(),
         verdict.without_canonical_tx.len(),
-        run.kills,
+        run.options.runs,
         run.injected.map_or("none".to_owned(), Injected::by_kind),
         run.began.elapsed().as_secs_f64()
     )

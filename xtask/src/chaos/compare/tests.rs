@@ -169,7 +169,8 @@ fn an_executed_disbursement_too_shallow() {
 
 #[test]
 fn other_disagreements_are_mismatches() {
-    // Executed without a transaction; still in flight; a gap in the nonce.
+    // Executed without a transaction; still in flight; so the treasury's nonce (3) is
+    // above the one executed disbursement whose transaction is in the chain.
     let (expected, mut records, chain) = clean();
     records[0].tx_hash = None;
     records[1].status = "included".into();
@@ -181,7 +182,13 @@ fn other_disagreements_are_mismatches() {
             .iter()
             .any(|m| m.contains("still included"))
     );
-    assert!(verdict.mismatches.iter().any(|m| m.contains("nonce is 3")));
+    assert!(
+        verdict
+            .mismatches
+            .iter()
+            .any(|m| m.contains("nonce is 3 on chain, but 1 executed")),
+        "{verdict:?}"
+    );
 
     // Queued twice; something pending in the pool; a stranger in the store.
     let (expected, mut records, mut chain) = clean();

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::checks::{canonical_problem, overpaid};
+use super::checks::{canonical_receipt, overpaid};
 use super::observe::Observed;
 use crate::anvil;
 use crate::chaos::store::Record;
@@ -102,18 +102,17 @@ pub(super) fn judge(
                         .mismatches
                         .push(format!("{hash} is the tx hash of two disbursements"));
                 }
-                match canonical_problem(chain, hash, block, confirmations) {
+                match canonical_receipt(chain, hash, block, confirmations) {
                     Err(problem) => verdict
                         .without_canonical_tx
                         .push(format!("disbursement {id} ({to}): {problem}")),
-                    Ok(shallow) => {
+                    Ok((receipt, shallow)) => {
                         if let Some(problem) = shallow {
                             verdict.shallow += 1;
                             verdict
                                 .without_canonical_tx
                                 .push(format!("disbursement {id} ({to}): {problem}"));
                         }
-                        let receipt = &chain.receipts[hash];
                         if receipt.to != to {
                             verdict.mismatches.push(format!(
                                 "disbursement {id}: {hash} pays {}, not {to}",
