@@ -541,6 +541,64 @@ mod executor_chain {
         h.assert_paid_exactly_once(&[(b, 2)]);
     }
 
+    /// "Nonce too low" on a payment's first hand-over is what a node says of bytes
+    /// already mined: a proxy or load balancer that retried the hand-over (or a second
+    /// endpoint) may have put this very transaction in a block. The intent stays bound to
+    /// its nonce, the lookups find the payment, and nothing is signed again. (Given back,
+    /// its hash would be forgotten: re-signed, refused again, and the nonce drift that
+    /// follows would invite an operator to pay it a second time.)
+    #[test]
+    fn nonce_too_low_on_a_first_hand_over_binds_the_payment() {
+        let ledger = Arc::new(ScriptedLedger::default());
+        let mut h = with(Settings::batch(10), ledger);
+        let id = h.queue("a", 3);
+        h.ledger
+            .push_faults([Fault::AcceptThenFail(LedgerError::NonceTooLow)]);
+        let report = h.tick(); // mined; the answer: "nonce too low"
+        assert_eq!(report.ambiguous, 1, "{report:?}");
+        let intent = h.first_intent();
+        assert!(
+            intent.bound && intent.attempts.len() == 1,
+            "bound, one attempt: {intent:?}"
+        );
+        h.drain();
+        h.assert_paid_exactly_once(&[(id, 3)]);
+        assert_eq!(h.ledger.taken().len(), 1, "signed and taken once");
+        assert!(h.executor.snapshot().hold.is_none());
+    }
+
+    /// A "nonce too low" that is true: a stranger spent the nonce before the payment's
+    /// first hand-over. The executor does not take the refusal's word for whose it was:
+    /// the block that spent the nonce names a stranger's transaction, so it holds until
+    /// an operator resolves it; `not_paid` then pays it once, at the next nonce.
+    #[test]
+    fn a_nonce_a_stranger_spent_before_the_first_hand_over_holds() {
+        let mut h = chain(Finality::Confirmations(1));
+        let id = h.queue("a", 3);
+        h.ledger
+            .push_faults([Fault::Fail(LedgerError::NonceTooLow)]);
+        h.tick(); // refused: "nonce too low"
+        h.ledger.consume_nonce(); // the stranger's transaction at nonce 0, mined
+        let hold = tick_or_hold(&mut h).expect("holds");
+        assert!(
+            matches!(
+                &hold,
+                Hold::ForeignNonce { id: held, nonce: 0, spent_by: Some(_), .. } if *held == id
+            ),
+            "{hold:?}"
+        );
+        let not_paid = Action::Resolve {
+            resolution: Resolution::NotPaid,
+        };
+        decide(h.store(), not_paid, "the stranger was a test").expect("decide");
+        h.tick(); // applies it: queued again
+        h.tick(); // signed at nonce 1
+        h.ledger.mine();
+        h.tick();
+        h.assert_paid(&[(id, 3)]);
+        assert_eq!(h.ledger.payments()[0].nonce, 1, "nonce 0 is the stranger's");
+    }
+
     /// A stranger spends a payment's nonce (another sender on the key) while the payment
     /// sits in the pool: none of ours is in the block at depth, so the executor holds,
     /// naming the disbursement, the nonce and the hashes, until an operator resolves it.

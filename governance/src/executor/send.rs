@@ -6,14 +6,19 @@
 //! | accepted                       | success | yes              | Submitted                              |
 //! | unreachable, timeout, 5xx, …   | failure | yes (it may have arrived) | retried under a new permit    |
 //! | already known                  | ignored | yes              | Submitted (it is in a mempool)         |
-//! | nonce too low                  | ignored | no               | bound: lookups decide; else given back (signed afresh) |
+//! | nonce too low                  | ignored | yes (it may be ours) | lookups decide; a nonce spent by a stranger holds |
 //! | underpriced                    | ignored | no               | replaced with a bumped fee             |
 //! | insufficient balance           | ignored | no               | bound: waits; else given back (paused) |
 //! | invalid destination, rejected  | ignored | no               | bound: holds for an operator; else Cancelled |
 //! | signing                        | ignored | —                | halts                                  |
 //!
 //! "Binds": the answer does not prove the transaction stayed out of every mempool, so
-//! the disbursement belongs to this nonce for good. A refusal is the endpoint's answer
+//! the disbursement belongs to this nonce for good. "Nonce too low" is what a node says
+//! of bytes already mined, so it binds too: a proxy or load balancer that retried the
+//! hand-over, or a second endpoint, may have put this very transaction in a block (giving
+//! it back would forget its hash and sign the payment again). Lookups and the spent-nonce
+//! check decide: ours, it is paid; a stranger's, the executor holds for an operator.
+//! A refusal is the endpoint's answer
 //! about this very hand-over: it did not take the transaction. Only an intent whose every
 //! hand-over was refused may be given back (cancelled outright, or returned to ready to be
 //! signed afresh), and then only with every later intent, none of which was handed over
@@ -79,7 +84,6 @@ impl TreasuryExecutor {
                 TreasuryExecutorError::Cancelled(_)
                     | TreasuryExecutorError::InsufficientBalance
                     | TreasuryExecutorError::Underpriced(_)
-                    | TreasuryExecutorError::Ambiguous(LedgerError::NonceTooLow)
                     | TreasuryExecutorError::Signing(_)
             )
         );
@@ -118,21 +122,15 @@ impl TreasuryExecutor {
                 Flow::Go
             }
             TreasuryExecutorError::Ambiguous(error) => {
+                // "Nonce too low": spent, by this payment (its hand-over may have gone
+                // through elsewhere) or by a stranger. Never given back on that word.
                 report.ambiguous += 1;
-                if was_bound {
-                    report.last_error = Some(format!(
-                        "nonce {nonce} (disbursement {}): {error}; its transactions are looked up",
-                        intent.id
-                    ));
-                    Flow::Go
-                } else {
-                    report.last_error = Some(format!(
-                        "nonce {nonce} was spent by a transaction that is not ours before \
-                         disbursement {} was handed over: it waits to be signed again",
-                        intent.id
-                    ));
-                    self.give_back(intent, None)?
-                }
+                report.last_error = Some(format!(
+                    "nonce {nonce} (disbursement {}): {error}; its transactions are looked up, \
+                     and the block that spent the nonce is read once it is final",
+                    intent.id
+                ));
+                Flow::Go
             }
             TreasuryExecutorError::Underpriced(error) => {
                 report.underpriced += 1;
