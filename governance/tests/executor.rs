@@ -11,7 +11,7 @@ mod executor {
     use governance::testing::{Fault, ScriptedLedger};
     use governance::{
         Action, CircuitBreaker, CircuitBreakerConfig, CircuitState, CrashPoint, DisbursementStatus,
-        GovStore, Hold, LedgerError, ManualClock, NewDisbursement, TreasuryExecutor,
+        GovStore, Hold, LedgerError, ManualClock, NewDisbursement, TickReport, TreasuryExecutor,
         TreasuryExecutorConfig, TreasuryExecutorError,
     };
 
@@ -169,6 +169,43 @@ mod executor {
         );
         assert_eq!(h.breaker.failure_count(), 0);
         assert!(h.ledger.payments().is_empty());
+    }
+
+    /// Metrics count what a tick did from `last_report`, even a tick that halts; every
+    /// later tick does nothing (halted), and must not report the halting tick's work
+    /// again.
+    #[test]
+    fn a_halted_executor_reports_no_work_after_the_halting_tick() {
+        let mut h = harness(10);
+        h.queue("alice", 1);
+        h.queue("bob", 2);
+        // alice: a timeout, then accepted on the retry; bob: refused as signed for another
+        // chain, which halts.
+        h.ledger.push_faults([
+            Fault::Fail(LedgerError::Timeout),
+            Fault::Pass,
+            Fault::Fail(LedgerError::Signing("invalid chain id for signer".into())),
+        ]);
+        let error = h.executor.tick().expect_err("halts");
+        assert!(
+            matches!(error, TreasuryExecutorError::Signing(_)),
+            "{error}"
+        );
+        let report = h.executor.last_report();
+        assert_eq!(
+            (report.submitted, report.submission_failures),
+            (1, 1),
+            "the halting tick's work is reported: {report:?}"
+        );
+        assert!(matches!(
+            h.executor.tick(),
+            Err(TreasuryExecutorError::Halted(_))
+        ));
+        assert_eq!(
+            h.executor.last_report(),
+            &TickReport::default(),
+            "a halted tick did nothing"
+        );
     }
 
     #[test]

@@ -197,6 +197,8 @@ impl TreasuryExecutor {
         if let Some(reason) = &self.snapshot.halted
             && self.snapshot.hold.is_none()
         {
+            // Did nothing: metrics must not count the halting tick's work again.
+            self.last_report = TickReport::default();
             return Err(TreasuryExecutorError::Halted(reason.clone()));
         }
         let mut report = TickReport::default();
