@@ -22,7 +22,7 @@ use node::governance::{CircuitState, GovStore};
 use node::ledger::dev::{DevLedger, DevLedgerConfig};
 use serde_json::{Value, json};
 
-use crate::common::{NodeProcess, Rng, lock};
+use crate::common::{NodeProcess, Rng, lock, wait_until};
 
 const TOKEN: &str = "abuse-test-admin-token-0123456789";
 /// Ticks and blocks every 100 ms: a queued disbursement is paid within a second.
@@ -152,17 +152,6 @@ fn status_doc(node: &Node) -> Value {
     let (code, body) = call(node, "GET", "/status", &[], None);
     assert_eq!(code, 200, "/status: {body}");
     body
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // ----- what a refused call must not change -----------------------------------------------
