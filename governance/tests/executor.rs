@@ -11,8 +11,8 @@ mod executor {
     use governance::testing::{Fault, ScriptedLedger};
     use governance::{
         Action, CircuitBreaker, CircuitBreakerConfig, CircuitState, CrashPoint, DisbursementStatus,
-        GovStore, Hold, LedgerError, ManualClock, NewDisbursement, TickReport, TreasuryExecutor,
-        TreasuryExecutorConfig, TreasuryExecutorError,
+        Finality, GovStore, Hold, LedgerError, ManualClock, NewDisbursement, TickReport,
+        TreasuryExecutor, TreasuryExecutorConfig, TreasuryExecutorError,
     };
 
     use crate::common::{Settings, decide, harness, request, with};
@@ -552,27 +552,105 @@ mod executor {
         h.assert_paid_exactly_once(&[(a, 1), (b, 2), (c, 3)]);
     }
 
-    /// Successful reads neither close a half-open breaker nor keep a probe slot: only
-    /// accepted submissions prove the endpoint is back.
+    /// The drill that found it: every payment submitted, then the endpoint froze long
+    /// enough to open the breaker, then came back. Nothing needs a submission any more,
+    /// so only reads happen; the breaker must still close by itself (a head read probes
+    /// it once a tick) within `timeout + success_threshold` ticks of the recovery,
+    /// rather than stay half-open for good and page someone about a healthy node.
     #[test]
-    fn reads_do_not_count_as_probe_successes() {
+    fn a_breaker_recovers_without_payment_traffic() {
+        let ledger = Arc::new(ScriptedLedger::default());
+        ledger.set_auto_mine(false);
+        let mut h = with(
+            Settings {
+                finality: Finality::Confirmations(3),
+                ..Settings::batch(10)
+            },
+            ledger,
+        );
+        let a = h.queue("a", 1);
+        let b = h.queue("b", 2);
+        let report = h.tick();
+        assert_eq!(report.submitted, 2, "everything submitted");
+        h.ledger.reads_down(Some(LedgerError::Timeout));
+        h.ledger.down(LedgerError::Timeout);
+        let threshold = h.breaker.config().failure_threshold;
+        for _ in 0..threshold {
+            let report = h.tick();
+            assert_eq!(report.attempts, 0, "nothing to submit");
+        }
+        assert_eq!(h.breaker.state(), CircuitState::Open);
+        h.ledger.reads_down(None);
+        h.ledger.up();
+        let timeout = h.breaker.open_remaining().expect("open");
+        h.clock.advance(timeout + Duration::from_millis(1));
+        let success_threshold = h.breaker.config().success_threshold;
+        let mut ticks = 0;
+        while h.breaker.state() != CircuitState::Closed {
+            ticks += 1;
+            assert!(
+                ticks <= success_threshold,
+                "still {:?} after {ticks} ticks past the timeout",
+                h.breaker.state()
+            );
+            let report = h.tick();
+            assert_eq!(
+                (report.attempts, report.probes),
+                (0, 1),
+                "one probe, no submission"
+            );
+        }
+        assert_eq!(ticks, success_threshold, "one probe success per tick");
+        let closed = h.tick();
+        assert_eq!(closed.probes, 0, "a closed breaker is not probed");
+        for _ in 0..3 {
+            h.ledger.mine();
+        }
+        h.drain();
+        h.assert_paid_exactly_once(&[(a, 1), (b, 2)]);
+    }
+
+    /// A failed probe opens the breaker again, and the next timeout brings it back.
+    #[test]
+    fn a_failed_probe_opens_the_breaker_again() {
         let mut h = harness(10);
         h.ledger.reads_down(Some(LedgerError::Timeout));
-        for _ in 0..5 {
+        for _ in 0..h.breaker.config().failure_threshold {
             h.tick();
         }
         assert_eq!(h.breaker.state(), CircuitState::Open);
         h.ledger.reads_down(None);
-        h.clock.advance(Duration::from_secs(61));
-        let report = h.tick(); // nothing queued: only reads
-        assert_eq!(report.attempts, 0);
-        assert_eq!(h.breaker.state(), CircuitState::HalfOpen);
-        assert_eq!(h.breaker.success_count(), 0);
+        h.clock
+            .advance(h.breaker.open_remaining().expect("open") + Duration::from_millis(1));
+        let before = h.ledger.reads();
+        let report = h.tick();
+        assert_eq!(report.probes, 1);
+        assert_eq!(
+            h.breaker.state(),
+            CircuitState::HalfOpen,
+            "one success of two"
+        );
+        let per_tick = h.ledger.reads() - before;
+        // The tick's own reads pass; its last read, the probe, finds the endpoint down.
+        h.ledger
+            .reads_down_after(per_tick - 1, LedgerError::Timeout);
+        let report = h.tick();
+        assert_eq!((report.probes, report.read_failures), (1, 1));
+        assert_eq!(
+            h.breaker.state(),
+            CircuitState::Open,
+            "a failed probe re-opens it"
+        );
+        let report = h.tick();
+        assert!(report.rejected_by_breaker);
+        assert_eq!(report.probes, 0, "no probe of an open breaker");
+        h.ledger.reads_down(None);
+        h.clock
+            .advance(h.breaker.open_remaining().expect("open") + Duration::from_millis(1));
         let a = h.queue("a", 1);
-        let c = h.queue("c", 3);
         h.drain();
         assert_eq!(h.breaker.state(), CircuitState::Closed);
-        h.assert_paid_exactly_once(&[(a, 1), (c, 3)]);
+        h.assert_paid_exactly_once(&[(a, 1)]);
     }
 
     /// A disbursement the ledger cannot even sign for (a destination it cannot pay) is

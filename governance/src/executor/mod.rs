@@ -19,6 +19,8 @@
 //!  activate   scheduled disbursements whose epoch has come become ready
 //!  pay        ready (id order) ─▶ balance covers it? ─▶ sign ─▶ stage all + flush
 //!             ─▶ hand each over under its own permit (send.rs)
+//!  probe      breaker still half-open? ─▶ one head read as its probe (recovers with no
+//!             payment traffic)
 //! ```
 //!
 //! The binding rule: once a transaction for nonce N may have reached an endpoint, its
@@ -42,6 +44,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::circuit_breaker::CircuitState;
 use crate::ledger::{Head, Ledger, LedgerError};
 use crate::store::{Change, ExecutorSnapshot, GovStore, StoreError};
 
@@ -203,6 +206,9 @@ impl TreasuryExecutor {
         }
         let mut report = TickReport::default();
         let mut result = self.run_tick(&mut report);
+        if result.is_ok() {
+            result = self.probe(&mut report);
+        }
         if !matches!(result, Err(TreasuryExecutorError::Crashed(_)))
             && let Err(error) = self.record()
         {
@@ -382,11 +388,53 @@ impl TreasuryExecutor {
         Ok(Some(Tip { head, final_height }))
     }
 
+    /// Lets a half-open breaker recover without payment traffic. A tick that leaves the
+    /// breaker half-open (its reads succeeded, but nothing needed a submission, or not
+    /// enough were accepted to close it) probes once with the cheapest read there is, the
+    /// chain head: a success counts towards `success_threshold` like an accepted
+    /// submission, a failure opens the breaker again. Without it, a breaker that opened
+    /// while everything was already submitted would stay half-open for good, and its
+    /// alert would page someone about a healthy node. A closed breaker, or one whose
+    /// probe slots are all taken, is left alone.
+    fn probe(&mut self, report: &mut TickReport) -> Result<(), TreasuryExecutorError> {
+        let breaker = Arc::clone(&self.config.circuit_breaker);
+        if breaker.state() != CircuitState::HalfOpen {
+            return Ok(());
+        }
+        let Ok(permit) = breaker.try_acquire() else {
+            return Ok(());
+        };
+        if !permit.is_probe() {
+            permit.ignore();
+            return Ok(());
+        }
+        report.probes += 1;
+        match self.ledger.head() {
+            Ok(_) => {
+                permit.success();
+                Ok(())
+            }
+            Err(error) => match TreasuryExecutorError::classify(error) {
+                TreasuryExecutorError::Submission(error) => {
+                    permit.failure();
+                    report.read_failures += 1;
+                    report.last_error = Some(bounded(&error.to_string()));
+                    Ok(())
+                }
+                other => {
+                    permit.ignore();
+                    Err(other)
+                }
+            },
+        }
+    }
+
     /// A ledger call other than a submission, under a permit. An infrastructure failure
     /// counts against the breaker like a failed submission: a dead endpoint must open
     /// the breaker whichever call finds it dead, or a tick that only reconciles would
-    /// retry it forever unseen. A success proves nothing about submissions and is
-    /// ignored (it neither closes a half-open breaker nor holds a probe slot).
+    /// retry it forever unseen. A success is ignored here (it neither closes a half-open
+    /// breaker nor holds a probe slot): the tick's one probe ([`Self::probe`]) is what
+    /// counts a read towards closing it, so a tick of many reads is one probe, not many.
     /// `Ok(None)`: the breaker refused, or the call failed (the tick should stop).
     fn read<T>(
         &mut self,

@@ -49,6 +49,8 @@ pub struct TickReport {
     pub balance_shortfall: Option<u128>,
     /// The breaker refused (the batch stopped, or the tick was skipped).
     pub rejected_by_breaker: bool,
+    /// Probes of a half-open breaker by a head read (at most one per tick).
+    pub probes: u64,
     /// The last failure's message.
     pub last_error: Option<String>,
     /// The tick got past every check that can hold it for an operator (chain, lookups

@@ -84,6 +84,8 @@ struct State {
     faults: VecDeque<Fault>,
     down: Option<LedgerError>,
     reads_down: Option<LedgerError>,
+    /// Reads left to answer before `reads_down` takes this error.
+    reads_down_after: Option<(u64, LedgerError)>,
     reads: u64,
     signing_error: Option<String>,
     attempts: u64,
@@ -124,6 +126,7 @@ impl ScriptedLedger {
                 faults: VecDeque::new(),
                 down: None,
                 reads_down: None,
+                reads_down_after: None,
                 reads: 0,
                 signing_error: None,
                 attempts: 0,
@@ -249,6 +252,12 @@ impl ScriptedLedger {
         self.state().reads_down = error;
     }
 
+    /// Lets the next `reads` calls other than `submit` through, then fails every later
+    /// one with `error` (as [`reads_down`](Self::reads_down)), to fail one call mid-tick.
+    pub fn reads_down_after(&self, reads: u64, error: LedgerError) {
+        self.state().reads_down_after = Some((reads, error));
+    }
+
     /// Calls other than `submit` made so far, failed ones included.
     pub fn reads(&self) -> u64 {
         self.state().reads
@@ -331,6 +340,12 @@ impl ScriptedLedger {
     fn read(&self) -> Result<MutexGuard<'_, State>, LedgerError> {
         let mut state = self.state();
         state.reads += 1;
+        if let Some((left, error)) = state.reads_down_after.take() {
+            match left.checked_sub(1) {
+                Some(left) => state.reads_down_after = Some((left, error)),
+                None => state.reads_down = Some(error),
+            }
+        }
         match &state.reads_down {
             Some(error) => Err(error.clone()),
             None => Ok(state),
