@@ -38,6 +38,44 @@ pub const INCLUDED: &str = "included";
 /// Every `status` label of the backlog gauge.
 pub const BACKLOG_STATUSES: [&str; 5] = [SCHEDULED, READY, STAGED, SUBMITTED, INCLUDED];
 
+/// A JSON-RPC request answered with a JSON-RPC result.
+pub const OK: &str = "ok";
+/// The endpoint answered with a JSON-RPC error object: it is up, and it refused the request
+/// (e.g. "nonce too low").
+pub const RPC_ERROR: &str = "rpc_error";
+/// No whole answer within `request_timeout_ms`.
+pub const TIMEOUT: &str = "timeout";
+/// No answer at all: connection refused or reset, a DNS or a TLS failure.
+pub const UNREACHABLE: &str = "unreachable";
+/// An HTTP error status: 5xx, or 429 (rate limited).
+pub const HTTP: &str = "http";
+/// An answer that is not JSON-RPC.
+pub const MALFORMED: &str = "malformed";
+/// Every `result` label of the RPC requests counter (see [`rpc_result`] for any other value).
+pub const RPC_RESULTS: [&str; 6] = [OK, RPC_ERROR, TIMEOUT, UNREACHABLE, HTTP, MALFORMED];
+
+/// The `method` of one batch request (several JSON-RPC calls in one HTTP request), whatever
+/// methods it holds.
+pub const BATCH: &str = "batch";
+/// Every `method` label of the RPC requests counter that names a method (see [`rpc_method`] for
+/// any other value).
+pub const RPC_METHODS: [&str; 11] = [
+    "eth_chainId",
+    "eth_getBlockByNumber",
+    "eth_getTransactionCount",
+    "eth_getBalance",
+    "eth_maxPriorityFeePerGas",
+    "eth_sendRawTransaction",
+    "eth_getTransactionReceipt",
+    "eth_getTransactionByHash",
+    "eth_estimateGas",
+    "eth_call",
+    BATCH,
+];
+/// The `method` recorded for a method not in [`RPC_METHODS`], and the `result` recorded for a
+/// result not in [`RPC_RESULTS`], so that no value from outside those lists makes a new series.
+pub const OTHER: &str = "other";
+
 /// The label of a breaker state given as its `u8` value (`0` → `"closed"`), `None` if unknown.
 pub const fn breaker_state(state: u8) -> Option<&'static str> {
     match state {
@@ -46,4 +84,22 @@ pub const fn breaker_state(state: u8) -> Option<&'static str> {
         2 => Some(HALF_OPEN),
         _ => None,
     }
+}
+
+/// The `method` label recorded for a JSON-RPC method: itself if it is in [`RPC_METHODS`],
+/// else [`OTHER`].
+pub fn rpc_method(method: &str) -> &'static str {
+    RPC_METHODS
+        .into_iter()
+        .find(|&known| known == method)
+        .unwrap_or(OTHER)
+}
+
+/// The `result` label recorded for how a JSON-RPC request ended: itself if it is in
+/// [`RPC_RESULTS`], else [`OTHER`] (a caller's mistake: every outcome has its label there).
+pub fn rpc_result(result: &str) -> &'static str {
+    RPC_RESULTS
+        .into_iter()
+        .find(|&known| known == result)
+        .unwrap_or(OTHER)
 }

@@ -57,7 +57,9 @@ pub struct TreasuryMetrics {
 impl TreasuryMetrics {
     /// A new set of metrics with its own registry. Every metric is present from the start (at 0,
     /// labelled series for each value in [`labels`]) except the last-tick timestamp, which appears
-    /// with the first [`tick_completed`](Self::tick_completed) so that "never ticked" is visible.
+    /// with the first [`tick_completed`](Self::tick_completed) so that "never ticked" is visible,
+    /// and the per-endpoint RPC metrics, which appear with the first call that names an endpoint
+    /// (endpoints come from the configuration, not from [`labels`]).
     pub fn new() -> Self {
         Self::default()
     }
@@ -172,6 +174,39 @@ impl TreasuryMetrics {
     /// `treasury_balance_insufficient` (1 or 0).
     pub fn set_balance_insufficient(&self, insufficient: bool) {
         self.inner.set_balance_insufficient(insufficient);
+    }
+
+    /// One RPC endpoint's health, as the node's endpoint pool last saw it:
+    /// `treasury_rpc_endpoint_state{endpoint}` (its own breaker's state, `0` closed, `1` open,
+    /// `2` half-open, like [`set_breaker`](Self::set_breaker)), `treasury_rpc_endpoint_in_sync{endpoint}`
+    /// (1 or 0) and `treasury_rpc_endpoint_head{endpoint}` (the last block number it reported).
+    ///
+    /// `endpoint` is a label bounded by configuration: the endpoint's configured name or
+    /// `scheme://host:port`, never its credentials (a key in its path or query). `in_sync` is
+    /// `false` when its head is more than `max_head_lag_blocks` behind the best endpoint's, when it
+    /// is excluded (another chain), or when it never answered.
+    ///
+    /// An endpoint's series appear with the first call that names it: call this for every
+    /// configured endpoint at start, so that they all exist from then on, and after every tick.
+    pub fn set_rpc_endpoint(&self, endpoint: &str, state: u8, in_sync: bool, head: u64) {
+        self.inner.set_rpc_endpoint(endpoint, state, in_sync, head);
+    }
+
+    /// One JSON-RPC request to `endpoint`, or one batch request ([`labels::BATCH`]), and how it
+    /// ended (one of [`labels::RPC_RESULTS`]): `treasury_rpc_requests_total{endpoint, method, result}`;
+    /// and how long it took in seconds: `treasury_rpc_request_duration_seconds{endpoint}`.
+    ///
+    /// A method not in [`labels::RPC_METHODS`] is counted as method [`labels::OTHER`], and a result
+    /// not in [`labels::RPC_RESULTS`] as result [`labels::OTHER`]. A negative or non-finite duration
+    /// is left out of the histogram; the request is still counted.
+    pub fn rpc_request(&self, endpoint: &str, method: &str, result: &str, seconds: f64) {
+        self.inner.rpc_request(endpoint, method, result, seconds);
+    }
+
+    /// One transition of `endpoint`'s own breaker, e.g. `(labels::CLOSED, labels::OPEN)`:
+    /// `treasury_rpc_endpoint_transitions_total{endpoint, from, to}`.
+    pub fn rpc_endpoint_transition(&self, endpoint: &str, from: &str, to: &str) {
+        self.inner.rpc_endpoint_transition(endpoint, from, to);
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric, for `GET /metrics`.

@@ -54,6 +54,17 @@ impl Metrics {
     pub(crate) fn set_balance_insufficient(&self, _insufficient: bool) {}
 
     #[inline]
+    pub(crate) fn set_rpc_endpoint(&self, _endpoint: &str, _state: u8, _in_sync: bool, _head: u64) {
+    }
+
+    #[inline]
+    pub(crate) fn rpc_request(&self, _endpoint: &str, _method: &str, _result: &str, _seconds: f64) {
+    }
+
+    #[inline]
+    pub(crate) fn rpc_endpoint_transition(&self, _endpoint: &str, _from: &str, _to: &str) {}
+
+    #[inline]
     pub(crate) fn render(&self) -> Option<String> {
         None
     }

@@ -1,12 +1,13 @@
 //! The `prometheus` feature is on: the metric definitions (name, help, type, labels), one
 //! registry per `TreasuryMetrics`, and the text exposition.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus::core::Collector;
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::labels;
@@ -15,6 +16,13 @@ use crate::labels;
 /// millisecond, one that signs and submits a batch over RPC takes seconds.
 const TICK_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// RPC request duration buckets, 5 ms to 30 s: a nearby node answers a read in milliseconds, a
+/// remote provider in tens to hundreds of milliseconds, a loaded one in seconds, and a request
+/// that times out takes `request_timeout_ms` (5 s by default; one over 30 s lands in `+Inf`).
+const RPC_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// A handle on one registry and its metrics: cloning it shares them.
@@ -44,6 +52,15 @@ struct Registered {
     oldest_pending: Gauge,
     fee_cap_reached: IntGauge,
     balance_insufficient: IntGauge,
+    rpc_endpoint_state: IntGaugeVec,
+    rpc_endpoint_in_sync: IntGaugeVec,
+    rpc_endpoint_head: IntGaugeVec,
+    rpc_requests: IntCounterVec,
+    rpc_request_duration: HistogramVec,
+    rpc_endpoint_transitions: IntCounterVec,
+    /// The endpoints named so far, whose counter and histogram series exist (see
+    /// [`Metrics::endpoint_named`]).
+    rpc_endpoints: Mutex<HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -191,6 +208,68 @@ impl Default for Metrics {
                     "1 while the balance does not cover the next payment plus the worst-case fees of everything in flight (payments paused), else 0.",
                 ),
             ),
+            rpc_endpoint_state: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "treasury_rpc_endpoint_state",
+                        "State of one RPC endpoint's circuit breaker: 0 closed, 1 open, 2 half-open.",
+                    ),
+                    &["endpoint"],
+                ),
+            ),
+            rpc_endpoint_in_sync: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "treasury_rpc_endpoint_in_sync",
+                        "1 while the RPC endpoint's head is at most max_head_lag_blocks behind the best endpoint's, else 0 (lagging, excluded, or never answered).",
+                    ),
+                    &["endpoint"],
+                ),
+            ),
+            rpc_endpoint_head: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "treasury_rpc_endpoint_head",
+                        "The last head block number the RPC endpoint reported.",
+                    ),
+                    &["endpoint"],
+                ),
+            ),
+            rpc_requests: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "treasury_rpc_requests_total",
+                        "JSON-RPC requests (a batch counts once, as method batch), by endpoint, method and result: ok, rpc_error, timeout, unreachable, http, malformed.",
+                    ),
+                    &["endpoint", "method", "result"],
+                ),
+            ),
+            rpc_request_duration: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "treasury_rpc_request_duration_seconds",
+                        "Time one JSON-RPC request (or batch) took, in seconds, by endpoint.",
+                    )
+                    .buckets(RPC_BUCKETS.to_vec()),
+                    &["endpoint"],
+                ),
+            ),
+            rpc_endpoint_transitions: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "treasury_rpc_endpoint_transitions_total",
+                        "RPC endpoint circuit breaker state transitions, by endpoint, state before (from) and after (to).",
+                    ),
+                    &["endpoint", "from", "to"],
+                ),
+            ),
+            rpc_endpoints: Mutex::default(),
             registry: r,
         };
         // Create every expected labelled series at 0 now: a counter whose series first appears
@@ -312,6 +391,78 @@ impl Metrics {
 
     pub(crate) fn set_balance_insufficient(&self, insufficient: bool) {
         self.0.balance_insufficient.set(i64::from(insufficient));
+    }
+
+    pub(crate) fn set_rpc_endpoint(&self, endpoint: &str, state: u8, in_sync: bool, head: u64) {
+        self.endpoint_named(endpoint);
+        let m = &self.0;
+        m.rpc_endpoint_state
+            .with_label_values(&[endpoint])
+            .set(i64::from(state));
+        m.rpc_endpoint_in_sync
+            .with_label_values(&[endpoint])
+            .set(i64::from(in_sync));
+        m.rpc_endpoint_head
+            .with_label_values(&[endpoint])
+            .set(saturating_i64(head));
+    }
+
+    pub(crate) fn rpc_request(&self, endpoint: &str, method: &str, result: &str, seconds: f64) {
+        self.endpoint_named(endpoint);
+        let (method, result) = (labels::rpc_method(method), labels::rpc_result(result));
+        self.0
+            .rpc_requests
+            .with_label_values(&[endpoint, method, result])
+            .inc();
+        // Like the tick's: NaN or a negative duration would corrupt `_sum` for good.
+        if seconds.is_finite() && seconds >= 0.0 {
+            self.0
+                .rpc_request_duration
+                .with_label_values(&[endpoint])
+                .observe(seconds);
+        }
+    }
+
+    pub(crate) fn rpc_endpoint_transition(&self, endpoint: &str, from: &str, to: &str) {
+        self.endpoint_named(endpoint);
+        self.0
+            .rpc_endpoint_transitions
+            .with_label_values(&[endpoint, from, to])
+            .inc();
+    }
+
+    /// The first time `endpoint` is named, creates its counter and histogram series at 0, as
+    /// `Default` does for the label values known in advance: the transitions' six `from != to`
+    /// pairs, and the requests' every method in [`labels::RPC_METHODS`] and [`labels::OTHER`]
+    /// with every result in [`labels::RPC_RESULTS`]. Its gauges are not: `0` would be a state.
+    fn endpoint_named(&self, endpoint: &str) {
+        {
+            // Nothing panics while holding it, but a poisoned set is still a good set.
+            let mut named = self
+                .0
+                .rpc_endpoints
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Looked up first: the common case, every request, allocates nothing.
+            if named.contains(endpoint) {
+                return;
+            }
+            named.insert(endpoint.to_owned());
+        }
+        let m = &self.0;
+        for from in labels::BREAKER_STATES {
+            for to in labels::BREAKER_STATES.into_iter().filter(|&to| to != from) {
+                m.rpc_endpoint_transitions
+                    .with_label_values(&[endpoint, from, to]);
+            }
+        }
+        for method in labels::RPC_METHODS.into_iter().chain([labels::OTHER]) {
+            for result in labels::RPC_RESULTS {
+                m.rpc_requests
+                    .with_label_values(&[endpoint, method, result]);
+            }
+        }
+        m.rpc_request_duration.with_label_values(&[endpoint]);
     }
 
     pub(crate) fn render(&self) -> Option<String> {

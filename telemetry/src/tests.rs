@@ -39,6 +39,61 @@ fn backlog_statuses_and_submission_results_are_listed_in_order() {
     );
 }
 
+#[test]
+fn rpc_results_and_methods_are_listed_in_order() {
+    assert_eq!(
+        labels::RPC_RESULTS,
+        [
+            "ok",
+            "rpc_error",
+            "timeout",
+            "unreachable",
+            "http",
+            "malformed"
+        ]
+    );
+    assert_eq!(
+        labels::RPC_METHODS,
+        [
+            "eth_chainId",
+            "eth_getBlockByNumber",
+            "eth_getTransactionCount",
+            "eth_getBalance",
+            "eth_maxPriorityFeePerGas",
+            "eth_sendRawTransaction",
+            "eth_getTransactionReceipt",
+            "eth_getTransactionByHash",
+            "eth_estimateGas",
+            "eth_call",
+            "batch"
+        ]
+    );
+    assert!(!labels::RPC_METHODS.contains(&labels::OTHER));
+    assert!(!labels::RPC_RESULTS.contains(&labels::OTHER));
+}
+
+#[test]
+fn a_method_or_result_outside_the_lists_is_labelled_other() {
+    for method in labels::RPC_METHODS {
+        assert_eq!(labels::rpc_method(method), method);
+    }
+    for result in labels::RPC_RESULTS {
+        assert_eq!(labels::rpc_result(result), result);
+    }
+    for unknown in [
+        "eth_blockNumber",
+        "ETH_CHAINID",
+        "eth_chainId ",
+        "",
+        "other",
+    ] {
+        assert_eq!(labels::rpc_method(unknown), labels::OTHER, "{unknown:?}");
+    }
+    for unknown in ["OK", "error", "nonce too low", "", "other"] {
+        assert_eq!(labels::rpc_result(unknown), labels::OTHER, "{unknown:?}");
+    }
+}
+
 /// Every call, so that both configurations compile the whole API.
 fn exercise(metrics: &TreasuryMetrics) {
     metrics.set_breaker(1, 5, 0);
@@ -57,6 +112,14 @@ fn exercise(metrics: &TreasuryMetrics) {
     metrics.set_oldest_pending_seconds(90.0);
     metrics.set_fee_cap_reached(true);
     metrics.set_balance_insufficient(true);
+    metrics.set_rpc_endpoint("https://rpc.example.org:443", 1, false, 19_000_000);
+    metrics.rpc_request(
+        "https://rpc.example.org:443",
+        "eth_chainId",
+        labels::TIMEOUT,
+        5.0,
+    );
+    metrics.rpc_endpoint_transition("https://rpc.example.org:443", labels::CLOSED, labels::OPEN);
 }
 
 #[cfg(not(feature = "prometheus"))]
@@ -78,7 +141,7 @@ mod disabled {
 mod enabled {
     use super::*;
 
-    const GAUGES: [&str; 11] = [
+    const GAUGES: [&str; 14] = [
         "treasury_circuit_breaker_state",
         "treasury_circuit_breaker_failures",
         "treasury_circuit_breaker_successes",
@@ -90,16 +153,27 @@ mod enabled {
         "treasury_oldest_pending_seconds",
         "treasury_fee_cap_reached",
         "treasury_balance_insufficient",
+        "treasury_rpc_endpoint_state",
+        "treasury_rpc_endpoint_in_sync",
+        "treasury_rpc_endpoint_head",
     ];
-    const COUNTERS: [&str; 6] = [
+    const COUNTERS: [&str; 8] = [
         "treasury_circuit_breaker_transitions_total",
         "treasury_circuit_breaker_rejected_total",
         "treasury_submissions_total",
         "treasury_ledger_read_failures_total",
         "treasury_reorgs_total",
         "treasury_fee_bumps_total",
+        "treasury_rpc_requests_total",
+        "treasury_rpc_endpoint_transitions_total",
     ];
     const HISTOGRAM: &str = "treasury_executor_tick_duration_seconds";
+    const RPC_HISTOGRAM: &str = "treasury_rpc_request_duration_seconds";
+
+    /// Two endpoints as the node labels them: a configured URL's `scheme://host:port`, and a
+    /// configured name.
+    const A: &str = "https://rpc.example.org:443";
+    const B: &str = "backup";
 
     fn render(metrics: &TreasuryMetrics) -> String {
         metrics.render().expect("the prometheus feature is on")
@@ -124,7 +198,7 @@ mod enabled {
             .iter()
             .map(|name| (*name, "gauge"))
             .chain(COUNTERS.iter().map(|name| (*name, "counter")))
-            .chain([(HISTOGRAM, "histogram")]);
+            .chain([HISTOGRAM, RPC_HISTOGRAM].map(|name| (name, "histogram")));
         for (name, kind) in typed {
             let help = format!("# HELP {name} ");
             assert!(
@@ -135,7 +209,7 @@ mod enabled {
             assert_sample(&text, &format!("# TYPE {name} {kind}"));
         }
         let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
-        assert_eq!(families, GAUGES.len() + COUNTERS.len() + 1, "{text}");
+        assert_eq!(families, GAUGES.len() + COUNTERS.len() + 2, "{text}");
     }
 
     #[test]
@@ -177,6 +251,8 @@ mod enabled {
             !text.contains("treasury_executor_last_tick_timestamp_seconds"),
             "{text}"
         );
+        // Absent until an endpoint is named: endpoints come from the configuration.
+        assert!(!text.contains("treasury_rpc_"), "{text}");
     }
 
     #[test]
@@ -417,5 +493,247 @@ mod enabled {
         let other = render(&TreasuryMetrics::new());
         assert_sample(&other, "treasury_circuit_breaker_rejected_total 0");
         assert_sample(&other, "treasury_circuit_breaker_state 0");
+    }
+
+    /// The sample lines of the metric family `name` that carry `endpoint="{endpoint}"`.
+    fn endpoint_samples<'t>(text: &'t str, name: &str, endpoint: &str) -> Vec<&'t str> {
+        let prefix = format!("{name}{{endpoint=\"{endpoint}\"");
+        text.lines().filter(|l| l.starts_with(&prefix)).collect()
+    }
+
+    #[test]
+    fn an_endpoint_appears_with_its_first_call_with_its_counters_at_zero() {
+        let metrics = TreasuryMetrics::new();
+        metrics.set_rpc_endpoint(A, 0, true, 19_000_000);
+        let text = render(&metrics);
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_state{{endpoint="{A}"}} 0"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_in_sync{{endpoint="{A}"}} 1"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_head{{endpoint="{A}"}} 19000000"#),
+        );
+        // Every counter series at 0, so that increase() sees the first request and transition.
+        let name = "treasury_rpc_requests_total";
+        for method in labels::RPC_METHODS.into_iter().chain([labels::OTHER]) {
+            for result in labels::RPC_RESULTS {
+                assert_sample(
+                    &text,
+                    &format!(r#"{name}{{endpoint="{A}",method="{method}",result="{result}"}} 0"#),
+                );
+            }
+        }
+        assert_eq!(endpoint_samples(&text, name, A).len(), 12 * 6, "{text}");
+        let name = "treasury_rpc_endpoint_transitions_total";
+        for from in labels::BREAKER_STATES {
+            for to in labels::BREAKER_STATES {
+                let line = format!(r#"{name}{{endpoint="{A}",from="{from}",to="{to}"}} 0"#);
+                assert_eq!(text.lines().any(|l| l == line), from != to, "{line}");
+            }
+        }
+        assert_sample(
+            &text,
+            &format!(r#"{RPC_HISTOGRAM}_count{{endpoint="{A}"}} 0"#),
+        );
+        // Only the endpoint named so far.
+        assert!(!text.contains(&format!(r#"endpoint="{B}""#)), "{text}");
+    }
+
+    #[test]
+    fn endpoint_gauges_follow_each_call_per_endpoint() {
+        let metrics = TreasuryMetrics::new();
+        metrics.set_rpc_endpoint(A, 0, true, 19_000_000);
+        metrics.set_rpc_endpoint(B, 1, false, 18_999_990);
+        let text = render(&metrics);
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_state{{endpoint="{B}"}} 1"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_in_sync{{endpoint="{B}"}} 0"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_head{{endpoint="{B}"}} 18999990"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_state{{endpoint="{A}"}} 0"#),
+        );
+
+        metrics.set_rpc_endpoint(A, 2, false, 19_000_001);
+        metrics.set_rpc_endpoint(B, 0, true, u64::MAX);
+        let text = render(&metrics);
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_state{{endpoint="{A}"}} 2"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_in_sync{{endpoint="{A}"}} 0"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_head{{endpoint="{A}"}} 19000001"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_state{{endpoint="{B}"}} 0"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_in_sync{{endpoint="{B}"}} 1"#),
+        );
+        // Saturated at i64::MAX (exposed as a float), not wrapped negative.
+        assert_sample(
+            &text,
+            &format!(r#"treasury_rpc_endpoint_head{{endpoint="{B}"}} 9223372036854776000"#),
+        );
+    }
+
+    #[test]
+    fn rpc_requests_are_counted_by_endpoint_method_and_result() {
+        let metrics = TreasuryMetrics::new();
+        metrics.rpc_request(A, "eth_getTransactionCount", labels::OK, 0.02);
+        metrics.rpc_request(A, "eth_getTransactionCount", labels::OK, 0.03);
+        metrics.rpc_request(A, "eth_sendRawTransaction", labels::RPC_ERROR, 0.04);
+        metrics.rpc_request(A, labels::BATCH, labels::OK, 0.2);
+        metrics.rpc_request(B, "eth_getBlockByNumber", labels::TIMEOUT, 5.0);
+        metrics.rpc_request(B, "eth_getBlockByNumber", labels::UNREACHABLE, 0.001);
+        metrics.rpc_request(B, "eth_chainId", labels::HTTP, 0.1);
+        metrics.rpc_request(B, "eth_chainId", labels::MALFORMED, 0.1);
+        let text = render(&metrics);
+        let name = "treasury_rpc_requests_total";
+        for (endpoint, method, result, n) in [
+            (A, "eth_getTransactionCount", "ok", 2),
+            (A, "eth_sendRawTransaction", "rpc_error", 1),
+            (A, "batch", "ok", 1),
+            (A, "eth_getBlockByNumber", "timeout", 0),
+            (B, "eth_getBlockByNumber", "timeout", 1),
+            (B, "eth_getBlockByNumber", "unreachable", 1),
+            (B, "eth_chainId", "http", 1),
+            (B, "eth_chainId", "malformed", 1),
+            (B, "eth_getTransactionCount", "ok", 0),
+        ] {
+            assert_sample(
+                &text,
+                &format!(
+                    r#"{name}{{endpoint="{endpoint}",method="{method}",result="{result}"}} {n}"#
+                ),
+            );
+        }
+    }
+
+    #[test]
+    fn rpc_durations_land_in_buckets_from_5ms_to_30s_per_endpoint() {
+        let metrics = TreasuryMetrics::new();
+        for seconds in [0.001, 0.02, 0.3, 4.0, 45.0] {
+            metrics.rpc_request(A, "eth_call", labels::OK, seconds);
+        }
+        metrics.rpc_request(B, "eth_call", labels::OK, 0.007);
+        // Counted, but left out of the histogram: they would poison the sum.
+        for seconds in [f64::NAN, f64::INFINITY, -1.0] {
+            metrics.rpc_request(A, "eth_call", labels::TIMEOUT, seconds);
+        }
+        let text = render(&metrics);
+        let name = RPC_HISTOGRAM;
+        let buckets = endpoint_samples(&text, &format!("{name}_bucket"), A);
+        assert_eq!(buckets.len(), 13, "12 bounds and +Inf:\n{text}");
+        let bucket = |endpoint: &str, le: &str, n: u64| {
+            format!(r#"{name}_bucket{{endpoint="{endpoint}",le="{le}"}} {n}"#)
+        };
+        assert_sample(&text, &bucket(A, "0.005", 1));
+        assert_sample(&text, &bucket(A, "0.01", 1));
+        assert_sample(&text, &bucket(A, "0.025", 2));
+        assert_sample(&text, &bucket(A, "0.25", 2));
+        assert_sample(&text, &bucket(A, "0.5", 3));
+        assert_sample(&text, &bucket(A, "5", 4));
+        assert_sample(&text, &bucket(A, "30", 4));
+        assert_sample(&text, &bucket(A, "+Inf", 5));
+        assert_sample(&text, &format!(r#"{name}_sum{{endpoint="{A}"}} 49.321"#));
+        assert_sample(&text, &format!(r#"{name}_count{{endpoint="{A}"}} 5"#));
+        assert_sample(&text, &bucket(B, "0.005", 0));
+        assert_sample(&text, &bucket(B, "0.01", 1));
+        assert_sample(&text, &format!(r#"{name}_count{{endpoint="{B}"}} 1"#));
+        assert_sample(
+            &text,
+            &format!(
+                r#"treasury_rpc_requests_total{{endpoint="{A}",method="eth_call",result="timeout"}} 3"#
+            ),
+        );
+    }
+
+    #[test]
+    fn an_unknown_method_or_result_makes_no_new_series() {
+        let metrics = TreasuryMetrics::new();
+        metrics.rpc_request(A, "eth_getBlockByNumber", labels::OK, 0.01);
+        let series = endpoint_samples(&render(&metrics), "treasury_rpc_requests_total", A).len();
+        for i in 0..100 {
+            metrics.rpc_request(A, &format!("eth_unknown_{i}"), labels::OK, 0.01);
+        }
+        metrics.rpc_request(A, "eth_blockNumber", labels::TIMEOUT, 0.01);
+        metrics.rpc_request(A, "eth_chainId", "connection reset by peer", 0.01);
+        metrics.rpc_request(A, "eth_feeHistory", "", 0.01);
+        let text = render(&metrics);
+        let name = "treasury_rpc_requests_total";
+        assert_sample(
+            &text,
+            &format!(r#"{name}{{endpoint="{A}",method="other",result="ok"}} 100"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"{name}{{endpoint="{A}",method="other",result="timeout"}} 1"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"{name}{{endpoint="{A}",method="eth_chainId",result="other"}} 1"#),
+        );
+        assert_sample(
+            &text,
+            &format!(r#"{name}{{endpoint="{A}",method="other",result="other"}} 1"#),
+        );
+        // Two series more than before, whatever the number of unknown values: the result
+        // `other` for two methods, created by the bad calls themselves.
+        assert_eq!(endpoint_samples(&text, name, A).len(), series + 2, "{text}");
+        assert!(!text.contains("eth_unknown"), "{text}");
+        assert!(!text.contains("eth_blockNumber"), "{text}");
+        // Every duration still counted.
+        assert_sample(
+            &text,
+            &format!(r#"{RPC_HISTOGRAM}_count{{endpoint="{A}"}} 104"#),
+        );
+    }
+
+    #[test]
+    fn endpoint_transitions_are_counted_by_endpoint_from_and_to() {
+        let metrics = TreasuryMetrics::new();
+        metrics.rpc_endpoint_transition(A, labels::CLOSED, labels::OPEN);
+        metrics.rpc_endpoint_transition(A, labels::OPEN, labels::HALF_OPEN);
+        metrics.rpc_endpoint_transition(A, labels::HALF_OPEN, labels::CLOSED);
+        metrics.rpc_endpoint_transition(A, labels::CLOSED, labels::OPEN);
+        metrics.rpc_endpoint_transition(B, labels::CLOSED, labels::OPEN);
+        let text = render(&metrics);
+        let name = "treasury_rpc_endpoint_transitions_total";
+        let line = |endpoint: &str, from: &str, to: &str, n: u64| {
+            format!(r#"{name}{{endpoint="{endpoint}",from="{from}",to="{to}"}} {n}"#)
+        };
+        assert_sample(&text, &line(A, "closed", "open", 2));
+        assert_sample(&text, &line(A, "open", "half_open", 1));
+        assert_sample(&text, &line(A, "half_open", "closed", 1));
+        assert_sample(&text, &line(A, "half_open", "open", 0));
+        assert_sample(&text, &line(B, "closed", "open", 1));
+        assert_sample(&text, &line(B, "open", "half_open", 0));
+        assert_eq!(endpoint_samples(&text, name, B).len(), 6, "{text}");
+        // The node-wide breaker's counter is another metric.
+        assert_sample(
+            &text,
+            r#"treasury_circuit_breaker_transitions_total{from="closed",to="open"} 0"#,
+        );
     }
 }
