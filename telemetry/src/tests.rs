@@ -736,4 +736,45 @@ mod enabled {
             r#"treasury_circuit_breaker_transitions_total{from="closed",to="open"} 0"#,
         );
     }
+
+    /// Every `treasury_…` name in the alert rules, their tests and the dashboard is a metric
+    /// this crate exports (a histogram's `_bucket`, `_sum` and `_count` included): a misspelt
+    /// name would make a rule that never fires, a test that proves nothing, or an empty panel.
+    #[test]
+    fn the_alerts_and_the_dashboard_name_only_exported_metrics() {
+        let metrics = TreasuryMetrics::new();
+        exercise(&metrics);
+        let text = render(&metrics);
+        let files = [
+            ("alerts.yml", include_str!("../prometheus/alerts.yml")),
+            (
+                "alerts_test.yml",
+                include_str!("../prometheus/alerts_test.yml"),
+            ),
+            ("treasury.json", include_str!("../grafana/treasury.json")),
+        ];
+        for (file, content) in files {
+            let mut named = 0;
+            for (start, _) in content.match_indices("treasury_") {
+                if content[..start].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let name: String = content[start..]
+                    .chars()
+                    .take_while(|&c| c.is_ascii_alphanumeric() || c == '_')
+                    .collect();
+                let family = ["_bucket", "_sum", "_count"]
+                    .into_iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|base| [HISTOGRAM, RPC_HISTOGRAM].contains(base))
+                    .unwrap_or(&name);
+                assert!(
+                    text.contains(&format!("# TYPE {family} ")),
+                    "{file} names {name}, which is not exported"
+                );
+                named += 1;
+            }
+            assert!(named > 0, "{file} names no metric");
+        }
+    }
 }
