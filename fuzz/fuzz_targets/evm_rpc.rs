@@ -23,7 +23,7 @@ use governance::{
     AttemptKind, Disbursement, DisbursementStatus, Fees, Ledger, SignRequest, SignedTx,
 };
 use libfuzzer_sys::fuzz_target;
-use node::ledger::evm::{EvmLedger, EvmLedgerConfig};
+use node::ledger::evm::{EvmLedger, EvmLedgerConfig, RpcEndpoint};
 use treasury_fuzz::rpc_server::RpcServer;
 
 /// anvil's first development key: any valid key does.
@@ -60,7 +60,11 @@ fuzz_target!(|data: &[u8]| {
         ..EvmLedgerConfig::default()
     };
     let ledger =
-        EvmLedger::new(&endpoint.server.url(), &endpoint.key_file, config).expect("the EVM ledger");
+        EvmLedger::new(
+            &[RpcEndpoint::Url(endpoint.server.url())],
+            &endpoint.key_file,
+            config,
+        ).expect("the EVM ledger");
     let disbursement = disbursement();
     let request = |min_fees| SignRequest {
         disbursement: &disbursement,

@@ -11,6 +11,7 @@ use crate::governance::{
     CircuitBreaker, ExecutorSnapshot, GovStore, Hold, Ledger, TickReport, Transition,
     TreasuryExecutorError,
 };
+use crate::ledger::evm::{EvmLedger, RpcEvent};
 
 /// The node's shared state.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct App {
     pub ledger_details: Value,
     /// Prometheus metrics (no-ops without the `telemetry` feature).
     pub metrics: TreasuryMetrics,
+    /// The EVM ledger, for its endpoints' health (`None` on the dev ledger).
+    pub evm: Option<Arc<EvmLedger>>,
     executor: RwLock<ExecutorView>,
 }
 
@@ -56,7 +59,42 @@ impl App {
             ledger,
             ledger_details,
             metrics,
+            evm: None,
             executor: RwLock::new(ExecutorView::default()),
+        }
+    }
+
+    /// The same, paying on `evm`: `/status` and the metrics show its endpoints, and its
+    /// requests and endpoint breaker transitions are counted.
+    pub fn with_evm(mut self, evm: Arc<EvmLedger>) -> App {
+        let metrics = self.metrics.clone();
+        evm.observe(Arc::new(move |event: &RpcEvent<'_>| match *event {
+            RpcEvent::Request {
+                endpoint,
+                method,
+                result,
+                seconds,
+            } => metrics.rpc_request(endpoint, method, result, seconds),
+            RpcEvent::Transition { endpoint, from, to } => {
+                tracing::warn!(endpoint, from, to, "RPC endpoint breaker transition");
+                metrics.rpc_endpoint_transition(endpoint, from, to);
+            }
+        }));
+        self.evm = Some(evm);
+        self.publish_endpoints();
+        self
+    }
+
+    /// Updates the gauges that follow the RPC endpoints.
+    pub fn publish_endpoints(&self) {
+        let Some(evm) = &self.evm else { return };
+        for endpoint in evm.endpoint_status() {
+            self.metrics.set_rpc_endpoint(
+                &endpoint.name,
+                endpoint.state_code(),
+                endpoint.in_sync,
+                endpoint.head.unwrap_or(0),
+            );
         }
     }
 
@@ -116,6 +154,7 @@ impl App {
         metrics.set_balance_insufficient(snapshot.balance_shortfall.is_some());
         metrics.set_oldest_pending_seconds(oldest_pending_seconds(snapshot));
         self.publish_breaker();
+        self.publish_endpoints();
         match self.store.backlog() {
             Ok(backlog) => {
                 metrics.set_backlog(labels::SCHEDULED, backlog.scheduled);
@@ -184,6 +223,7 @@ impl App {
                     "cancelled": r.cancelled, "ambiguous": r.ambiguous,
                     "underpriced": r.underpriced, "fee_bumps": r.fee_bumps,
                     "reorgs": r.reorgs, "rejected_by_breaker": r.rejected_by_breaker,
+                    "probes": r.probes,
                 })),
             },
             "balance": {
@@ -192,9 +232,23 @@ impl App {
                 "missing": snapshot.balance_shortfall.map(|missing| missing.to_string()),
             },
             "backlog": backlog,
-            "ledger": self.ledger_details,
+            "ledger": self.ledger_view(),
             "chain_id": self.store.chain_id().ok().flatten(),
         })
+    }
+}
+
+impl App {
+    /// `/status`'s `ledger`: its kind and treasury, and each RPC endpoint's health.
+    fn ledger_view(&self) -> Value {
+        let mut view = self.ledger_details.clone();
+        if let (Some(evm), Some(fields)) = (&self.evm, view.as_object_mut()) {
+            fields.insert(
+                "endpoints".into(),
+                serde_json::to_value(evm.endpoint_status()).unwrap_or(Value::Null),
+            );
+        }
+        view
     }
 }
 

@@ -43,9 +43,11 @@ pub struct RunArgs {
     /// Ledger to pay on: dev (embedded) or evm [env: TB_LEDGER] [default: dev]
     #[arg(long, value_name = "dev|evm")]
     pub ledger: Option<String>,
-    /// Ethereum JSON-RPC URL, for --ledger evm [env: TB_RPC_URL]
-    #[arg(long, value_name = "URL")]
-    pub rpc_url: Option<String>,
+    /// Ethereum JSON-RPC endpoint URL (http:// or https://), for --ledger evm; repeat it
+    /// for several endpoints, each behind its own breaker [env: TB_RPC_URLS, comma-separated, or
+    /// TB_RPC_URL]
+    #[arg(long = "rpc-url", value_name = "URL")]
+    pub rpc_urls: Vec<String>,
     /// File holding the treasury's signing key, for --ledger evm [env: TB_TREASURY_KEY_FILE]
     #[arg(long, value_name = "PATH")]
     pub treasury_key_file: Option<PathBuf>,
@@ -59,7 +61,7 @@ impl RunArgs {
             db_path: self.db_path.clone(),
             listen: self.listen.clone(),
             ledger: self.ledger.clone(),
-            rpc_url: self.rpc_url.clone(),
+            rpc_urls: self.rpc_urls.clone(),
             treasury_key_file: self.treasury_key_file.clone(),
         }
     }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::governance::CircuitBreakerConfig;
 use crate::ledger::dev::DevLedgerConfig;
-use crate::ledger::evm::EvmLedgerConfig;
+use crate::ledger::evm::{EvmLedgerConfig, RpcEndpoint};
 
 /// The default sled database path.
 pub const DEFAULT_DB_PATH: &str = "./data/governance.db";
@@ -63,8 +63,10 @@ pub struct NodeConfig {
     pub admin_token: Option<String>,
     /// Which ledger (`ledger`, `TB_LEDGER`, `--ledger`).
     pub ledger: LedgerKind,
-    /// The EVM ledger's JSON-RPC URL (`rpc_url`, `TB_RPC_URL`, `--rpc-url`).
-    pub rpc_url: Option<String>,
+    /// The EVM ledger's JSON-RPC endpoints (`rpc_urls`, or `rpc_url` for one;
+    /// `TB_RPC_URLS` comma-separated, or `TB_RPC_URL`; `--rpc-url`, repeatable). Each
+    /// layer that sets them replaces the list.
+    pub rpc_urls: Vec<RpcEndpoint>,
     /// The file holding the treasury's signing key (`treasury_key_file`, `TB_TREASURY_KEY_FILE`).
     pub treasury_key_file: Option<PathBuf>,
     /// Who this executor is, in logs and audit records (`identity`).
@@ -90,7 +92,7 @@ impl Default for NodeConfig {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9615))),
             admin_token: None,
             ledger: LedgerKind::Dev,
-            rpc_url: None,
+            rpc_urls: Vec::new(),
             treasury_key_file: None,
             identity: "treasury-executor".into(),
             poll_interval: Duration::from_secs(1),
@@ -155,8 +157,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--ledger`.
     pub ledger: Option<String>,
-    /// `--rpc-url`.
-    pub rpc_url: Option<String>,
+    /// `--rpc-url`, once per endpoint.
+    pub rpc_urls: Vec<String>,
     /// `--treasury-key-file`.
     pub treasury_key_file: Option<PathBuf>,
 }
@@ -170,6 +172,7 @@ struct FileConfig {
     admin_token: Option<String>,
     ledger: Option<String>,
     rpc_url: Option<String>,
+    rpc_urls: Option<Vec<RpcEndpoint>>,
     treasury_key_file: Option<PathBuf>,
     identity: Option<String>,
     poll_interval_ms: Option<u64>,
@@ -205,8 +208,16 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
     if let Some(ledger) = env.var("TB_LEDGER") {
         config.ledger = LedgerKind::parse("TB_LEDGER", &ledger)?;
     }
-    if let Some(url) = env.var("TB_RPC_URL") {
-        config.rpc_url = Some(url);
+    match (env.var("TB_RPC_URL"), env.var("TB_RPC_URLS")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "TB_RPC_URLS",
+                "set either TB_RPC_URL (one endpoint) or TB_RPC_URLS (a list), not both",
+            ));
+        }
+        (Some(url), None) => config.rpc_urls = vec![RpcEndpoint::Url(url)],
+        (None, Some(urls)) => config.rpc_urls = url_list("TB_RPC_URLS", &urls)?,
+        (None, None) => {}
     }
     if let Some(path) = env.var("TB_TREASURY_KEY_FILE") {
         config.treasury_key_file = Some(PathBuf::from(path));
@@ -221,18 +232,26 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
     if let Some(ledger) = &overrides.ledger {
         config.ledger = LedgerKind::parse("--ledger", ledger)?;
     }
-    if let Some(url) = &overrides.rpc_url {
-        config.rpc_url = Some(url.clone());
+    if !overrides.rpc_urls.is_empty() {
+        if overrides.rpc_urls.iter().any(|url| url.trim().is_empty()) {
+            return Err(ConfigError::new("--rpc-url", "must not be empty"));
+        }
+        config.rpc_urls = overrides
+            .rpc_urls
+            .iter()
+            .map(|url| RpcEndpoint::Url(url.trim().to_owned()))
+            .collect();
     }
     if let Some(path) = &overrides.treasury_key_file {
         config.treasury_key_file = Some(path.clone());
     }
 
     if config.ledger == LedgerKind::Evm {
-        if config.rpc_url.is_none() {
+        if config.rpc_urls.is_empty() {
             return Err(ConfigError::new(
-                "rpc_url",
-                "the EVM ledger needs the endpoint's URL (`rpc_url`, `TB_RPC_URL` or `--rpc-url`)",
+                "rpc_urls",
+                "the EVM ledger needs at least one endpoint's URL (`rpc_url`, `rpc_urls`, \
+                 `TB_RPC_URL`, `TB_RPC_URLS` or `--rpc-url`)",
             ));
         }
         if config.treasury_key_file.is_none() {
@@ -265,7 +284,39 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
     if let Some(ledger) = file.ledger {
         config.ledger = LedgerKind::parse("ledger", &ledger)?;
     }
-    config.rpc_url = file.rpc_url.or(config.rpc_url.take());
+    match (file.rpc_url, file.rpc_urls) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "rpc_urls",
+                "set either rpc_url (one endpoint) or rpc_urls (a list), not both",
+            ));
+        }
+        (Some(url), None) => config.rpc_urls = vec![RpcEndpoint::Url(url)],
+        (None, Some(urls)) => {
+            if urls.is_empty() {
+                return Err(ConfigError::new(
+                    "rpc_urls",
+                    "must list at least one endpoint",
+                ));
+            }
+            for (i, endpoint) in urls.iter().enumerate() {
+                if endpoint.url().trim().is_empty() {
+                    return Err(ConfigError::new(
+                        format!("rpc_urls[{i}]"),
+                        "the URL is empty",
+                    ));
+                }
+                if endpoint.name().is_some_and(|name| !valid_name(name)) {
+                    return Err(ConfigError::new(
+                        format!("rpc_urls[{i}].name"),
+                        "must be 1 to 64 characters: letters, digits, `.`, `-`, `_`, `:` or `/`",
+                    ));
+                }
+            }
+            config.rpc_urls = urls;
+        }
+        (None, None) => {}
+    }
     config.treasury_key_file = file.treasury_key_file.or(config.treasury_key_file.take());
     if let Some(identity) = file.identity {
         if identity.trim().is_empty() {
@@ -312,6 +363,29 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
         config.dev_ledger = dev;
     }
     Ok(())
+}
+
+/// A comma-separated list of URLs (`TB_RPC_URLS`), none empty.
+fn url_list(key: &str, value: &str) -> Result<Vec<RpcEndpoint>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .map(|url| {
+            if url.is_empty() {
+                Err(ConfigError::new(key, "an empty URL in the list"))
+            } else {
+                Ok(RpcEndpoint::Url(url.to_owned()))
+            }
+        })
+        .collect()
+}
+
+/// An endpoint's name is a metric label and a log field: short, printable, no quotes.
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
 }
 
 fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {

@@ -75,15 +75,16 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     }
     let store = GovStore::open(&config.db_path)
         .with_context(|| format!("cannot open the store at {}", config.db_path.display()))?;
-    let (ledger, ledger_details): (Arc<dyn Ledger>, _) = match evm {
+    let evm = evm.map(Arc::new);
+    let (ledger, ledger_details): (Arc<dyn Ledger>, _) = match &evm {
         Some(ledger) => {
+            let endpoints = ledger.endpoints();
             let details = json!({
                 "kind": "evm",
-                "endpoint": ledger.endpoint(),
                 "treasury": ledger.address(),
             });
-            tracing::info!(endpoint = %ledger.endpoint(), treasury = %ledger.address(), "EVM ledger");
-            (Arc::new(ledger), details)
+            tracing::info!(endpoints = ?endpoints, treasury = %ledger.address(), "EVM ledger");
+            (Arc::clone(ledger) as Arc<dyn Ledger>, details)
         }
         None => {
             let ledger = DevLedger::open(store.aux_tree("dev_ledger")?, config.dev_ledger.clone())
@@ -92,14 +93,18 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
         }
     };
     let breaker = Arc::new(CircuitBreaker::try_new(config.circuit_breaker.clone())?);
-    let app = Arc::new(App::new(
+    let mut app = App::new(
         config.clone(),
         Arc::clone(&breaker),
         store.clone(),
         Arc::clone(&ledger),
         ledger_details,
         TreasuryMetrics::new(),
-    ));
+    );
+    if let Some(evm) = evm {
+        app = app.with_evm(evm);
+    }
+    let app = Arc::new(app);
     let weak = Arc::downgrade(&app);
     let _ = breaker.set_listener(move |transition| {
         if let Some(app) = weak.upgrade() {
@@ -169,19 +174,21 @@ fn open_evm(config: &NodeConfig) -> Result<Option<EvmLedger>, ConfigError> {
     if config.ledger != LedgerKind::Evm {
         return Ok(None);
     }
-    // `load` refuses an EVM configuration without these two.
-    let (Some(url), Some(key_file)) = (&config.rpc_url, &config.treasury_key_file) else {
+    // `load` refuses an EVM configuration without a key file or an endpoint.
+    let Some(key_file) = &config.treasury_key_file else {
         return Err(ConfigError {
-            key: "ledger".into(),
-            message: "the EVM ledger needs rpc_url and treasury_key_file".into(),
+            key: "treasury_key_file".into(),
+            message: "the EVM ledger needs treasury_key_file".into(),
         });
     };
-    EvmLedger::new(url, key_file, config.evm.clone())
+    EvmLedger::new(&config.rpc_urls, key_file, config.evm.clone())
         .map(Some)
         .map_err(|error| {
             let key = match &error {
                 EvmLedgerError::Config(invalid) => format!("evm.{}", invalid.field()),
-                EvmLedgerError::Url { .. } => "rpc_url".into(),
+                EvmLedgerError::Url { .. }
+                | EvmLedgerError::NoEndpoint
+                | EvmLedgerError::DuplicateName(_) => "rpc_urls".into(),
                 EvmLedgerError::KeyFile { .. } | EvmLedgerError::Key { .. } => {
                     "treasury_key_file".into()
                 }

@@ -379,11 +379,15 @@ mod evm_crash {
         let status: Value = serde_json::from_str(&body).expect("/status is JSON");
         let ledger = &status["ledger"];
         assert_eq!(ledger["kind"], "evm", "{ledger}");
+        let endpoint = &ledger["endpoints"][0];
         assert_eq!(
-            ledger["endpoint"],
+            endpoint["name"],
             json!(format!("http://{}", anvil.address)),
             "{ledger}"
         );
+        assert_eq!(endpoint["state"], "closed", "{ledger}");
+        assert_eq!(endpoint["in_sync"], true, "{ledger}");
+        assert_eq!(endpoint["lag"], 0, "{ledger}");
         assert_eq!(
             ledger["treasury"].as_str().map(str::to_ascii_lowercase),
             Some(TREASURY.to_ascii_lowercase()),

@@ -15,7 +15,7 @@ mod evm_ledger {
     use node::governance::{
         Disbursement, DisbursementStatus, Ledger, LedgerError, SignRequest, SignedTx, TxStatus,
     };
-    use node::ledger::evm::{EvmLedger, EvmLedgerConfig};
+    use node::ledger::evm::{EvmLedger, EvmLedgerConfig, RpcEndpoint};
     use serde_json::json;
 
     /// anvil behind a fault proxy, and a ledger talking through the proxy.
@@ -33,7 +33,7 @@ mod evm_ledger {
         // Written as an operator might: a trailing newline.
         std::fs::write(key.path(), format!("{TREASURY_KEY}\n")).expect("key written");
         let url = format!("http://{}", proxy.addr());
-        let ledger = EvmLedger::new(&url, key.path(), config).expect("ledger");
+        let ledger = EvmLedger::new(&[RpcEndpoint::Url(url)], key.path(), config).expect("ledger");
         Rig {
             ledger,
             proxy,
@@ -116,8 +116,8 @@ mod evm_ledger {
         let rig = rig();
         assert_eq!(rig.ledger.address(), TREASURY);
         assert_eq!(
-            rig.ledger.endpoint(),
-            format!("http://{}", rig.proxy.addr())
+            rig.ledger.endpoints(),
+            [format!("http://{}", rig.proxy.addr())]
         );
         assert_eq!(rig.ledger.next_nonce(), Ok(0));
 

@@ -179,7 +179,7 @@ fn unknown_and_mistyped_file_keys_are_refused_with_their_name() {
 #[test]
 fn the_evm_ledger_needs_an_endpoint_and_a_key() {
     let error = load(&Overrides::default(), &env(&[("TB_LEDGER", "evm")])).expect_err("evm");
-    assert_eq!(error.key, "rpc_url");
+    assert_eq!(error.key, "rpc_urls");
     let error = load(
         &Overrides::default(),
         &env(&[

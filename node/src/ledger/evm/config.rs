@@ -1,10 +1,11 @@
 //! `EvmLedgerConfig`: the `[evm]` table of the node's TOML config, and its checks.
 
-use serde::{Deserialize, Serialize};
+use governance::CircuitBreakerConfig;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The EVM ledger's settings. Every field has a default, so an empty (or absent) `[evm]`
-/// table works against a local node. The endpoint and the key file are not here: they
-/// come from `TB_RPC_URL` and `TB_TREASURY_KEY_FILE`.
+/// table works against a local node. The endpoints and the key file are not here: they
+/// come from `rpc_urls` (`TB_RPC_URLS`, `--rpc-url`) and `TB_TREASURY_KEY_FILE`.
 ///
 /// ```toml
 /// [evm]
@@ -18,8 +19,15 @@ use serde::{Deserialize, Serialize};
 /// wait_for_finalized = false                # or: once the chain finalizes its block
 /// bump_after_blocks = 3                     # pending this long: replaced, fees raised
 /// bump_percent = 20                         # by at least this much (10 or more)
+/// max_head_lag_blocks = 5                   # an endpoint further behind is not used
+///
+/// [evm.endpoint_breaker]                    # each endpoint's own breaker
+/// failure_threshold = 3                     # the [circuit_breaker] keys; these defaults
+/// success_threshold = 1
+/// timeout_secs = 30
+/// window_secs = 60
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvmLedgerConfig {
     /// The most wei per gas a transfer may pay (base fee and tip together), at least 1.
@@ -49,6 +57,81 @@ pub struct EvmLedgerConfig {
     /// How much a replacement raises both fees, at least: from 10 (what nodes require of
     /// a replacement) to 1000.
     pub bump_percent: u64,
+    /// An endpoint whose head is more than this many blocks behind the best endpoint's
+    /// is out of sync: neither read from nor submitted to. 0 to 1000.
+    pub max_head_lag_blocks: u64,
+    /// Each endpoint's own breaker (`[evm.endpoint_breaker]`, the `[circuit_breaker]`
+    /// keys). Keys left out take the endpoints' defaults: 3 failures within 60 s open it
+    /// for 30 s, 1 success closes it.
+    #[serde(deserialize_with = "endpoint_breaker")]
+    pub endpoint_breaker: CircuitBreakerConfig,
+}
+
+/// An endpoint breaker's defaults: quicker to open and to close than the executor's, as
+/// the pool has others to turn to.
+pub fn endpoint_breaker_defaults() -> CircuitBreakerConfig {
+    CircuitBreakerConfig {
+        failure_threshold: 3,
+        success_threshold: 1,
+        timeout_secs: 30,
+        window_secs: 60,
+        ..CircuitBreakerConfig::default()
+    }
+}
+
+/// `[evm.endpoint_breaker]`: the keys given, over the endpoints' defaults (not the
+/// executor breaker's).
+fn endpoint_breaker<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<CircuitBreakerConfig, D::Error> {
+    use serde::de::Error;
+    let given = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+    let mut merged = serde_json::to_value(endpoint_breaker_defaults()).map_err(D::Error::custom)?;
+    if let Some(fields) = merged.as_object_mut() {
+        fields.extend(given);
+    }
+    serde_json::from_value(merged).map_err(D::Error::custom)
+}
+
+/// One JSON-RPC endpoint: where it is, and optionally the name it is shown by.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum RpcEndpoint {
+    /// A URL alone (`http://…` or `https://…`, credentials and a path allowed).
+    Url(String),
+    /// A URL and a name.
+    Named {
+        /// The URL.
+        url: String,
+        /// What logs, `/status` and metric labels call it (else `scheme://host:port`).
+        name: String,
+    },
+}
+
+impl RpcEndpoint {
+    /// The URL (it may hold credentials: never log it).
+    pub fn url(&self) -> &str {
+        match self {
+            RpcEndpoint::Url(url) | RpcEndpoint::Named { url, .. } => url,
+        }
+    }
+
+    /// The configured name, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            RpcEndpoint::Url(_) => None,
+            RpcEndpoint::Named { name, .. } => Some(name),
+        }
+    }
+}
+
+impl std::fmt::Debug for RpcEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcEndpoint")
+            .field("url", &super::rpc::redact_url(self.url()))
+            .field("name", &self.name())
+            .finish()
+    }
 }
 
 /// 1 gwei in wei.
@@ -66,6 +149,8 @@ pub const MAX_BUMP_AFTER_BLOCKS: u64 = 10_000;
 pub const MIN_BUMP_PERCENT: u64 = governance::MIN_BUMP_PERCENT;
 /// The most `bump_percent` accepted.
 pub const MAX_BUMP_PERCENT: u64 = 1_000;
+/// The most `max_head_lag_blocks` accepted.
+pub const MAX_HEAD_LAG_BLOCKS: u64 = 1_000;
 
 impl Default for EvmLedgerConfig {
     fn default() -> Self {
@@ -80,13 +165,15 @@ impl Default for EvmLedgerConfig {
             wait_for_finalized: false,
             bump_after_blocks: 3,
             bump_percent: 20,
+            max_head_lag_blocks: 5,
+            endpoint_breaker: endpoint_breaker_defaults(),
         }
     }
 }
 
 /// An `[evm]` value out of range. The message names the key; [`field`](Self::field)
 /// gives it alone.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EvmConfigError {
     /// `max_fee_per_gas` is 0.
     #[error("must be at least 1 (wei)")]
@@ -123,12 +210,18 @@ pub enum EvmConfigError {
          replacement that raises its fees by less than 10%"
     )]
     BumpPercent(u64),
+    /// `max_head_lag_blocks` is implausibly large.
+    #[error("must be from 0 to {MAX_HEAD_LAG_BLOCKS} (got {0})")]
+    MaxHeadLagBlocks(u64),
+    /// A key of `[evm.endpoint_breaker]` is out of range.
+    #[error("{0}")]
+    EndpointBreaker(governance::CircuitBreakerConfigError),
 }
 
 impl EvmConfigError {
     /// The offending key within `[evm]`, e.g. `max_fee_per_gas`.
-    pub fn field(&self) -> &'static str {
-        match self {
+    pub fn field(&self) -> String {
+        let field = match self {
             EvmConfigError::MaxFeePerGas => "max_fee_per_gas",
             EvmConfigError::MaxPriorityFeePerGas { .. } => "max_priority_fee_per_gas",
             EvmConfigError::GasLimit(_) => "gas_limit",
@@ -138,7 +231,12 @@ impl EvmConfigError {
             EvmConfigError::Confirmations(_) => "confirmations",
             EvmConfigError::BumpAfterBlocks(_) => "bump_after_blocks",
             EvmConfigError::BumpPercent(_) => "bump_percent",
-        }
+            EvmConfigError::MaxHeadLagBlocks(_) => "max_head_lag_blocks",
+            EvmConfigError::EndpointBreaker(error) => {
+                return format!("endpoint_breaker.{}", error.field());
+            }
+        };
+        field.to_owned()
     }
 }
 
@@ -184,6 +282,12 @@ impl EvmLedgerConfig {
         if !(MIN_BUMP_PERCENT..=MAX_BUMP_PERCENT).contains(&self.bump_percent) {
             return Err(EvmConfigError::BumpPercent(self.bump_percent));
         }
+        if self.max_head_lag_blocks > MAX_HEAD_LAG_BLOCKS {
+            return Err(EvmConfigError::MaxHeadLagBlocks(self.max_head_lag_blocks));
+        }
+        self.endpoint_breaker
+            .validate()
+            .map_err(EvmConfigError::EndpointBreaker)?;
         Ok(())
     }
 }

@@ -40,6 +40,7 @@ mod address;
 mod config;
 mod fees;
 mod key;
+mod pool;
 mod rpc;
 #[cfg(test)]
 mod tests;
@@ -47,7 +48,7 @@ mod tests;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use alloy_consensus::{SignableTransaction, TxEip1559};
@@ -57,10 +58,12 @@ use governance::{AttemptKind, Head, Ledger, LedgerError, SignRequest, SignedTx, 
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-pub use config::{EvmConfigError, EvmLedgerConfig};
+pub use config::{EvmConfigError, EvmLedgerConfig, RpcEndpoint, endpoint_breaker_defaults};
+pub use pool::{EndpointStatus, RpcEvent, RpcObserver};
 
 use fees::FeeQuote;
 use key::TreasuryKey;
+use pool::{Endpoint, Pool, Transport};
 use rpc::RpcClient;
 
 /// How long a fee quote is reused, so that a batch of signatures costs two calls, not two
@@ -76,6 +79,15 @@ pub enum EvmLedgerError {
     /// The `[evm]` settings are out of range.
     #[error("invalid configuration: evm.{field}: {0}", field = .0.field())]
     Config(#[from] EvmConfigError),
+    /// No endpoint was given.
+    #[error("no RPC endpoint: set rpc_url, rpc_urls, TB_RPC_URLS or --rpc-url")]
+    NoEndpoint,
+    /// Two endpoints would be shown by the same name.
+    #[error(
+        "two RPC endpoints are both called {0:?}: give them distinct names \
+         (rpc_urls = [{{ url = \"…\", name = \"…\" }}, …])"
+    )]
+    DuplicateName(String),
     /// The RPC URL is not one the client can use.
     #[error("invalid RPC URL {url:?}: {reason}")]
     Url {
@@ -102,13 +114,11 @@ pub enum EvmLedgerError {
     },
 }
 
-/// The ledger of an EVM chain, reached over JSON-RPC.
+/// The ledger of an EVM chain, reached over a pool of JSON-RPC endpoints.
 pub struct EvmLedger {
-    rpc: RpcClient,
+    pool: Pool,
     key: TreasuryKey,
     config: EvmLedgerConfig,
-    /// The endpoint's chain id, once fetched (and, if configured, checked).
-    chain_id: OnceLock<u64>,
     /// The last fee quote and when it was fetched.
     fees: Mutex<Option<(Instant, FeeQuote)>>,
 }
@@ -116,29 +126,43 @@ pub struct EvmLedger {
 impl fmt::Debug for EvmLedger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EvmLedger")
-            .field("rpc", &self.rpc)
+            .field("pool", &self.pool)
             .field("key", &self.key)
             .field("config", &self.config)
-            .field("chain_id", &self.chain_id.get())
             .finish_non_exhaustive()
     }
 }
 
 impl EvmLedger {
     /// Checks `config`, reads the key file (a hex private key, optionally `0x` first,
-    /// whitespace around it ignored) and parses the URL (`http://[user:password@]host[:port]`).
-    /// No network I/O: an endpoint that is down shows at the first call.
+    /// whitespace around it ignored) and parses each endpoint's URL
+    /// (`http[s]://[user:password@]host[:port][/path]`). No network I/O: an endpoint that
+    /// is down shows at the first call.
     pub fn new(
-        rpc_url: &str,
+        endpoints: &[RpcEndpoint],
         key_file: &Path,
         config: EvmLedgerConfig,
     ) -> Result<EvmLedger, EvmLedgerError> {
         config.validate()?;
+        if endpoints.is_empty() {
+            return Err(EvmLedgerError::NoEndpoint);
+        }
         let timeout = Duration::from_millis(config.request_timeout_ms);
-        let rpc = RpcClient::new(rpc_url, timeout).map_err(|reason| EvmLedgerError::Url {
-            url: rpc::redact_url(rpc_url),
-            reason,
-        })?;
+        let mut transports: Vec<(String, Box<dyn Transport>)> = Vec::new();
+        for endpoint in endpoints {
+            let rpc =
+                RpcClient::new(endpoint.url(), timeout).map_err(|reason| EvmLedgerError::Url {
+                    url: rpc::redact_url(endpoint.url()),
+                    reason,
+                })?;
+            let label = endpoint
+                .name()
+                .map_or_else(|| rpc.endpoint(), str::to_owned);
+            if transports.iter().any(|(taken, _)| *taken == label) {
+                return Err(EvmLedgerError::DuplicateName(label));
+            }
+            transports.push((label, Box::new(rpc)));
+        }
         let text = read_key_file(key_file).map_err(|source| EvmLedgerError::KeyFile {
             path: key_file.to_owned(),
             source,
@@ -147,13 +171,26 @@ impl EvmLedger {
             path: key_file.to_owned(),
             reason,
         })?;
-        Ok(EvmLedger {
-            rpc,
+        Ok(EvmLedger::with_pool(
+            Pool::new(
+                transports,
+                &config.endpoint_breaker,
+                governance::MonotonicClock,
+                config.max_head_lag_blocks,
+                config.chain_id,
+            ),
             key,
             config,
-            chain_id: OnceLock::new(),
+        ))
+    }
+
+    fn with_pool(pool: Pool, key: TreasuryKey, config: EvmLedgerConfig) -> EvmLedger {
+        EvmLedger {
+            pool,
+            key,
+            config,
             fees: Mutex::new(None),
-        })
+        }
     }
 
     /// The treasury's address: `0x` and 40 EIP-55 checksummed hex digits.
@@ -161,45 +198,31 @@ impl EvmLedger {
         self.key.address().to_checksum(None)
     }
 
-    /// The endpoint without credentials: `http://host:port`.
-    pub fn endpoint(&self) -> String {
-        self.rpc.endpoint()
+    /// The endpoints' names (`scheme://host:port` where none is configured; never
+    /// credentials), in configuration order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.pool
+            .endpoints()
+            .iter()
+            .map(|endpoint| endpoint.label().to_owned())
+            .collect()
     }
 
-    /// The chain id to sign with: the first one read (and accepted).
+    /// Each endpoint's state, head, lag, latency and last error, for `/status`.
+    pub fn endpoint_status(&self) -> Vec<EndpointStatus> {
+        self.pool.status()
+    }
+
+    /// Tells `observer` of every request and every endpoint breaker transition (once;
+    /// later calls are ignored).
+    pub fn observe(&self, observer: RpcObserver) {
+        self.pool.observe(observer);
+    }
+
+    /// The chain id to sign with: the configured one, else the first one read; never
+    /// before an endpoint's chain was checked.
     fn signing_chain_id(&self) -> Result<u64, LedgerError> {
-        match self.chain_id.get() {
-            Some(&id) => Ok(id),
-            None => self.read_chain_id(),
-        }
-    }
-
-    /// Reads the endpoint's chain id; refused if it is not the configured one. The first
-    /// one read is kept for signing.
-    fn read_chain_id(&self) -> Result<u64, LedgerError> {
-        let id = rpc::quantity_u64(&self.rpc.call("eth_chainId", json!([]))?, "eth_chainId")?;
-        if let Some(expected) = self.config.chain_id
-            && expected != id
-        {
-            return Err(LedgerError::Signing(format!(
-                "the endpoint is on chain {id}, but evm.chain_id is {expected}: refusing to sign"
-            )));
-        }
-        let _ = self.chain_id.set(id);
-        Ok(id)
-    }
-
-    /// A block by tag or number (`null` when the endpoint has none).
-    fn block(&self, tag: &str) -> Result<Option<Value>, LedgerError> {
-        let block = self.rpc.call("eth_getBlockByNumber", json!([tag, false]))?;
-        match block {
-            Value::Null => Ok(None),
-            Value::Object(_) => Ok(Some(block)),
-            other => Err(LedgerError::Malformed(format!(
-                "eth_getBlockByNumber({tag}) answered {}, not a block",
-                rpc::bounded(&other.to_string())
-            ))),
-        }
+        self.pool.checked_chain_id()
     }
 
     /// The current fee quote, fetched at most once per [`FEE_QUOTE_TTL`], or now if
@@ -212,22 +235,110 @@ impl EvmLedger {
         {
             return Ok(quote);
         }
-        let block = self
-            .block("latest")?
-            .ok_or_else(|| LedgerError::Malformed("there is no latest block".into()))?;
-        let Some(base_fee) = block.get("baseFeePerGas") else {
-            return Err(LedgerError::Malformed(
-                "the latest block has no baseFeePerGas (is the chain past London/EIP-1559?)".into(),
-            ));
-        };
-        let base_fee = rpc::quantity(base_fee, "baseFeePerGas")?;
-        let tip = rpc::quantity(
-            &self.rpc.call("eth_maxPriorityFeePerGas", json!([]))?,
-            "eth_maxPriorityFeePerGas",
-        )?;
-        let quote = FeeQuote { base_fee, tip };
+        let quote = self.pool.read(|endpoint| {
+            let block = block(endpoint, "latest")?
+                .ok_or_else(|| LedgerError::Malformed("there is no latest block".into()))?;
+            let Some(base_fee) = block.get("baseFeePerGas") else {
+                return Err(LedgerError::Malformed(
+                    "the latest block has no baseFeePerGas (is the chain past London/EIP-1559?)"
+                        .into(),
+                ));
+            };
+            let base_fee = rpc::quantity(base_fee, "baseFeePerGas")?;
+            let tip = rpc::quantity(
+                &endpoint.call("eth_maxPriorityFeePerGas", json!([]))?,
+                "eth_maxPriorityFeePerGas",
+            )?;
+            Ok(FeeQuote { base_fee, tip })
+        })?;
         *self.fees.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), quote));
         Ok(quote)
+    }
+
+    /// The transaction count of the treasury at `tag` on one endpoint.
+    fn count(&self, endpoint: &Endpoint, tag: &str) -> Result<u64, LedgerError> {
+        let count = endpoint.call("eth_getTransactionCount", json!([self.address(), tag]))?;
+        rpc::quantity_u64(&count, "eth_getTransactionCount")
+    }
+
+    /// Where one endpoint says a transaction is.
+    fn lookup_on(&self, endpoint: &Endpoint, tx_hash: &str) -> Result<TxStatus, LedgerError> {
+        let receipt = endpoint.call("eth_getTransactionReceipt", json!([tx_hash]))?;
+        if !receipt.is_null() {
+            // Some nodes answer a receipt for a pending transaction, without a block.
+            return match receipt.get("blockNumber") {
+                Some(Value::Null) | None => Ok(TxStatus::Pending),
+                Some(block) => {
+                    let block = rpc::quantity_u64(block, "the receipt's blockNumber")?;
+                    let block_hash = match receipt.get("blockHash").and_then(Value::as_str) {
+                        Some(hash) if is_tx_hash(hash) => hash.to_ascii_lowercase(),
+                        _ => {
+                            return Err(LedgerError::Malformed(
+                                "the receipt's blockHash is not 0x and 64 hex digits".into(),
+                            ));
+                        }
+                    };
+                    // Status 0: mined (the nonce is spent) but reverted, so no value
+                    // moved (a contract destination that refuses plain transfers, or
+                    // out of gas). The executor cancels the disbursement, saying so.
+                    if receipt.get("status").and_then(Value::as_str) == Some("0x0") {
+                        return Ok(TxStatus::Reverted { block, block_hash });
+                    }
+                    Ok(TxStatus::Included { block, block_hash })
+                }
+            };
+        }
+        let tx = endpoint.call("eth_getTransactionByHash", json!([tx_hash]))?;
+        match tx {
+            Value::Null => Ok(TxStatus::Unknown),
+            Value::Object(_) => Ok(TxStatus::Pending),
+            other => Err(LedgerError::Malformed(format!(
+                "eth_getTransactionByHash answered {}, not an object or null",
+                rpc::bounded(&other.to_string())
+            ))),
+        }
+    }
+
+    /// Whether `endpoint` has block `number` with hash `hash` on its chain. `None`: it
+    /// could not say (it failed).
+    fn has_block(&self, endpoint: &Endpoint, number: u64, hash: &str) -> Option<bool> {
+        match block(endpoint, &format!("{number:#x}")) {
+            Ok(Some(found)) => Some(block_hash(&found).is_ok_and(|found| found == hash)),
+            Ok(None) => Some(false),
+            Err(_) => None,
+        }
+    }
+}
+
+/// A block by tag or number on one endpoint (`null` when it has none).
+fn block(endpoint: &Endpoint, tag: &str) -> Result<Option<Value>, LedgerError> {
+    let block = endpoint.call("eth_getBlockByNumber", json!([tag, false]))?;
+    match block {
+        Value::Null => Ok(None),
+        Value::Object(_) => Ok(Some(block)),
+        other => Err(LedgerError::Malformed(format!(
+            "eth_getBlockByNumber({tag}) answered {}, not a block",
+            rpc::bounded(&other.to_string())
+        ))),
+    }
+}
+
+/// How far a transaction has got, to compare two endpoints' answers.
+fn progress(status: &TxStatus) -> u8 {
+    match status {
+        TxStatus::Unknown => 0,
+        TxStatus::Pending => 1,
+        TxStatus::Included { .. } | TxStatus::Reverted { .. } => 2,
+    }
+}
+
+/// A receipt's block.
+fn receipt_block(status: &TxStatus) -> Option<(u64, &str)> {
+    match status {
+        TxStatus::Included { block, block_hash } | TxStatus::Reverted { block, block_hash } => {
+            Some((*block, block_hash))
+        }
+        TxStatus::Unknown | TxStatus::Pending => None,
     }
 }
 
@@ -272,14 +383,17 @@ fn is_tx_hash(text: &str) -> bool {
 }
 
 impl Ledger for EvmLedger {
+    /// Refreshes the pool (every endpoint's chain id and head: the tick's first call) and
+    /// returns the treasury's chain id.
     fn chain_id(&self) -> Result<String, LedgerError> {
-        self.read_chain_id().map(|id| id.to_string())
+        self.pool.refresh().map(|id| id.to_string())
     }
 
     fn head(&self) -> Result<Head, LedgerError> {
-        let block = self
-            .block("latest")?
-            .ok_or_else(|| LedgerError::Malformed("there is no latest block".into()))?;
+        let block = self.pool.read(|endpoint| {
+            block(endpoint, "latest")?
+                .ok_or_else(|| LedgerError::Malformed("there is no latest block".into()))
+        })?;
         let number = block_number(&block)?;
         let base_fee = match block.get("baseFeePerGas") {
             None | Some(Value::Null) => None,
@@ -295,64 +409,76 @@ impl Ledger for EvmLedger {
     }
 
     fn finalized(&self) -> Result<Option<u64>, LedgerError> {
-        self.block("finalized")?
-            .map(|block| block_number(&block))
-            .transpose()
+        self.pool.read(|endpoint| {
+            block(endpoint, "finalized")?
+                .map(|block| block_number(&block))
+                .transpose()
+        })
     }
 
     fn block_hash(&self, number: u64) -> Result<Option<String>, LedgerError> {
-        self.block(&format!("{number:#x}"))?
-            .map(|block| block_hash(&block))
-            .transpose()
+        self.pool.read(|endpoint| {
+            block(endpoint, &format!("{number:#x}"))?
+                .map(|block| block_hash(&block))
+                .transpose()
+        })
     }
 
+    /// Confirmed by a second endpoint in sync: a nonce that differs from the store's
+    /// holds the executor.
     fn next_nonce(&self) -> Result<u64, LedgerError> {
-        let count = self.rpc.call(
-            "eth_getTransactionCount",
-            json!([self.address(), "pending"]),
-        )?;
-        rpc::quantity_u64(&count, "eth_getTransactionCount")
+        self.pool
+            .confirmed("the treasury's pending nonce", |endpoint| {
+                self.count(endpoint, "pending")
+            })
     }
 
+    /// Confirmed by a second endpoint in sync: a nonce spent at depth by a stranger holds
+    /// the executor.
     fn nonce_at(&self, block: u64) -> Result<u64, LedgerError> {
-        let count = self.rpc.call(
-            "eth_getTransactionCount",
-            json!([self.address(), format!("{block:#x}")]),
-        )?;
-        rpc::quantity_u64(&count, "eth_getTransactionCount")
+        self.pool.confirmed(
+            &format!("the treasury's nonce at block {block}"),
+            |endpoint| self.count(endpoint, &format!("{block:#x}")),
+        )
     }
 
+    /// Confirmed by a second endpoint in sync: it names what spent a nonce.
     fn treasury_transaction(&self, block: u64, nonce: u64) -> Result<Option<String>, LedgerError> {
-        let block = self
-            .rpc
-            .call("eth_getBlockByNumber", json!([format!("{block:#x}"), true]))?;
-        let Some(transactions) = block.get("transactions").and_then(Value::as_array) else {
-            return Ok(None); // no such block (null) on this endpoint
-        };
         let treasury = self.key.address().to_string();
-        for tx in transactions {
-            let from = tx.get("from").and_then(Value::as_str).unwrap_or_default();
-            if !from.eq_ignore_ascii_case(&treasury) {
-                continue;
-            }
-            let tx_nonce = rpc::quantity_u64(tx.get("nonce").unwrap_or(&Value::Null), "a nonce")?;
-            if tx_nonce == nonce {
-                return match tx.get("hash").and_then(Value::as_str) {
-                    Some(hash) if is_tx_hash(hash) => Ok(Some(hash.to_ascii_lowercase())),
-                    _ => Err(LedgerError::Malformed(
-                        "a block's transaction has no hash".into(),
-                    )),
+        self.pool.confirmed(
+            &format!("the treasury's transaction at nonce {nonce} in block {block}"),
+            |endpoint| {
+                let block =
+                    endpoint.call("eth_getBlockByNumber", json!([format!("{block:#x}"), true]))?;
+                let Some(transactions) = block.get("transactions").and_then(Value::as_array) else {
+                    return Ok(None); // no such block (null) on this endpoint
                 };
-            }
-        }
-        Ok(None)
+                for tx in transactions {
+                    let from = tx.get("from").and_then(Value::as_str).unwrap_or_default();
+                    if !from.eq_ignore_ascii_case(&treasury) {
+                        continue;
+                    }
+                    let tx_nonce =
+                        rpc::quantity_u64(tx.get("nonce").unwrap_or(&Value::Null), "a nonce")?;
+                    if tx_nonce == nonce {
+                        return match tx.get("hash").and_then(Value::as_str) {
+                            Some(hash) if is_tx_hash(hash) => Ok(Some(hash.to_ascii_lowercase())),
+                            _ => Err(LedgerError::Malformed(
+                                "a block's transaction has no hash".into(),
+                            )),
+                        };
+                    }
+                }
+                Ok(None)
+            },
+        )
     }
 
     fn balance(&self) -> Result<u128, LedgerError> {
-        let balance = self
-            .rpc
-            .call("eth_getBalance", json!([self.address(), "latest"]))?;
-        rpc::quantity(&balance, "eth_getBalance")
+        self.pool.read(|endpoint| {
+            let balance = endpoint.call("eth_getBalance", json!([self.address(), "latest"]))?;
+            rpc::quantity(&balance, "eth_getBalance")
+        })
     }
 
     fn sign(&self, request: &SignRequest<'_>) -> Result<SignedTx, LedgerError> {
@@ -394,18 +520,33 @@ impl Ledger for EvmLedger {
         })
     }
 
+    /// The same bytes to every endpoint in sync, at once: accepted if one accepts (see
+    /// [`pool::combine_broadcast`] for the rest).
     fn submit(&self, tx: &SignedTx) -> Result<(), LedgerError> {
         let raw = format!("0x{}", hex::encode(&tx.bytes));
-        let answer = self.rpc.call("eth_sendRawTransaction", json!([raw]))?;
-        match answer.as_str() {
-            Some(hash) if is_tx_hash(hash) => Ok(()),
-            _ => Err(LedgerError::Malformed(format!(
-                "eth_sendRawTransaction answered {}, not a transaction hash",
-                rpc::bounded(&answer.to_string())
-            ))),
-        }
+        self.pool.broadcast(|endpoint| {
+            let answer = endpoint.call("eth_sendRawTransaction", json!([raw]))?;
+            match answer.as_str() {
+                Some(hash) if is_tx_hash(hash) => Ok(()),
+                _ => Err(LedgerError::Malformed(format!(
+                    "eth_sendRawTransaction answered {}, not a transaction hash",
+                    rpc::bounded(&answer.to_string())
+                ))),
+            }
+        })
     }
 
+    /// Where a transaction is, never on one endpoint's word where two are in sync:
+    ///
+    /// - "unknown" is asked again of a second endpoint; if that one has it in a block, the
+    ///   first must hold the same block (by hash) for the answer to stand, and is then
+    ///   counted as wrong (its reads lag behind its head); else it is still pending.
+    /// - in a block: the second endpoint must hold the same block (by hash), else it is
+    ///   still pending (the block may be on its way, or on a fork).
+    /// - pending: taken as it is (nothing the executor does turns on it).
+    ///
+    /// With one endpoint in sync its answer stands; with several of which only the first
+    /// answered, "unknown" fails (the executor cannot know) and a block is pending.
     fn lookup(&self, tx_hash: &str) -> Result<TxStatus, LedgerError> {
         if !is_tx_hash(tx_hash) {
             return Err(LedgerError::Other(format!(
@@ -413,49 +554,68 @@ impl Ledger for EvmLedger {
                 rpc::bounded(tx_hash)
             )));
         }
-        let receipt = self
-            .rpc
-            .call("eth_getTransactionReceipt", json!([tx_hash]))?;
-        if !receipt.is_null() {
-            // Some nodes answer a receipt for a pending transaction, without a block.
-            return match receipt.get("blockNumber") {
-                Some(Value::Null) | None => Ok(TxStatus::Pending),
-                Some(block) => {
-                    let block = rpc::quantity_u64(block, "the receipt's blockNumber")?;
-                    let block_hash = match receipt.get("blockHash").and_then(Value::as_str) {
-                        Some(hash) if is_tx_hash(hash) => hash.to_ascii_lowercase(),
-                        _ => {
-                            return Err(LedgerError::Malformed(
-                                "the receipt's blockHash is not 0x and 64 hex digits".into(),
-                            ));
-                        }
-                    };
-                    // Status 0: mined (the nonce is spent) but reverted, so no value
-                    // moved (a contract destination that refuses plain transfers, or
-                    // out of gas). The executor cancels the disbursement, saying so.
-                    if receipt.get("status").and_then(Value::as_str) == Some("0x0") {
-                        tracing::warn!(
-                            tx_hash,
-                            block,
-                            "the transfer was included but reverted (receipt status 0): nothing was paid"
-                        );
-                        return Ok(TxStatus::Reverted { block, block_hash });
-                    }
-                    Ok(TxStatus::Included { block, block_hash })
+        let route = self.pool.route()?;
+        let mut last_failure = None;
+        let mut answered = Vec::new();
+        for &endpoint in &route {
+            match self.lookup_on(endpoint, tx_hash) {
+                Ok(status) => {
+                    answered.push((endpoint, status));
+                    break;
                 }
+                Err(error) if pool::is_infrastructure(&error) => last_failure = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        let Some((first, status)) = answered.pop() else {
+            return Err(last_failure
+                .unwrap_or_else(|| LedgerError::Unreachable("no RPC endpoint in sync".into())));
+        };
+        let others: Vec<&Endpoint> = route
+            .iter()
+            .copied()
+            .filter(|endpoint| !std::ptr::eq(*endpoint, first))
+            .collect();
+        if others.is_empty() || matches!(status, TxStatus::Pending) {
+            return Ok(status);
+        }
+        if let Some((block, hash)) = receipt_block(&status) {
+            let confirmed = others
+                .iter()
+                .find_map(|second| self.has_block(second, block, hash))
+                .unwrap_or(false);
+            return Ok(if confirmed { status } else { TxStatus::Pending });
+        }
+        // "Unknown" from the first: what does a second endpoint say?
+        for &second in &others {
+            let check = match self.lookup_on(second, tx_hash) {
+                Ok(check) => check,
+                Err(error) if pool::is_infrastructure(&error) => {
+                    last_failure = Some(error);
+                    continue;
+                }
+                Err(error) => return Err(error),
             };
+            if progress(&check) <= progress(&status) {
+                return Ok(check); // unknown to both
+            }
+            let Some((block, hash)) = receipt_block(&check) else {
+                return Ok(TxStatus::Pending); // in the second one's pool
+            };
+            return Ok(match self.has_block(first, block, hash) {
+                Some(true) => {
+                    first.penalize(format!(
+                        "it does not know {tx_hash}, included in block {block} it holds: \
+                         its reads lag behind its head"
+                    ));
+                    check
+                }
+                _ => TxStatus::Pending,
+            });
         }
-        let tx = self
-            .rpc
-            .call("eth_getTransactionByHash", json!([tx_hash]))?;
-        match tx {
-            Value::Null => Ok(TxStatus::Unknown),
-            Value::Object(_) => Ok(TxStatus::Pending),
-            other => Err(LedgerError::Malformed(format!(
-                "eth_getTransactionByHash answered {}, not an object or null",
-                rpc::bounded(&other.to_string())
-            ))),
-        }
+        Err(last_failure.unwrap_or_else(|| {
+            LedgerError::Unreachable("no second RPC endpoint to confirm a lookup".into())
+        }))
     }
 
     fn validate_destination(&self, destination: &str) -> Result<(), String> {

@@ -24,7 +24,7 @@ mod evm_ledger {
     use super::super::rpc::{
         MAX_MESSAGE_BYTES, bounded, classify_rpc_error, parse_response, redact_url,
     };
-    use super::super::{EvmConfigError, EvmLedger, EvmLedgerConfig, EvmLedgerError};
+    use super::super::{EvmConfigError, EvmLedger, EvmLedgerConfig, EvmLedgerError, RpcEndpoint};
 
     /// anvil's (and hardhat's) first dev key, and its address.
     const KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -180,9 +180,18 @@ mod evm_ledger {
         file
     }
 
+    /// An EVM ledger on one endpoint.
+    fn new_ledger(
+        url: &str,
+        key: &Path,
+        config: EvmLedgerConfig,
+    ) -> Result<EvmLedger, EvmLedgerError> {
+        EvmLedger::new(&[RpcEndpoint::Url(url.to_owned())], key, config)
+    }
+
     fn ledger_with(url: &str, config: EvmLedgerConfig) -> EvmLedger {
         let key = key_file(KEY);
-        EvmLedger::new(url, key.path(), config).expect("ledger")
+        new_ledger(url, key.path(), config).expect("ledger")
     }
 
     fn ledger(url: &str) -> EvmLedger {
@@ -300,7 +309,7 @@ mod evm_ledger {
             epoch_blocks: 0,
             ..EvmLedgerConfig::default()
         };
-        let error = EvmLedger::new("http://127.0.0.1:8545", key.path(), bad).expect_err("bad");
+        let error = new_ledger("http://127.0.0.1:8545", key.path(), bad).expect_err("bad");
         assert!(matches!(
             error,
             EvmLedgerError::Config(EvmConfigError::EpochBlocks)
@@ -317,7 +326,7 @@ mod evm_ledger {
             format!("  0X{KEY}\r\n\n"),
         ] {
             let file = key_file(&text);
-            let ledger = EvmLedger::new("http://127.0.0.1:8545", file.path(), Default::default())
+            let ledger = new_ledger("http://127.0.0.1:8545", file.path(), Default::default())
                 .expect("ledger");
             assert_eq!(ledger.address(), ADDRESS);
         }
@@ -338,15 +347,15 @@ mod evm_ledger {
             "0x",
         ] {
             let file = key_file(text);
-            let error = EvmLedger::new("http://127.0.0.1:8545", file.path(), Default::default())
+            let error = new_ledger("http://127.0.0.1:8545", file.path(), Default::default())
                 .expect_err(text);
             assert!(matches!(error, EvmLedgerError::Key { .. }), "{error:?}");
             let shown = format!("{error} {error:?}");
             assert!(text.len() < 8 || !shown.contains(&text[..8]), "{shown}");
         }
         let missing = Path::new("/nonexistent/treasury.key");
-        let error = EvmLedger::new("http://127.0.0.1:8545", missing, Default::default())
-            .expect_err("missing");
+        let error =
+            new_ledger("http://127.0.0.1:8545", missing, Default::default()).expect_err("missing");
         assert!(matches!(error, EvmLedgerError::KeyFile { .. }), "{error:?}");
         assert!(
             error.to_string().contains("/nonexistent/treasury.key"),
@@ -355,7 +364,7 @@ mod evm_ledger {
         // A key followed by a page of anything is not a key file; nor is /dev/zero.
         let padded = key_file(&format!("{KEY}\n{}", " ".repeat(2_000)));
         for path in [padded.path(), Path::new("/dev/zero")] {
-            let error = EvmLedger::new("http://127.0.0.1:8545", path, Default::default())
+            let error = new_ledger("http://127.0.0.1:8545", path, Default::default())
                 .expect_err("too long");
             assert!(matches!(error, EvmLedgerError::KeyFile { .. }), "{error:?}");
             assert!(!error.to_string().contains(&KEY[..8]), "{error}");
@@ -365,7 +374,7 @@ mod evm_ledger {
     #[test]
     fn debug_never_shows_the_key_or_credentials() {
         let key = key_file(KEY);
-        let ledger = EvmLedger::new(
+        let ledger = new_ledger(
             "http://alice:hunter2@127.0.0.1:8545",
             key.path(),
             Default::default(),
@@ -391,10 +400,10 @@ mod evm_ledger {
         let server = MockRpc::start(chain);
         let url = format!("http://alice:p%40ss@{}", server.address);
         let ledger = ledger(&url);
-        assert_eq!(ledger.endpoint(), server.url());
+        assert_eq!(ledger.endpoints()[0], server.url());
         assert_eq!(ledger.next_nonce(), Ok(7));
 
-        let error = EvmLedger::new(
+        let error = new_ledger(
             "https://alice:hunter2@rpc.example:8545",
             key_file(KEY).path(),
             Default::default(),
@@ -571,15 +580,16 @@ mod evm_ledger {
         }
         assert_eq!(server.count("eth_chainId"), 1);
         // 50 signatures well within a second on any machine share one quote; on a very
-        // slow one, at most a few.
+        // slow one, at most a few. (One more block: the refresh that read the chain id
+        // also read the head.)
         assert!(
-            (1..=5).contains(&server.count("eth_getBlockByNumber")),
+            (1..=5).contains(&server.count("eth_maxPriorityFeePerGas")),
             "{:?}",
             server.methods()
         );
         assert_eq!(
             server.count("eth_getBlockByNumber"),
-            server.count("eth_maxPriorityFeePerGas")
+            server.count("eth_maxPriorityFeePerGas") + 1
         );
         let again = ledger
             .sign(&SignRequest::payment(&disbursement(DESTINATION, 1), 0))
@@ -607,8 +617,8 @@ mod evm_ledger {
         }
         assert_eq!(
             server.methods(),
-            ["eth_chainId", "eth_chainId"],
-            "never cached, no fees"
+            ["eth_chainId"],
+            "excluded for good at the first answer, no fees"
         );
     }
 
@@ -662,8 +672,12 @@ mod evm_ledger {
         );
         assert_eq!(ledger.next_nonce(), Ok(7));
         let calls = server.calls.lock().expect("calls").clone();
-        assert_eq!(calls[1].0, "eth_getTransactionCount");
-        assert_eq!(calls[1].1, json!([ADDRESS, "pending"]));
+        let counts: Vec<&Value> = calls
+            .iter()
+            .filter(|(method, _)| method == "eth_getTransactionCount")
+            .map(|(_, params)| params)
+            .collect();
+        assert_eq!(counts, [&json!([ADDRESS, "pending"])]);
     }
 
     #[test]
@@ -696,9 +710,10 @@ mod evm_ledger {
     fn lookup_reads_the_receipt_then_the_pool() {
         let hash = format!("0x{}", "cd".repeat(32));
         let status = |receipt: Value, tx: Value| {
-            let server = MockRpc::start(move |method, _, _| match method {
+            let server = MockRpc::start(move |method, params, id| match method {
                 "eth_getTransactionReceipt" => Reply::Result(receipt.clone()),
-                _ => Reply::Result(tx.clone()),
+                "eth_getTransactionByHash" => Reply::Result(tx.clone()),
+                _ => chain(method, params, id),
             });
             ledger(&server.url()).lookup(&hash)
         };
