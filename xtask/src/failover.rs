@@ -30,23 +30,39 @@ const FIRST: u64 = 10;
 const SECOND: u64 = 10;
 
 pub fn about() -> String {
-    "anvil + fault proxy + node: breaker opens, probes, closes; every payment exactly once".into()
+    "anvil + fault proxy + node: breaker opens, probes, closes; every payment exactly once; \
+     then the same with 3 endpoints (--endpoints 3)"
+        .into()
 }
 
+/// `cargo xtask failover [--endpoints 1|3]`: one drill, or (with no argument) both.
 pub fn main(args: &[std::ffi::OsString]) -> Result<(), Error> {
-    if let Some(arg) = args.first() {
-        return match arg.to_str() {
-            Some("-h" | "--help") => {
-                println!("cargo xtask failover: {}", about());
-                Ok(())
-            }
-            _ => Err(Error::Usage(format!(
-                "unexpected argument `{}` for `failover`",
-                arg.to_string_lossy()
-            ))),
-        };
+    let args: Vec<&str> = args
+        .iter()
+        .map(|arg| {
+            arg.to_str()
+                .ok_or_else(|| Error::Usage(format!("not UTF-8: {}", arg.to_string_lossy())))
+        })
+        .collect::<Result<_, _>>()?;
+    match args.as_slice() {
+        [] => run_both().map_err(Error::Failed),
+        ["-h" | "--help"] => {
+            println!("cargo xtask failover [--endpoints 1|3]: {}", about());
+            Ok(())
+        }
+        ["--endpoints", "1"] => run().map_err(Error::Failed),
+        ["--endpoints", "3"] => crate::failover_pool::run().map_err(Error::Failed),
+        ["--endpoints", other] => Err(Error::Usage(format!("--endpoints: 1 or 3, got `{other}`"))),
+        [other, ..] => Err(Error::Usage(format!(
+            "unexpected argument `{other}` for `failover`"
+        ))),
     }
-    run().map_err(Error::Failed)
+}
+
+/// Both drills: one endpoint, then three.
+pub fn run_both() -> Result<(), String> {
+    run()?;
+    crate::failover_pool::run()
 }
 
 /// The drill; `Err` says which check failed.
@@ -280,7 +296,7 @@ struct Sample {
 }
 
 /// A series' value in a Prometheus text exposition (`name{labels} value`).
-fn metric(text: &str, series: &str) -> Result<u64, String> {
+pub(crate) fn metric(text: &str, series: &str) -> Result<u64, String> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse::<f64>().ok())
@@ -517,7 +533,7 @@ fn steps(
     Ok(())
 }
 
-fn check(ok: bool, failure: String) -> Result<(), String> {
+pub(crate) fn check(ok: bool, failure: String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(failure) }
 }
 

@@ -7,6 +7,7 @@ mod bench;
 mod cargo;
 mod chaos;
 mod failover;
+mod failover_pool;
 mod fuzz;
 mod http;
 mod loom;
@@ -116,11 +117,16 @@ COMMANDS:
                                anvil), and print one table of figures and targets.
                                ARGS go to the benches (e.g. a name filter); with ARGS
                                the node part is skipped.
-    failover                   The failover drill against a real chain: anvil (installed
-                               from npm into .tools/ if missing), a fault proxy and the
-                               node; cuts and restores the endpoint, checks the breaker
-                               through /metrics and every payment on anvil. Writes
-                               target/failover-timeline.csv.
+    failover [--endpoints 1|3] The failover drills against a real chain: anvil (installed
+                               from npm into .tools/ if missing), fault proxies and the
+                               node. One endpoint: cuts and restores it, checks the
+                               breaker through /metrics and every payment on anvil
+                               (target/failover-timeline.csv). Three: cuts one (the pool
+                               pays on, the executor's breaker sees nothing), makes one
+                               serve stale reads, cuts all (the breaker opens after 5
+                               failed calls and closes with no payment traffic once one
+                               is back) (target/failover-endpoints-timeline.csv). Both
+                               without --endpoints.
     chaos [--runs N] [--disbursements M] [--block-time SECS] [--faults LIST] [--seed S]
                                Exactly once under kill -9: queues M (200) disbursements
                                to anvil through the node while killing it with SIGKILL

@@ -47,7 +47,11 @@ pub fn steps() -> Vec<Step> {
                     .run()
             },
         ),
-        Step::new("failover", crate::failover::about(), crate::failover::run),
+        Step::new(
+            "failover",
+            crate::failover::about(),
+            crate::failover::run_both,
+        ),
         Step::new("chaos", crate::chaos::about(), crate::chaos::run),
         Step::new("loom", "same as `cargo xtask loom`", || {
             crate::loom::command(&[]).run()

@@ -174,6 +174,23 @@ impl Endpoint {
     /// Calls `method` under the endpoint's breaker: an infrastructure failure counts
     /// against it, any answer (a result or a JSON-RPC error) for it.
     pub(crate) fn call(&self, method: &str, params: Value) -> Result<Value, LedgerError> {
+        self.call_as(method, params, false)
+    }
+
+    /// [`call`](Self::call); `forced`: even if its breaker is open (the pool's last
+    /// resort when every endpoint's is: the executor's breaker paces those calls), and a
+    /// success closes it.
+    fn call_as(&self, method: &str, params: Value, forced: bool) -> Result<Value, LedgerError> {
+        if forced && self.breaker.is_rejecting() {
+            let result = self.timed(method, params);
+            match &result {
+                Err(error) if is_infrastructure(error) => {}
+                _ => {
+                    self.breaker.reset();
+                }
+            }
+            return result;
+        }
         let permit = if self.gated {
             let Ok(permit) = self.breaker.try_acquire() else {
                 return Err(LedgerError::Unreachable(format!(
@@ -185,14 +202,20 @@ impl Endpoint {
         } else {
             None
         };
-        let started = Instant::now();
-        let result = self.transport.call(method, params);
-        let elapsed = started.elapsed();
+        let result = self.timed(method, params);
         match (&result, permit) {
             (Err(error), Some(permit)) if is_infrastructure(error) => permit.failure(),
             (_, Some(permit)) => permit.success(),
             (_, None) => {}
         }
+        result
+    }
+
+    /// One call on the transport, its latency and failure noted and reported.
+    fn timed(&self, method: &str, params: Value) -> Result<Value, LedgerError> {
+        let started = Instant::now();
+        let result = self.transport.call(method, params);
+        let elapsed = started.elapsed();
         {
             let mut health = self.health();
             let sample = elapsed.as_secs_f64() * 1000.0;
@@ -229,12 +252,15 @@ impl Endpoint {
 
     /// Reads its chain id and, if it is `expected` (or nothing is expected yet), its head,
     /// as a refresh does.
-    fn refresh(&self, expected: Option<u64>) -> RefreshAnswer {
-        let chain = super::rpc::quantity_u64(&self.call("eth_chainId", json!([]))?, "eth_chainId")?;
+    fn refresh(&self, expected: Option<u64>, forced: bool) -> RefreshAnswer {
+        let chain = super::rpc::quantity_u64(
+            &self.call_as("eth_chainId", json!([]), forced)?,
+            "eth_chainId",
+        )?;
         if expected.is_some_and(|expected| expected != chain) {
             return Ok((chain, None));
         }
-        let block = self.call("eth_getBlockByNumber", json!(["latest", false]))?;
+        let block = self.call_as("eth_getBlockByNumber", json!(["latest", false]), forced)?;
         let head = super::rpc::quantity_u64(
             block.get("number").unwrap_or(&Value::Null),
             "the latest block's number",
@@ -370,14 +396,21 @@ impl Pool {
     /// Returns the treasury's chain id, or why no endpoint is usable.
     pub(crate) fn refresh(&self) -> Result<u64, LedgerError> {
         let expected = self.chain_id.get().copied();
+        // Every endpoint's breaker open: the pool would never call again by itself, so the
+        // executor's breaker (which paces these ticks) decides, and each refresh probes
+        // them all.
+        let forced = self.endpoints.iter().all(|endpoint| {
+            endpoint.breaker.is_rejecting()
+                || matches!(endpoint.health().chain, ChainCheck::Excluded(_))
+        });
         let answers: Vec<Option<RefreshAnswer>> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .endpoints
                 .iter()
                 .map(|endpoint| {
                     let excluded = matches!(endpoint.health().chain, ChainCheck::Excluded(_));
-                    (!excluded && !endpoint.breaker.is_rejecting())
-                        .then(|| scope.spawn(move || endpoint.refresh(expected)))
+                    (!excluded && (forced || !endpoint.breaker.is_rejecting()))
+                        .then(|| scope.spawn(move || endpoint.refresh(expected, forced)))
                 })
                 .collect();
             handles

@@ -518,3 +518,35 @@ fn broadcast_answers_combine_by_what_they_prove() {
         assert_eq!(combine_broadcast(answers), expected, "{shown}");
     }
 }
+
+/// With every endpoint's breaker open the pool would never call again by itself: each
+/// refresh then probes them all (the executor's breaker paces the ticks), and the first
+/// to answer is back at once.
+#[test]
+fn with_every_endpoint_open_each_refresh_probes_them_all() {
+    let r = rig(&[100, 100]);
+    for i in 0..2 {
+        r.script(i).down = Some(LedgerError::Unreachable("refused".into()));
+    }
+    for _ in 0..3 {
+        assert!(r.ledger.chain_id().is_err());
+    }
+    assert_eq!(
+        (r.state(0), r.state(1)),
+        (CircuitState::Open, CircuitState::Open)
+    );
+    let calls = r.script(1).calls.len();
+    assert!(r.ledger.chain_id().is_err());
+    assert!(r.script(1).calls.len() > calls, "probed although open");
+    r.script(1).down = None;
+    assert_eq!(
+        r.ledger.chain_id(),
+        Ok("31337".into()),
+        "b answers: usable at once"
+    );
+    assert_eq!(
+        (r.state(0), r.state(1)),
+        (CircuitState::Open, CircuitState::Closed)
+    );
+    assert_eq!(r.ledger.head().map(|h| h.number), Ok(100));
+}
