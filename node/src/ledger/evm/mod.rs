@@ -538,9 +538,10 @@ impl Ledger for EvmLedger {
 
     /// Where a transaction is, never on one endpoint's word where two are in sync:
     ///
-    /// - "unknown" is asked again of a second endpoint; if that one has it in a block, the
-    ///   first must hold the same block (by hash) for the answer to stand, and is then
-    ///   counted as wrong (its reads lag behind its head); else it is still pending.
+    /// - "unknown" is asked again of the other endpoints in sync, and stands only if every
+    ///   one that answers says so; if one has it in a block, the first must hold the same
+    ///   block (by hash) for that answer to stand, and is then counted as wrong (its reads
+    ///   lag behind its head); else it is still pending.
     /// - in a block: the second endpoint must hold the same block (by hash), else it is
     ///   still pending (the block may be on its way, or on a fork).
     /// - pending: taken as it is (nothing the executor does turns on it).
@@ -586,7 +587,9 @@ impl Ledger for EvmLedger {
                 .unwrap_or(false);
             return Ok(if confirmed { status } else { TxStatus::Pending });
         }
-        // "Unknown" from the first: what does a second endpoint say?
+        // "Unknown" from the first: it stands only if every other endpoint in sync that
+        // answers says so too.
+        let mut answered_unknown = false;
         for &second in &others {
             let check = match self.lookup_on(second, tx_hash) {
                 Ok(check) => check,
@@ -597,10 +600,11 @@ impl Ledger for EvmLedger {
                 Err(error) => return Err(error),
             };
             if progress(&check) <= progress(&status) {
-                return Ok(check); // unknown to both
+                answered_unknown = true;
+                continue;
             }
             let Some((block, hash)) = receipt_block(&check) else {
-                return Ok(TxStatus::Pending); // in the second one's pool
+                return Ok(TxStatus::Pending); // in this one's pool
             };
             return Ok(match self.has_block(first, block, hash) {
                 Some(true) => {
@@ -612,6 +616,9 @@ impl Ledger for EvmLedger {
                 }
                 _ => TxStatus::Pending,
             });
+        }
+        if answered_unknown {
+            return Ok(TxStatus::Unknown);
         }
         Err(last_failure.unwrap_or_else(|| {
             LedgerError::Unreachable("no second RPC endpoint to confirm a lookup".into())

@@ -550,3 +550,105 @@ fn with_every_endpoint_open_each_refresh_probes_them_all() {
     );
     assert_eq!(r.ledger.head().map(|h| h.number), Ok(100));
 }
+
+// ---- the model ------------------------------------------------------------------------
+
+/// How one endpoint of the model misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Healthy,
+    /// Holds every block, but its lookups answer null.
+    Stale,
+    /// Two blocks behind: lacks the newest blocks and their receipts.
+    Lagging,
+    /// Another block at the transaction's height, without it.
+    Forked,
+    /// Every call fails.
+    Down,
+}
+
+const KINDS: [Kind; 5] = [
+    Kind::Healthy,
+    Kind::Stale,
+    Kind::Lagging,
+    Kind::Forked,
+    Kind::Down,
+];
+
+/// xorshift64*: a few thousand reproducible cases without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Random pools of 1 to 4 endpoints, each of a random kind, and a transaction either
+/// included at a random height or nowhere. Whatever the pool, a lookup never reports a
+/// block the canonical chain does not hold, and says "unknown" only if no endpoint in sync
+/// that answered knows the transaction.
+#[test]
+fn lookups_never_report_what_the_chain_does_not_hold() {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let head = 100;
+    for case in 0..2_000 {
+        let n = 1 + rng.below(4) as usize;
+        let kinds: Vec<Kind> = (0..n).map(|_| KINDS[rng.below(5) as usize]).collect();
+        let included = (rng.below(3) > 0).then(|| head - rng.below(4));
+        let r = rig(&vec![head; n]);
+        let hash = tx(7);
+        for (i, kind) in kinds.iter().enumerate() {
+            let mut s = r.script(i);
+            if let Some(block) = included {
+                let canonical = s.blocks[&block].clone();
+                s.receipts.insert(hash.clone(), (block, canonical));
+            }
+            match kind {
+                Kind::Healthy => {}
+                Kind::Stale => s.stale_lookups = true,
+                Kind::Lagging => {
+                    for gone in head - 1..=head {
+                        s.blocks.remove(&gone);
+                        s.receipts.retain(|_, (block, _)| *block != gone);
+                    }
+                    s.head = head - 2;
+                }
+                Kind::Forked => {
+                    if let Some(block) = included {
+                        s.blocks.insert(block, block_hash(10_000 + block));
+                        s.receipts.clear();
+                    }
+                }
+                Kind::Down => s.down = Some(LedgerError::Timeout),
+            }
+        }
+        let _ = r.ledger.chain_id();
+        let answer = r.ledger.lookup(&hash);
+        let shown = format!("case {case}: {kinds:?}, included {included:?}: {answer:?}");
+        match &answer {
+            Ok(TxStatus::Included {
+                block,
+                block_hash: found,
+            }) => {
+                assert_eq!(Some(*block), included, "{shown}");
+                assert_eq!(*found, block_hash(*block), "{shown}");
+            }
+            Ok(TxStatus::Unknown) => {
+                let knows = kinds
+                    .iter()
+                    .any(|kind| matches!(kind, Kind::Healthy) && included.is_some());
+                assert!(!knows, "a healthy endpoint in sync knew it: {shown}");
+            }
+            Ok(TxStatus::Pending) | Err(_) => {}
+            Ok(TxStatus::Reverted { .. }) => panic!("nothing reverted: {shown}"),
+        }
+    }
+}
