@@ -43,7 +43,8 @@ pub struct RunArgs {
     /// Ledger to pay on: dev (embedded) or evm [env: TB_LEDGER] [default: dev]
     #[arg(long, value_name = "dev|evm")]
     pub ledger: Option<String>,
-    /// Ethereum JSON-RPC URL, for --ledger evm [env: TB_RPC_URL]
+    /// Ethereum JSON-RPC URL, http(s)://[user:password@]host[:port][/path], for --ledger evm
+    /// [env: TB_RPC_URL]
     #[arg(long, value_name = "URL")]
     pub rpc_url: Option<String>,
     /// File holding the treasury's signing key, for --ledger evm [env: TB_TREASURY_KEY_FILE]
@@ -112,7 +113,7 @@ impl AdminCommand {
 /// Precedence: flag > environment variable > default.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnectionArgs {
-    /// The node's HTTP address, http:// only [env: TB_ADMIN_URL] [default: http://127.0.0.1:9615]
+    /// The node's address, http(s)://host:port [env: TB_ADMIN_URL] [default: http://127.0.0.1:9615]
     #[arg(long, value_name = "URL", global = true, help_heading = "Connection")]
     pub url: Option<String>,
     /// The admin API's bearer token (required; prefer the variable: flags show in `ps`)

@@ -182,6 +182,7 @@ fn open_evm(config: &NodeConfig) -> Result<Option<EvmLedger>, ConfigError> {
             let key = match &error {
                 EvmLedgerError::Config(invalid) => format!("evm.{}", invalid.field()),
                 EvmLedgerError::Url { .. } => "rpc_url".into(),
+                EvmLedgerError::CaFile { .. } => "evm.ca_file".into(),
                 EvmLedgerError::KeyFile { .. } | EvmLedgerError::Key { .. } => {
                     "treasury_key_file".into()
                 }

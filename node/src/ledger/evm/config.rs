@@ -1,5 +1,7 @@
 //! `EvmLedgerConfig`: the `[evm]` table of the node's TOML config, and its checks.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// The EVM ledger's settings. Every field has a default, so an empty (or absent) `[evm]`
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 /// wait_for_finalized = false                # or: once the chain finalizes its block
 /// bump_after_blocks = 3                     # pending this long: replaced, fees raised
 /// bump_percent = 20                         # by at least this much (10 or more)
+/// ca_file = "/etc/treasury/rpc-ca.pem"      # https: trust these CAs, not the system's
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -49,6 +52,11 @@ pub struct EvmLedgerConfig {
     /// How much a replacement raises both fees, at least: from 10 (what nodes require of
     /// a replacement) to 1000.
     pub bump_percent: u64,
+    /// For an `https://` endpoint: a PEM file of the CA certificates its certificate must
+    /// chain to, instead of the system's trusted CAs (a private CA, a self-signed
+    /// certificate). Read at startup: missing, or without a usable certificate, is a
+    /// configuration error. Unset: the system's trust store.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// 1 gwei in wei.
@@ -80,6 +88,7 @@ impl Default for EvmLedgerConfig {
             wait_for_finalized: false,
             bump_after_blocks: 3,
             bump_percent: 20,
+            ca_file: None,
         }
     }
 }

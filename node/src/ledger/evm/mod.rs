@@ -15,9 +15,11 @@
 //! | `submit`               | `eth_sendRawTransaction`                                        |
 //! | `lookup`               | `eth_getTransactionReceipt`, then `eth_getTransactionByHash`    |
 //!
-//! Every call is one blocking HTTP exchange with a deadline ([`crate::client::http`]); the
-//! node runs them on its blocking pool. How failures map to [`LedgerError`] is in
-//! [`rpc`]'s table.
+//! Every call is one blocking HTTP(S) exchange with a deadline, on a [`ureq`] agent that
+//! keeps the connection open between calls ([`rpc`]); the node runs them on its blocking
+//! pool. How failures map to [`LedgerError`] is in [`rpc`]'s table. An `https://`
+//! endpoint's certificate is checked against the system's trusted CAs, or against those
+//! of `evm.ca_file` only, when set.
 //!
 //! `sign` is deterministic for a given fee quote: within the quote's second the same
 //! disbursement and nonce give the same bytes; later, the fees (and so the hash) may
@@ -61,7 +63,7 @@ pub use config::{EvmConfigError, EvmLedgerConfig};
 
 use fees::FeeQuote;
 use key::TreasuryKey;
-use rpc::RpcClient;
+use rpc::{RpcClient, RpcSetupError};
 
 /// How long a fee quote is reused, so that a batch of signatures costs two calls, not two
 /// per transfer.
@@ -81,6 +83,14 @@ pub enum EvmLedgerError {
     Url {
         /// The URL, any credentials replaced by `***`.
         url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `evm.ca_file` cannot be read or holds no usable CA certificate.
+    #[error("cannot use {} as the CA file: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
         /// What is wrong with it.
         reason: String,
     },
@@ -126,8 +136,9 @@ impl fmt::Debug for EvmLedger {
 
 impl EvmLedger {
     /// Checks `config`, reads the key file (a hex private key, optionally `0x` first,
-    /// whitespace around it ignored) and parses the URL (`http://[user:password@]host[:port]`).
-    /// No network I/O: an endpoint that is down shows at the first call.
+    /// whitespace around it ignored) and `config.ca_file` if set, and parses the URL
+    /// (`http(s)://[user:password@]host[:port][/path]`). No network I/O: an endpoint that
+    /// is down shows at the first call.
     pub fn new(
         rpc_url: &str,
         key_file: &Path,
@@ -135,9 +146,16 @@ impl EvmLedger {
     ) -> Result<EvmLedger, EvmLedgerError> {
         config.validate()?;
         let timeout = Duration::from_millis(config.request_timeout_ms);
-        let rpc = RpcClient::new(rpc_url, timeout).map_err(|reason| EvmLedgerError::Url {
-            url: rpc::redact_url(rpc_url),
-            reason,
+        let ca_file = config.ca_file.as_deref();
+        let rpc = RpcClient::new(rpc_url, timeout, ca_file).map_err(|error| match error {
+            RpcSetupError::Url(reason) => EvmLedgerError::Url {
+                url: rpc::redact_url(rpc_url),
+                reason,
+            },
+            RpcSetupError::CaFile(reason) => EvmLedgerError::CaFile {
+                path: ca_file.map(Path::to_owned).unwrap_or_default(),
+                reason,
+            },
         })?;
         let text = read_key_file(key_file).map_err(|source| EvmLedgerError::KeyFile {
             path: key_file.to_owned(),
@@ -161,7 +179,7 @@ impl EvmLedger {
         self.key.address().to_checksum(None)
     }
 
-    /// The endpoint without credentials: `http://host:port`.
+    /// The endpoint without credentials, path or query: `scheme://host:port`.
     pub fn endpoint(&self) -> String {
         self.rpc.endpoint()
     }
