@@ -119,6 +119,38 @@ impl RpcClient {
         parse_response(status, &body, id)
     }
 
+    /// Calls each `(method, params)` in one JSON-RPC batch (one HTTP exchange) and returns
+    /// their answers in the order of `calls`, matched by id whatever the order the
+    /// endpoint answered in. The outer error is the exchange's (or an answer that is no
+    /// batch answer at all); an entry's error is that call's: a JSON-RPC error object, or
+    /// `Malformed` for a call the endpoint did not answer. An endpoint that answers the
+    /// whole batch with one error object (some refuse batches so) gives every call that
+    /// error.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "no ledger call batches yet; tested on its own")
+    )]
+    pub(super) fn batch(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<Value, LedgerError>>, LedgerError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<u64> = calls.iter().map(|_| self.id()).collect();
+        let requests: Vec<Value> = calls
+            .iter()
+            .zip(&ids)
+            .map(|((method, params), id)| {
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+            })
+            .collect();
+        let body = serde_json::to_vec(&requests)
+            .map_err(|error| LedgerError::Other(format!("cannot encode a batch: {error}")))?;
+        let (status, body) = self.post(&body)?;
+        parse_batch_response(status, &body, &ids)
+    }
+
     /// A fresh request id.
     fn id(&self) -> u64 {
         // Relaxed: the id only has to differ between calls; it orders nothing.
@@ -391,6 +423,74 @@ fn answer(object: &serde_json::Map<String, Value>, id: u64) -> Result<Value, Una
         .get("result")
         .cloned()
         .ok_or_else(|| Unanswered::Malformed("neither \"result\" nor \"error\"".into()))
+}
+
+/// Reads the answer to a JSON-RPC batch of requests with ids `ids`: each request's
+/// answer, in the order of `ids`. See [`RpcClient::batch`].
+pub(super) fn parse_batch_response(
+    status: u16,
+    body: &[u8],
+    ids: &[u64],
+) -> Result<Vec<Result<Value, LedgerError>>, LedgerError> {
+    if status == 429 || (500..=599).contains(&status) {
+        return Err(LedgerError::Http(status));
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Err(not_json_rpc(status, format!("not JSON: {}", snippet(body))));
+    };
+    let answers = match value {
+        Value::Array(answers) => answers,
+        // One answer for the whole batch: an error object stands for every call.
+        Value::Object(object) => {
+            let error = object
+                .get("error")
+                .filter(|error| !error.is_null())
+                .filter(|_| object.get("jsonrpc").and_then(Value::as_str) == Some("2.0"));
+            return match error {
+                Some(error) => {
+                    let error = rpc_error(error);
+                    Ok(ids.iter().map(|_| Err(error.clone())).collect())
+                }
+                None => Err(not_json_rpc(
+                    status,
+                    format!(
+                        "one answer to a batch of {}, and not an error: {}",
+                        ids.len(),
+                        snippet(body)
+                    ),
+                )),
+            };
+        }
+        _ => {
+            return Err(not_json_rpc(
+                status,
+                format!("not a JSON-RPC batch answer: {}", snippet(body)),
+            ));
+        }
+    };
+    if !(200..300).contains(&status) {
+        return Err(LedgerError::Http(status));
+    }
+    // Each id's answer object (the first one, should the endpoint repeat an id).
+    let mut by_id: Vec<Option<&serde_json::Map<String, Value>>> = vec![None; ids.len()];
+    for object in answers.iter().filter_map(Value::as_object) {
+        let Some(answered) = object.get("id").and_then(Value::as_u64) else {
+            continue;
+        };
+        if let Some(slot) = ids.iter().position(|&id| id == answered) {
+            by_id[slot].get_or_insert(object);
+        }
+    }
+    Ok(ids
+        .iter()
+        .zip(by_id)
+        .map(|(&id, object)| match object {
+            Some(object) => answer(object, id).map_err(LedgerError::from),
+            None => Err(LedgerError::Malformed(format!(
+                "the batch's answer has no answer to request id {id}"
+            ))),
+        })
+        .collect())
 }
 
 /// A JSON-RPC error object, classified by its message.

@@ -22,8 +22,8 @@ mod evm_ledger {
     use super::super::address::parse_destination;
     use super::super::fees::{FeeQuote, Fees};
     use super::super::rpc::{
-        MAX_MESSAGE_BYTES, RpcClient, RpcSetupError, bounded, classify_rpc_error, parse_response,
-        redact_url,
+        MAX_MESSAGE_BYTES, RpcClient, RpcSetupError, bounded, classify_rpc_error,
+        parse_batch_response, parse_response, redact_url,
     };
     use super::super::{EvmConfigError, EvmLedger, EvmLedgerConfig, EvmLedgerError};
 
@@ -518,6 +518,144 @@ mod evm_ledger {
         for secret in ["5ecre7", "pa55word", "user"] {
             assert!(!message.contains(secret), "{secret}: {message}");
         }
+    }
+
+    // ---- batches -----------------------------------------------------------------------
+
+    fn client(address: SocketAddr) -> RpcClient {
+        RpcClient::new(
+            &format!("http://{address}"),
+            std::time::Duration::from_secs(10),
+            None,
+        )
+        .expect("client")
+    }
+
+    #[test]
+    fn a_batch_is_one_request_and_its_answers_are_matched_by_id() {
+        // A fresh client numbers its requests from 1. Answered out of order, with an
+        // answer to an id never asked (ignored) and two to id 3 (the first counts).
+        let answer = br#"[
+            {"jsonrpc":"2.0","id":3,"result":"0x3"},
+            {"jsonrpc":"2.0","id":99,"result":"0x63"},
+            {"jsonrpc":"2.0","id":1,"result":{"number":"0x1"}},
+            {"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"nonce too low"}},
+            {"jsonrpc":"2.0","id":3,"result":"0xdead"}
+        ]"#;
+        let (address, server) = one_exchange(http_response(200, answer));
+        let answers = client(address)
+            .batch(&[
+                ("eth_getBlockByNumber", json!(["latest", false])),
+                ("eth_sendRawTransaction", json!(["0x02"])),
+                ("eth_chainId", json!([])),
+            ])
+            .expect("a batch answer");
+        assert_eq!(
+            answers,
+            vec![
+                Ok(json!({"number": "0x1"})),
+                Err(LedgerError::NonceTooLow),
+                Ok(json!("0x3")),
+            ]
+        );
+        let (head, body) = server.join().expect("the server");
+        assert!(head.starts_with("POST / HTTP/1.1\r\n"), "{head}");
+        let sent: Value = serde_json::from_slice(&body).expect("a JSON body");
+        assert_eq!(
+            sent,
+            json!([
+                {"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", false]},
+                {"jsonrpc": "2.0", "id": 2, "method": "eth_sendRawTransaction", "params": ["0x02"]},
+                {"jsonrpc": "2.0", "id": 3, "method": "eth_chainId", "params": []},
+            ])
+        );
+    }
+
+    #[test]
+    fn a_call_the_batch_answer_leaves_out_is_malformed() {
+        let answer = br#"[{"jsonrpc":"2.0","id":2,"result":"0x2"}, 7, {"id":1,"result":"0x1"}]"#;
+        let (address, server) = one_exchange(http_response(200, answer));
+        let answers = client(address)
+            .batch(&[("eth_chainId", json!([])), ("eth_blockNumber", json!([]))])
+            .expect("a batch answer");
+        let _ = server.join();
+        assert_eq!(answers[1], Ok(json!("0x2")));
+        // Answered, but not in JSON-RPC 2.0.
+        assert!(
+            matches!(&answers[0], Err(LedgerError::Malformed(m)) if m.contains("jsonrpc")),
+            "{answers:?}"
+        );
+        assert_eq!(
+            parse_batch_response(200, b"[]", &[4]),
+            Ok(vec![Err(LedgerError::Malformed(
+                "the batch's answer has no answer to request id 4".into()
+            ))])
+        );
+    }
+
+    #[test]
+    fn one_error_for_a_whole_batch_is_every_calls_error() {
+        let answer = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch requests are not supported"}}"#;
+        let (address, server) = one_exchange(http_response(200, answer));
+        let answers = client(address)
+            .batch(&[("eth_chainId", json!([])), ("eth_blockNumber", json!([]))])
+            .expect("a batch answer");
+        let _ = server.join();
+        assert_eq!(answers.len(), 2);
+        for answer in &answers {
+            assert!(
+                matches!(answer, Err(LedgerError::Other(m)) if m.contains("batch requests are not supported")),
+                "{answers:?}"
+            );
+        }
+        // Also with an error status (some servers send one with it).
+        let answers = parse_batch_response(400, answer, &[1, 2, 3]).expect("an answer");
+        assert_eq!(answers.len(), 3);
+        assert!(answers.iter().all(Result::is_err), "{answers:?}");
+    }
+
+    #[test]
+    fn a_batch_that_fails_as_a_whole_is_one_error() {
+        assert_eq!(
+            parse_batch_response(503, b"[]", &[1]),
+            Err(LedgerError::Http(503))
+        );
+        assert_eq!(
+            parse_batch_response(429, b"", &[1]),
+            Err(LedgerError::Http(429))
+        );
+        assert_eq!(
+            parse_batch_response(404, b"not found", &[1]),
+            Err(LedgerError::Http(404))
+        );
+        assert_eq!(
+            parse_batch_response(403, b"[]", &[1]),
+            Err(LedgerError::Http(403))
+        );
+        for body in [
+            &b"<html>"[..],
+            b"",
+            b"12",
+            br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#,
+            br#"{"id":null,"error":{"code":1,"message":"no jsonrpc"}}"#,
+        ] {
+            let answer = parse_batch_response(200, body, &[1, 2]);
+            assert!(
+                matches!(answer, Err(LedgerError::Malformed(_))),
+                "{:?}: {answer:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Through the transport: an endpoint that is not there, and no calls at all.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        drop(listener);
+        let answer = client(address).batch(&[("eth_chainId", json!([]))]);
+        assert!(
+            matches!(answer, Err(LedgerError::Unreachable(_))),
+            "{answer:?}"
+        );
+        assert_eq!(client(address).batch(&[]), Ok(Vec::new()));
     }
 
     // ---- https and evm.ca_file ---------------------------------------------------------
