@@ -5,7 +5,8 @@
 //! and body); anything else is a body, sent in a `200 OK` with its `Content-Length`.
 //! `$ID` in either is replaced by the request's JSON-RPC id, so an input can answer the
 //! call it gets. With no response left, the connection is closed unanswered. One request
-//! per connection, as the client makes them (`Connection: close`).
+//! per connection: the server closes each after its answer (the client, which would keep
+//! it open, then opens a new one).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};

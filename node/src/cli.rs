@@ -43,9 +43,9 @@ pub struct RunArgs {
     /// Ledger to pay on: dev (embedded) or evm [env: TB_LEDGER] [default: dev]
     #[arg(long, value_name = "dev|evm")]
     pub ledger: Option<String>,
-    /// Ethereum JSON-RPC endpoint URL (http:// or https://), for --ledger evm; repeat it
-    /// for several endpoints, each behind its own breaker [env: TB_RPC_URLS, comma-separated, or
-    /// TB_RPC_URL]
+    /// Ethereum JSON-RPC endpoint URL, http(s)://[user:password@]host[:port][/path], for
+    /// --ledger evm; repeat it for several endpoints, each behind its own breaker [env:
+    /// TB_RPC_URLS, comma-separated, or TB_RPC_URL]
     #[arg(long = "rpc-url", value_name = "URL")]
     pub rpc_urls: Vec<String>,
     /// File holding the treasury's signing key, for --ledger evm [env: TB_TREASURY_KEY_FILE]
@@ -114,7 +114,7 @@ impl AdminCommand {
 /// Precedence: flag > environment variable > default.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnectionArgs {
-    /// The node's HTTP address, http:// only [env: TB_ADMIN_URL] [default: http://127.0.0.1:9615]
+    /// The node's address, http(s)://host:port [env: TB_ADMIN_URL] [default: http://127.0.0.1:9615]
     #[arg(long, value_name = "URL", global = true, help_heading = "Connection")]
     pub url: Option<String>,
     /// The admin API's bearer token (required; prefer the variable: flags show in `ps`)

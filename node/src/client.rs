@@ -1,7 +1,8 @@
 //! The admin API's client: `node breaker …`, `node disburse …`, `node intents …`,
-//! `node executor …` and `node audit` each make one HTTP call to a running node (through
-//! [`http`], a tiny blocking HTTP/1.1 client) and print its JSON answer on stdout,
-//! pretty-printed in the node's own key order.
+//! `node executor …` and `node audit` each make one HTTP call to a running node (with
+//! [`ureq`], set up by [`transport`]) and print its JSON answer on stdout, pretty-printed
+//! in the node's own key order. The node may be behind `https://` (a TLS-terminating
+//! proxy): its certificate is checked against the system's trusted CAs.
 //!
 //! Where and as whom: a flag, else an environment variable (read through [`Env`], as the
 //! node's configuration is), else a default: `--url` / `TB_ADMIN_URL` /
@@ -12,7 +13,7 @@
 //! <message>`), could not be reached (`error: cannot reach <url>: …`) or answered something
 //! unreadable; 2 a usage error (clap's own, a bad URL, no token).
 
-pub mod http;
+pub mod transport;
 
 #[cfg(test)]
 mod tests;
@@ -23,7 +24,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use self::http::{HttpError, Request, Response, Url};
+use ureq::http;
+
+use self::transport::{AgentOptions, Failure, MAX_BODY_BYTES, Trust, Url};
 use crate::cli::{
     AdminCommand, BreakerAction, ConnectionArgs, DisburseAction, ExecutorAction, IntentsAction,
     Outcome,
@@ -67,13 +70,14 @@ pub enum ClientError {
         /// The node's `{"error": …}` message (or, failing that, its body or reason phrase).
         message: String,
     },
-    /// The node could not be reached, or did not answer in time.
-    #[error("cannot reach {url}: {source}")]
+    /// The node could not be reached (no connection, a failed TLS handshake), or did not
+    /// answer in time.
+    #[error("cannot reach {url}: {reason}")]
     Unreachable {
         /// The node.
         url: Url,
         /// What failed.
-        source: HttpError,
+        reason: String,
     },
     /// The node's answer cannot be read.
     #[error("bad answer from {url}: {reason}")]
@@ -100,7 +104,7 @@ pub fn connection(args: &ConnectionArgs, env: &dyn Env) -> Result<Connection, Cl
     let (url_text, url_key) = pick(args.url.as_deref(), "--url", env, "TB_ADMIN_URL")?
         .unwrap_or_else(|| (DEFAULT_URL.to_owned(), "the default URL"));
     let url =
-        Url::parse(&url_text).map_err(|error| ClientError::Usage(format!("{url_key}: {error}")))?;
+        admin_url(&url_text).map_err(|error| ClientError::Usage(format!("{url_key}: {error}")))?;
 
     let Some((token, token_key)) = pick(args.token.as_deref(), "--token", env, "TB_ADMIN_TOKEN")?
     else {
@@ -126,6 +130,27 @@ pub fn connection(args: &ConnectionArgs, env: &dyn Env) -> Result<Connection, Cl
         actor,
         timeout: DEFAULT_TIMEOUT,
     })
+}
+
+/// `http(s)://host[:port][/]`: the admin API's routes start at the root, and the token
+/// goes in its own header, not in the URL.
+fn admin_url(text: &str) -> Result<Url, transport::UrlError> {
+    let url = Url::parse(text)?;
+    let fail = |reason: &str| transport::UrlError {
+        url: text.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if url.userinfo().is_some() {
+        return Err(fail(
+            "user info (user@host) is not supported: the token goes in --token or TB_ADMIN_TOKEN",
+        ));
+    }
+    if url.target() != "/" {
+        return Err(fail(
+            "a path or query is not supported: give http://host:port or https://host:port only",
+        ));
+    }
+    Ok(url)
 }
 
 /// The flag's value, else the variable's, with the name it came from. An empty flag is
@@ -304,6 +329,17 @@ impl Answer {
     }
 }
 
+/// An answer of the node, whatever its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The status code's reason phrase (`Not Found`), empty for a code without one.
+    pub reason: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
 /// Sends `call` and reads the answer: a 2xx with a JSON body is an [`Answer`], anything
 /// else an error.
 pub fn send(connection: &Connection, call: &Call) -> Result<Answer, ClientError> {
@@ -313,37 +349,59 @@ pub fn send(connection: &Connection, call: &Call) -> Result<Answer, ClientError>
         })?),
         None => None,
     };
-    let authorization = format!("Bearer {}", connection.token);
-    let headers = [
-        ("Authorization", authorization.as_str()),
-        ("X-Actor", connection.actor.as_str()),
-        ("Accept", "application/json"),
-        (
-            "User-Agent",
-            concat!("node-cli/", env!("CARGO_PKG_VERSION")),
-        ),
-    ];
-    let request = Request {
-        method: call.method,
-        target: &call.path,
-        headers: &headers,
-        json_body: body.as_deref(),
+    let agent = transport::agent(AgentOptions {
+        timeout: connection.timeout,
+        trust: Trust::System,
+        user_agent: concat!("node-cli/", env!("CARGO_PKG_VERSION")),
+    });
+    let request = http::Request::builder()
+        .method(call.method)
+        .uri(connection.url.request_uri(&call.path))
+        .header("Authorization", format!("Bearer {}", connection.token))
+        .header("X-Actor", connection.actor.as_str())
+        .header("Accept", "application/json")
+        // One call per process: nothing to keep the connection open for.
+        .header("Connection", "close");
+    let invalid = |error: http::Error| ClientError::Usage(format!("invalid request: {error}"));
+    let sent = match body {
+        Some(body) => request
+            .header("Content-Type", "application/json")
+            .body(body)
+            .map_err(invalid)
+            .map(|request| agent.run(request))?,
+        None => request
+            .body(())
+            .map_err(invalid)
+            .map(|request| agent.run(request))?,
     };
-    let response = http::send(&connection.url, &request, connection.timeout).map_err(|error| {
-        if error.is_connection() {
-            ClientError::Unreachable {
-                url: connection.url.clone(),
-                source: error,
-            }
-        } else if let HttpError::InvalidRequest(reason) = error {
-            ClientError::Usage(reason)
-        } else {
-            ClientError::BadAnswer {
-                url: connection.url.clone(),
-                reason: error.to_string(),
-            }
-        }
-    })?;
+    let failed = |error: ureq::Error| match Failure::from(error) {
+        Failure::Timeout => ClientError::Unreachable {
+            url: connection.url.clone(),
+            reason: format!("timed out after {:?}", connection.timeout),
+        },
+        failure @ (Failure::Unreachable(_) | Failure::Tls { .. }) => ClientError::Unreachable {
+            url: connection.url.clone(),
+            reason: failure.to_string(),
+        },
+        failure @ Failure::Malformed(_) => ClientError::BadAnswer {
+            url: connection.url.clone(),
+            reason: failure.to_string(),
+        },
+        Failure::Request(reason) => ClientError::Usage(format!("invalid request: {reason}")),
+    };
+    let mut response = sent.map_err(failed)?;
+    let status = response.status();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY_BYTES)
+        .read_to_vec()
+        .map_err(failed)?;
+    let response = Response {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or_default().to_owned(),
+        body,
+    };
     interpret(&connection.url, response)
 }
 

@@ -189,6 +189,7 @@ fn open_evm(config: &NodeConfig) -> Result<Option<EvmLedger>, ConfigError> {
                 EvmLedgerError::Url { .. }
                 | EvmLedgerError::NoEndpoint
                 | EvmLedgerError::DuplicateName(_) => "rpc_urls".into(),
+                EvmLedgerError::CaFile { .. } => "evm.ca_file".into(),
                 EvmLedgerError::KeyFile { .. } | EvmLedgerError::Key { .. } => {
                     "treasury_key_file".into()
                 }

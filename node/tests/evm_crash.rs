@@ -103,6 +103,7 @@ mod evm_crash {
                 .env_remove("TB_ADMIN_TOKEN")
                 .env_remove("TB_LEDGER")
                 .env_remove("TB_RPC_URL")
+                .env_remove("TB_RPC_URLS")
                 .env_remove("TB_TREASURY_KEY_FILE")
                 .env_remove("TB_GOVERNANCE_DB_PATH")
                 .env_remove("TB_CRASH_AT")

@@ -1,5 +1,6 @@
 //! The EVM ledger against a real chain: `EvmLedger` → `faultproxy` → anvil 1.7.1, one
-//! anvil per test (killed when the test ends), one test per way a call can fail.
+//! anvil per test (killed when the test ends), one test per way a call can fail; and
+//! `EvmLedger` → a TLS-terminating proxy → anvil, for an `https://` endpoint.
 //!
 //! anvil comes from `common` (installed with npm if missing; a test never skips).
 
@@ -11,7 +12,10 @@ mod evm_ledger {
 
     use faultproxy::{FaultProxy, Mode};
 
-    use crate::common::{ANVIL_CHAIN_ID, Anvil, DESTINATION, STARTUP, TREASURY, TREASURY_KEY};
+    use crate::common::tls::{self, TlsProxy};
+    use crate::common::{
+        ANVIL_CHAIN_ID, Anvil, DESTINATION, STARTUP, TREASURY, TREASURY_KEY, wait_until,
+    };
     use node::governance::{
         Disbursement, DisbursementStatus, Ledger, LedgerError, SignRequest, SignedTx, TxStatus,
     };
@@ -143,6 +147,62 @@ mod evm_ledger {
         assert_eq!(seen["to"], json!(DESTINATION));
         assert_eq!(seen["chainId"], json!(format!("{ANVIL_CHAIN_ID:#x}")));
         assert_eq!(seen["gas"], json!("0x5208"));
+    }
+
+    /// An `https://` endpoint with a self-signed certificate: trusted through `ca_file`, it
+    /// pays; without it (the system's CAs), every call fails as Unreachable, saying that
+    /// the certificate is not trusted and how to trust it.
+    #[test]
+    fn pays_over_https_trusting_the_ca_file_and_only_then() {
+        let anvil = Anvil::start(&[]);
+        let proxy = TlsProxy::start(anvil.address);
+        let key = tempfile::NamedTempFile::new().expect("key file");
+        std::fs::write(key.path(), TREASURY_KEY).expect("key written");
+        let url = format!("https://{}", proxy.address);
+
+        let untrusted = EvmLedger::new(
+            &[RpcEndpoint::Url(url.clone())],
+            key.path(),
+            EvmLedgerConfig::default(),
+        )
+        .expect("ledger");
+        let answer = untrusted.next_nonce();
+        let Err(LedgerError::Unreachable(message)) = answer else {
+            panic!("expected Unreachable, got {answer:?}");
+        };
+        assert!(
+            message.starts_with(&format!("{url}: TLS handshake failed: ")),
+            "{message}"
+        );
+        assert!(
+            message.contains("certificate is not trusted") && message.contains("evm.ca_file"),
+            "{message}"
+        );
+        let tx = untrusted.sign(&SignRequest::payment(&disbursement(1, DESTINATION, 1), 0));
+        assert!(matches!(tx, Err(LedgerError::Unreachable(_))), "{tx:?}");
+        // Two calls, two connections the client gave up during the handshake.
+        wait_until("the proxy to see two handshakes fail", STARTUP, || {
+            proxy.handshake_failures().len() == 2
+        });
+        let failures = proxy.handshake_failures();
+
+        let config = config(|c| c.ca_file = Some(tls::ca_file()));
+        let ledger =
+            EvmLedger::new(&[RpcEndpoint::Url(url.clone())], key.path(), config).expect("ledger");
+        assert_eq!(ledger.endpoints(), [url]);
+        assert_eq!(ledger.chain_id(), Ok(ANVIL_CHAIN_ID.to_string()));
+        assert_eq!(ledger.next_nonce(), Ok(0));
+        let amount = 7_000_000_000_000_000;
+        let payment = disbursement(1, DESTINATION, amount);
+        let tx = ledger
+            .sign(&SignRequest::payment(&payment, 0))
+            .expect("signed");
+        ledger.submit(&tx).expect("accepted");
+        let block = included(&ledger, &tx.tx_hash);
+        assert!(block >= 1, "included in block {block}");
+        assert_eq!(anvil.balance(DESTINATION), amount);
+        assert_eq!(ledger.next_nonce(), Ok(1));
+        assert_eq!(proxy.handshake_failures(), failures, "no new failure");
     }
 
     /// A destination whose code reverts every call (`PUSH1 0 PUSH1 0 REVERT`, set with

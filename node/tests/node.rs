@@ -252,6 +252,28 @@ fn an_invalid_config_exits_2_naming_the_key() {
         ("TB_TREASURY_KEY_FILE", key),
     ]);
     assert!(stderr.contains("rpc_url"), "{stderr}");
+
+    // An https endpoint's CA file that is not there, or holds no certificate.
+    let not_pem = dir.path().join("not-a-ca.pem");
+    std::fs::write(&not_pem, "not a certificate\n").expect("write");
+    for ca_file in [Path::new("/no/such/ca.pem"), not_pem.as_path()] {
+        let config = dir.path().join("ca.toml");
+        let table = format!("[evm]\nca_file = {:?}\n", ca_file.display().to_string());
+        std::fs::write(&config, table).expect("write");
+        let output = command(&db, Some(&config))
+            .env("TB_LEDGER", "evm")
+            .env("TB_RPC_URL", "https://127.0.0.1:1")
+            .env("TB_TREASURY_KEY_FILE", dir.path().join("treasury.key"))
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(2), "{ca_file:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("invalid configuration: evm.ca_file: ")
+                && stderr.contains(&ca_file.display().to_string()),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

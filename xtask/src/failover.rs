@@ -190,6 +190,7 @@ impl Node {
             .env_remove("TB_CONFIG")
             .env_remove("TB_LEDGER")
             .env_remove("TB_RPC_URL")
+            .env_remove("TB_RPC_URLS")
             .env_remove("TB_TREASURY_KEY_FILE")
             .env_remove("TB_GOVERNANCE_DB_PATH")
             .env_remove("TB_ADMIN_TOKEN")

@@ -181,6 +181,32 @@ fn the_connection_flags_go_before_or_after_the_subcommand() {
 }
 
 #[test]
+fn the_admin_url_may_be_https_but_has_no_path_or_user_info() {
+    let https = ConnectionArgs {
+        url: Some("https://node.example:8443/".into()),
+        ..ConnectionArgs::default()
+    };
+    let resolved = connection_for(&https, &[("TB_ADMIN_TOKEN", TOKEN)]);
+    assert_eq!(resolved.url.to_string(), "https://node.example:8443");
+    for (url, why) in [
+        ("http://node:9615/admin", "a path or query is not supported"),
+        ("http://node:9615?x=1", "a path or query is not supported"),
+        (
+            "https://admin:secret@node:9615",
+            "user info (user@host) is not supported",
+        ),
+    ] {
+        let args = ConnectionArgs {
+            url: Some(url.into()),
+            ..ConnectionArgs::default()
+        };
+        let message = usage_error(connection(&args, &env(&[("TB_ADMIN_TOKEN", TOKEN)])));
+        assert!(message.starts_with("--url: invalid URL"), "{message}");
+        assert!(message.contains(why), "{url}: {message}");
+    }
+}
+
+#[test]
 fn a_missing_token_says_how_to_give_one() {
     let message = usage_error(connection(&ConnectionArgs::default(), &env(&[])));
     assert!(message.contains("no admin token"), "{message}");
@@ -191,12 +217,12 @@ fn a_missing_token_says_how_to_give_one() {
 #[test]
 fn bad_values_name_where_they_came_from() {
     let flag_url = ConnectionArgs {
-        url: Some("https://node:9615".into()),
+        url: Some("ftp://node:9615".into()),
         ..ConnectionArgs::default()
     };
     let message = usage_error(connection(&flag_url, &env(&[("TB_ADMIN_TOKEN", TOKEN)])));
     assert!(message.starts_with("--url: invalid URL"), "{message}");
-    assert!(message.contains("https is not supported"), "{message}");
+    assert!(message.contains("only http:// and https://"), "{message}");
 
     let message = usage_error(connection(
         &ConnectionArgs::default(),
@@ -379,7 +405,6 @@ fn response(status: u16, reason: &str, body: &str) -> Response {
     Response {
         status,
         reason: reason.into(),
-        headers: Vec::new(),
         body: body.as_bytes().to_vec(),
     }
 }
@@ -777,13 +802,7 @@ fn a_node_that_does_not_answer_times_out() {
     let error =
         send(&connection, &call_for(&admin(&["breaker", "status"]))).expect_err("times out");
     assert!(
-        matches!(
-            error,
-            ClientError::Unreachable {
-                source: HttpError::Timeout(_),
-                ..
-            }
-        ),
+        matches!(error, ClientError::Unreachable { .. }),
         "{error:?}"
     );
     assert_eq!(
@@ -805,7 +824,7 @@ fn a_garbled_answer_is_a_bad_answer() {
     let message = error.to_string();
     assert!(
         message.starts_with(&format!(
-            "bad answer from {url}: malformed response: a bad status line"
+            "bad answer from {url}: malformed response: http parse fail: invalid HTTP version"
         )),
         "{message}"
     );

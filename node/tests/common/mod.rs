@@ -6,6 +6,8 @@
 //! with npm (`@foundry-rs/anvil-linux-amd64@1.7.1`). A test never skips for want of it.
 #![allow(dead_code)] // each test crate uses its own part of it
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,8 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use node::client::http::{Request, Url, send};
+use node::client::transport::{self, AgentOptions, Failure, Trust};
 use serde_json::{Value, json};
+use ureq::http;
 
 /// anvil's first dev account: the funded treasury (10 000 ETH). Its well-known key,
 /// as anvil 1.7.1 prints it under "Private Keys".
@@ -167,22 +170,77 @@ pub fn quantity(value: &Value) -> u128 {
 /// A JSON-RPC call to the endpoint at `address` (usable from any thread): the whole
 /// answer, or why there is none.
 pub fn json_rpc(address: SocketAddr, method: &str, params: Value) -> Result<Value, String> {
-    let url = Url::parse(&format!("http://{address}")).map_err(|e| e.to_string())?;
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let body = body.to_string();
-    let request = Request {
-        method: "POST",
-        target: "/",
-        headers: &[],
-        json_body: Some(body.as_bytes()),
+    let answer = http_exchange(
+        &address.to_string(),
+        "POST",
+        "/",
+        &[],
+        Some(body.as_bytes()),
+        Duration::from_secs(30),
+    )?;
+    serde_json::from_slice(&answer.body).map_err(|e| e.to_string())
+}
+
+/// An HTTP answer: its status and body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// One HTTP exchange with `http://{address}` through the node's own HTTP client setup
+/// (`node::client::transport`, on ureq), within `timeout`: `headers` as given, and a
+/// `body` sent as JSON (`Content-Type: application/json`). Any status is an answer; the
+/// error is why there is none.
+pub fn http_exchange(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<HttpAnswer, String> {
+    let agent = transport::agent(AgentOptions {
+        timeout,
+        trust: Trust::System,
+        user_agent: "node-tests",
+    });
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{address}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let sent = match body {
+        Some(body) => request
+            .header("Content-Type", "application/json")
+            .body(body)
+            .map(|request| agent.run(request)),
+        // As a body of 0 bytes (`Content-Length: 0`) for anything but GET and HEAD.
+        None if method != "GET" && method != "HEAD" => {
+            request.body(&[][..]).map(|request| agent.run(request))
+        }
+        None => request.body(()).map(|request| agent.run(request)),
     };
-    let response = send(&url, &request, Duration::from_secs(30)).map_err(|e| e.to_string())?;
-    serde_json::from_slice(&response.body).map_err(|e| e.to_string())
+    let failed = |error: ureq::Error| Failure::from(error).to_string();
+    let mut response = sent
+        .map_err(|error| format!("invalid request: {error}"))?
+        .map_err(failed)?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(transport::MAX_BODY_BYTES)
+        .read_to_vec()
+        .map_err(failed)?;
+    Ok(HttpAnswer { status, body })
 }
 
 /// One HTTP request to the node at `address` (`127.0.0.1:PORT`) through the node's own
-/// client, with `headers` and a JSON `body`: the status and the body as text. Panics if
-/// no answer comes within 30 s.
+/// client setup, with `headers` and a JSON `body`: the status and the body as text. Panics
+/// if no answer comes within 30 s.
 pub fn http_request(
     address: &str,
     method: &str,
@@ -190,18 +248,18 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, String) {
-    let url = Url::parse(&format!("http://{address}")).expect("url");
-    let request = Request {
+    let answer = http_exchange(
+        address,
         method,
-        target: path,
+        path,
         headers,
-        json_body: body.map(str::as_bytes),
-    };
-    let response = send(&url, &request, Duration::from_secs(30))
-        .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        body.map(str::as_bytes),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
     (
-        response.status,
-        String::from_utf8_lossy(&response.body).into_owned(),
+        answer.status,
+        String::from_utf8_lossy(&answer.body).into_owned(),
     )
 }
 
@@ -243,6 +301,7 @@ impl NodeProcess {
             .env_remove("TB_ADMIN_TOKEN")
             .env_remove("TB_LEDGER")
             .env_remove("TB_RPC_URL")
+            .env_remove("TB_RPC_URLS")
             .env_remove("TB_TREASURY_KEY_FILE")
             .env_remove("TB_CRASH_AT")
             .env("TB_CONFIG", config)

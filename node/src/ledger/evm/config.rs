@@ -1,5 +1,7 @@
 //! `EvmLedgerConfig`: the `[evm]` table of the node's TOML config, and its checks.
 
+use std::path::PathBuf;
+
 use governance::CircuitBreakerConfig;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -26,6 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// success_threshold = 1
 /// timeout_secs = 30
 /// window_secs = 60
+/// ca_file = "/etc/treasury/rpc-ca.pem"      # https: trust these CAs, not the system's
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -65,6 +68,11 @@ pub struct EvmLedgerConfig {
     /// for 30 s, 1 success closes it.
     #[serde(deserialize_with = "endpoint_breaker")]
     pub endpoint_breaker: CircuitBreakerConfig,
+    /// For an `https://` endpoint: a PEM file of the CA certificates its certificate must
+    /// chain to, instead of the system's trusted CAs (a private CA, a self-signed
+    /// certificate). Read at startup: missing, or without a usable certificate, is a
+    /// configuration error. Unset: the system's trust store.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// An endpoint breaker's defaults: quicker to open and to close than the executor's, as
@@ -167,6 +175,7 @@ impl Default for EvmLedgerConfig {
             bump_percent: 20,
             max_head_lag_blocks: 5,
             endpoint_breaker: endpoint_breaker_defaults(),
+            ca_file: None,
         }
     }
 }

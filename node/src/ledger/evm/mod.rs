@@ -15,9 +15,11 @@
 //! | `submit`               | `eth_sendRawTransaction`                                        |
 //! | `lookup`               | `eth_getTransactionReceipt`, then `eth_getTransactionByHash`    |
 //!
-//! Every call is one blocking HTTP exchange with a deadline ([`crate::client::http`]); the
-//! node runs them on its blocking pool. How failures map to [`LedgerError`] is in
-//! [`rpc`]'s table.
+//! Every call is one blocking HTTP(S) exchange with a deadline, on a [`ureq`] agent that
+//! keeps the connection open between calls ([`rpc`]); the node runs them on its blocking
+//! pool. How failures map to [`LedgerError`] is in [`rpc`]'s table. An `https://`
+//! endpoint's certificate is checked against the system's trusted CAs, or against those
+//! of `evm.ca_file` only, when set.
 //!
 //! `sign` is deterministic for a given fee quote: within the quote's second the same
 //! disbursement and nonce give the same bytes; later, the fees (and so the hash) may
@@ -64,7 +66,7 @@ pub use pool::{EndpointStatus, RpcEvent, RpcObserver};
 use fees::FeeQuote;
 use key::TreasuryKey;
 use pool::{Endpoint, Pool, Transport};
-use rpc::RpcClient;
+use rpc::{RpcClient, RpcSetupError};
 
 /// How long a fee quote is reused, so that a batch of signatures costs two calls, not two
 /// per transfer.
@@ -93,6 +95,14 @@ pub enum EvmLedgerError {
     Url {
         /// The URL, any credentials replaced by `***`.
         url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `evm.ca_file` cannot be read or holds no usable CA certificate.
+    #[error("cannot use {} as the CA file: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
         /// What is wrong with it.
         reason: String,
     },
@@ -135,8 +145,8 @@ impl fmt::Debug for EvmLedger {
 
 impl EvmLedger {
     /// Checks `config`, reads the key file (a hex private key, optionally `0x` first,
-    /// whitespace around it ignored) and parses each endpoint's URL
-    /// (`http[s]://[user:password@]host[:port][/path]`). No network I/O: an endpoint that
+    /// whitespace around it ignored) and `config.ca_file` if set, and parses each endpoint's
+    /// URL (`http(s)://[user:password@]host[:port][/path]`). No network I/O: an endpoint that
     /// is down shows at the first call.
     pub fn new(
         endpoints: &[RpcEndpoint],
@@ -148,13 +158,20 @@ impl EvmLedger {
             return Err(EvmLedgerError::NoEndpoint);
         }
         let timeout = Duration::from_millis(config.request_timeout_ms);
+        let ca_file = config.ca_file.as_deref();
         let mut transports: Vec<(String, Box<dyn Transport>)> = Vec::new();
         for endpoint in endpoints {
-            let rpc =
-                RpcClient::new(endpoint.url(), timeout).map_err(|reason| EvmLedgerError::Url {
-                    url: rpc::redact_url(endpoint.url()),
+            let url = endpoint.url();
+            let rpc = RpcClient::new(url, timeout, ca_file).map_err(|error| match error {
+                RpcSetupError::Url(reason) => EvmLedgerError::Url {
+                    url: rpc::redact_url(url),
                     reason,
-                })?;
+                },
+                RpcSetupError::CaFile(reason) => EvmLedgerError::CaFile {
+                    path: ca_file.map(Path::to_owned).unwrap_or_default(),
+                    reason,
+                },
+            })?;
             let label = endpoint
                 .name()
                 .map_or_else(|| rpc.endpoint(), str::to_owned);

@@ -22,7 +22,8 @@ mod evm_ledger {
     use super::super::address::parse_destination;
     use super::super::fees::{FeeQuote, Fees};
     use super::super::rpc::{
-        MAX_MESSAGE_BYTES, bounded, classify_rpc_error, parse_response, redact_url,
+        MAX_MESSAGE_BYTES, RpcClient, RpcSetupError, bounded, classify_rpc_error,
+        parse_batch_response, parse_response, redact_url,
     };
     use super::super::{EvmConfigError, EvmLedger, EvmLedgerConfig, EvmLedgerError, RpcEndpoint};
 
@@ -233,6 +234,7 @@ mod evm_ledger {
         assert_eq!(config.confirmations, 12);
         assert!(!config.wait_for_finalized);
         assert_eq!((config.bump_after_blocks, config.bump_percent), (3, 20));
+        assert_eq!(config.ca_file, None, "the system's trusted CAs");
         assert_eq!(config.finality(), governance::Finality::Confirmations(12));
         assert_eq!(config.validate(), Ok(()));
         let empty: EvmLedgerConfig = toml::from_str("").expect("empty table");
@@ -242,12 +244,16 @@ mod evm_ledger {
     #[test]
     fn config_reads_wei_as_strings_or_integers_and_refuses_unknown_keys() {
         let config: EvmLedgerConfig = toml::from_str(
-            "max_fee_per_gas = \"340282366920938463463374607431768211455\"\nmax_priority_fee_per_gas = 5\nchain_id = 1",
+            "max_fee_per_gas = \"340282366920938463463374607431768211455\"\nmax_priority_fee_per_gas = 5\nchain_id = 1\nca_file = \"/etc/treasury/rpc-ca.pem\"",
         )
         .expect("parses");
         assert_eq!(config.max_fee_per_gas, u128::MAX);
         assert_eq!(config.max_priority_fee_per_gas, 5);
         assert_eq!(config.chain_id, Some(1));
+        assert_eq!(
+            config.ca_file.as_deref(),
+            Some(Path::new("/etc/treasury/rpc-ca.pem"))
+        );
         for bad in [
             "max_fee_per_gas = -1",
             "max_fee_per_gas = \"+5\"",
@@ -403,49 +409,378 @@ mod evm_ledger {
         assert_eq!(ledger.endpoints()[0], server.url());
         assert_eq!(ledger.next_nonce(), Ok(7));
 
+        // https, user info and an API-key path: accepted, and shown as scheme://host:port.
+        let ledger = self::ledger(
+            "https://alice:hunter2@RPC.example:8545/v3/0123456789abcdef0123456789abcdef?k=v",
+        );
+        assert_eq!(ledger.endpoints()[0], "https://rpc.example:8545");
+        let shown = format!("{ledger:?} {ledger:#?}");
+        for secret in ["hunter2", "alice", "0123456789abcdef", "k=v", "v3"] {
+            assert!(!shown.contains(secret), "{secret}: {shown}");
+        }
+        assert_eq!(
+            self::ledger("https://rpc.example").endpoints()[0],
+            "https://rpc.example:443"
+        );
+
         let error = new_ledger(
-            "https://alice:hunter2@rpc.example:8545",
+            "ftp://alice:hunter2@rpc.example:8545/v3/0123456789abcdef",
             key_file(KEY).path(),
             Default::default(),
         )
-        .expect_err("https");
+        .expect_err("ftp");
         let shown = format!("{error} {error:?}");
         assert!(
-            !shown.contains("hunter2") && shown.contains("***@rpc.example"),
+            !shown.contains("hunter2")
+                && !shown.contains("0123456789abcdef")
+                && shown.contains("***@rpc.example:8545/***"),
             "{shown}"
         );
         assert!(matches!(error, EvmLedgerError::Url { .. }));
+        for bad in [
+            "https://rpc.example/v3/a key",
+            "https://rpc.example/v3/%zz",
+            "https://rpc.example/#fragment",
+        ] {
+            let error = new_ledger(bad, key_file(KEY).path(), Default::default()).expect_err(bad);
+            assert!(matches!(error, EvmLedgerError::Url { .. }), "{error:?}");
+            assert!(!error.to_string().contains("/v3/"), "{error}");
+        }
 
-        assert_eq!(redact_url("http://a:b@h:1/x@y"), "http://***@h:1/x@y");
+        assert_eq!(redact_url("http://a:b@h:1/x@y"), "http://***@h:1/***");
         assert_eq!(redact_url("a:b@h:1"), "***@h:1");
         assert_eq!(redact_url("http://h:1"), "http://h:1");
+        assert_eq!(redact_url("http://h:1/"), "http://h:1/");
+        assert_eq!(redact_url("https://h/v3/KEY"), "https://h/***");
+        assert_eq!(redact_url("https://h?key=KEY"), "https://h/***");
+    }
+
+    /// What a server got as one request's head and body; it answers `answer` and closes.
+    fn one_exchange(answer: Vec<u8>) -> (SocketAddr, thread::JoinHandle<(String, Vec<u8>)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let handle = thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return (String::new(), Vec::new());
+            };
+            let mut buffer = Vec::new();
+            let mut chunk = [0_u8; 4096];
+            let (head, body) = loop {
+                if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                    let length: usize = head
+                        .to_ascii_lowercase()
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .and_then(|value| value.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buffer.len() < end + 4 + length {
+                        match stream.read(&mut chunk) {
+                            Ok(n) if n > 0 => buffer.extend_from_slice(&chunk[..n]),
+                            _ => break,
+                        }
+                    }
+                    break (head, buffer[end + 4..].to_vec());
+                }
+                match stream.read(&mut chunk) {
+                    Ok(n) if n > 0 => buffer.extend_from_slice(&chunk[..n]),
+                    _ => break (String::from_utf8_lossy(&buffer).into_owned(), Vec::new()),
+                }
+            };
+            let _ = stream.write_all(&answer);
+            (head, body)
+        });
+        (address, handle)
+    }
+
+    #[test]
+    fn an_api_key_path_is_sent_and_never_shown() {
+        const KEY_PATH: &str = "/v3/5ecre7a9i0key";
+        // A 200 that is no JSON-RPC answer: the error names the endpoint, not the path.
+        let (address, server) = one_exchange(http_response(200, b"<html>nope</html>"));
+        let ledger = ledger(&format!("http://{address}{KEY_PATH}?tag=5ecre7"));
+        let answer = ledger.next_nonce();
+        let (head, _) = server.join().expect("the server");
+        assert!(
+            head.starts_with(&format!("POST {KEY_PATH}?tag=5ecre7 HTTP/1.1\r\n")),
+            "{head}"
+        );
+        let Err(LedgerError::Malformed(message)) = answer else {
+            panic!("{answer:?}");
+        };
+        assert!(!message.contains("5ecre7"), "{message}");
+
+        // An endpoint that is not there: Unreachable, naming scheme://host:port only.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        drop(listener);
+        let url = format!("http://user:pa55word@{address}{KEY_PATH}");
+        let answer = self::ledger(&url).next_nonce();
+        let Err(LedgerError::Unreachable(message)) = answer else {
+            panic!("{answer:?}");
+        };
+        assert!(
+            message.starts_with(&format!("http://{address}: ")),
+            "{message}"
+        );
+        for secret in ["5ecre7", "pa55word", "user"] {
+            assert!(!message.contains(secret), "{secret}: {message}");
+        }
+    }
+
+    // ---- batches -----------------------------------------------------------------------
+
+    fn client(address: SocketAddr) -> RpcClient {
+        RpcClient::new(
+            &format!("http://{address}"),
+            std::time::Duration::from_secs(10),
+            None,
+        )
+        .expect("client")
+    }
+
+    #[test]
+    fn a_batch_is_one_request_and_its_answers_are_matched_by_id() {
+        // A fresh client numbers its requests from 1. Answered out of order, with an
+        // answer to an id never asked (ignored) and two to id 3 (the first counts).
+        let answer = br#"[
+            {"jsonrpc":"2.0","id":3,"result":"0x3"},
+            {"jsonrpc":"2.0","id":99,"result":"0x63"},
+            {"jsonrpc":"2.0","id":1,"result":{"number":"0x1"}},
+            {"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"nonce too low"}},
+            {"jsonrpc":"2.0","id":3,"result":"0xdead"}
+        ]"#;
+        let (address, server) = one_exchange(http_response(200, answer));
+        let answers = client(address)
+            .batch(&[
+                ("eth_getBlockByNumber", json!(["latest", false])),
+                ("eth_sendRawTransaction", json!(["0x02"])),
+                ("eth_chainId", json!([])),
+            ])
+            .expect("a batch answer");
+        assert_eq!(
+            answers,
+            vec![
+                Ok(json!({"number": "0x1"})),
+                Err(LedgerError::NonceTooLow),
+                Ok(json!("0x3")),
+            ]
+        );
+        let (head, body) = server.join().expect("the server");
+        assert!(head.starts_with("POST / HTTP/1.1\r\n"), "{head}");
+        let sent: Value = serde_json::from_slice(&body).expect("a JSON body");
+        assert_eq!(
+            sent,
+            json!([
+                {"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", false]},
+                {"jsonrpc": "2.0", "id": 2, "method": "eth_sendRawTransaction", "params": ["0x02"]},
+                {"jsonrpc": "2.0", "id": 3, "method": "eth_chainId", "params": []},
+            ])
+        );
+    }
+
+    #[test]
+    fn a_call_the_batch_answer_leaves_out_is_malformed() {
+        let answer = br#"[{"jsonrpc":"2.0","id":2,"result":"0x2"}, 7, {"id":1,"result":"0x1"}]"#;
+        let (address, server) = one_exchange(http_response(200, answer));
+        let answers = client(address)
+            .batch(&[("eth_chainId", json!([])), ("eth_blockNumber", json!([]))])
+            .expect("a batch answer");
+        let _ = server.join();
+        assert_eq!(answers[1], Ok(json!("0x2")));
+        // Answered, but not in JSON-RPC 2.0.
+        assert!(
+            matches!(&answers[0], Err(LedgerError::Malformed(m)) if m.contains("jsonrpc")),
+            "{answers:?}"
+        );
+        assert_eq!(
+            parse_batch_response(200, b"[]", &[4]),
+            Ok(vec![Err(LedgerError::Malformed(
+                "the batch's answer has no answer to request id 4".into()
+            ))])
+        );
+    }
+
+    #[test]
+    fn one_error_for_a_whole_batch_is_every_calls_error() {
+        let answer = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch requests are not supported"}}"#;
+        let (address, server) = one_exchange(http_response(200, answer));
+        let answers = client(address)
+            .batch(&[("eth_chainId", json!([])), ("eth_blockNumber", json!([]))])
+            .expect("a batch answer");
+        let _ = server.join();
+        assert_eq!(answers.len(), 2);
+        for answer in &answers {
+            assert!(
+                matches!(answer, Err(LedgerError::Other(m)) if m.contains("batch requests are not supported")),
+                "{answers:?}"
+            );
+        }
+        // Also with an error status (some servers send one with it).
+        let answers = parse_batch_response(400, answer, &[1, 2, 3]).expect("an answer");
+        assert_eq!(answers.len(), 3);
+        assert!(answers.iter().all(Result::is_err), "{answers:?}");
+    }
+
+    #[test]
+    fn a_batch_that_fails_as_a_whole_is_one_error() {
+        assert_eq!(
+            parse_batch_response(503, b"[]", &[1]),
+            Err(LedgerError::Http(503))
+        );
+        assert_eq!(
+            parse_batch_response(429, b"", &[1]),
+            Err(LedgerError::Http(429))
+        );
+        assert_eq!(
+            parse_batch_response(404, b"not found", &[1]),
+            Err(LedgerError::Http(404))
+        );
+        assert_eq!(
+            parse_batch_response(403, b"[]", &[1]),
+            Err(LedgerError::Http(403))
+        );
+        for body in [
+            &b"<html>"[..],
+            b"",
+            b"12",
+            br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#,
+            br#"{"id":null,"error":{"code":1,"message":"no jsonrpc"}}"#,
+        ] {
+            let answer = parse_batch_response(200, body, &[1, 2]);
+            assert!(
+                matches!(answer, Err(LedgerError::Malformed(_))),
+                "{:?}: {answer:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Through the transport: an endpoint that is not there, and no calls at all.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        drop(listener);
+        let answer = client(address).batch(&[("eth_chainId", json!([]))]);
+        assert!(
+            matches!(answer, Err(LedgerError::Unreachable(_))),
+            "{answer:?}"
+        );
+        assert_eq!(client(address).batch(&[]), Ok(Vec::new()));
+    }
+
+    // ---- https and evm.ca_file ---------------------------------------------------------
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tls")
+            .join(name)
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_usable_certificate() {
+        let with = |path: &Path| EvmLedgerConfig {
+            ca_file: Some(path.to_owned()),
+            ..EvmLedgerConfig::default()
+        };
+        let key = key_file(KEY);
+        let ledger = new_ledger(
+            "https://127.0.0.1:8545",
+            key.path(),
+            with(&fixture("cert.pem")),
+        )
+        .expect("the fixture's certificate is a CA file");
+        assert!(
+            format!("{ledger:?}").contains("ca_file: Some("),
+            "{ledger:?}"
+        );
+
+        let empty = key_file("");
+        let no_pem = key_file("not PEM at all\n");
+        let garbled =
+            key_file("-----BEGIN CERTIFICATE-----\nMIIBnotbase64!!\n-----END CERTIFICATE-----\n");
+        let not_x509 =
+            key_file("-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n");
+        let missing = Path::new("/nonexistent/rpc-ca.pem");
+        for (path, why) in [
+            (missing, "cannot read it"),
+            (empty.path(), "holds no certificate"),
+            (no_pem.path(), "holds no certificate"),
+            (fixture("key.pem").as_path(), "holds no certificate"),
+            (garbled.path(), "PEM"),
+            (not_x509.path(), "not a usable CA certificate"),
+        ] {
+            let error =
+                new_ledger("https://127.0.0.1:8545", key.path(), with(path)).expect_err(why);
+            let EvmLedgerError::CaFile {
+                path: named,
+                reason,
+            } = &error
+            else {
+                panic!("{path:?}: {error:?}");
+            };
+            assert_eq!(named, path);
+            assert!(reason.contains(why), "{path:?}: {reason}");
+            assert!(
+                error.to_string().contains(&path.display().to_string()),
+                "{error}"
+            );
+        }
+        // Checked at startup whatever the scheme: a bad file is a bad configuration.
+        let error =
+            new_ledger("http://127.0.0.1:8545", key.path(), with(missing)).expect_err("missing");
+        assert!(matches!(error, EvmLedgerError::CaFile { .. }), "{error:?}");
+        let error = RpcClient::new(
+            "http://127.0.0.1:8545",
+            std::time::Duration::from_secs(1),
+            Some(missing),
+        )
+        .expect_err("missing");
+        assert!(matches!(error, RpcSetupError::CaFile(_)), "{error:?}");
+    }
+
+    #[test]
+    fn https_to_a_server_that_does_not_speak_tls_is_a_tls_failure() {
+        // A plain HTTP server answers the ClientHello with HTTP: the handshake fails.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let server = thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut hello = [0_u8; 512];
+                let _ = stream.read(&mut hello);
+                let _ = stream.write_all(&http_response(400, b"plain HTTP"));
+            }
+        });
+        let answer = ledger(&format!("https://{address}/v3/5ecre7")).next_nonce();
+        server.join().expect("the server");
+        let Err(LedgerError::Unreachable(message)) = answer else {
+            panic!("{answer:?}");
+        };
+        assert!(message.contains("TLS"), "{message}");
+        assert!(!message.contains("5ecre7"), "{message}");
     }
 
     #[test]
     fn the_authorization_header_is_standard_base64() {
-        let seen = Arc::new(Mutex::new(String::new()));
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
-        let head = Arc::clone(&seen);
-        thread::spawn(move || {
-            let Ok((mut stream, _)) = listener.accept() else {
-                return;
-            };
-            let mut buffer = [0_u8; 4096];
-            let n = stream.read(&mut buffer).unwrap_or(0);
-            *head.lock().expect("head") = String::from_utf8_lossy(&buffer[..n]).into_owned();
-            let _ = stream.write_all(&http_response(
-                200,
-                br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#,
-            ));
-        });
+        let (address, server) = one_exchange(http_response(
+            200,
+            br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#,
+        ));
         // RFC 7617's example.
         let ledger = ledger(&format!("http://Aladdin:open%20sesame@{address}"));
         assert_eq!(ledger.next_nonce(), Ok(1));
-        let head = seen.lock().expect("head").clone();
-        assert!(
-            head.contains("Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"),
+        let (head, _) = server.join().expect("the server");
+        let authorization: Vec<&str> = head
+            .split("\r\n")
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+            .map(|(_, value)| value.trim())
+            .collect();
+        assert_eq!(
+            authorization,
+            ["Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="],
             "{head}"
+        );
+        assert!(
+            !head.contains("Aladdin"),
+            "no user info in the request line: {head}"
         );
     }
 
@@ -904,6 +1239,35 @@ mod evm_ledger {
             matches!(answer, Err(LedgerError::Unreachable(_))),
             "{answer:?}"
         );
+    }
+
+    #[test]
+    fn a_kept_alive_connection_closed_by_the_endpoint_is_replaced_once() {
+        // Connection 1 answers a call and stays open; at the next call's request it closes
+        // without answering (an idle timeout racing the call). Connection 2 answers.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let answer = |id: u64| {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":"0x{id}"}}"#);
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let server = thread::spawn(move || {
+            let (mut first, _) = listener.accept().expect("connection 1");
+            read_request(&mut first).expect("request 1");
+            first.write_all(answer(1).as_bytes()).expect("answer 1");
+            read_request(&mut first).expect("request 2, on connection 1");
+            drop(first);
+            let (mut second, _) = listener.accept().expect("connection 2");
+            read_request(&mut second).expect("request 2, again");
+            second.write_all(answer(2).as_bytes()).expect("answer 2");
+        });
+        let ledger = ledger(&format!("http://{address}"));
+        assert_eq!(ledger.next_nonce(), Ok(1));
+        assert_eq!(ledger.next_nonce(), Ok(2));
+        server.join().expect("the server");
     }
 
     #[test]
