@@ -1,11 +1,13 @@
 //! Fuzzes the node's environment variables and flags: the input, split at NUL bytes
 //! (which no variable can hold), gives in turn `TB_GOVERNANCE_DB_PATH`, `TB_LISTEN`,
-//! `TB_ADMIN_TOKEN`, `TB_LEDGER`, `TB_RPC_URL`, `TB_TREASURY_KEY_FILE`, then the flags
-//! `--listen`, `--ledger` and `--rpc-url`; a missing or empty part is unset. `TB_CONFIG`
+//! `TB_ADMIN_TOKEN`, `TB_LEDGER`, `TB_RPC_URL`, `TB_RPC_URLS`, `TB_TREASURY_KEY_FILE`, then
+//! the flags `--listen`, `--ledger` and `--rpc-url` (twice); a missing or empty part is
+//! unset. `TB_CONFIG`
 //! stays unset: `config_file` fuzzes the file.
 //!
 //! Invariants: no panic; a refusal names the variable or flag at fault (or, for the EVM
-//! ledger's requirements, the key); an accepted EVM configuration has its URL and key file.
+//! ledger's requirements, the key); an accepted EVM configuration has an endpoint, none of
+//! them empty, and its key file.
 
 #![no_main]
 
@@ -14,23 +16,27 @@ use std::collections::HashMap;
 use libfuzzer_sys::fuzz_target;
 use node::config::{self, LedgerKind, MIN_TOKEN_LEN, Overrides};
 
-const VARIABLES: [&str; 6] = [
+const VARIABLES: [&str; 7] = [
     "TB_GOVERNANCE_DB_PATH",
     "TB_LISTEN",
     "TB_ADMIN_TOKEN",
     "TB_LEDGER",
     "TB_RPC_URL",
+    "TB_RPC_URLS",
     "TB_TREASURY_KEY_FILE",
 ];
 
 /// The keys a refusal may name.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 10] = [
     "TB_LISTEN",
     "TB_ADMIN_TOKEN",
     "TB_LEDGER",
+    "TB_RPC_URL",
+    "TB_RPC_URLS",
     "--listen",
     "--ledger",
-    "rpc_url",
+    "--rpc-url",
+    "rpc_urls",
     "treasury_key_file",
 ];
 
@@ -44,10 +50,13 @@ fuzz_target!(|data: &[u8]| {
         .map(|(name, value)| ((*name).to_owned(), value))
         .collect();
     let mut flag = || parts.next().filter(|value| !value.is_empty());
+    let listen = flag();
+    let ledger = flag();
+    let rpc_urls = [flag(), flag()].into_iter().flatten().collect();
     let overrides = Overrides {
-        listen: flag(),
-        ledger: flag(),
-        rpc_url: flag(),
+        listen,
+        ledger,
+        rpc_urls,
         ..Overrides::default()
     };
     match config::load(&overrides, &env) {
@@ -59,7 +68,11 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             if config.ledger == LedgerKind::Evm {
-                assert!(config.rpc_url.is_some() && config.treasury_key_file.is_some());
+                assert!(!config.rpc_urls.is_empty() && config.treasury_key_file.is_some());
+                assert!(
+                    config.rpc_urls.iter().all(|url| !url.url().trim().is_empty()),
+                    "an empty endpoint URL was accepted"
+                );
             }
         }
         Err(error) => assert!(

@@ -215,7 +215,12 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
                 "set either TB_RPC_URL (one endpoint) or TB_RPC_URLS (a list), not both",
             ));
         }
-        (Some(url), None) => config.rpc_urls = vec![RpcEndpoint::Url(url)],
+        (Some(url), None) => {
+            if url.trim().is_empty() {
+                return Err(ConfigError::new("TB_RPC_URL", "must not be blank"));
+            }
+            config.rpc_urls = vec![RpcEndpoint::Url(url.trim().to_owned())];
+        }
         (None, Some(urls)) => config.rpc_urls = url_list("TB_RPC_URLS", &urls)?,
         (None, None) => {}
     }
@@ -291,7 +296,12 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
                 "set either rpc_url (one endpoint) or rpc_urls (a list), not both",
             ));
         }
-        (Some(url), None) => config.rpc_urls = vec![RpcEndpoint::Url(url)],
+        (Some(url), None) => {
+            if url.trim().is_empty() {
+                return Err(ConfigError::new("rpc_url", "must not be blank"));
+            }
+            config.rpc_urls = vec![RpcEndpoint::Url(url)];
+        }
         (None, Some(urls)) => {
             if urls.is_empty() {
                 return Err(ConfigError::new(

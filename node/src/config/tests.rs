@@ -237,3 +237,121 @@ fn the_evm_table_is_validated_naming_the_key() {
     let error = load(&overrides, &env(&[])).expect_err("unknown key");
     assert!(error.message.contains("max_fee"), "{error}");
 }
+
+#[test]
+fn endpoints_come_as_a_list_from_every_layer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("node.toml");
+    std::fs::write(
+        &file,
+        "rpc_urls = [\"http://a:1\", { url = \"https://u:p@b/v3/key\", name = \"b\" }]\n",
+    )
+    .expect("write");
+    let from_file = Overrides {
+        config: Some(file.clone()),
+        ..Overrides::default()
+    };
+    let config = load(&from_file, &env(&[])).expect("file");
+    let urls: Vec<(&str, Option<&str>)> = config
+        .rpc_urls
+        .iter()
+        .map(|endpoint| (endpoint.url(), endpoint.name()))
+        .collect();
+    assert_eq!(
+        urls,
+        [("http://a:1", None), ("https://u:p@b/v3/key", Some("b"))]
+    );
+    let shown = format!("{:?}", config.rpc_urls);
+    assert!(!shown.contains("u:p") && !shown.contains("key"), "{shown}");
+
+    let config = load(
+        &from_file,
+        &env(&[("TB_RPC_URLS", "http://c:1, http://d:2")]),
+    )
+    .expect("env");
+    assert_eq!(
+        config.rpc_urls.len(),
+        2,
+        "the environment replaces the file's list"
+    );
+    assert_eq!(config.rpc_urls[1].url(), "http://d:2");
+    let flags = Overrides {
+        rpc_urls: vec!["http://e:1".into()],
+        ..from_file.clone()
+    };
+    let config = load(&flags, &env(&[("TB_RPC_URLS", "http://c:1")])).expect("flags");
+    assert_eq!(config.rpc_urls.len(), 1, "the flags replace everything");
+
+    for (vars, key) in [
+        (
+            &[("TB_RPC_URL", "http://a"), ("TB_RPC_URLS", "http://b")][..],
+            "TB_RPC_URLS",
+        ),
+        (&[("TB_RPC_URLS", "http://a,,http://b")][..], "TB_RPC_URLS"),
+        (&[("TB_RPC_URL", "  ")][..], "TB_RPC_URL"),
+    ] {
+        let error = load(&Overrides::default(), &env(vars)).expect_err(key);
+        assert_eq!(error.key, key, "{error}");
+    }
+    for (text, key) in [
+        (
+            "rpc_url = \"http://a\"\nrpc_urls = [\"http://b\"]\n",
+            "rpc_urls",
+        ),
+        ("rpc_urls = []\n", "rpc_urls"),
+        (
+            "rpc_urls = [{ url = \"http://a\", name = \"has space\" }]\n",
+            "rpc_urls[0].name",
+        ),
+        ("rpc_urls = [\"\"]\n", "rpc_urls[0]"),
+    ] {
+        std::fs::write(&file, text).expect("write");
+        let error = load(&from_file, &env(&[])).expect_err(text);
+        assert_eq!(error.key, key, "{text}: {error}");
+    }
+}
+
+#[test]
+fn an_endpoint_breaker_keeps_the_endpoints_defaults_for_keys_left_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("node.toml");
+    let from_file = Overrides {
+        config: Some(file.clone()),
+        ..Overrides::default()
+    };
+    std::fs::write(
+        &file,
+        "[evm]\nmax_head_lag_blocks = 2\n[evm.endpoint_breaker]\ntimeout_secs = 7\n",
+    )
+    .expect("write");
+    let config = load(&from_file, &env(&[])).expect("valid");
+    let breaker = &config.evm.endpoint_breaker;
+    assert_eq!(
+        (
+            breaker.failure_threshold,
+            breaker.success_threshold,
+            breaker.timeout_secs,
+            breaker.window_secs
+        ),
+        (3, 1, 7, 60),
+        "the endpoints' defaults, not [circuit_breaker]'s"
+    );
+    assert_eq!(config.evm.max_head_lag_blocks, 2);
+    for (text, key) in [
+        (
+            "[evm.endpoint_breaker]\nfailure_threshold = 0\n",
+            "evm.endpoint_breaker.failure_threshold",
+        ),
+        (
+            "[evm]\nmax_head_lag_blocks = 1001\n",
+            "evm.max_head_lag_blocks",
+        ),
+    ] {
+        std::fs::write(&file, text).expect("write");
+        let error = load(&from_file, &env(&[])).expect_err(text);
+        assert_eq!(error.key, key, "{text}: {error}");
+    }
+    std::fs::write(&file, "[evm.endpoint_breaker]\nno_such_key = 1\n").expect("write");
+    let error = load(&from_file, &env(&[])).expect_err("unknown key");
+    assert!(error.message.contains("no_such_key"), "{error}");
+}
