@@ -10,7 +10,6 @@
 //! exactly its amount (paid once) and the treasury's nonce is 20 (no gap, no extra).
 //! Prints the timeline and writes it to `target/failover-timeline.csv`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -23,6 +22,7 @@ use crate::anvil::{self, Anvil};
 use crate::cargo::fresh_dir;
 use crate::http;
 use crate::scrape;
+use crate::timeline::{self, Row, any};
 
 const TOKEN: &str = "failover-drill-admin-token";
 const TIMEOUT_SECS: u64 = 3;
@@ -305,87 +305,37 @@ pub(crate) fn metric(text: &str, series: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no {series} in /metrics"))
 }
 
-struct Timeline<'a> {
-    node: &'a Node,
-    began: Instant,
-    samples: Vec<Sample>,
-    events: Vec<(f64, String)>,
-}
+impl Row for Sample {
+    const CSV_HEADER: &'static str = "seconds,state,failures,successes,executed";
+    const COLUMNS: &'static str = "state  failures  successes  executed";
 
-impl Timeline<'_> {
-    fn sample(&mut self) -> Result<Sample, String> {
-        let sample = self.node.sample(self.began)?;
-        self.samples.push(sample);
-        Ok(sample)
-    }
-
-    fn event(&mut self, what: &str) {
-        let at = self.began.elapsed().as_secs_f64();
-        eprintln!("==> [failover] {at:6.2}s  {what}");
-        self.events.push((at, what.to_owned()));
-    }
-
-    /// Samples every 100 ms until `done` holds, for at most `limit`.
-    fn until(
-        &mut self,
-        what: &str,
-        limit: Duration,
-        done: impl Fn(&Sample) -> bool,
-    ) -> Result<Sample, String> {
-        let began = Instant::now();
-        loop {
-            let sample = self.sample()?;
-            if done(&sample) {
-                return Ok(sample);
-            }
-            if began.elapsed() > limit {
-                return Err(format!(
-                    "timed out after {limit:?} waiting for {what}; last sample {sample:?}"
-                ));
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+    fn seconds(&self) -> f64 {
+        self.seconds
     }
 
     fn csv(&self) -> String {
-        let mut out = String::from("seconds,state,failures,successes,executed\n");
-        for s in &self.samples {
-            let _ = writeln!(
-                out,
-                "{:.2},{},{},{},{}",
-                s.seconds, s.state, s.failures, s.successes, s.executed
-            );
-        }
-        out
+        format!(
+            "{:.2},{},{},{},{}",
+            self.seconds, self.state, self.failures, self.successes, self.executed
+        )
     }
 
-    /// The samples where something changed, with the events between them.
-    fn print(&self) {
-        eprintln!("\n==> [failover] timeline (changes only)");
-        eprintln!(
-            "    {:>7}  {:>5}  {:>8}  {:>9}  {:>8}",
-            "seconds", "state", "failures", "successes", "executed"
-        );
-        let mut last: Option<(u64, u64, u64, u64)> = None;
-        let mut events = self.events.iter().peekable();
-        for s in &self.samples {
-            while let Some((at, what)) = events.next_if(|(at, _)| *at <= s.seconds) {
-                eprintln!("    {at:7.2}  -- {what}");
-            }
-            let key = (s.state, s.failures, s.successes, s.executed);
-            if last != Some(key) {
-                eprintln!(
-                    "    {:7.2}  {:>5}  {:>8}  {:>9}  {:>8}",
-                    s.seconds, s.state, s.failures, s.successes, s.executed
-                );
-                last = Some(key);
-            }
-        }
-        for (at, what) in events {
-            eprintln!("    {at:7.2}  -- {what}");
-        }
+    fn columns(&self) -> String {
+        format!(
+            "{:>5}  {:>8}  {:>9}  {:>8}",
+            self.state, self.failures, self.successes, self.executed
+        )
+    }
+
+    fn key(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.state, self.failures, self.successes, self.executed
+        )
     }
 }
+
+type Timeline<'a> = timeline::Timeline<'a, Sample>;
 
 fn destination(i: u64) -> String {
     format!("0x{:040x}", 0xd15b_0000_u64 + i)
@@ -396,12 +346,7 @@ fn amount(i: u64) -> u128 {
 }
 
 fn drill(anvil: &Anvil, proxy: &FaultProxy, node: &Node, target: &Path) -> Result<(), String> {
-    let mut t = Timeline {
-        node,
-        began: Instant::now(),
-        samples: vec![],
-        events: vec![],
-    };
+    let mut t = Timeline::new("failover", |began| node.sample(began));
     let result = steps(anvil, proxy, node, &mut t);
     t.print();
     let csv = target.join("failover-timeline.csv");
@@ -423,9 +368,12 @@ fn steps(
     for i in 0..FIRST {
         node.queue(&destination(i), amount(i))?;
     }
-    t.until("the first disbursements executed", minute, |s| {
-        s.executed == FIRST
-    })?;
+    t.until(
+        "the first disbursements executed",
+        minute,
+        |s| s.executed == FIRST,
+        any,
+    )?;
 
     proxy
         .set_mode(Mode::Refuse)
@@ -436,7 +384,7 @@ fn steps(
     for i in FIRST..FIRST + SECOND {
         node.queue(&destination(i), amount(i))?;
     }
-    let opened = t.until("the breaker to open", minute, |s| s.state == 1)?;
+    let opened = t.until("the breaker to open", minute, |s| s.state == 1, any)?;
     check(
         opened.failures == 5,
         format!(
@@ -457,9 +405,12 @@ fn steps(
     )?;
     t.event("no ledger call while open");
 
-    let reopened = t.until("a probe after the timeout", minute, |s| {
-        s.to_open_again >= 1
-    })?;
+    let reopened = t.until(
+        "a probe after the timeout",
+        minute,
+        |s| s.to_open_again >= 1,
+        any,
+    )?;
     check(
         reopened.to_half_open >= 1,
         "no open -> half-open transition".into(),
@@ -480,7 +431,7 @@ fn steps(
         .set_mode(Mode::Latency(Duration::from_millis(300)))
         .map_err(|e| format!("proxy: {e}"))?;
     t.event("proxy restored, slow (300 ms per chunk)");
-    t.until("the breaker to go half-open", minute, |s| s.state == 2)?;
+    t.until("the breaker to go half-open", minute, |s| s.state == 2, any)?;
     t.event("half-open: probing");
     // The state gauge moves at the transition, mid-tick; the submission counters when the
     // tick ends: wait for both.
@@ -488,6 +439,7 @@ fn steps(
         "the breaker to close after 2 accepted submissions",
         minute,
         |s| s.state == 0 && s.accepted >= before.accepted + 2,
+        any,
     )?;
     check(
         closed.to_closed == 1,
@@ -503,9 +455,12 @@ fn steps(
         .map_err(|e| format!("proxy: {e}"))?;
     t.event("proxy at full speed");
 
-    t.until("the backlog to drain", minute, |s| {
-        s.executed == FIRST + SECOND
-    })?;
+    t.until(
+        "the backlog to drain",
+        minute,
+        |s| s.executed == FIRST + SECOND,
+        any,
+    )?;
     t.event("backlog drained");
 
     for i in 0..FIRST + SECOND {

@@ -20,7 +20,6 @@
 //! treasury's nonce is the number of disbursements. Prints the timeline and writes it to
 //! `target/failover-endpoints-timeline.csv`.
 
-use std::fmt::Write as _;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,6 +29,7 @@ use crate::anvil::{self, Anvil};
 use crate::cargo::fresh_dir;
 use crate::failover::{Node, check, metric};
 use crate::http;
+use crate::timeline::{self, Row, any};
 
 const TOKEN: &str = "failover-pool-admin-token";
 const TIMEOUT_SECS: u64 = 3;
@@ -79,12 +79,7 @@ pub fn run() -> Result<(), String> {
     );
     std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
     let mut node = Node::start(&binary, &config, &scratch.join("node.log"))?;
-    let mut t = Timeline {
-        node: &node,
-        began: Instant::now(),
-        samples: vec![],
-        events: vec![],
-    };
+    let mut t = Timeline::new("failover --endpoints 3", |began| sample(&node, began));
     let result = steps(&anvil, &proxies, &node, &mut t);
     t.print();
     let csv = target.join("failover-endpoints-timeline.csv");
@@ -94,6 +89,7 @@ pub fn run() -> Result<(), String> {
         "==> [failover --endpoints 3] timeline written to {}",
         csv.display()
     );
+    drop(t);
     node.stop();
     if result.is_err() {
         eprintln!(
@@ -117,136 +113,78 @@ struct Sample {
     endpoints: [(u64, u64); 3],
 }
 
-struct Timeline<'a> {
-    node: &'a Node,
-    began: Instant,
-    samples: Vec<Sample>,
-    events: Vec<(f64, String)>,
-}
+impl Row for Sample {
+    const CSV_HEADER: &'static str = "seconds,state,failures,accepted,executed,\
+         a_state,a_in_sync,b_state,b_in_sync,c_state,c_in_sync";
+    const COLUMNS: &'static str = "state  failures  accepted  executed  a b c (state/in sync)";
 
-impl Timeline<'_> {
-    fn sample(&mut self) -> Result<Sample, String> {
-        let metrics = http::get(&self.node.address, "/metrics")?;
-        let status = http::get(&self.node.address, "/status")?;
-        let value = |series: &str| metric(&metrics, series);
-        let mut endpoints = [(0, 0); 3];
-        for (slot, name) in endpoints.iter_mut().zip(NAMES) {
-            *slot = (
-                value(&format!(
-                    "treasury_rpc_endpoint_state{{endpoint=\"{name}\"}}"
-                ))?,
-                value(&format!(
-                    "treasury_rpc_endpoint_in_sync{{endpoint=\"{name}\"}}"
-                ))?,
-            );
-        }
-        let sample = Sample {
-            seconds: self.began.elapsed().as_secs_f64(),
-            state: value("treasury_circuit_breaker_state")?,
-            failures: value(r#"treasury_submissions_total{result="failed"}"#)?
-                + value("treasury_ledger_read_failures_total")?,
-            accepted: value(r#"treasury_submissions_total{result="accepted"}"#)?,
-            executed: anvil::json_field(&status, "executed")
-                .and_then(|v| v.parse().ok())
-                .ok_or("no executor.executed in /status")?,
-            endpoints,
-        };
-        self.samples.push(sample);
-        Ok(sample)
-    }
-
-    fn event(&mut self, what: &str) {
-        let at = self.began.elapsed().as_secs_f64();
-        eprintln!("==> [failover --endpoints 3] {at:6.2}s  {what}");
-        self.events.push((at, what.to_owned()));
-    }
-
-    /// Samples every 100 ms until `done` holds, for at most `limit`; `each` checks every
-    /// sample on the way (an invariant of the phase).
-    fn until(
-        &mut self,
-        what: &str,
-        limit: Duration,
-        done: impl Fn(&Sample) -> bool,
-        each: impl Fn(&Sample) -> Result<(), String>,
-    ) -> Result<Sample, String> {
-        let began = Instant::now();
-        loop {
-            let sample = self.sample()?;
-            each(&sample)?;
-            if done(&sample) {
-                return Ok(sample);
-            }
-            if began.elapsed() > limit {
-                return Err(format!(
-                    "timed out after {limit:?} waiting for {what}; last sample {sample:?}"
-                ));
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+    fn seconds(&self) -> f64 {
+        self.seconds
     }
 
     fn csv(&self) -> String {
-        let mut out = String::from(
-            "seconds,state,failures,accepted,executed,a_state,a_in_sync,b_state,b_in_sync,c_state,c_in_sync\n",
-        );
-        for s in &self.samples {
-            let [a, b, c] = s.endpoints;
-            let _ = writeln!(
-                out,
-                "{:.2},{},{},{},{},{},{},{},{},{},{}",
-                s.seconds,
-                s.state,
-                s.failures,
-                s.accepted,
-                s.executed,
-                a.0,
-                a.1,
-                b.0,
-                b.1,
-                c.0,
-                c.1
-            );
-        }
-        out
+        let [a, b, c] = self.endpoints;
+        format!(
+            "{:.2},{},{},{},{},{},{},{},{},{},{}",
+            self.seconds,
+            self.state,
+            self.failures,
+            self.accepted,
+            self.executed,
+            a.0,
+            a.1,
+            b.0,
+            b.1,
+            c.0,
+            c.1
+        )
     }
 
-    fn print(&self) {
-        eprintln!("\n==> [failover --endpoints 3] timeline (changes only)");
-        eprintln!(
-            "    {:>7}  {:>5}  {:>8}  {:>8}  {:>8}  a b c (state/in sync)",
-            "seconds", "state", "failures", "accepted", "executed"
-        );
-        let mut last = None;
-        let mut events = self.events.iter().peekable();
-        for s in &self.samples {
-            while let Some((at, what)) = events.next_if(|(at, _)| *at <= s.seconds) {
-                eprintln!("    {at:7.2}  -- {what}");
-            }
-            let key = (s.state, s.failures, s.executed, s.endpoints);
-            if last != Some(key) {
-                let [a, b, c] = s.endpoints;
-                eprintln!(
-                    "    {:7.2}  {:>5}  {:>8}  {:>8}  {:>8}  {}/{} {}/{} {}/{}",
-                    s.seconds,
-                    s.state,
-                    s.failures,
-                    s.accepted,
-                    s.executed,
-                    a.0,
-                    a.1,
-                    b.0,
-                    b.1,
-                    c.0,
-                    c.1
-                );
-                last = Some(key);
-            }
-        }
-        for (at, what) in events {
-            eprintln!("    {at:7.2}  -- {what}");
-        }
+    fn columns(&self) -> String {
+        let [a, b, c] = self.endpoints;
+        format!(
+            "{:>5}  {:>8}  {:>8}  {:>8}  {}/{} {}/{} {}/{}",
+            self.state, self.failures, self.accepted, self.executed, a.0, a.1, b.0, b.1, c.0, c.1
+        )
     }
+
+    fn key(&self) -> String {
+        format!(
+            "{} {} {} {:?}",
+            self.state, self.failures, self.executed, self.endpoints
+        )
+    }
+}
+
+type Timeline<'a> = timeline::Timeline<'a, Sample>;
+
+/// One sample: the node's `/metrics` and `/status`.
+fn sample(node: &Node, began: Instant) -> Result<Sample, String> {
+    let metrics = http::get(&node.address, "/metrics")?;
+    let status = http::get(&node.address, "/status")?;
+    let value = |series: &str| metric(&metrics, series);
+    let mut endpoints = [(0, 0); 3];
+    for (slot, name) in endpoints.iter_mut().zip(NAMES) {
+        *slot = (
+            value(&format!(
+                "treasury_rpc_endpoint_state{{endpoint=\"{name}\"}}"
+            ))?,
+            value(&format!(
+                "treasury_rpc_endpoint_in_sync{{endpoint=\"{name}\"}}"
+            ))?,
+        );
+    }
+    Ok(Sample {
+        seconds: began.elapsed().as_secs_f64(),
+        state: value("treasury_circuit_breaker_state")?,
+        failures: value(r#"treasury_submissions_total{result="failed"}"#)?
+            + value("treasury_ledger_read_failures_total")?,
+        accepted: value(r#"treasury_submissions_total{result="accepted"}"#)?,
+        executed: anvil::json_field(&status, "executed")
+            .and_then(|v| v.parse().ok())
+            .ok_or("no executor.executed in /status")?,
+        endpoints,
+    })
 }
 
 fn destination(i: u64) -> String {
@@ -285,10 +223,6 @@ fn set(proxy: &FaultProxy, mode: Mode) -> Result<(), String> {
     proxy.set_mode(mode).map_err(|e| format!("proxy: {e}"))
 }
 
-fn none(_: &Sample) -> Result<(), String> {
-    Ok(())
-}
-
 fn steps(
     anvil: &Anvil,
     proxies: &[FaultProxy; 3],
@@ -306,7 +240,7 @@ fn steps(
         "the first disbursements executed",
         minute,
         |s| s.executed == queued && s.endpoints.iter().all(|e| *e == (0, 1)),
-        none,
+        any,
     )?;
     check(
         start.failures == 0,
@@ -378,7 +312,7 @@ fn steps(
     for proxy in proxies {
         set(proxy, Mode::Pass)?;
     }
-    let a_back = t.until("a back in sync", minute, |s| s.endpoints[0] == (0, 1), none)?;
+    let a_back = t.until("a back in sync", minute, |s| s.endpoints[0] == (0, 1), any)?;
     check(
         a_back.failures == 0,
         format!("{} failed calls so far", a_back.failures),
@@ -394,7 +328,7 @@ fn steps(
         "the executor's breaker to open",
         minute,
         |s| s.state == 1,
-        none,
+        any,
     )?;
     check(
         opened.failures == 5,
@@ -434,7 +368,7 @@ fn steps(
         "the last batch executed",
         minute,
         |s| s.executed == queued,
-        none,
+        any,
     )?;
     set(&proxies[0], Mode::Pass)?;
     set(&proxies[1], Mode::Pass)?;
@@ -442,7 +376,7 @@ fn steps(
         "every endpoint closed and in sync",
         minute,
         |s| s.endpoints.iter().all(|e| *e == (0, 1)),
-        none,
+        any,
     )?;
     t.event("a and b restored: all three closed and in sync");
 

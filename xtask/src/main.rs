@@ -14,6 +14,7 @@ mod loom;
 mod promtool;
 mod scrape;
 mod steps;
+mod timeline;
 mod tool;
 mod validate;
 
