@@ -227,14 +227,24 @@ impl Node {
     }
 
     fn queue(&self, destination: &str, amount: u128) -> Result<(), String> {
-        let body = format!(
-            r#"{{"destination":"{destination}","amount":"{amount}","memo":"failover drill"}}"#
-        );
+        self.queue_as(TOKEN, destination, amount, "failover drill")
+    }
+
+    /// Queues one disbursement through the admin API with `token` (201 expected).
+    pub(crate) fn queue_as(
+        &self,
+        token: &str,
+        destination: &str,
+        amount: u128,
+        memo: &str,
+    ) -> Result<(), String> {
+        let body =
+            format!(r#"{{"destination":"{destination}","amount":"{amount}","memo":"{memo}"}}"#);
         let answer = http::request(
             &self.address,
             "POST",
             "/admin/disbursements",
-            Some(TOKEN),
+            Some(token),
             Some(&body),
         )?;
         if answer.status != 201 {

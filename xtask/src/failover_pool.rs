@@ -195,28 +195,8 @@ fn amount(i: u64) -> u128 {
     2_000_000_000_000_000 + u128::from(i)
 }
 
-fn queue(node: &Node, range: std::ops::Range<u64>) -> Result<(), String> {
-    for i in range {
-        let body = format!(
-            r#"{{"destination":"{}","amount":"{}","memo":"failover endpoints"}}"#,
-            destination(i),
-            amount(i)
-        );
-        let answer = http::request(
-            &node.address,
-            "POST",
-            "/admin/disbursements",
-            Some(TOKEN),
-            Some(&body),
-        )?;
-        if answer.status != 201 {
-            return Err(format!(
-                "queueing {i}: HTTP {}: {}",
-                answer.status, answer.body
-            ));
-        }
-    }
-    Ok(())
+fn queue(node: &Node, mut range: std::ops::Range<u64>) -> Result<(), String> {
+    range.try_for_each(|i| node.queue_as(TOKEN, &destination(i), amount(i), "failover endpoints"))
 }
 
 fn set(proxy: &FaultProxy, mode: Mode) -> Result<(), String> {
