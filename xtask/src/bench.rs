@@ -17,6 +17,16 @@ use crate::http;
 const TOKEN: &str = "bench-admin-token-0123456789";
 
 pub fn main(args: &[OsString]) -> Result<(), Error> {
+    if args.first().and_then(|arg| arg.to_str()) == Some("--node") {
+        if let Some(extra) = args.get(1) {
+            return Err(Error::Usage(format!(
+                "unexpected argument `{}` after `bench --node`",
+                extra.to_string_lossy()
+            )));
+        }
+        eprint!("{}", node_table().map_err(Error::Failed)?);
+        return Ok(());
+    }
     let Some(extra) = crate::trailing_args("bench", args)? else {
         crate::print_help();
         return Ok(());
@@ -54,30 +64,52 @@ fn node_table() -> Result<String, String> {
     let scratch = workspace_root().join("target/xtask-bench-node");
     let dev = node_throughput(&binary, &scratch.join("dev"), None, 5_000)?;
     let anvil = Anvil::start(&[])?;
-    let evm = node_throughput(&binary, &scratch.join("evm"), Some(&anvil), 1_000)?;
+    let evm = node_throughput(&binary, &scratch.join("evm"), Some((&anvil, 1)), 5_000)?;
+    let anvil = Anvil::start(&[])?;
+    let pool = node_throughput(&binary, &scratch.join("evm-pool"), Some((&anvil, 3)), 5_000)?;
     Ok(format!(
         "\n==> [bench] the node end to end (release; queue in batches of 500 -> all Executed)\n\
-         \x20   {:<34}  {:>10}\n    {:<34}  {:>10}\n",
+         \x20   {:<42}  {:>10}\n    {:<42}  {:>10}\n    {:<42}  {:>10}\n",
         "dev ledger, 5,000 disbursements",
         format!("{dev:.0} /s"),
-        "anvil (auto-mining), 1,000",
+        "anvil (auto-mining), 5,000, one endpoint",
         format!("{evm:.0} /s"),
+        "anvil (auto-mining), 5,000, 3 endpoints",
+        format!("{pool:.0} /s"),
     ))
 }
 
 /// Starts the node on a fresh database, queues `n` disbursements and returns how many per
 /// second reached Executed, from the first queue call to the last one executed.
+/// On anvil, `endpoints` names for it (3: the pool, each submission sent three times).
 fn node_throughput(
     binary: &Path,
     scratch: &Path,
-    anvil: Option<&Anvil>,
+    anvil: Option<(&Anvil, usize)>,
     n: u64,
 ) -> Result<f64, String> {
     fresh_dir(scratch)?;
     let tuning = "poll_interval_ms = 10\nbatch_size = 1000\n";
     let config_path = match anvil {
-        Some(anvil) => {
+        Some((anvil, 1)) => {
             crate::failover::write_evm_config(scratch, &anvil.address, TOKEN, tuning, "")?
+        }
+        Some((anvil, endpoints)) => {
+            let path =
+                crate::failover::write_evm_config(scratch, &anvil.address, TOKEN, tuning, "")?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let urls: Vec<String> = (0..endpoints)
+                .map(|i| format!("{{ url = \"http://{}\", name = \"e{i}\" }}", anvil.address))
+                .collect();
+            let text = text.replacen(
+                &format!("rpc_url = \"http://{}\"", anvil.address),
+                &format!("rpc_urls = [{}]", urls.join(", ")),
+                1,
+            );
+            std::fs::write(&path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            path
         }
         None => {
             let path = scratch.join("node.toml");

@@ -114,10 +114,12 @@ COMMANDS:
                                RUSTFLAGS+=--cfg loom, target dir target/loom).
                                ARGS are passed to the test binary.
     bench [-- ARGS...]         Run the governance benchmarks (circuit_breaker, executor),
-                               then the node end to end (release build; dev ledger and
-                               anvil), and print one table of figures and targets.
+                               then the node end to end (release build; dev ledger, and
+                               anvil through one endpoint and through a pool of three),
+                               and print one table of figures and targets.
                                ARGS go to the benches (e.g. a name filter); with ARGS
                                the node part is skipped.
+    bench --node               Only the node end to end.
     failover [--endpoints 1|3] The failover drills against a real chain: anvil (installed
                                from npm into .tools/ if missing), fault proxies and the
                                node. One endpoint: cuts and restores it, checks the

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use super::{TickReport, Tip, TreasuryExecutor, TreasuryExecutorError, now_ms};
 use crate::store::{Action, Decision, Hold, Intent, Resolution};
+use crate::treasury::DisbursementId;
 
 /// How many blocks below the final height the executor searches for the block that spent
 /// a nonce: nodes that are not archives keep the state of about the last 128 blocks.
@@ -72,11 +73,16 @@ impl TreasuryExecutor {
     /// The lowest intent not in a block. If the chain spent its nonce at depth, one of its
     /// transactions should be there: the block that spent it is read to see which one
     /// did. Not one of ours: the executor will not guess (hold). And if the chain's next
-    /// nonce is below it, the nonces between belong to no payment of ours: nothing of ours
-    /// can be mined until someone fills them (hold).
+    /// nonce is below `lowest_ours` (the nonce and disbursement of the lowest intent in
+    /// flight: every nonce from there up is one of ours), the nonces between belong to no
+    /// payment of ours: nothing of ours can be mined until someone fills them (hold). A
+    /// chain's next nonce from `lowest_ours` up to this intent's is no gap: the intents
+    /// there were found in blocks this tick, mined after the head it read (a busy chain
+    /// moves while a tick runs).
     pub(super) fn check_spent(
         &mut self,
         intent: &Intent,
+        lowest_ours: (u64, DisbursementId),
         tip: &Tip,
         report: &mut TickReport,
     ) -> Result<Spent, TreasuryExecutorError> {
@@ -116,10 +122,11 @@ impl TreasuryExecutor {
         let Some(next) = self.read(report, |ledger| ledger.nonce_at(head))? else {
             return Ok(Spent::Stop);
         };
-        if next < intent.nonce {
+        let (lowest, lowest_id) = lowest_ours;
+        if next < lowest {
             let hold = Hold::NonceGap {
-                id: intent.id,
-                nonce: intent.nonce,
+                id: lowest_id,
+                nonce: lowest,
                 chain_nonce: next,
             };
             self.settle(&hold)?; // drops a decision on another question

@@ -44,7 +44,10 @@ impl TreasuryExecutor {
         let mut lowest_open = true;
         let mut fee_cap = false;
         let mut oldest: Option<u64> = None;
-        for mut intent in self.store.intents()? {
+        let intents = self.store.intents()?;
+        // The lowest intent in flight: every nonce from its up is one of ours.
+        let lowest_ours = intents.first().map(|intent| (intent.nonce, intent.id));
+        for mut intent in intents {
             let Some(seen) = self.observe(&intent, tip, report)? else {
                 return Ok(Flow::Stop);
             };
@@ -60,7 +63,8 @@ impl TreasuryExecutor {
                 Seen::Unsure => Flow::Go,
                 Seen::Pending | Seen::Unknown => {
                     let checked = if std::mem::take(&mut lowest_open) && intent.bound {
-                        self.check_spent(&intent, tip, report)?
+                        let lowest = lowest_ours.unwrap_or((intent.nonce, intent.id));
+                        self.check_spent(&intent, lowest, tip, report)?
                     } else {
                         Spent::Open
                     };

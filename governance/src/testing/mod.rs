@@ -86,6 +86,8 @@ struct State {
     reads_down: Option<LedgerError>,
     /// Reads left to answer before `reads_down` takes this error.
     reads_down_after: Option<(u64, LedgerError)>,
+    /// Reads left before a block is mined, mid-tick.
+    mine_after: Option<u64>,
     reads: u64,
     signing_error: Option<String>,
     attempts: u64,
@@ -127,6 +129,7 @@ impl ScriptedLedger {
                 down: None,
                 reads_down: None,
                 reads_down_after: None,
+                mine_after: None,
                 reads: 0,
                 signing_error: None,
                 attempts: 0,
@@ -258,6 +261,13 @@ impl ScriptedLedger {
         self.state().reads_down_after = Some((reads, error));
     }
 
+    /// Mines one block from the pool after the next `reads` calls other than `submit`: the
+    /// chain moving on while a tick runs (a busy chain between the tick's head read and
+    /// its lookups).
+    pub fn mine_after_reads(&self, reads: u64) {
+        self.state().mine_after = Some(reads);
+    }
+
     /// Calls other than `submit` made so far, failed ones included.
     pub fn reads(&self) -> u64 {
         self.state().reads
@@ -340,6 +350,14 @@ impl ScriptedLedger {
     fn read(&self) -> Result<MutexGuard<'_, State>, LedgerError> {
         let mut state = self.state();
         state.reads += 1;
+        if let Some(left) = state.mine_after.take() {
+            match left.checked_sub(1) {
+                Some(left) => state.mine_after = Some(left),
+                None => {
+                    state.chain.mine(true);
+                }
+            }
+        }
         if let Some((left, error)) = state.reads_down_after.take() {
             match left.checked_sub(1) {
                 Some(left) => state.reads_down_after = Some((left, error)),
