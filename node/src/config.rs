@@ -300,7 +300,7 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
             if url.trim().is_empty() {
                 return Err(ConfigError::new("rpc_url", "must not be blank"));
             }
-            config.rpc_urls = vec![RpcEndpoint::Url(url)];
+            config.rpc_urls = vec![RpcEndpoint::Url(url.trim().to_owned())];
         }
         (None, Some(urls)) => {
             if urls.is_empty() {
@@ -323,7 +323,7 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
                     ));
                 }
             }
-            config.rpc_urls = urls;
+            config.rpc_urls = urls.into_iter().map(RpcEndpoint::trimmed).collect();
         }
         (None, None) => {}
     }

@@ -75,6 +75,12 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     }
     let store = GovStore::open(&config.db_path)
         .with_context(|| format!("cannot open the store at {}", config.db_path.display()))?;
+    if let Some(evm) = &evm
+        && let Some(pinned) = store.chain_id()?
+        && let Ok(id) = pinned.parse::<u64>()
+    {
+        evm.expect_chain(id);
+    }
     let evm = evm.map(Arc::new);
     let (ledger, ledger_details): (Arc<dyn Ledger>, _) = match &evm {
         Some(ledger) => {

@@ -22,13 +22,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// bump_after_blocks = 3                     # pending this long: replaced, fees raised
 /// bump_percent = 20                         # by at least this much (10 or more)
 /// max_head_lag_blocks = 5                   # an endpoint further behind is not used
+/// ca_file = "/etc/treasury/rpc-ca.pem"      # https: trust these CAs, not the system's
 ///
 /// [evm.endpoint_breaker]                    # each endpoint's own breaker
 /// failure_threshold = 3                     # the [circuit_breaker] keys; these defaults
 /// success_threshold = 1
 /// timeout_secs = 30
 /// window_secs = 60
-/// ca_file = "/etc/treasury/rpc-ca.pem"      # https: trust these CAs, not the system's
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -121,6 +121,17 @@ impl RpcEndpoint {
     pub fn url(&self) -> &str {
         match self {
             RpcEndpoint::Url(url) | RpcEndpoint::Named { url, .. } => url,
+        }
+    }
+
+    /// The same with the URL's surrounding whitespace removed.
+    pub fn trimmed(self) -> RpcEndpoint {
+        match self {
+            RpcEndpoint::Url(url) => RpcEndpoint::Url(url.trim().to_owned()),
+            RpcEndpoint::Named { url, name } => RpcEndpoint::Named {
+                url: url.trim().to_owned(),
+                name,
+            },
         }
     }
 

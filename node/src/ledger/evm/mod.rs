@@ -225,6 +225,13 @@ impl EvmLedger {
             .collect()
     }
 
+    /// Expects chain `id`, the one the store pinned at first contact (unless `evm.chain_id`
+    /// is set, which wins): an endpoint on another chain is then excluded whichever
+    /// endpoint answers first after a restart.
+    pub fn expect_chain(&self, id: u64) {
+        self.pool.expect_chain(id);
+    }
+
     /// Each endpoint's state, head, lag, latency and last error, for `/status`.
     pub fn endpoint_status(&self) -> Vec<EndpointStatus> {
         self.pool.status()
@@ -445,7 +452,7 @@ impl Ledger for EvmLedger {
     /// holds the executor.
     fn next_nonce(&self) -> Result<u64, LedgerError> {
         self.pool
-            .confirmed("the treasury's pending nonce", |endpoint| {
+            .confirmed("the treasury's pending nonce", None, |endpoint| {
                 self.count(endpoint, "pending")
             })
     }
@@ -455,6 +462,7 @@ impl Ledger for EvmLedger {
     fn nonce_at(&self, block: u64) -> Result<u64, LedgerError> {
         self.pool.confirmed(
             &format!("the treasury's nonce at block {block}"),
+            Some(block),
             |endpoint| self.count(endpoint, &format!("{block:#x}")),
         )
     }
@@ -464,6 +472,7 @@ impl Ledger for EvmLedger {
         let treasury = self.key.address().to_string();
         self.pool.confirmed(
             &format!("the treasury's transaction at nonce {nonce} in block {block}"),
+            Some(block),
             |endpoint| {
                 let block =
                     endpoint.call("eth_getBlockByNumber", json!([format!("{block:#x}"), true]))?;
@@ -574,27 +583,25 @@ impl Ledger for EvmLedger {
         }
         let route = self.pool.route()?;
         let mut last_failure = None;
-        let mut answered = Vec::new();
-        for &endpoint in &route {
+        let mut answered = None;
+        for (at, &endpoint) in route.iter().enumerate() {
             match self.lookup_on(endpoint, tx_hash) {
                 Ok(status) => {
-                    answered.push((endpoint, status));
+                    answered = Some((at, status));
                     break;
                 }
-                Err(error) if pool::is_infrastructure(&error) => last_failure = Some(error),
+                Err(error) if pool::can_try_another(&error) => last_failure = Some(error),
                 Err(error) => return Err(error),
             }
         }
-        let Some((first, status)) = answered.pop() else {
+        let Some((at, status)) = answered else {
             return Err(last_failure
                 .unwrap_or_else(|| LedgerError::Unreachable("no RPC endpoint in sync".into())));
         };
-        let others: Vec<&Endpoint> = route
-            .iter()
-            .copied()
-            .filter(|endpoint| !std::ptr::eq(*endpoint, first))
-            .collect();
-        if others.is_empty() || matches!(status, TxStatus::Pending) {
+        let first = route[at];
+        // Those before it failed just now: not asked again.
+        let others: Vec<&Endpoint> = route[at + 1..].to_vec();
+        if route.len() == 1 || matches!(status, TxStatus::Pending) {
             return Ok(status);
         }
         if let Some((block, hash)) = receipt_block(&status) {
@@ -610,7 +617,7 @@ impl Ledger for EvmLedger {
         for &second in &others {
             let check = match self.lookup_on(second, tx_hash) {
                 Ok(check) => check,
-                Err(error) if pool::is_infrastructure(&error) => {
+                Err(error) if pool::can_try_another(&error) => {
                     last_failure = Some(error);
                     continue;
                 }

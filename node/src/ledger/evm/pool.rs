@@ -141,6 +141,13 @@ pub(crate) fn is_infrastructure(error: &LedgerError) -> bool {
     )
 }
 
+/// Whether a read that failed so may be asked of another endpoint: an infrastructure
+/// failure, or an unclassified error, which is this endpoint's ("missing trie node" from
+/// a pruned node, a rate limit sent as a JSON-RPC error).
+pub(crate) fn can_try_another(error: &LedgerError) -> bool {
+    is_infrastructure(error) || matches!(error, LedgerError::Other(_))
+}
+
 /// The `result` label of a request's outcome.
 fn result_label(result: &Result<Value, LedgerError>) -> &'static str {
     match result {
@@ -386,6 +393,13 @@ impl Pool {
         &self.endpoints
     }
 
+    /// Expects chain `id` (the one pinned in the database) unless a chain is configured:
+    /// endpoints on another are excluded from the first refresh on, whichever answers
+    /// first.
+    pub(crate) fn expect_chain(&self, id: u64) {
+        let _ = self.chain_id.set(id);
+    }
+
     /// The chain id every endpoint used must be on, once known.
     pub(crate) fn chain_id(&self) -> Option<u64> {
         self.chain_id.get().copied()
@@ -450,7 +464,8 @@ impl Pool {
                             } else {
                                 format!(
                                     "it is on chain {chain}, but the treasury pays on chain \
-                                     {expected} (the first chain read; set evm.chain_id to say so)"
+                                     {expected} (pinned in the database, or the first chain \
+                                     read; set evm.chain_id to say so)"
                                 )
                             };
                             tracing::error!(endpoint = %endpoint.label, %reason, "RPC endpoint excluded until a restart");
@@ -604,16 +619,16 @@ impl Pool {
     }
 
     /// [`read`](Self::read) over `endpoints`; also says which one answered.
-    fn read_from<'a, T>(
+    fn read_from<T>(
         &self,
-        endpoints: &[&'a Endpoint],
+        endpoints: &[&Endpoint],
         call: impl Fn(&Endpoint) -> Result<T, LedgerError>,
-    ) -> Result<(&'a Endpoint, T), LedgerError> {
+    ) -> Result<(usize, T), LedgerError> {
         let mut last = None;
-        for &endpoint in endpoints {
+        for (i, &endpoint) in endpoints.iter().enumerate() {
             match call(endpoint) {
-                Err(error) if is_infrastructure(&error) => last = Some(error),
-                result => return result.map(|value| (endpoint, value)),
+                Err(error) if can_try_another(&error) => last = Some(error),
+                result => return result.map(|value| (i, value)),
             }
         }
         Err(last.unwrap_or_else(|| self.unusable()))
@@ -621,18 +636,27 @@ impl Pool {
 
     /// Reads with [`read`](Self::read), and where a second endpoint is in sync asks it
     /// too: the answer stands if both give it; if they differ the executor cannot know,
-    /// and the call fails naming both answers (`what` says what was asked).
+    /// and the call fails naming both answers (`what` says what was asked). `at_block`:
+    /// the answer is about that block, so only an endpoint whose head has reached it is
+    /// asked to confirm (one a block or two behind would not know it yet). Endpoints that
+    /// failed before the first answer are not asked again; if none is left to ask, the
+    /// first answer stands, as with one endpoint.
     pub(crate) fn confirmed<T: PartialEq + fmt::Debug>(
         &self,
         what: &str,
+        at_block: Option<u64>,
         call: impl Fn(&Endpoint) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         let route = self.route()?;
-        let (first, value) = self.read_from(&route, &call)?;
-        let others: Vec<&Endpoint> = route
+        let (at, value) = self.read_from(&route, &call)?;
+        let first = route[at];
+        let others: Vec<&Endpoint> = route[at + 1..]
             .iter()
             .copied()
-            .filter(|endpoint| !std::ptr::eq(*endpoint, first))
+            .filter(|endpoint| {
+                at_block
+                    .is_none_or(|block| endpoint.health().head.is_some_and(|head| head >= block))
+            })
             .collect();
         if others.is_empty() {
             return Ok(value);
@@ -643,7 +667,7 @@ impl Pool {
         } else {
             Err(LedgerError::Other(format!(
                 "RPC endpoints disagree on {what}: {} says {value:?}, {} says {check:?}",
-                first.label, second.label
+                first.label, others[second].label
             )))
         }
     }
