@@ -818,7 +818,10 @@ mod executor_chain {
         let b = h.queue("b", 2);
         h.tick();
         assert_eq!(h.ledger.pool_size(), 2);
-        // Fees rise between the two: a block would take `a` and leave `b`. The next tick
+        // An empty block (fees above both), so that the next tick looks everything up.
+        h.ledger.set_base_fee(Some(1_000_000));
+        h.ledger.mine();
+        // Fees fall between the two: a block would take `a` and leave `b`. The next tick
         // reads the head, then that block is mined before its lookups.
         h.ledger.set_base_fee(Some(500));
         h.ledger.mine_after_reads(2);
@@ -840,5 +843,45 @@ mod executor_chain {
         h.ledger.mine();
         h.drain();
         h.assert_paid_exactly_once(&[(a, 1), (b, 2)]);
+    }
+
+    /// Under an unchanged head, payments waiting in the pool are not looked up again:
+    /// nothing about them can change until a block comes. A new block looks again.
+    #[test]
+    fn a_waiting_payment_is_looked_up_once_per_head() {
+        let mut h = chain(Finality::Confirmations(2));
+        let ids: Vec<_> = (0..5).map(|i| h.queue(&format!("d{i}"), 1 + i)).collect();
+        h.tick(); // handed over: in the pool
+        let reads = |h: &mut Harness| {
+            let before = h.ledger.reads();
+            h.tick();
+            h.ledger.reads() - before
+        };
+        let looked = reads(&mut h);
+        let quiet = reads(&mut h);
+        assert!(
+            quiet + 5 <= looked,
+            "the second tick under one head skips the 5 lookups: {looked} then {quiet}"
+        );
+        assert_eq!(reads(&mut h), quiet, "and so does every later one");
+        h.ledger.mine(); // in a block, 1 confirmation of 2
+        let included = reads(&mut h);
+        assert!(
+            included >= quiet + 5,
+            "a new head: looked at again ({included})"
+        );
+        let confirming = reads(&mut h); // its block's hash, read once more under this head
+        assert!(
+            reads(&mut h) + 5 <= confirming,
+            "in a block, not deep enough: quiet too ({confirming} before)"
+        );
+        h.ledger.mine();
+        h.tick();
+        let expected: Vec<_> = ids
+            .iter()
+            .zip(1..)
+            .map(|(&id, amount)| (id, amount))
+            .collect();
+        h.assert_paid_exactly_once(&expected);
     }
 }

@@ -39,7 +39,7 @@ mod reconcile;
 mod report;
 mod send;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -99,6 +99,9 @@ pub struct TreasuryExecutor {
     last_report: TickReport,
     /// What spent each nonce held as `ForeignNonce`, once found.
     spenders: holds::Spenders,
+    /// Intents found waiting (pending, or in a block not deep enough) under a head (its
+    /// hash), with how many attempts they had: not looked up again under that head.
+    quiet: HashMap<u64, (String, usize)>,
     /// Whether the intents found at start were bound (the first tick does it, so that a
     /// corrupt one halts the executor rather than the node's start).
     bound_at_start: bool,
@@ -161,6 +164,7 @@ impl TreasuryExecutor {
             bound_at_start: false,
             last_report: TickReport::default(),
             spenders: holds::Spenders::new(),
+            quiet: HashMap::new(),
             unrecorded: Vec::new(),
         })
     }

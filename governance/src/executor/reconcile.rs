@@ -47,7 +47,19 @@ impl TreasuryExecutor {
         let intents = self.store.intents()?;
         // The lowest intent in flight: every nonce from its up is one of ours.
         let lowest_ours = intents.first().map(|intent| (intent.nonce, intent.id));
+        self.quiet
+            .retain(|nonce, _| intents.iter().any(|intent| intent.nonce == *nonce));
         for mut intent in intents {
+            if self.is_quiet(&intent, tip) {
+                // Nothing can have changed since this head was last looked at: no lookups.
+                if let Some(sent) = intent.attempts.iter().filter_map(|a| a.sent_at_ms).min() {
+                    oldest = Some(oldest.map_or(sent, |oldest| oldest.min(sent)));
+                }
+                if intent.inclusion.is_none() {
+                    lowest_open = false; // checked at this head, and found open
+                }
+                continue;
+            }
             let Some(seen) = self.observe(&intent, tip, report)? else {
                 return Ok(Flow::Stop);
             };
@@ -57,6 +69,13 @@ impl TreasuryExecutor {
             {
                 oldest = Some(oldest.map_or(sent, |oldest| oldest.min(sent)));
             }
+            let waiting = match &seen {
+                Seen::Pending => intent.inclusion.is_none(),
+                Seen::Landed(_) => !settled && intent.inclusion.is_some(),
+                _ => false,
+            };
+            let attempts = intent.attempts.len();
+            let mut open = false;
             let flow = match seen {
                 Seen::Landed(inclusion) => self.landed(&intent, inclusion, tip, report)?,
                 Seen::Reorged(inclusion) => self.reorged(&mut intent, &inclusion, tip, report)?,
@@ -70,6 +89,7 @@ impl TreasuryExecutor {
                     };
                     match checked {
                         Spent::Open => {
+                            open = true;
                             let pending = matches!(seen, Seen::Pending);
                             self.advance(&mut intent, pending, tip, &mut fee_cap, report)?
                         }
@@ -84,11 +104,37 @@ impl TreasuryExecutor {
             if flow != Flow::Go {
                 return Ok(flow);
             }
+            // Waiting in a pool, or in a block not yet deep enough, and nothing done to it:
+            // until the head changes, looking again can only find the same.
+            let unchanged = intent.attempts.len() == attempts && !fee_cap;
+            if waiting && unchanged && (open || intent.inclusion.is_some()) {
+                self.quiet
+                    .insert(intent.nonce, (tip.head.hash.clone(), attempts));
+            } else {
+                self.quiet.remove(&intent.nonce);
+            }
         }
         self.snapshot.fee_cap_reached = fee_cap;
         self.snapshot.oldest_pending_ms = oldest;
         report.fee_cap_reached = fee_cap;
         Ok(Flow::Go)
+    }
+
+    /// Whether `intent` was looked at under this very head (by hash) and found waiting
+    /// (pending, or in a block not deep enough), with nothing done to it since and nothing
+    /// asked of it (no operator's cancellation, no fee refusal): the chain cannot have
+    /// changed anything about it without a new head. On a chain whose blocks come every
+    /// few seconds and ticks every second, this saves most lookups.
+    fn is_quiet(&self, intent: &Intent, tip: &Tip) -> bool {
+        intent.cancel.is_none()
+            && intent.bound
+            && !self.underpriced.contains(&intent.nonce)
+            && self
+                .quiet
+                .get(&intent.nonce)
+                .is_some_and(|(head, attempts)| {
+                    *head == tip.head.hash && *attempts == intent.attempts.len()
+                })
     }
 
     /// What the chain holds of `intent`. `None`: a call failed.
