@@ -768,4 +768,89 @@ mod executor {
         assert_eq!(calls[0].0, 1, "reported open at the transition");
         assert_eq!(calls[1], (1, 0, 0), "and after the tick");
     }
+
+    /// A ledger that answers a batch whole (a JSON-RPC batch) may take transactions past
+    /// one it refused: the refused one's nonce must then be spent, so its disbursement is
+    /// cancelled by replacement (a cancellation at its nonce), never given back for
+    /// another payment to take.
+    #[test]
+    fn a_refusal_inside_a_whole_batch_is_cancelled_by_replacement() {
+        let mut h = harness(10);
+        h.ledger.answer_whole_batches(true);
+        let a = h.queue("a", 1);
+        let refused = h.queue("invalid-b", 2);
+        let c = h.queue("c", 3);
+        let report = h.tick();
+        assert_eq!(report.submitted, 2, "{report:?}");
+        assert!(
+            matches!(
+                h.status(refused),
+                DisbursementStatus::Staged {
+                    cancelling: Some(_),
+                    ..
+                }
+            ),
+            "{:?}",
+            h.status(refused)
+        );
+        h.drain();
+        match h.status(refused) {
+            DisbursementStatus::Cancelled { reason } => {
+                assert!(reason.contains("invalid destination"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        h.assert_paid(&[(a, 1), (c, 3)]);
+        let paid: Vec<(u64, u64)> = h
+            .ledger
+            .payments()
+            .iter()
+            .map(|p| (p.id, p.nonce))
+            .collect();
+        assert_eq!(paid, [(a, 0), (c, 2)], "nonce 1 went to the cancellation");
+        h.assert_one_nonce_per_disbursement();
+    }
+
+    /// A refusal at the end of a whole batch, nothing taken after it, is given back as
+    /// one-by-one sends give it back: cancelled outright, its nonce taken by the next.
+    #[test]
+    fn a_refusal_ending_a_whole_batch_is_given_back() {
+        let mut h = harness(10);
+        h.ledger.answer_whole_batches(true);
+        let a = h.queue("a", 1);
+        let refused = h.queue("invalid-b", 2);
+        h.tick();
+        assert!(matches!(
+            h.status(refused),
+            DisbursementStatus::Cancelled { .. }
+        ));
+        let c = h.queue("c", 3);
+        h.drain();
+        h.assert_paid_exactly_once(&[(a, 1), (c, 3)]);
+    }
+
+    /// A failure inside a whole batch binds that one and hands it over again after the
+    /// batch's answers are settled: each paid once.
+    #[test]
+    fn a_failure_inside_a_whole_batch_is_handed_over_again() {
+        let mut h = harness(10);
+        h.ledger.answer_whole_batches(true);
+        let ids: Vec<_> = (0..4).map(|i| h.queue(&format!("d{i}"), 10 + i)).collect();
+        h.ledger.push_faults([
+            Fault::Pass,
+            Fault::Fail(LedgerError::Timeout),
+            Fault::AcceptThenFail(LedgerError::Timeout),
+            Fault::Pass,
+        ]);
+        let report = h.tick();
+        assert_eq!(report.submission_failures, 2, "{report:?}");
+        h.drain();
+        let expected: Vec<_> = ids
+            .iter()
+            .zip(10..)
+            .map(|(&id, amount)| (id, amount))
+            .collect();
+        h.assert_paid_exactly_once(&expected);
+        h.assert_one_nonce_per_disbursement();
+    }
 }

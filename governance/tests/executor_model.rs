@@ -226,9 +226,11 @@ mod executor {
             Ok(())
         }
 
-        fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+        fn run(ops: &[Op], whole_batches: bool) -> Result<(), TestCaseError> {
             let dir = tempfile::tempdir().expect("tempdir");
             let ledger = Arc::new(ScriptedLedger::default());
+            // A JSON-RPC endpoint answers a batch of hand-overs whole.
+            ledger.answer_whole_batches(whole_batches);
             let mut world = open(dir, ManualClock::new(), ledger);
             let mut queued: Vec<(DisbursementId, u128)> = vec![];
             // The highest the chain has been.
@@ -453,13 +455,13 @@ mod executor {
             #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
             #[test]
-            fn every_disbursement_is_paid_once_or_cancelled(ops in prop::collection::vec(op(false), 1..80)) {
-                run(&ops)?;
+            fn every_disbursement_is_paid_once_or_cancelled(ops in prop::collection::vec(op(false), 1..80), whole in any::<bool>()) {
+                run(&ops, whole)?;
             }
 
             #[test]
-            fn through_reorgs_and_fee_spikes(ops in prop::collection::vec(op(true), 1..120)) {
-                run(&ops)?;
+            fn through_reorgs_and_fee_spikes(ops in prop::collection::vec(op(true), 1..120), whole in any::<bool>()) {
+                run(&ops, whole)?;
             }
         }
     }

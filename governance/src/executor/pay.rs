@@ -1,7 +1,7 @@
 //! Paying what is ready: while the batch has room, take ready disbursements in id order,
 //! check the treasury covers each with the worst-case fees of everything in flight, sign
-//! them with consecutive nonces, stage them all and flush (written ahead), then hand each
-//! over under its own permit.
+//! them with consecutive nonces, stage them all and flush (written ahead), then hand them
+//! over in batches, each transaction under its own permit (`send.rs`).
 //!
 //! A disbursement the balance does not cover waits (queued, and the batch stops there,
 //! keeping the id order): the shortfall is reported, nothing is cancelled for want of
@@ -91,18 +91,17 @@ impl TreasuryExecutor {
             }
             self.store.flush()?; // durable before any of them can reach the ledger
             self.crash_point(CrashPoint::AfterStage)?;
-            for mut intent in intents {
-                if !self.handing {
-                    break 'batch; // the rest stays staged: the next tick hands it over
+            let mut intents = intents;
+            match self.send_batch(&mut intents, tip, report)? {
+                Flow::Go => {}
+                Flow::Stop => return Ok(()),
+                Flow::Restart => {
+                    available = None; // what was given back is no longer committed
+                    continue 'batch;
                 }
-                match self.send_until(&mut intent, 0, tip, report)? {
-                    Flow::Go => {}
-                    Flow::Stop => return Ok(()),
-                    Flow::Restart => {
-                        available = None; // what was given back is no longer committed
-                        continue 'batch;
-                    }
-                }
+            }
+            if !self.handing {
+                break 'batch; // the rest stays staged: the next tick hands it over
             }
             if shortfall.is_some() {
                 break;

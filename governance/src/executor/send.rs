@@ -28,8 +28,26 @@ use std::sync::Arc;
 
 use super::{CrashPoint, Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError};
 use super::{bounded, now_ms};
-use crate::ledger::LedgerError;
-use crate::store::{Change, Hold, Intent};
+use crate::circuit_breaker::Permit;
+use crate::ledger::{LedgerError, SignedTx};
+use crate::store::{Change, Hold, Intent, RequestError, StoreError};
+
+/// Whether an answer is the endpoint refusing this very hand-over (it did not take the
+/// transaction): a fee, balance or business refusal, or another chain.
+fn is_refusal(answer: &Result<(), LedgerError>) -> bool {
+    matches!(
+        answer
+            .as_ref()
+            .err()
+            .map(|error| TreasuryExecutorError::classify(error.clone())),
+        Some(
+            TreasuryExecutorError::Cancelled(_)
+                | TreasuryExecutorError::InsufficientBalance
+                | TreasuryExecutorError::Underpriced(_)
+                | TreasuryExecutorError::Signing(_)
+        )
+    )
+}
 
 /// One hand-over's result.
 enum Sent {
@@ -58,6 +76,110 @@ impl TreasuryExecutor {
         }
     }
 
+    /// Hands the first attempts of `intents` (which never left the node, consecutive
+    /// nonces) over in batches ([`Ledger::submit_batch`]), each transaction under its own
+    /// permit, as far as the breaker admits, and settles every answer in nonce order as
+    /// [`send`](Self::send) settles one. Every answer of a batch is settled before anything
+    /// is handed over again, so that an answer that binds is never left unrecorded.
+    ///
+    /// A ledger that hands transactions over one by one stops at the first that is not
+    /// accepted, and that one is handed over again (after a failure) before the rest: the
+    /// order of one-by-one sends. One that sends a whole batch in one exchange (JSON-RPC)
+    /// answers every transaction; then an intent the ledger refused, with a later one it
+    /// may have taken, is bound (its nonce must be spent: nothing below a taken nonce can
+    /// be given back), and a business refusal cancels it by replacement (a cancellation at
+    /// its nonce, signed at the next look), since nothing of it ever left the node.
+    pub(super) fn send_batch(
+        &mut self,
+        intents: &mut [Intent],
+        tip: &Tip,
+        report: &mut TickReport,
+    ) -> Result<Flow, TreasuryExecutorError> {
+        let breaker = Arc::clone(&self.config.circuit_breaker);
+        let mut next = 0;
+        while next < intents.len() {
+            if !self.handing {
+                return Ok(Flow::Go); // refused: the rest stays staged for the next tick
+            }
+            let mut permits = Vec::new();
+            for _ in next..intents.len() {
+                match breaker.try_acquire() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => {
+                        report.rejected_by_breaker = true;
+                        break;
+                    }
+                }
+            }
+            if permits.is_empty() {
+                return Ok(Flow::Stop);
+            }
+            let txs: Vec<SignedTx> = intents[next..next + permits.len()]
+                .iter()
+                .map(|intent| intent.attempts[0].tx.clone())
+                .collect();
+            let mut answers = self.ledger.submit_batch(&txs);
+            answers.truncate(txs.len());
+            if answers.is_empty() {
+                // The ledger broke its contract: the first may have arrived.
+                answers.push(Err(LedgerError::Malformed(
+                    "no answer to a batch of transactions".into(),
+                )));
+            }
+            report.attempts += answers.len() as u64;
+            self.crash_point(CrashPoint::AfterSubmit)?;
+            let mut taken_after = vec![false; answers.len()];
+            for i in (0..answers.len().saturating_sub(1)).rev() {
+                taken_after[i] = taken_after[i + 1] || !is_refusal(&answers[i + 1]);
+            }
+            let answered = answers.len();
+            let mut retry = Vec::new();
+            let mut permits = permits.into_iter();
+            for (i, (answer, permit)) in answers.into_iter().zip(permits.by_ref()).enumerate() {
+                let at = next + i;
+                let fill_gap = taken_after[i] && !intents[at].bound && is_refusal(&answer);
+                if fill_gap {
+                    let intent = &mut intents[at];
+                    intent.bound = true;
+                    self.unrecorded.push(Change::Sent {
+                        nonce: intent.nonce,
+                        tx_hash: txs[i].tx_hash.clone(),
+                        accepted: false,
+                        head: tip.head.number,
+                        at_ms: now_ms(),
+                    });
+                }
+                match self.settle_answer(
+                    &mut intents[at],
+                    &txs[i],
+                    answer,
+                    permit,
+                    fill_gap,
+                    tip,
+                    report,
+                )? {
+                    Sent::Flow(Flow::Go) => {}
+                    // Only a refusal of one that nothing later was taken past gets here
+                    // (or a halt): the answers after it are refusals, which bind nothing.
+                    Sent::Flow(flow) => return Ok(flow),
+                    Sent::Retry => retry.push(at),
+                }
+            }
+            drop(permits); // those not sent: not used
+            for at in retry {
+                if report.attempts >= self.config.batch_size as u64 {
+                    return Ok(Flow::Stop);
+                }
+                match self.send_until(&mut intents[at], 0, tip, report)? {
+                    Flow::Go => {}
+                    other => return Ok(other),
+                }
+            }
+            next += answered;
+        }
+        Ok(Flow::Go)
+    }
+
     /// Hands attempt `index` over under a permit, classifies the answer, records it on the
     /// permit, and records what it means for the intent.
     fn send(
@@ -76,17 +198,27 @@ impl TreasuryExecutor {
         let tx = intent.attempts[index].tx.clone();
         let answer = self.ledger.submit(&tx);
         self.crash_point(CrashPoint::AfterSubmit)?;
+        self.settle_answer(intent, &tx, answer, permit, false, tip, report)
+    }
+
+    /// Classifies the ledger's answer to one hand-over of `tx`, records it on the permit,
+    /// and records what it means for the intent. `fill_gap`: the ledger refused this
+    /// intent's only hand-over but may have taken a later one of its batch (bound by the
+    /// caller), so a business refusal cancels it by replacement rather than holding.
+    #[allow(clippy::too_many_arguments)] // one answer and everything it is settled against
+    fn settle_answer(
+        &mut self,
+        intent: &mut Intent,
+        tx: &SignedTx,
+        answer: Result<(), LedgerError>,
+        permit: Permit<'_>,
+        fill_gap: bool,
+        tip: &Tip,
+        report: &mut TickReport,
+    ) -> Result<Sent, TreasuryExecutorError> {
+        let refused = is_refusal(&answer);
         let class = answer.err().map(TreasuryExecutorError::classify);
         let was_bound = intent.bound;
-        let refused = matches!(
-            class,
-            Some(
-                TreasuryExecutorError::Cancelled(_)
-                    | TreasuryExecutorError::InsufficientBalance
-                    | TreasuryExecutorError::Underpriced(_)
-                    | TreasuryExecutorError::Signing(_)
-            )
-        );
         if !refused {
             let accepted = matches!(
                 class,
@@ -158,7 +290,23 @@ impl TreasuryExecutor {
             }
             TreasuryExecutorError::Cancelled(reason) => {
                 report.last_error = Some(bounded(&format!("disbursement {}: {reason}", intent.id)));
-                if was_bound {
+                if fill_gap {
+                    self.record()?; // bound first: the store cancels a bound one by replacement
+                    match self.store.cancel(intent.id, &reason) {
+                        Ok(_)
+                        | Err(RequestError::NotCancellable { .. } | RequestError::NotFound(_)) => {}
+                        Err(RequestError::Storage(error)) => return Err(error.into()),
+                        Err(other) => {
+                            return Err(TreasuryExecutorError::Storage(StoreError::Invariant {
+                                tree: "intents",
+                                key: nonce.to_string(),
+                                reason: format!("cannot cancel by replacement: {other}"),
+                            }));
+                        }
+                    }
+                    intent.cancel = Some(reason);
+                    Flow::Go
+                } else if was_bound {
                     // It may still land: only a cancellation at its nonce could end it, and
                     // whether to send one is an operator's call (it costs a fee, and the
                     // refusal may pass), not the executor's.

@@ -67,6 +67,15 @@ pub trait Ledger: Send + Sync + fmt::Debug {
     /// Hands signed bytes to the ledger. `Ok` means it accepted them.
     fn submit(&self, tx: &SignedTx) -> Result<(), LedgerError>;
 
+    /// Hands several signed transactions over (a tick's first hand-overs, in nonce order)
+    /// and answers the first n of them, in order, each as [`submit`](Self::submit) would
+    /// (n is at least 1 when `txs` is not empty). The default hands them over one by one
+    /// and stops after the first that is not accepted, as one-by-one sends do; a ledger
+    /// that sends them in one exchange (a JSON-RPC batch) answers every one.
+    fn submit_batch(&self, txs: &[SignedTx]) -> Vec<Result<(), LedgerError>> {
+        submit_one_by_one(self, txs)
+    }
+
     /// What this endpoint knows now of the transaction with this hash.
     fn lookup(&self, tx_hash: &str) -> Result<TxStatus, LedgerError>;
 
@@ -75,4 +84,22 @@ pub trait Ledger: Send + Sync + fmt::Debug {
         let _ = destination;
         Ok(())
     }
+}
+
+/// [`Ledger::submit_batch`] the one-by-one way: each transaction in turn, stopping after
+/// the first that is not accepted.
+pub fn submit_one_by_one<L: Ledger + ?Sized>(
+    ledger: &L,
+    txs: &[SignedTx],
+) -> Vec<Result<(), LedgerError>> {
+    let mut answers = Vec::with_capacity(txs.len());
+    for tx in txs {
+        let answer = ledger.submit(tx);
+        let stop = answer.is_err();
+        answers.push(answer);
+        if stop {
+            break;
+        }
+    }
+    answers
 }

@@ -88,6 +88,9 @@ struct State {
     reads_down_after: Option<(u64, LedgerError)>,
     /// Reads left before a block is mined, mid-tick.
     mine_after: Option<u64>,
+    /// `submit_batch` answers every transaction (one exchange), not only up to the first
+    /// that is not accepted.
+    whole_batches: bool,
     reads: u64,
     signing_error: Option<String>,
     attempts: u64,
@@ -130,6 +133,7 @@ impl ScriptedLedger {
                 reads_down: None,
                 reads_down_after: None,
                 mine_after: None,
+                whole_batches: false,
                 reads: 0,
                 signing_error: None,
                 attempts: 0,
@@ -261,6 +265,13 @@ impl ScriptedLedger {
         self.state().reads_down_after = Some((reads, error));
     }
 
+    /// `true`: a batch of submissions is answered whole, as a JSON-RPC batch is (each
+    /// transaction gets its answer, whatever the ones before it got); `false` (the
+    /// default): one by one, stopping after the first not accepted.
+    pub fn answer_whole_batches(&self, on: bool) {
+        self.state().whole_batches = on;
+    }
+
     /// Mines one block from the pool after the next `reads` calls other than `submit`: the
     /// chain moving on while a tick runs (a busy chain between the tick's head read and
     /// its lookups).
@@ -372,6 +383,13 @@ impl ScriptedLedger {
 }
 
 impl Ledger for ScriptedLedger {
+    fn submit_batch(&self, txs: &[SignedTx]) -> Vec<Result<(), LedgerError>> {
+        if !self.state().whole_batches {
+            return crate::ledger::submit_one_by_one(self, txs);
+        }
+        txs.iter().map(|tx| self.submit(tx)).collect()
+    }
+
     fn chain_id(&self) -> Result<String, LedgerError> {
         Ok(self.read()?.chain_id.clone())
     }
