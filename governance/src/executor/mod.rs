@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::circuit_breaker::CircuitState;
-use crate::ledger::{Head, Ledger, LedgerError};
+use crate::ledger::{Head, Ledger, LedgerError, TxStatus};
 use crate::store::{Change, ExecutorSnapshot, GovStore, StoreError};
 
 pub use config::{BreakerTelemetry, Finality, MIN_BUMP_PERCENT, TreasuryExecutorConfig};
@@ -102,6 +102,10 @@ pub struct TreasuryExecutor {
     /// Intents found waiting (pending, or in a block not deep enough) under a head (its
     /// hash), with how many attempts they had: not looked up again under that head.
     quiet: HashMap<u64, (String, usize)>,
+    /// Block hashes read this tick, by number: payments in one block share one read.
+    block_hashes: HashMap<u64, Option<String>>,
+    /// Lookups made this tick in one batch, by transaction hash.
+    prefetched: HashMap<String, TxStatus>,
     /// Whether the intents found at start were bound (the first tick does it, so that a
     /// corrupt one halts the executor rather than the node's start).
     bound_at_start: bool,
@@ -165,6 +169,8 @@ impl TreasuryExecutor {
             last_report: TickReport::default(),
             spenders: holds::Spenders::new(),
             quiet: HashMap::new(),
+            block_hashes: HashMap::new(),
+            prefetched: HashMap::new(),
             unrecorded: Vec::new(),
         })
     }
@@ -319,6 +325,8 @@ impl TreasuryExecutor {
 
     fn run_tick(&mut self, report: &mut TickReport) -> Result<(), TreasuryExecutorError> {
         self.handing = true;
+        self.block_hashes.clear();
+        self.prefetched.clear();
         if !self.bound_at_start {
             self.store.bind_all()?;
             self.bound_at_start = true;

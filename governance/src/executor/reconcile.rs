@@ -49,6 +49,9 @@ impl TreasuryExecutor {
         let lowest_ours = intents.first().map(|intent| (intent.nonce, intent.id));
         self.quiet
             .retain(|nonce, _| intents.iter().any(|intent| intent.nonce == *nonce));
+        if !self.prefetch(&intents, tip, report)? {
+            return Ok(Flow::Stop);
+        }
         for mut intent in intents {
             if self.is_quiet(&intent, tip) {
                 // Nothing can have changed since this head was last looked at: no lookups.
@@ -120,6 +123,49 @@ impl TreasuryExecutor {
         Ok(Flow::Go)
     }
 
+    /// Looks up, in one batch ([`Ledger::lookup_batch`]), the latest attempt of every
+    /// intent this tick will look up (bound, not in a block, not quiet), for `observe` to
+    /// take. `Ok(false)`: the call failed (the tick stops, as one failed lookup would).
+    fn prefetch(
+        &mut self,
+        intents: &[Intent],
+        tip: &Tip,
+        report: &mut TickReport,
+    ) -> Result<bool, TreasuryExecutorError> {
+        let hashes: Vec<String> = intents
+            .iter()
+            .filter(|intent| {
+                intent.bound && intent.inclusion.is_none() && !self.is_quiet(intent, tip)
+            })
+            .map(|intent| intent.latest().tx.tx_hash.clone())
+            .collect();
+        if hashes.len() < 2 {
+            return Ok(true);
+        }
+        let Some(statuses) = self.read(report, |ledger| ledger.lookup_batch(&hashes))? else {
+            return Ok(false);
+        };
+        self.prefetched = hashes.into_iter().zip(statuses).collect();
+        Ok(true)
+    }
+
+    /// The chain's block hash at `number`, read once a tick (payments in one block share
+    /// the read). `None`: the call failed; `Some(None)`: no such block.
+    fn block_hash(
+        &mut self,
+        number: u64,
+        report: &mut TickReport,
+    ) -> Result<Option<Option<String>>, TreasuryExecutorError> {
+        if let Some(hash) = self.block_hashes.get(&number) {
+            return Ok(Some(hash.clone()));
+        }
+        let Some(hash) = self.read(report, |ledger| ledger.block_hash(number))? else {
+            return Ok(None);
+        };
+        self.block_hashes.insert(number, hash.clone());
+        Ok(Some(hash))
+    }
+
     /// Whether `intent` was looked at under this very head (by hash) and found waiting
     /// (pending, or in a block not deep enough), with nothing done to it since and nothing
     /// asked of it (no operator's cancellation, no fee refusal): the chain cannot have
@@ -145,7 +191,7 @@ impl TreasuryExecutor {
         report: &mut TickReport,
     ) -> Result<Option<Seen>, TreasuryExecutorError> {
         if let Some(inclusion) = &intent.inclusion {
-            let Some(hash) = self.read(report, |ledger| ledger.block_hash(inclusion.block))? else {
+            let Some(hash) = self.block_hash(inclusion.block, report)? else {
                 return Ok(None);
             };
             return Ok(Some(match hash {
@@ -165,8 +211,14 @@ impl TreasuryExecutor {
         // Newest first: the latest attempt is the likeliest to have landed.
         for attempt in intent.attempts.iter().rev() {
             let hash = &attempt.tx.tx_hash;
-            let Some(status) = self.read(report, |ledger| ledger.lookup(hash))? else {
-                return Ok(None);
+            let status = match self.prefetched.remove(hash) {
+                Some(status) => status,
+                None => {
+                    let Some(status) = self.read(report, |ledger| ledger.lookup(hash))? else {
+                        return Ok(None);
+                    };
+                    status
+                }
             };
             let (block, block_hash, reverted) = match status {
                 TxStatus::Unknown => continue,
@@ -212,8 +264,7 @@ impl TreasuryExecutor {
         }
         if intent.inclusion.as_ref().map(|seen| &seen.block_hash) != Some(&inclusion.block_hash) {
             // Fresh from a lookup: check its block against the chain's.
-            let Some(canonical) = self.read(report, |ledger| ledger.block_hash(inclusion.block))?
-            else {
+            let Some(canonical) = self.block_hash(inclusion.block, report)? else {
                 return Ok(Flow::Stop);
             };
             if canonical.as_deref() != Some(inclusion.block_hash.as_str()) {

@@ -79,6 +79,13 @@ pub trait Ledger: Send + Sync + fmt::Debug {
     /// What this endpoint knows now of the transaction with this hash.
     fn lookup(&self, tx_hash: &str) -> Result<TxStatus, LedgerError>;
 
+    /// [`lookup`](Self::lookup) of each hash, in order; fails as a whole if any lookup
+    /// fails. The default looks them up one by one; a ledger that can (a JSON-RPC batch)
+    /// does it in one exchange.
+    fn lookup_batch(&self, tx_hashes: &[String]) -> Result<Vec<TxStatus>, LedgerError> {
+        tx_hashes.iter().map(|hash| self.lookup(hash)).collect()
+    }
+
     /// Whether `destination` is an address this ledger can pay, checked at queue time.
     fn validate_destination(&self, destination: &str) -> Result<(), String> {
         let _ = destination;

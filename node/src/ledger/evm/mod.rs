@@ -13,7 +13,9 @@
 //! | `balance`              | `eth_getBalance(treasury, "latest")`                            |
 //! | `sign`                 | `eth_chainId` (once), `eth_getBlockByNumber("latest")` and `eth_maxPriorityFeePerGas` (quoted at most once a second) |
 //! | `submit`               | `eth_sendRawTransaction`                                        |
+//! | `submit_batch`         | `eth_sendRawTransaction` ×n in JSON-RPC batches of at most 100  |
 //! | `lookup`               | `eth_getTransactionReceipt`, then `eth_getTransactionByHash`    |
+//! | `lookup_batch`         | the same, in JSON-RPC batches (one endpoint; else one by one)   |
 //!
 //! Every call is one blocking HTTP(S) exchange with a deadline, on a [`ureq`] agent that
 //! keeps the connection open between calls ([`rpc`]); the node runs them on its blocking
@@ -68,6 +70,9 @@ use key::TreasuryKey;
 use pool::{Endpoint, Pool, Transport};
 use rpc::{RpcClient, RpcSetupError};
 
+/// The most transactions in one JSON-RPC batch (geth's default limit is 1,000 calls;
+/// hosted providers often allow fewer).
+const MAX_BATCH: usize = 100;
 /// How long a fee quote is reused, so that a batch of signatures costs two calls, not two
 /// per transfer.
 const FEE_QUOTE_TTL: Duration = Duration::from_secs(1);
@@ -288,39 +293,45 @@ impl EvmLedger {
     /// Where one endpoint says a transaction is.
     fn lookup_on(&self, endpoint: &Endpoint, tx_hash: &str) -> Result<TxStatus, LedgerError> {
         let receipt = endpoint.call("eth_getTransactionReceipt", json!([tx_hash]))?;
-        if !receipt.is_null() {
-            // Some nodes answer a receipt for a pending transaction, without a block.
-            return match receipt.get("blockNumber") {
-                Some(Value::Null) | None => Ok(TxStatus::Pending),
-                Some(block) => {
-                    let block = rpc::quantity_u64(block, "the receipt's blockNumber")?;
-                    let block_hash = match receipt.get("blockHash").and_then(Value::as_str) {
-                        Some(hash) if is_tx_hash(hash) => hash.to_ascii_lowercase(),
-                        _ => {
-                            return Err(LedgerError::Malformed(
-                                "the receipt's blockHash is not 0x and 64 hex digits".into(),
-                            ));
-                        }
-                    };
-                    // Status 0: mined (the nonce is spent) but reverted, so no value
-                    // moved (a contract destination that refuses plain transfers, or
-                    // out of gas). The executor cancels the disbursement, saying so.
-                    if receipt.get("status").and_then(Value::as_str) == Some("0x0") {
-                        return Ok(TxStatus::Reverted { block, block_hash });
-                    }
-                    Ok(TxStatus::Included { block, block_hash })
-                }
-            };
+        if let Some(status) = receipt_status(&receipt)? {
+            return Ok(status);
         }
-        let tx = endpoint.call("eth_getTransactionByHash", json!([tx_hash]))?;
-        match tx {
-            Value::Null => Ok(TxStatus::Unknown),
-            Value::Object(_) => Ok(TxStatus::Pending),
-            other => Err(LedgerError::Malformed(format!(
-                "eth_getTransactionByHash answered {}, not an object or null",
-                rpc::bounded(&other.to_string())
-            ))),
+        pool_status(&endpoint.call("eth_getTransactionByHash", json!([tx_hash]))?)
+    }
+
+    /// [`lookup_on`](Self::lookup_on) of each hash, in JSON-RPC batches: the receipts,
+    /// then the transactions of those without one.
+    fn lookup_batch_on(
+        &self,
+        endpoint: &Endpoint,
+        tx_hashes: &[String],
+    ) -> Result<Vec<TxStatus>, LedgerError> {
+        let mut statuses = Vec::with_capacity(tx_hashes.len());
+        for chunk in tx_hashes.chunks(MAX_BATCH) {
+            let calls: Vec<(&str, Value)> = chunk
+                .iter()
+                .map(|hash| ("eth_getTransactionReceipt", json!([hash])))
+                .collect();
+            let mut found = Vec::with_capacity(chunk.len());
+            for receipt in endpoint.call_batch(&calls) {
+                found.push(receipt_status(&receipt?)?);
+            }
+            let missing: Vec<usize> = (0..chunk.len()).filter(|&i| found[i].is_none()).collect();
+            let calls: Vec<(&str, Value)> = missing
+                .iter()
+                .map(|&i| ("eth_getTransactionByHash", json!([chunk[i]])))
+                .collect();
+            let mut pooled = endpoint.call_batch(&calls).into_iter();
+            for status in found {
+                statuses.push(match status {
+                    Some(status) => status,
+                    None => pool_status(&pooled.next().unwrap_or_else(|| {
+                        Err(LedgerError::Malformed("a lookup went unanswered".into()))
+                    })?)?,
+                });
+            }
         }
+        Ok(statuses)
     }
 
     /// Whether `endpoint` has block `number` with hash `hash` on its chain. `None`: it
@@ -334,6 +345,17 @@ impl EvmLedger {
     }
 }
 
+/// `eth_sendRawTransaction`'s answer: a transaction hash, or it is malformed.
+fn sent_hash(answer: &Value) -> Result<(), LedgerError> {
+    match answer.as_str() {
+        Some(hash) if is_tx_hash(hash) => Ok(()),
+        _ => Err(LedgerError::Malformed(format!(
+            "eth_sendRawTransaction answered {}, not a transaction hash",
+            rpc::bounded(&answer.to_string())
+        ))),
+    }
+}
+
 /// A block by tag or number on one endpoint (`null` when it has none).
 fn block(endpoint: &Endpoint, tag: &str) -> Result<Option<Value>, LedgerError> {
     let block = endpoint.call("eth_getBlockByNumber", json!([tag, false]))?;
@@ -342,6 +364,45 @@ fn block(endpoint: &Endpoint, tag: &str) -> Result<Option<Value>, LedgerError> {
         Value::Object(_) => Ok(Some(block)),
         other => Err(LedgerError::Malformed(format!(
             "eth_getBlockByNumber({tag}) answered {}, not a block",
+            rpc::bounded(&other.to_string())
+        ))),
+    }
+}
+
+/// What a receipt says: `None` for no receipt (`null`); a receipt without a block is a
+/// transaction still pending (some nodes answer so).
+fn receipt_status(receipt: &Value) -> Result<Option<TxStatus>, LedgerError> {
+    if receipt.is_null() {
+        return Ok(None);
+    }
+    let block = match receipt.get("blockNumber") {
+        Some(Value::Null) | None => return Ok(Some(TxStatus::Pending)),
+        Some(block) => rpc::quantity_u64(block, "the receipt's blockNumber")?,
+    };
+    let block_hash = match receipt.get("blockHash").and_then(Value::as_str) {
+        Some(hash) if is_tx_hash(hash) => hash.to_ascii_lowercase(),
+        _ => {
+            return Err(LedgerError::Malformed(
+                "the receipt's blockHash is not 0x and 64 hex digits".into(),
+            ));
+        }
+    };
+    // Status 0: mined (the nonce is spent) but reverted, so no value moved (a contract
+    // destination that refuses plain transfers, or out of gas). The executor cancels the
+    // disbursement, saying so.
+    if receipt.get("status").and_then(Value::as_str) == Some("0x0") {
+        return Ok(Some(TxStatus::Reverted { block, block_hash }));
+    }
+    Ok(Some(TxStatus::Included { block, block_hash }))
+}
+
+/// What `eth_getTransactionByHash` says of a transaction without a receipt.
+fn pool_status(tx: &Value) -> Result<TxStatus, LedgerError> {
+    match tx {
+        Value::Null => Ok(TxStatus::Unknown),
+        Value::Object(_) => Ok(TxStatus::Pending),
+        other => Err(LedgerError::Malformed(format!(
+            "eth_getTransactionByHash answered {}, not an object or null",
             rpc::bounded(&other.to_string())
         ))),
     }
@@ -551,15 +612,35 @@ impl Ledger for EvmLedger {
     fn submit(&self, tx: &SignedTx) -> Result<(), LedgerError> {
         let raw = format!("0x{}", hex::encode(&tx.bytes));
         self.pool.broadcast(|endpoint| {
-            let answer = endpoint.call("eth_sendRawTransaction", json!([raw]))?;
-            match answer.as_str() {
-                Some(hash) if is_tx_hash(hash) => Ok(()),
-                _ => Err(LedgerError::Malformed(format!(
-                    "eth_sendRawTransaction answered {}, not a transaction hash",
-                    rpc::bounded(&answer.to_string())
-                ))),
-            }
+            sent_hash(&endpoint.call("eth_sendRawTransaction", json!([raw]))?)
         })
+    }
+
+    /// The same bytes to every endpoint in sync, as JSON-RPC batches of at most
+    /// [`MAX_BATCH`] transactions (one exchange each), every transaction answered: the
+    /// executor settles each answer as `submit`'s.
+    fn submit_batch(&self, txs: &[SignedTx]) -> Vec<Result<(), LedgerError>> {
+        if let [only] = txs {
+            return vec![self.submit(only)];
+        }
+        let mut answers = Vec::with_capacity(txs.len());
+        for chunk in txs.chunks(MAX_BATCH) {
+            let calls: Vec<(&str, Value)> = chunk
+                .iter()
+                .map(|tx| {
+                    let raw = format!("0x{}", hex::encode(&tx.bytes));
+                    ("eth_sendRawTransaction", json!([raw]))
+                })
+                .collect();
+            answers.extend(self.pool.broadcast_batch(chunk.len(), |endpoint| {
+                endpoint
+                    .call_batch(&calls)
+                    .into_iter()
+                    .map(|answer| answer.and_then(|value| sent_hash(&value)))
+                    .collect()
+            }));
+        }
+        answers
     }
 
     /// Where a transaction is, never on one endpoint's word where two are in sync:
@@ -647,6 +728,22 @@ impl Ledger for EvmLedger {
         Err(last_failure.unwrap_or_else(|| {
             LedgerError::Unreachable("no second RPC endpoint to confirm a lookup".into())
         }))
+    }
+
+    /// With one endpoint, in JSON-RPC batches; with several, one by one, each confirmed as
+    /// [`lookup`](Self::lookup) confirms it.
+    fn lookup_batch(&self, tx_hashes: &[String]) -> Result<Vec<TxStatus>, LedgerError> {
+        if self.pool.endpoints().len() != 1 {
+            return tx_hashes.iter().map(|hash| self.lookup(hash)).collect();
+        }
+        if let Some(bad) = tx_hashes.iter().find(|hash| !is_tx_hash(hash)) {
+            return Err(LedgerError::Other(format!(
+                "{:?} is not a transaction hash (0x and 64 hex digits)",
+                rpc::bounded(bad)
+            )));
+        }
+        self.pool
+            .read(|endpoint| self.lookup_batch_on(endpoint, tx_hashes))
     }
 
     fn validate_destination(&self, destination: &str) -> Result<(), String> {

@@ -40,11 +40,30 @@ const LATENCY_WEIGHT: f64 = 0.3;
 pub(crate) trait Transport: Send + Sync {
     /// Calls `method` and returns its `result`.
     fn call(&self, method: &str, params: Value) -> Result<Value, LedgerError>;
+
+    /// Calls each `(method, params)` in one exchange: one answer per call, in order; the
+    /// outer error is the exchange's. The default makes the calls one by one.
+    fn batch(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<Value, LedgerError>>, LedgerError> {
+        Ok(calls
+            .iter()
+            .map(|(method, params)| self.call(method, params.clone()))
+            .collect())
+    }
 }
 
 impl Transport for super::rpc::RpcClient {
     fn call(&self, method: &str, params: Value) -> Result<Value, LedgerError> {
         super::rpc::RpcClient::call(self, method, params)
+    }
+
+    fn batch(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<Value, LedgerError>>, LedgerError> {
+        super::rpc::RpcClient::batch(self, calls)
     }
 }
 
@@ -216,6 +235,68 @@ impl Endpoint {
             (_, None) => {}
         }
         result
+    }
+
+    /// Calls each `(method, params)` in one exchange under the endpoint's breaker (one
+    /// call for it: a failure if the exchange failed, else a success). One answer per
+    /// call; a failed exchange is every call's answer.
+    pub(crate) fn call_batch(&self, calls: &[(&str, Value)]) -> Vec<Result<Value, LedgerError>> {
+        let permit = if self.gated {
+            match self.breaker.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let error =
+                        LedgerError::Unreachable(format!("{}: its breaker is open", self.label));
+                    return vec![Err(error); calls.len()];
+                }
+            }
+        } else {
+            None
+        };
+        let started = Instant::now();
+        let exchange = self.transport.batch(calls);
+        let elapsed = started.elapsed();
+        let label = match &exchange {
+            Ok(_) => "ok",
+            Err(error) => result_label(&Err(error.clone())),
+        };
+        match (&exchange, permit) {
+            (Err(error), Some(permit)) if is_infrastructure(error) => permit.failure(),
+            (_, Some(permit)) => permit.success(),
+            (_, None) => {}
+        }
+        {
+            let mut health = self.health();
+            let sample = elapsed.as_secs_f64() * 1000.0 / calls.len().max(1) as f64;
+            health.latency_ms = Some(match health.latency_ms {
+                Some(average) => average + LATENCY_WEIGHT * (sample - average),
+                None => sample,
+            });
+            if let Err(error) = &exchange
+                && is_infrastructure(error)
+            {
+                health.last_error = Some(error.to_string());
+            }
+        }
+        if let Some(observer) = self.observer.get() {
+            observer(&RpcEvent::Request {
+                endpoint: &self.label,
+                method: "batch",
+                result: label,
+                seconds: elapsed.as_secs_f64(),
+            });
+        }
+        match exchange {
+            Ok(mut answers) => {
+                answers.resize_with(calls.len(), || {
+                    Err(LedgerError::Malformed(
+                        "no answer to this call of the batch".into(),
+                    ))
+                });
+                answers
+            }
+            Err(error) => vec![Err(error); calls.len()],
+        }
     }
 
     /// One call on the transport, its latency and failure noted and reported.
@@ -701,6 +782,57 @@ impl Pool {
                 .collect()
         });
         combine_broadcast(answers)
+    }
+
+    /// Runs `call` (a batch of submissions: one answer per transaction) on every endpoint
+    /// in sync at once, and combines the answers transaction by transaction with
+    /// [`combine_broadcast`]. `n` answers, in order.
+    pub(crate) fn broadcast_batch(
+        &self,
+        n: usize,
+        call: impl Fn(&Endpoint) -> Vec<Result<(), LedgerError>> + Sync,
+    ) -> Vec<Result<(), LedgerError>> {
+        let route = match self.route() {
+            Ok(route) if !route.is_empty() => route,
+            Ok(_) => return vec![Err(self.unusable()); n],
+            Err(error) => return vec![Err(error); n],
+        };
+        let call = &call;
+        let mut per_endpoint: Vec<Vec<Result<(), LedgerError>>> = if let [only] = route.as_slice() {
+            vec![call(only)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = route
+                    .iter()
+                    .map(|&endpoint| scope.spawn(move || call(endpoint)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|handle| {
+                        handle.join().unwrap_or_else(|_| {
+                            vec![Err(LedgerError::Other("a submission thread panicked".into())); n]
+                        })
+                    })
+                    .collect()
+            })
+        };
+        for answers in &mut per_endpoint {
+            answers.resize_with(n, || {
+                Err(LedgerError::Malformed(
+                    "no answer to this transaction".into(),
+                ))
+            });
+        }
+        (0..n)
+            .map(|i| {
+                combine_broadcast(
+                    per_endpoint
+                        .iter()
+                        .map(|answers| answers[i].clone())
+                        .collect(),
+                )
+            })
+            .collect()
     }
 
     /// Every endpoint, for `/status` and the metrics.

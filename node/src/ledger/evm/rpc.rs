@@ -126,10 +126,6 @@ impl RpcClient {
     /// `Malformed` for a call the endpoint did not answer. An endpoint that answers the
     /// whole batch with one error object (some refuse batches so) gives every call that
     /// error.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "no ledger call batches yet; tested on its own")
-    )]
     pub(super) fn batch(
         &self,
         calls: &[(&str, Value)],

@@ -546,6 +546,37 @@ fn a_submission_goes_to_every_endpoint_in_sync_as_the_same_bytes() {
     );
 }
 
+/// A batch of submissions goes to every endpoint in sync, the same bytes in the same
+/// order, and each transaction's answers are combined as one submission's are.
+#[test]
+fn a_batch_of_submissions_is_combined_transaction_by_transaction() {
+    let r = rig(&[100, 100]);
+    r.ledger.chain_id().expect("refresh");
+    let txs: Vec<_> = (0..3)
+        .map(|nonce| {
+            r.ledger
+                .sign(&SignRequest::payment(&disbursement(), nonce))
+                .expect("signed")
+        })
+        .collect();
+    r.script(0).send = Err(LedgerError::Timeout);
+    let answers = r.ledger.submit_batch(&txs);
+    assert_eq!(answers, vec![Ok(()), Ok(()), Ok(())], "b took each");
+    let sent: Vec<Vec<String>> = (0..2).map(|i| r.script(i).sent.clone()).collect();
+    assert_eq!(
+        sent[0], sent[1],
+        "the same bytes, in the same order, to both"
+    );
+    assert_eq!(sent[0].len(), 3);
+    r.script(1).send = Err(LedgerError::Rejected("no".into()));
+    let answers = r.ledger.submit_batch(&txs);
+    assert_eq!(
+        answers,
+        vec![Err(LedgerError::Timeout); 3],
+        "a refusal from one and a failure from the other: it may have arrived"
+    );
+}
+
 #[test]
 fn broadcast_answers_combine_by_what_they_prove() {
     use LedgerError::*;
