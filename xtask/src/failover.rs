@@ -473,7 +473,23 @@ fn steps(
     )?;
     t.event("backlog drained");
 
-    for i in 0..FIRST + SECOND {
+    let nonce = check_paid_once(anvil, FIRST + SECOND, destination, amount)?;
+    t.event(&format!(
+        "on anvil: {} destinations paid exactly their amount once; treasury nonce {nonce}",
+        FIRST + SECOND
+    ));
+    Ok(())
+}
+
+/// On anvil: destinations `0..n` each hold exactly their amount (paid once), and the
+/// treasury sent exactly `n` transactions. Returns the treasury's nonce.
+pub(crate) fn check_paid_once(
+    anvil: &Anvil,
+    n: u64,
+    destination: impl Fn(u64) -> String,
+    amount: impl Fn(u64) -> u128,
+) -> Result<u64, String> {
+    for i in 0..n {
         let paid = anvil.balance(&destination(i))?;
         check(
             paid == amount(i),
@@ -486,17 +502,10 @@ fn steps(
     }
     let nonce = anvil.nonce("latest")?;
     check(
-        nonce == FIRST + SECOND,
-        format!(
-            "the treasury sent {nonce} transactions, expected {}",
-            FIRST + SECOND
-        ),
+        nonce == n,
+        format!("the treasury sent {nonce} transactions, expected {n}"),
     )?;
-    t.event(&format!(
-        "on anvil: {} destinations paid exactly their amount once; treasury nonce {nonce}",
-        FIRST + SECOND
-    ));
-    Ok(())
+    Ok(nonce)
 }
 
 pub(crate) fn check(ok: bool, failure: String) -> Result<(), String> {

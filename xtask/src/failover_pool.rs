@@ -27,7 +27,7 @@ use faultproxy::{FaultProxy, Mode};
 
 use crate::anvil::{self, Anvil};
 use crate::cargo::fresh_dir;
-use crate::failover::{Node, check, metric};
+use crate::failover::{Node, check, check_paid_once, metric};
 use crate::http;
 use crate::timeline::{self, Row, any};
 
@@ -360,22 +360,7 @@ fn steps(
     )?;
     t.event("a and b restored: all three closed and in sync");
 
-    for i in 0..queued {
-        let paid = anvil.balance(&destination(i))?;
-        check(
-            paid == amount(i),
-            format!(
-                "{} holds {paid} wei, expected {} (paid exactly once)",
-                destination(i),
-                amount(i)
-            ),
-        )?;
-    }
-    let nonce = anvil.nonce("latest")?;
-    check(
-        nonce == queued,
-        format!("the treasury sent {nonce} transactions, expected {queued}"),
-    )?;
+    let nonce = check_paid_once(anvil, queued, destination, amount)?;
     t.event(&format!(
         "on anvil: {queued} destinations paid exactly their amount once; treasury nonce {nonce}"
     ));

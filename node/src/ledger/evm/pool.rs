@@ -265,27 +265,9 @@ impl Endpoint {
             (_, Some(permit)) => permit.success(),
             (_, None) => {}
         }
-        {
-            let mut health = self.health();
-            let sample = elapsed.as_secs_f64() * 1000.0 / calls.len().max(1) as f64;
-            health.latency_ms = Some(match health.latency_ms {
-                Some(average) => average + LATENCY_WEIGHT * (sample - average),
-                None => sample,
-            });
-            if let Err(error) = &exchange
-                && is_infrastructure(error)
-            {
-                health.last_error = Some(error.to_string());
-            }
-        }
-        if let Some(observer) = self.observer.get() {
-            observer(&RpcEvent::Request {
-                endpoint: &self.label,
-                method: "batch",
-                result: label,
-                seconds: elapsed.as_secs_f64(),
-            });
-        }
+        // The latency of one call: a batch's, shared by its calls.
+        let per_call = elapsed / u32::try_from(calls.len().max(1)).unwrap_or(u32::MAX);
+        self.note("batch", label, exchange.as_ref().err(), elapsed, per_call);
         match exchange {
             Ok(mut answers) => {
                 answers.resize_with(calls.len(), || {
@@ -304,14 +286,34 @@ impl Endpoint {
         let started = Instant::now();
         let result = self.transport.call(method, params);
         let elapsed = started.elapsed();
+        self.note(
+            method,
+            result_label(&result),
+            result.as_ref().err(),
+            elapsed,
+            elapsed,
+        );
+        result
+    }
+
+    /// Notes one exchange: the latency average (`per_call`), an infrastructure failure as
+    /// the last error, and the request for the observer.
+    fn note(
+        &self,
+        method: &str,
+        result: &'static str,
+        error: Option<&LedgerError>,
+        elapsed: std::time::Duration,
+        per_call: std::time::Duration,
+    ) {
         {
             let mut health = self.health();
-            let sample = elapsed.as_secs_f64() * 1000.0;
+            let sample = per_call.as_secs_f64() * 1000.0;
             health.latency_ms = Some(match health.latency_ms {
                 Some(average) => average + LATENCY_WEIGHT * (sample - average),
                 None => sample,
             });
-            if let Err(error) = &result
+            if let Some(error) = error
                 && is_infrastructure(error)
             {
                 health.last_error = Some(error.to_string());
@@ -321,11 +323,10 @@ impl Endpoint {
             observer(&RpcEvent::Request {
                 endpoint: &self.label,
                 method,
-                result: result_label(&result),
+                result,
                 seconds: elapsed.as_secs_f64(),
             });
         }
-        result
     }
 
     /// Counts a wrong answer against the endpoint (its reads lag behind its head): enough
