@@ -499,27 +499,20 @@ impl Pool {
             endpoint.breaker.is_rejecting()
                 || matches!(endpoint.health().chain, ChainCheck::Excluded(_))
         });
-        let answers: Vec<Option<RefreshAnswer>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .endpoints
-                .iter()
-                .map(|endpoint| {
-                    let excluded = matches!(endpoint.health().chain, ChainCheck::Excluded(_));
-                    (!excluded && (forced || !endpoint.breaker.is_rejecting()))
-                        .then(|| scope.spawn(move || endpoint.refresh(expected, forced)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle.map(|handle| {
-                        handle.join().unwrap_or_else(|_| {
-                            Err(LedgerError::Other("an endpoint's refresh panicked".into()))
-                        })
-                    })
-                })
-                .collect()
-        });
+        let endpoints: Vec<&Endpoint> = self.endpoints.iter().collect();
+        let answers: Vec<Option<RefreshAnswer>> = on_each(
+            &endpoints,
+            |endpoint| {
+                let excluded = matches!(endpoint.health().chain, ChainCheck::Excluded(_));
+                (!excluded && (forced || !endpoint.breaker.is_rejecting()))
+                    .then(|| endpoint.refresh(expected, forced))
+            },
+            || {
+                Some(Err(LedgerError::Other(
+                    "an endpoint's refresh panicked".into(),
+                )))
+            },
+        );
         let mut last_error = None;
         for (endpoint, answer) in self.endpoints.iter().zip(answers) {
             let mut health = endpoint.health();
@@ -760,29 +753,8 @@ impl Pool {
         &self,
         call: impl Fn(&Endpoint) -> Result<(), LedgerError> + Sync,
     ) -> Result<(), LedgerError> {
-        let route = self.route()?;
-        if route.is_empty() {
-            return Err(self.unusable());
-        }
-        if let [only] = route.as_slice() {
-            return call(only);
-        }
-        let call = &call;
-        let answers: Vec<Result<(), LedgerError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = route
-                .iter()
-                .map(|&endpoint| scope.spawn(move || call(endpoint)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle.join().unwrap_or_else(|_| {
-                        Err(LedgerError::Other("a submission thread panicked".into()))
-                    })
-                })
-                .collect()
-        });
-        combine_broadcast(answers)
+        let mut answers = self.broadcast_batch(1, |endpoint| vec![call(endpoint)]);
+        answers.pop().unwrap_or_else(|| Err(self.unusable()))
     }
 
     /// Runs `call` (a batch of submissions: one answer per transaction) on every endpoint
@@ -798,25 +770,9 @@ impl Pool {
             Ok(_) => return vec![Err(self.unusable()); n],
             Err(error) => return vec![Err(error); n],
         };
-        let call = &call;
-        let mut per_endpoint: Vec<Vec<Result<(), LedgerError>>> = if let [only] = route.as_slice() {
-            vec![call(only)]
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = route
-                    .iter()
-                    .map(|&endpoint| scope.spawn(move || call(endpoint)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|handle| {
-                        handle.join().unwrap_or_else(|_| {
-                            vec![Err(LedgerError::Other("a submission thread panicked".into())); n]
-                        })
-                    })
-                    .collect()
-            })
-        };
+        let mut per_endpoint = on_each(&route, call, || {
+            vec![Err(LedgerError::Other("a submission thread panicked".into())); n]
+        });
         for answers in &mut per_endpoint {
             answers.resize_with(n, || {
                 Err(LedgerError::Malformed(
@@ -885,6 +841,29 @@ impl Pool {
     pub(crate) fn breaker_state(&self, i: usize) -> CircuitState {
         self.endpoints[i].breaker.state()
     }
+}
+
+/// `call` on each endpoint, at once when there are several (a thread each); a call that
+/// panicked answers `panicked()`.
+fn on_each<T: Send>(
+    endpoints: &[&Endpoint],
+    call: impl Fn(&Endpoint) -> T + Sync,
+    panicked: impl Fn() -> T,
+) -> Vec<T> {
+    if let [only] = endpoints {
+        return vec![call(only)];
+    }
+    let call = &call;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = endpoints
+            .iter()
+            .map(|&endpoint| scope.spawn(move || call(endpoint)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|_| panicked()))
+            .collect()
+    })
 }
 
 /// One answer per endpoint to the same submission, as one answer:
