@@ -15,7 +15,7 @@
 //! | `submit`               | `eth_sendRawTransaction`                                        |
 //! | `submit_batch`         | `eth_sendRawTransaction` ×n in JSON-RPC batches of at most 100  |
 //! | `lookup`               | `eth_getTransactionReceipt`, then `eth_getTransactionByHash`    |
-//! | `lookup_batch`         | the same, in JSON-RPC batches (one endpoint; else one by one)   |
+//! | `lookup_batch`         | the same, in JSON-RPC batches; blocks confirmed in one batch    |
 //!
 //! Every call is one blocking HTTP(S) exchange with a deadline, on a [`ureq`] agent that
 //! keeps the connection open between calls ([`rpc`]); the node runs them on its blocking
@@ -367,6 +367,39 @@ fn block(endpoint: &Endpoint, tag: &str) -> Result<Option<Value>, LedgerError> {
             rpc::bounded(&other.to_string())
         ))),
     }
+}
+
+/// The hashes of `blocks` on one endpoint, in one batch (`None`: it has no such block).
+fn block_hashes_on(
+    endpoint: &Endpoint,
+    blocks: &[u64],
+) -> Result<std::collections::HashMap<u64, Option<String>>, LedgerError> {
+    let mut hashes = std::collections::HashMap::new();
+    for chunk in blocks.chunks(MAX_BATCH) {
+        let calls: Vec<(&str, Value)> = chunk
+            .iter()
+            .map(|block| {
+                (
+                    "eth_getBlockByNumber",
+                    json!([format!("{block:#x}"), false]),
+                )
+            })
+            .collect();
+        for (&number, answer) in chunk.iter().zip(endpoint.call_batch(&calls)) {
+            let hash = match answer? {
+                Value::Null => None,
+                found @ Value::Object(_) => Some(block_hash(&found)?),
+                other => {
+                    return Err(LedgerError::Malformed(format!(
+                        "eth_getBlockByNumber answered {}, not a block",
+                        rpc::bounded(&other.to_string())
+                    )));
+                }
+            };
+            hashes.insert(number, hash);
+        }
+    }
+    Ok(hashes)
 }
 
 /// What a receipt says: `None` for no receipt (`null`); a receipt without a block is a
@@ -730,20 +763,70 @@ impl Ledger for EvmLedger {
         }))
     }
 
-    /// With one endpoint, in JSON-RPC batches; with several, one by one, each confirmed as
-    /// [`lookup`](Self::lookup) confirms it.
+    /// In JSON-RPC batches on the best endpoint in sync; with several in sync, each answer
+    /// is confirmed as [`lookup`](Self::lookup) confirms one: a block stands only if the
+    /// next endpoint holds it (one batch of block reads), and "unknown" is asked again as a
+    /// single lookup asks it.
     fn lookup_batch(&self, tx_hashes: &[String]) -> Result<Vec<TxStatus>, LedgerError> {
-        if self.pool.endpoints().len() != 1 {
-            return tx_hashes.iter().map(|hash| self.lookup(hash)).collect();
-        }
         if let Some(bad) = tx_hashes.iter().find(|hash| !is_tx_hash(hash)) {
             return Err(LedgerError::Other(format!(
                 "{:?} is not a transaction hash (0x and 64 hex digits)",
                 rpc::bounded(bad)
             )));
         }
-        self.pool
-            .read(|endpoint| self.lookup_batch_on(endpoint, tx_hashes))
+        let route = self.pool.route()?;
+        if route.len() == 1 {
+            return self
+                .pool
+                .read(|endpoint| self.lookup_batch_on(endpoint, tx_hashes));
+        }
+        // The best endpoint's answers in batches, then what needs a second word.
+        let mut last_failure = None;
+        let mut answered = None;
+        for (at, &endpoint) in route.iter().enumerate() {
+            match self.lookup_batch_on(endpoint, tx_hashes) {
+                Ok(statuses) => {
+                    answered = Some((at, statuses));
+                    break;
+                }
+                Err(error) if pool::can_try_another(&error) => last_failure = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        let Some((at, mut statuses)) = answered else {
+            return Err(last_failure
+                .unwrap_or_else(|| LedgerError::Unreachable("no RPC endpoint in sync".into())));
+        };
+        // In a block: it stands only if a second endpoint holds that block (by hash).
+        let blocks: Vec<u64> = {
+            let mut blocks: Vec<u64> = statuses
+                .iter()
+                .filter_map(|status| receipt_block(status).map(|(block, _)| block))
+                .collect();
+            blocks.sort_unstable();
+            blocks.dedup();
+            blocks
+        };
+        if !blocks.is_empty() {
+            let held = route[at + 1..]
+                .iter()
+                .find_map(|second| block_hashes_on(second, &blocks).ok())
+                .unwrap_or_default();
+            for status in &mut statuses {
+                if let Some((block, hash)) = receipt_block(status)
+                    && held.get(&block).and_then(Option::as_deref) != Some(hash)
+                {
+                    *status = TxStatus::Pending;
+                }
+            }
+        }
+        // "Unknown": asked again the way a single lookup asks (rare: a dropped transaction).
+        for (status, hash) in statuses.iter_mut().zip(tx_hashes) {
+            if matches!(status, TxStatus::Unknown) {
+                *status = self.lookup(hash)?;
+            }
+        }
+        Ok(statuses)
     }
 
     fn validate_destination(&self, destination: &str) -> Result<(), String> {

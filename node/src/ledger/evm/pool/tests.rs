@@ -725,31 +725,46 @@ fn lookups_never_report_what_the_chain_does_not_hold() {
             }
         }
         let _ = r.ledger.chain_id();
-        let answer = r.ledger.lookup(&hash);
-        let shown = format!("case {case}: {kinds:?}, included {included:?}: {answer:?}");
-        match &answer {
-            Ok(TxStatus::Included {
-                block,
-                block_hash: found,
-            }) => {
-                assert_eq!(Some(*block), included, "{shown}");
-                // A block two endpoints hold (or the only one that answers): never one
-                // endpoint's word where another could have checked it.
-                let up = kinds.iter().filter(|kind| **kind != Kind::Down).count();
-                let holders = (0..n)
-                    .filter(|&i| kinds[i] != Kind::Down)
-                    .filter(|&i| r.script(i).blocks.get(block) == Some(found))
-                    .count();
-                assert!(holders >= up.min(2), "held by {holders} of {up}: {shown}");
+        // One lookup, then a batch of it and a transaction nobody has: the same rules.
+        let single = r.ledger.lookup(&hash);
+        let batch = r.ledger.lookup_batch(&[hash.clone(), tx(9)]);
+        let (batched, nobody) = match &batch {
+            Ok(statuses) => (Ok(statuses[0].clone()), Some(statuses[1].clone())),
+            Err(error) => (Err(error.clone()), None),
+        };
+        assert!(
+            !matches!(
+                nobody,
+                Some(TxStatus::Included { .. } | TxStatus::Reverted { .. })
+            ),
+            "case {case}: a transaction nobody has, found: {nobody:?}"
+        );
+        for answer in [single, batched] {
+            let shown = format!("case {case}: {kinds:?}, included {included:?}: {answer:?}");
+            match &answer {
+                Ok(TxStatus::Included {
+                    block,
+                    block_hash: found,
+                }) => {
+                    assert_eq!(Some(*block), included, "{shown}");
+                    // A block two endpoints hold (or the only one that answers): never one
+                    // endpoint's word where another could have checked it.
+                    let up = kinds.iter().filter(|kind| **kind != Kind::Down).count();
+                    let holders = (0..n)
+                        .filter(|&i| kinds[i] != Kind::Down)
+                        .filter(|&i| r.script(i).blocks.get(block) == Some(found))
+                        .count();
+                    assert!(holders >= up.min(2), "held by {holders} of {up}: {shown}");
+                }
+                Ok(TxStatus::Unknown) => {
+                    let knows = kinds.iter().any(|kind| {
+                        matches!(kind, Kind::Healthy | Kind::Forked) && included.is_some()
+                    });
+                    assert!(!knows, "a healthy endpoint in sync knew it: {shown}");
+                }
+                Ok(TxStatus::Pending) | Err(_) => {}
+                Ok(TxStatus::Reverted { .. }) => panic!("nothing reverted: {shown}"),
             }
-            Ok(TxStatus::Unknown) => {
-                let knows = kinds
-                    .iter()
-                    .any(|kind| matches!(kind, Kind::Healthy | Kind::Forked) && included.is_some());
-                assert!(!knows, "a healthy endpoint in sync knew it: {shown}");
-            }
-            Ok(TxStatus::Pending) | Err(_) => {}
-            Ok(TxStatus::Reverted { .. }) => panic!("nothing reverted: {shown}"),
         }
     }
 }
