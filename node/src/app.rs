@@ -91,7 +91,7 @@ impl App {
         for endpoint in evm.endpoint_status() {
             self.metrics.set_rpc_endpoint(
                 &endpoint.name,
-                endpoint.state_code(),
+                endpoint.state.as_u8(),
                 endpoint.in_sync,
                 endpoint.head.unwrap_or(0),
             );

@@ -43,9 +43,9 @@ pub struct RunArgs {
     /// Ledger to pay on: dev (embedded) or evm [env: TB_LEDGER] [default: dev]
     #[arg(long, value_name = "dev|evm")]
     pub ledger: Option<String>,
-    /// Ethereum JSON-RPC endpoint URL, http(s)://[user:password@]host[:port][/path], for
-    /// --ledger evm; repeat it for several endpoints, each behind its own breaker [env:
-    /// TB_RPC_URLS, comma-separated, or TB_RPC_URL]
+    /// Ethereum JSON-RPC endpoint URL, http(s)://user:password@host:port/path (all but the
+    /// host optional), for --ledger evm; repeat it for several endpoints, each behind its
+    /// own breaker [env: TB_RPC_URLS, comma-separated, or TB_RPC_URL]
     #[arg(long = "rpc-url", value_name = "URL")]
     pub rpc_urls: Vec<String>,
     /// File holding the treasury's signing key, for --ledger evm [env: TB_TREASURY_KEY_FILE]

@@ -88,7 +88,7 @@ fn node_table() -> Result<String, String> {
 
 /// Starts the node on a fresh database, queues `n` disbursements and returns how many per
 /// second reached Executed, from the first queue call to the last one executed.
-/// On anvil, `endpoints` names for it (3: the pool, each submission sent three times).
+/// On anvil, through `endpoints` names for it (3: a pool, each submission sent thrice).
 fn node_throughput(
     binary: &Path,
     scratch: &Path,
@@ -99,25 +99,9 @@ fn node_throughput(
     // The whole proposal in one tick's batch.
     let tuning = "poll_interval_ms = 10\nbatch_size = 5000\n";
     let config_path = match anvil {
-        Some((anvil, 1)) => {
-            crate::failover::write_evm_config(scratch, &anvil.address, TOKEN, tuning, "")?
-        }
         Some((anvil, endpoints)) => {
-            let path =
-                crate::failover::write_evm_config(scratch, &anvil.address, TOKEN, tuning, "")?;
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let urls: Vec<String> = (0..endpoints)
-                .map(|i| format!("{{ url = \"http://{}\", name = \"e{i}\" }}", anvil.address))
-                .collect();
-            let text = text.replacen(
-                &format!("rpc_url = \"http://{}\"", anvil.address),
-                &format!("rpc_urls = [{}]", urls.join(", ")),
-                1,
-            );
-            std::fs::write(&path, text)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            path
+            let rpc = vec![anvil.address.as_str(); endpoints];
+            crate::failover::write_evm_config(scratch, &rpc, TOKEN, tuning, "")?
         }
         None => {
             let path = scratch.join("node.toml");

@@ -81,7 +81,7 @@ pub fn run() -> Result<(), String> {
     );
     let config = write_evm_config(
         &scratch,
-        &proxy.addr().to_string(),
+        &[&proxy.addr().to_string()],
         TOKEN,
         &format!("poll_interval_ms = 200\n[circuit_breaker]\ntimeout_secs = {TIMEOUT_SECS}\n"),
         "request_timeout_ms = 2000\n",
@@ -99,10 +99,12 @@ pub fn run() -> Result<(), String> {
 }
 
 /// Writes anvil's account-0 key and a node configuration for the EVM ledger at `rpc`
-/// (`host:port`) into `scratch`, with the database there too. `extra` is appended at the
+/// (`host:port` of each endpoint: one is `rpc_url`; several are `rpc_urls`, named `a`,
+/// `b`, `c`, …) into `scratch`, with the database there too. `extra` is appended at the
 /// top level (TOML keys, then any tables but `[evm]`); `evm` holds the lines of the `[evm]`
-/// table, which this writes last. Returns the configuration's path. The chaos drill and
-/// the node bench use it too.
+/// table (subtables such as `[evm.endpoint_breaker]` may end it), which this writes last.
+/// Returns the configuration's path. The chaos drill, the pool drill and the node bench
+/// use it too.
 ///
 /// Unless `evm` sets `confirmations`, the table gets `confirmations = 1`: the xtasks run
 /// the node against an anvil that mines a block per transaction (auto-mining) and none
@@ -114,7 +116,7 @@ pub fn run() -> Result<(), String> {
 /// own depth.
 pub(crate) fn write_evm_config(
     scratch: &Path,
-    rpc: &str,
+    rpc: &[&str],
     token: &str,
     extra: &str,
     evm: &str,
@@ -137,7 +139,7 @@ pub(crate) fn write_evm_config(
 
 /// The text [`write_evm_config`] writes.
 fn evm_config_text(
-    rpc: &str,
+    rpc: &[&str],
     key: &str,
     db: &str,
     token: &str,
@@ -160,9 +162,22 @@ fn evm_config_text(
          # never be 12 deep (the default). Executed at first inclusion.\n\
          confirmations = 1\n"
     };
+    let endpoints = match rpc {
+        [one] => format!("rpc_url = \"http://{one}\""),
+        several => {
+            let named: Vec<String> = several
+                .iter()
+                .zip('a'..='z')
+                .map(|(address, name)| {
+                    format!("{{ url = \"http://{address}\", name = \"{name}\" }}")
+                })
+                .collect();
+            format!("rpc_urls = [{}]", named.join(", "))
+        }
+    };
     Ok(format!(
-        "ledger = \"evm\"\nrpc_url = \"http://{rpc}\"\ntreasury_key_file = \"{key}\"\n\
-         db_path = \"{db}\"\nadmin_token = \"{token}\"\n{extra}[evm]\n{evm}{confirmations}"
+        "ledger = \"evm\"\n{endpoints}\ntreasury_key_file = \"{key}\"\n\
+         db_path = \"{db}\"\nadmin_token = \"{token}\"\n{extra}[evm]\n{confirmations}{evm}"
     ))
 }
 
@@ -517,7 +532,7 @@ mod tests {
     use super::evm_config_text;
 
     fn text(extra: &str, evm: &str) -> Result<String, String> {
-        evm_config_text("127.0.0.1:8545", "/k", "/db", "t", extra, evm)
+        evm_config_text(&["127.0.0.1:8545"], "/k", "/db", "t", extra, evm)
     }
 
     /// The lines of the `[evm]` table (up to the next table or the end), comments left out.
@@ -552,7 +567,38 @@ mod tests {
         let failover = text("", "request_timeout_ms = 2000\n").expect("a config");
         assert_eq!(
             evm_table(&failover),
-            ["request_timeout_ms = 2000", "confirmations = 1"]
+            ["confirmations = 1", "request_timeout_ms = 2000"]
+        );
+    }
+
+    /// Several endpoints are a named `rpc_urls` list, and an `[evm]` subtable after the
+    /// drill's keys takes none of the table's (the default depth is written first).
+    #[test]
+    fn a_pool_is_named_and_a_subtable_ends_the_evm_table() {
+        let text = evm_config_text(
+            &["127.0.0.1:1", "127.0.0.1:2"],
+            "/k",
+            "/db",
+            "t",
+            "",
+            "request_timeout_ms = 2000\n[evm.endpoint_breaker]\ntimeout_secs = 3\n",
+        )
+        .expect("a config");
+        assert!(
+            text.contains(
+                r#"rpc_urls = [{ url = "http://127.0.0.1:1", name = "a" }, { url = "http://127.0.0.1:2", name = "b" }]"#
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            evm_table(&text),
+            ["confirmations = 1", "request_timeout_ms = 2000"],
+            "{text}"
+        );
+        assert!(
+            text.trim_end()
+                .ends_with("[evm.endpoint_breaker]\ntimeout_secs = 3"),
+            "{text}"
         );
     }
 

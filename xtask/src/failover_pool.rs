@@ -27,7 +27,7 @@ use faultproxy::{FaultProxy, Mode};
 
 use crate::anvil::{self, Anvil};
 use crate::cargo::fresh_dir;
-use crate::failover::{Node, check, check_paid_once, metric};
+use crate::failover::{Node, check, check_paid_once, metric, write_evm_config};
 use crate::http;
 use crate::timeline::{self, Row, any};
 
@@ -57,27 +57,22 @@ pub fn run() -> Result<(), String> {
         proxies[1].addr(),
         proxies[2].addr()
     );
-    let key = scratch.join("treasury.key");
-    std::fs::write(&key, format!("0x{}\n", anvil::KEY_0))
-        .map_err(|e| format!("cannot write {}: {e}", key.display()))?;
-    let urls: Vec<String> = proxies
+    let addresses: Vec<String> = proxies
         .iter()
-        .zip(NAMES)
-        .map(|(proxy, name)| format!("{{ url = \"http://{}\", name = \"{name}\" }}", proxy.addr()))
+        .map(|proxy| proxy.addr().to_string())
         .collect();
-    let config = scratch.join("node.toml");
-    let text = format!(
-        "ledger = \"evm\"\nrpc_urls = [{urls}]\ntreasury_key_file = \"{key}\"\n\
-         db_path = \"{db}\"\nadmin_token = \"{TOKEN}\"\npoll_interval_ms = {POLL_MS}\n\
-         [circuit_breaker]\ntimeout_secs = {TIMEOUT_SECS}\n\
-         [evm]\nrequest_timeout_ms = 2000\n\
-         # anvil auto-mines: executed at first inclusion.\nconfirmations = 1\n\
-         [evm.endpoint_breaker]\ntimeout_secs = {TIMEOUT_SECS}\n",
-        urls = urls.join(", "),
-        key = key.display(),
-        db = scratch.join("governance.db").display(),
-    );
-    std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let rpc: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let config = write_evm_config(
+        &scratch,
+        &rpc,
+        TOKEN,
+        &format!(
+            "poll_interval_ms = {POLL_MS}\n[circuit_breaker]\ntimeout_secs = {TIMEOUT_SECS}\n"
+        ),
+        &format!(
+            "request_timeout_ms = 2000\n[evm.endpoint_breaker]\ntimeout_secs = {TIMEOUT_SECS}\n"
+        ),
+    )?;
     let mut node = Node::start(&binary, &config, &scratch.join("node.log"))?;
     let mut t = Timeline::new("failover --endpoints 3", |began| sample(&node, began));
     let result = steps(&anvil, &proxies, &node, &mut t);

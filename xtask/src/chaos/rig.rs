@@ -31,7 +31,7 @@ impl Rig {
             // machine makes it time out five times, the run waits 3 s rather than a minute.
             config: write_evm_config(
                 scratch,
-                rpc,
+                &[rpc],
                 TOKEN,
                 "poll_interval_ms = 100\n[circuit_breaker]\ntimeout_secs = 3\n",
                 &if faulty {

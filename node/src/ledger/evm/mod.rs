@@ -1,9 +1,9 @@
-//! `EvmLedger`: pays disbursements as EIP-1559 value transfers on an Ethereum JSON-RPC
-//! endpoint, from a treasury key read from a file.
+//! `EvmLedger`: pays disbursements as EIP-1559 value transfers through one or more Ethereum
+//! JSON-RPC endpoints (the pool, `pool.rs`), from a treasury key read from a file.
 //!
 //! | `Ledger` call          | JSON-RPC                                                        |
 //! |------------------------|-----------------------------------------------------------------|
-//! | `chain_id`             | `eth_chainId` (checked against `evm.chain_id` if set)           |
+//! | `chain_id`             | every endpoint's `eth_chainId` and latest block: the pool's refresh |
 //! | `head`                 | `eth_getBlockByNumber("latest")`: number, hash, base fee; epoch = number / `epoch_blocks` |
 //! | `finalized`            | `eth_getBlockByNumber("finalized")`                             |
 //! | `block_hash`           | `eth_getBlockByNumber(n)`                                       |
@@ -17,9 +17,10 @@
 //! | `lookup`               | `eth_getTransactionReceipt`, then `eth_getTransactionByHash`    |
 //! | `lookup_batch`         | the same, in JSON-RPC batches; blocks confirmed in one batch    |
 //!
-//! Every call is one blocking HTTP(S) exchange with a deadline, on a [`ureq`] agent that
-//! keeps the connection open between calls ([`rpc`]); the node runs them on its blocking
-//! pool. How failures map to [`LedgerError`] is in [`rpc`]'s table. An `https://`
+//! Every call is a blocking HTTP(S) exchange with a deadline (a single call or a batch), on
+//! a [`ureq`] agent per endpoint that keeps the connection open between calls (`rpc.rs`);
+//! the node runs them on its blocking pool. Which endpoint answers, and which answers a
+//! second endpoint must confirm, is `pool.rs`'s. How failures map to [`LedgerError`] is in `rpc.rs`'s table. An `https://`
 //! endpoint's certificate is checked against the system's trusted CAs, or against those
 //! of `evm.ca_file` only, when set.
 //!
@@ -34,11 +35,12 @@
 //! executor asks (its floor), the tip up to its cap, the max fee never past its cap
 //! (`LedgerError::FeeCapReached`).
 //!
-//! The chain is checked before anything is signed: with `chain_id` configured, an
-//! endpoint on another chain fails `chain_id` and `sign` with `LedgerError::Signing`,
-//! which halts the executor rather than pay on the wrong chain. Signing always uses the
-//! chain id read first; the executor compares every later reading with the one pinned in
-//! its store.
+//! The chain is checked before anything is signed: an endpoint on another chain than the
+//! expected one (`evm.chain_id`, else the one pinned in the store, else the first read) is
+//! excluded until a restart, and with every endpoint excluded `chain_id` and `sign` fail
+//! with `LedgerError::Signing`, which halts the executor rather than pay on the wrong chain.
+//! Signing always uses the expected chain id; the executor also compares every reading with
+//! the one pinned in its store.
 
 mod address;
 mod config;
@@ -641,7 +643,7 @@ impl Ledger for EvmLedger {
     }
 
     /// The same bytes to every endpoint in sync, at once: accepted if one accepts (see
-    /// [`pool::combine_broadcast`] for the rest).
+    /// `pool::combine_broadcast` for the rest).
     fn submit(&self, tx: &SignedTx) -> Result<(), LedgerError> {
         let raw = format!("0x{}", hex::encode(&tx.bytes));
         self.pool.broadcast(|endpoint| {
@@ -650,7 +652,7 @@ impl Ledger for EvmLedger {
     }
 
     /// The same bytes to every endpoint in sync, as JSON-RPC batches of at most
-    /// [`MAX_BATCH`] transactions (one exchange each), every transaction answered: the
+    /// `MAX_BATCH` (100) transactions (one exchange each), every transaction answered: the
     /// executor settles each answer as `submit`'s.
     fn submit_batch(&self, txs: &[SignedTx]) -> Vec<Result<(), LedgerError>> {
         if let [only] = txs {

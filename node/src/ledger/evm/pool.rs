@@ -29,6 +29,7 @@ use std::time::Instant;
 use governance::{CircuitBreaker, CircuitBreakerConfig, CircuitState, Clock, LedgerError};
 use serde::Serialize;
 use serde_json::{Value, json};
+use telemetry::labels;
 
 #[cfg(test)]
 mod tests;
@@ -167,23 +168,16 @@ pub(crate) fn can_try_another(error: &LedgerError) -> bool {
     is_infrastructure(error) || matches!(error, LedgerError::Other(_))
 }
 
-/// The `result` label of a request's outcome.
-fn result_label(result: &Result<Value, LedgerError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(LedgerError::Timeout) => "timeout",
-        Err(LedgerError::Unreachable(_)) => "unreachable",
-        Err(LedgerError::Http(_)) => "http",
-        Err(LedgerError::Malformed(_)) => "malformed",
-        Err(_) => "rpc_error",
-    }
-}
-
-fn state_label(state: CircuitState) -> &'static str {
-    match state {
-        CircuitState::Closed => "closed",
-        CircuitState::Open => "open",
-        CircuitState::HalfOpen => "half_open",
+/// The `result` label ([`telemetry::labels::RPC_RESULTS`]) of an exchange that failed
+/// so, or succeeded (`None`).
+fn result_label(error: Option<&LedgerError>) -> &'static str {
+    match error {
+        None => labels::OK,
+        Some(LedgerError::Timeout) => labels::TIMEOUT,
+        Some(LedgerError::Unreachable(_)) => labels::UNREACHABLE,
+        Some(LedgerError::Http(_)) => labels::HTTP,
+        Some(LedgerError::Malformed(_)) => labels::MALFORMED,
+        Some(_) => labels::RPC_ERROR,
     }
 }
 
@@ -256,10 +250,7 @@ impl Endpoint {
         let started = Instant::now();
         let exchange = self.transport.batch(calls);
         let elapsed = started.elapsed();
-        let label = match &exchange {
-            Ok(_) => "ok",
-            Err(error) => result_label(&Err(error.clone())),
-        };
+        let label = result_label(exchange.as_ref().err());
         match (&exchange, permit) {
             (Err(error), Some(permit)) if is_infrastructure(error) => permit.failure(),
             (_, Some(permit)) => permit.success(),
@@ -267,7 +258,13 @@ impl Endpoint {
         }
         // The latency of one call: a batch's, shared by its calls.
         let per_call = elapsed / u32::try_from(calls.len().max(1)).unwrap_or(u32::MAX);
-        self.note("batch", label, exchange.as_ref().err(), elapsed, per_call);
+        self.note(
+            labels::BATCH,
+            label,
+            exchange.as_ref().err(),
+            elapsed,
+            per_call,
+        );
         match exchange {
             Ok(mut answers) => {
                 answers.resize_with(calls.len(), || {
@@ -288,7 +285,7 @@ impl Endpoint {
         let elapsed = started.elapsed();
         self.note(
             method,
-            result_label(&result),
+            result_label(result.as_ref().err()),
             result.as_ref().err(),
             elapsed,
             elapsed,
@@ -364,7 +361,7 @@ pub struct EndpointStatus {
     /// Its configured name, or `scheme://host:port` (never credentials).
     pub name: String,
     /// Its breaker: `closed`, `open` or `half_open`.
-    pub state: &'static str,
+    pub state: CircuitState,
     /// Whether reads and submissions go to it.
     pub in_sync: bool,
     /// Its head at the last refresh.
@@ -377,17 +374,6 @@ pub struct EndpointStatus {
     pub last_error: Option<String>,
     /// Why it is excluded for good (another chain), if it is.
     pub excluded: Option<String>,
-}
-
-impl EndpointStatus {
-    /// `state` as the gauges' number: 0 closed, 1 open, 2 half-open.
-    pub fn state_code(&self) -> u8 {
-        match self.state {
-            "open" => 1,
-            "half_open" => 2,
-            _ => 0,
-        }
-    }
 }
 
 /// The endpoints, and the order the last refresh put them in.
@@ -436,8 +422,8 @@ impl Pool {
                     if let Some(observer) = events.get() {
                         observer(&RpcEvent::Transition {
                             endpoint: &name,
-                            from: state_label(transition.from),
-                            to: state_label(transition.to),
+                            from: transition.from.as_str(),
+                            to: transition.to.as_str(),
                         });
                     }
                 });
@@ -671,11 +657,13 @@ impl Pool {
             .map(|status| {
                 let why = match (&status.excluded, &status.last_error) {
                     (Some(reason), _) => format!("excluded ({reason})"),
-                    (None, Some(error)) if status.state != "closed" || !status.in_sync => {
+                    (None, Some(error))
+                        if status.state != CircuitState::Closed || !status.in_sync =>
+                    {
                         format!("{} ({error})", status.state)
                     }
                     _ if !status.in_sync => "out of sync".to_owned(),
-                    _ => status.state.to_owned(),
+                    _ => status.state.to_string(),
                 };
                 format!("{}: {why}", status.name)
             })
@@ -818,7 +806,7 @@ impl Pool {
                 let state = endpoint.breaker.state();
                 EndpointStatus {
                     name: endpoint.label.clone(),
-                    state: state_label(state),
+                    state,
                     in_sync: order.contains(&i) && !endpoint.breaker.is_rejecting(),
                     head: health.head,
                     lag: health

@@ -297,7 +297,7 @@ fn a_failing_endpoint_is_skipped_and_its_breaker_opens_while_the_pool_answers() 
         "no call to an open endpoint"
     );
     let status = &r.ledger.endpoint_status()[0];
-    assert_eq!((status.state, status.in_sync), ("open", false));
+    assert_eq!((status.state, status.in_sync), (CircuitState::Open, false));
     assert!(
         status
             .last_error
