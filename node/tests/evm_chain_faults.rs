@@ -762,8 +762,16 @@ mod evm_chain_faults {
             node.log_tail()
         );
 
-        // The runbook: mark paid what the chain shows paid, then adopt the ledger's nonce
-        // (the executor applies it at its next tick); nothing more is paid.
+        // The runbook: pause the executor (force the breaker open: a decision recorded now
+        // is not applied before the next one replaces it), mark paid what the chain shows
+        // paid, adopt the ledger's nonce, and let it go on (it applies the last decision at
+        // its next tick); nothing more is paid.
+        let (code, answer) = node.exchange(
+            "POST",
+            "/admin/breaker/force-open",
+            Some(&json!({"reason": "deciding on the nonce drift"})),
+        );
+        assert_eq!(code, 200, "{answer}");
         let (code, answer) = node.exchange(
             "POST",
             "/admin/executor/adopt-nonce",
@@ -786,6 +794,12 @@ mod evm_chain_faults {
             Some(&json!({"reason": "k3 and k4 were paid before the restore"})),
         );
         assert_eq!(code, 202, "a later decision replaces the earlier: {answer}");
+        let (code, answer) = node.exchange(
+            "POST",
+            "/admin/breaker/reset",
+            Some(&json!({"reason": "decided"})),
+        );
+        assert_eq!(code, 200, "{answer}");
         poll(PATIENCE, || node.halted().is_none().then_some(()))
             .unwrap_or_else(|| panic!("the hold did not lift: {}", node.status()));
         assert_eq!(node.status()["executor"]["decision"], Value::Null);
@@ -804,10 +818,12 @@ mod evm_chain_faults {
             .collect();
         assert!(
             actions.ends_with(&[
+                "breaker.force_open",
                 "executor.adopt_nonce",
                 "disbursement.mark_paid",
                 "disbursement.mark_paid",
                 "executor.adopt_nonce",
+                "breaker.reset",
                 "decision.applied",
                 "disbursement.queue",
             ]),
