@@ -2,11 +2,16 @@
 //! and values into the store's trees, then every public reader runs, then the operator's
 //! requests, then an executor ticks against a `ScriptedLedger` (at epoch 1000).
 //!
-//! Input: lines `TREE KEY VALUE`. `TREE` is a tree's name (`disbursements`, `dependents`,
-//! `scheduled`, `ready`, `intents`, `external_keys`, `meta`, `audit`; a line naming no tree
-//! is ignored). `KEY` is `N` (a u64, big-endian), `N,M` (two of them), `#HEX` (raw bytes)
-//! or any other bytes as they are (`next_nonce`). `VALUE` is the rest of the line: raw
-//! bytes, or `#HEX`.
+//! Input: lines `KIND KEY VALUE`. `KIND` is a kind of record (`disbursements`,
+//! `dependents`, `scheduled`, `ready`, `intents`, `external_keys`, `meta`, `audit`; a line
+//! naming no kind is ignored). `KEY` is `N` (a u64, big-endian), `N,M` (two of them),
+//! `#HEX` (raw bytes) or any other bytes as they are (`next_nonce`). `VALUE` is the rest
+//! of the line: raw bytes, or `#HEX`. For the kinds stored in binary (disbursements,
+//! dependents, intents), a value that reads as the record's JSON (as the API shows it) is
+//! written in its binary form, so that the seeds stay readable and mutations reach both
+//! the records' meaning and the binary decoder; any other value is written as it is.
+//!
+//! The store is the in-memory engine: the logic over it is the same as on sled.
 //!
 //! Invariant: no panic, and every error a store call returns is `Corrupt` or `Missing`
 //! naming the tree and the key (see `treasury_fuzz::store::check_error`).
@@ -17,15 +22,15 @@ use std::sync::{Arc, LazyLock};
 
 use governance::testing::ScriptedLedger;
 use governance::{
-    CircuitBreaker, CircuitBreakerConfig, GovStore, ManualClock, NewDisbursement, RequestError,
-    StoreError, TreasuryExecutor, TreasuryExecutorConfig, TreasuryExecutorError,
+    CircuitBreaker, CircuitBreakerConfig, Disbursement, GovStore, Intent, ManualClock,
+    NewDisbursement, RequestError, StoreError, Stored, TreasuryExecutor, TreasuryExecutorConfig,
+    TreasuryExecutorError,
 };
 use libfuzzer_sys::fuzz_target;
-use treasury_fuzz::store::{TREES, check_error, clear};
+use treasury_fuzz::store::{KINDS, check_error, clear};
 
-/// Opened once per process (slow-ish); emptied before each input.
-static STORE: LazyLock<GovStore> =
-    LazyLock::new(|| GovStore::open_temporary().expect("a temporary store"));
+/// Made once per process; emptied before each input.
+static STORE: LazyLock<GovStore> = LazyLock::new(GovStore::in_memory);
 
 fuzz_target!(|data: &[u8]| {
     let store = &*STORE;
@@ -43,14 +48,27 @@ fn write_line(store: &GovStore, line: &[u8]) {
     let (Some(tree), Some(key)) = (fields.next(), fields.next()) else {
         return;
     };
-    let Some(name) = TREES.iter().find(|name| name.as_bytes() == tree) else {
+    let Some(name) = KINDS.iter().find(|name| name.as_bytes() == tree) else {
         return;
     };
-    let value = fields.next().unwrap_or_default();
+    let value = bytes(fields.next().unwrap_or_default());
+    let value = match *name {
+        "disbursements" => binary::<Disbursement>(value),
+        "dependents" => binary::<Vec<u64>>(value),
+        "intents" => binary::<Intent>(value),
+        _ => value,
+    };
     store
-        .raw_tree(name)
-        .and_then(|tree| Ok(tree.insert(parse_key(key), bytes(value))?))
+        .raw_insert(name, &parse_key(key), &value)
         .expect("write a raw record");
+}
+
+/// `value` in the record's binary form if it reads as the record's JSON, else as it is.
+fn binary<T: Stored + serde::de::DeserializeOwned>(value: Vec<u8>) -> Vec<u8> {
+    match serde_json::from_slice::<T>(&value) {
+        Ok(record) => record.to_bytes(),
+        Err(_) => value,
+    }
 }
 
 fn parse_key(token: &[u8]) -> Vec<u8> {

@@ -27,6 +27,6 @@ pub use executor::{
 pub use ledger::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 pub use store::{
     Action, Attempt, AuditRecord, Backlog, Cancellation, Decision, ExecutorSnapshot, GovStore,
-    Hold, Inclusion, Intent, Queued, RequestError, Resolution, StoreError,
+    Hold, Inclusion, Intent, Migration, Queued, RequestError, Resolution, StoreError, Stored,
 };
 pub use treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};

@@ -409,7 +409,7 @@ impl TreasuryExecutor {
         let previous = intent.latest().kind;
         let Some(disbursement) = self.store.get(intent.id)? else {
             return Err(StoreError::Missing {
-                tree: "disbursements",
+                kind: "disbursements",
                 key: intent.id.to_string(),
             }
             .into());

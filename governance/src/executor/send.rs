@@ -298,7 +298,7 @@ impl TreasuryExecutor {
                         Err(RequestError::Storage(error)) => return Err(error.into()),
                         Err(other) => {
                             return Err(TreasuryExecutorError::Storage(StoreError::Invariant {
-                                tree: "intents",
+                                kind: "intents",
                                 key: nonce.to_string(),
                                 reason: format!("cannot cancel by replacement: {other}"),
                             }));

@@ -4,14 +4,14 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// sled reported an error (I/O, or a corrupt file).
+    /// The engine reported an error (I/O, or a corrupt file).
     #[error("database error: {0}")]
     Database(String),
     /// A record's bytes do not decode.
-    #[error("corrupt record in tree `{tree}` at key {key}: {reason}")]
+    #[error("corrupt `{kind}` record at key {key}: {reason}")]
     Corrupt {
-        /// The tree holding it.
-        tree: &'static str,
+        /// The kind of record (`disbursements`, `intents`, ...).
+        kind: &'static str,
         /// Its key, readable.
         key: String,
         /// What failed to decode.
@@ -19,22 +19,38 @@ pub enum StoreError {
     },
     /// A change would break a rule the store keeps (e.g. unstaging an intent that may
     /// have been broadcast), or records disagree; nothing was written.
-    #[error("refused at tree `{tree}` key {key}: {reason}")]
+    #[error("refused at `{kind}` record {key}: {reason}")]
     Invariant {
-        /// The tree of the record at fault.
-        tree: &'static str,
+        /// The kind of the record at fault.
+        kind: &'static str,
         /// Its key, readable.
         key: String,
         /// The rule it would break.
         reason: String,
     },
     /// A record that must exist does not (a broken invariant; treated like corruption).
-    #[error("missing record in tree `{tree}` at key {key}")]
+    #[error("missing `{kind}` record at key {key}")]
     Missing {
-        /// The tree.
-        tree: &'static str,
+        /// The kind of record.
+        kind: &'static str,
         /// The key.
         key: String,
+    },
+    /// The store's fence no longer holds: another writer (a new leader) owns the store.
+    /// Nothing was written.
+    #[error("fenced: the write token at {key} is no longer {token}; another writer owns the store")]
+    Fenced {
+        /// The fence's key.
+        key: String,
+        /// The token this writer held.
+        token: u64,
+    },
+    /// A transaction kept meeting concurrent writes to the same records; nothing was
+    /// written.
+    #[error("gave up after {attempts} conflicting attempts")]
+    Contention {
+        /// How many times it ran.
+        attempts: usize,
     },
 }
 

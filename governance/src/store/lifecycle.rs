@@ -6,15 +6,12 @@
 //! been broadcast (`bound`) is never unstaged, never cancelled outright, never re-signed
 //! at another nonce. Asked to, the store refuses ([`StoreError::Invariant`]).
 
-use sled::Transactional;
-use sled::transaction::TransactionalTree;
-
-use super::codec::{decode, decode_u64, key_pair, key_u64, pair_key, u64_key};
+use super::codec::{decode, decode_u64, key_pair, key_u64};
+use super::engine::Op;
+use super::keys::{Kind, pair_key, u64_key};
 use super::records::{Attempt, Inclusion, Intent};
-use super::{
-    DISBURSEMENTS, EPOCH, GovStore, INTENTS, META, NEXT_NONCE, READY, SCHEDULED, StoreError,
-    TxResult, abort, cancel_cascade, execute, flatten, tx_counter, tx_need, tx_put,
-};
+use super::txn::Txn;
+use super::{EPOCH, GovStore, NEXT_NONCE, StoreError, cancel_cascade, execute};
 use crate::ledger::AttemptKind;
 use crate::treasury::{Disbursement, DisbursementStatus};
 
@@ -60,14 +57,16 @@ impl GovStore {
     /// Returns how many moved. One cancelled by an operator since the index was read
     /// stays cancelled (it is no longer in `scheduled`).
     pub(crate) fn activate(&self, epoch: u64) -> Result<usize, StoreError> {
+        let (start, _) = Kind::Scheduled.all();
+        let end = Kind::Scheduled.key(&pair_key(epoch.saturating_add(1), 0));
         let due: Vec<(u64, u64)> = self
-            .scheduled
-            .range(..pair_key(epoch.saturating_add(1), 0))
-            .keys()
-            .map(|key| key_pair(SCHEDULED, &key?))
+            .space
+            .scan(&start, &end, usize::MAX)?
+            .iter()
+            .map(|(key, _)| key_pair(Kind::Scheduled, Kind::Scheduled.strip(key)))
             .collect::<Result<_, _>>()?;
-        let seen = match self.meta.get(EPOCH)? {
-            Some(bytes) => Some(decode_u64(META, EPOCH, &bytes)?),
+        let seen = match self.read(Kind::Meta, EPOCH)? {
+            Some(bytes) => Some(decode_u64(Kind::Meta, EPOCH, &bytes)?),
             None => None,
         };
         let advance = seen.is_none_or(|seen| epoch > seen);
@@ -85,35 +84,33 @@ impl GovStore {
         due: &[(u64, u64)],
         epoch: Option<u64>,
     ) -> Result<usize, StoreError> {
-        let trees = (&self.scheduled, &self.ready, &self.meta);
-        let outcome = trees.transaction(|(scheduled, ready, meta)| {
+        self.transact(|txn| {
             let mut moved = 0;
             for &(at, id) in due {
                 // Read in the transaction: an operator's cancel removes it from
                 // `scheduled`, and it must not come back as ready.
-                if scheduled.remove(&pair_key(at, id))?.is_some() {
-                    ready.insert(&u64_key(id), &[])?;
+                if txn.take(Kind::Scheduled, &pair_key(at, id))? {
+                    txn.put_raw(Kind::Ready, &u64_key(id), vec![]);
                     moved += 1;
                 }
             }
             if let Some(epoch) = epoch {
-                meta.insert(EPOCH, &u64_key(epoch))?;
+                txn.set_counter(EPOCH, epoch);
             }
             Ok(moved)
-        });
-        flatten(outcome)
+        })
     }
 
     /// Up to `limit` ready disbursements, lowest id first.
     pub(crate) fn ready(&self, limit: usize) -> Result<Vec<Disbursement>, StoreError> {
         let mut out = Vec::with_capacity(limit.min(1024));
-        for key in self.ready.iter().keys().take(limit) {
-            let id = key_u64(READY, &key?)?;
+        for (key, _) in self.scan(Kind::Ready, &[], limit)? {
+            let id = key_u64(Kind::Ready, &key)?;
             match self.get(id)? {
                 Some(record) => out.push(record),
                 None => {
                     return Err(StoreError::Missing {
-                        tree: DISBURSEMENTS,
+                        kind: Kind::Disbursements.name(),
                         key: id.to_string(),
                     });
                 }
@@ -124,32 +121,31 @@ impl GovStore {
 
     /// Every intent in flight (staged, submitted or included), lowest nonce first.
     pub fn intents(&self) -> Result<Vec<Intent>, StoreError> {
-        self.intents
-            .iter()
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode(INTENTS, &key, &value)
-            })
+        self.scan(Kind::Intents, &[], usize::MAX)?
+            .into_iter()
+            .map(|(key, value)| decode(Kind::Intents, &key, &value))
             .collect()
     }
 
     /// Whether any intent is in flight.
     pub(crate) fn has_intents(&self) -> Result<bool, StoreError> {
-        Ok(self.intents.iter().next().transpose()?.is_some())
+        Ok(!self.scan(Kind::Intents, &[], 1)?.is_empty())
     }
 
     /// The next nonce to sign with, once known.
     pub fn next_nonce(&self) -> Result<Option<u64>, StoreError> {
-        match self.meta.get(NEXT_NONCE)? {
-            Some(bytes) => decode_u64(META, NEXT_NONCE, &bytes).map(Some),
+        match self.read(Kind::Meta, NEXT_NONCE)? {
+            Some(bytes) => decode_u64(Kind::Meta, NEXT_NONCE, &bytes).map(Some),
             None => Ok(None),
         }
     }
 
     /// Sets the next nonce: the ledger's, at the executor's first contact.
     pub(crate) fn set_next_nonce(&self, nonce: u64) -> Result<(), StoreError> {
-        self.meta.insert(NEXT_NONCE, &u64_key(nonce))?;
-        Ok(())
+        self.write(vec![Op::Put(
+            Kind::Meta.key(NEXT_NONCE),
+            u64_key(nonce).to_vec(),
+        )])
     }
 
     /// Stages signed intents in one transaction: each disbursement (ready, queued) becomes
@@ -159,18 +155,17 @@ impl GovStore {
     /// Returns `false`, staging nothing, if one of them is no longer queued and ready (an
     /// operator cancelled it since the executor read the index): the caller signs afresh.
     pub(crate) fn stage(&self, intents: &[Intent], next_nonce: u64) -> Result<bool, StoreError> {
-        let trees = (&self.disbursements, &self.ready, &self.intents, &self.meta);
-        let outcome = trees.transaction(|(disbursements, ready, stored, meta)| {
+        self.transact(|txn| {
             let mut records = Vec::with_capacity(intents.len());
             for intent in intents {
                 let key = u64_key(intent.id);
-                let record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
-                if record.status != DisbursementStatus::Queued || ready.get(key)?.is_none() {
+                let record: Disbursement = txn.need(Kind::Disbursements, &key)?;
+                if record.status != DisbursementStatus::Queued || !txn.exists(Kind::Ready, &key)? {
                     return Ok(false); // nothing written yet: the transaction changes nothing
                 }
-                if stored.get(u64_key(intent.nonce))?.is_some() {
-                    return abort(StoreError::Invariant {
-                        tree: INTENTS,
+                if txn.exists(Kind::Intents, &u64_key(intent.nonce))? {
+                    return Err(StoreError::Invariant {
+                        kind: Kind::Intents.name(),
                         key: intent.nonce.to_string(),
                         reason: "the nonce already has an intent: refusing to sign it again".into(),
                     });
@@ -179,15 +174,14 @@ impl GovStore {
             }
             for (intent, mut record) in intents.iter().zip(records) {
                 let key = u64_key(intent.id);
-                ready.remove(&key)?;
+                txn.delete(Kind::Ready, &key);
                 record.status = intent.status();
-                tx_put(disbursements, &key, &record)?;
-                tx_put(stored, &u64_key(intent.nonce), intent)?;
+                txn.put(Kind::Disbursements, &key, &record);
+                txn.put(Kind::Intents, &u64_key(intent.nonce), intent);
             }
-            meta.insert(NEXT_NONCE, &u64_key(next_nonce))?;
+            txn.set_counter(NEXT_NONCE, next_nonce);
             Ok(true)
-        });
-        flatten(outcome)
+        })
     }
 
     /// Records what the ledger said, in one transaction (see [`Change`]). Dependents of an
@@ -198,73 +192,63 @@ impl GovStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let outcome = self.lifecycle_trees().transaction(
-            |(disbursements, dependents, scheduled, ready, intents, meta)| {
-                let epoch_seen = tx_counter(meta, EPOCH)?;
-                for change in changes {
-                    let key = u64_key(change.nonce());
-                    let mut intent: Intent = tx_need(intents, INTENTS, &key)?;
-                    match change {
-                        Change::Sent {
-                            tx_hash,
-                            accepted,
-                            head,
-                            at_ms,
-                            ..
-                        } => {
-                            intent.bound = true;
-                            if *accepted {
-                                intent.submitted = true;
-                                if let Some(attempt) = intent
-                                    .attempts
-                                    .iter_mut()
-                                    .find(|a| a.tx.tx_hash == *tx_hash)
-                                {
-                                    attempt.sent_at_block.get_or_insert(*head);
-                                    attempt.sent_at_ms.get_or_insert(*at_ms);
-                                }
+        self.transact(|txn| {
+            let epoch_seen = txn.counter(EPOCH)?;
+            for change in changes {
+                let key = u64_key(change.nonce());
+                let mut intent: Intent = txn.need(Kind::Intents, &key)?;
+                match change {
+                    Change::Sent {
+                        tx_hash,
+                        accepted,
+                        head,
+                        at_ms,
+                        ..
+                    } => {
+                        intent.bound = true;
+                        if *accepted {
+                            intent.submitted = true;
+                            if let Some(attempt) = intent
+                                .attempts
+                                .iter_mut()
+                                .find(|a| a.tx.tx_hash == *tx_hash)
+                            {
+                                attempt.sent_at_block.get_or_insert(*head);
+                                attempt.sent_at_ms.get_or_insert(*at_ms);
                             }
                         }
-                        Change::Included { inclusion, .. } => {
-                            intent.bound = true;
-                            intent.submitted = true;
-                            intent.inclusion = Some(inclusion.clone());
-                        }
-                        Change::Reorged { .. } => intent.inclusion = None,
-                        Change::Finalized { inclusion, .. } => {
-                            intents.remove(&key)?;
-                            finalize(
-                                (disbursements, dependents, scheduled, ready),
-                                epoch_seen,
-                                &intent,
-                                inclusion,
-                            )?;
-                            continue;
-                        }
                     }
-                    tx_put(intents, &key, &intent)?;
-                    set_status(disbursements, &intent)?;
+                    Change::Included { inclusion, .. } => {
+                        intent.bound = true;
+                        intent.submitted = true;
+                        intent.inclusion = Some(inclusion.clone());
+                    }
+                    Change::Reorged { .. } => intent.inclusion = None,
+                    Change::Finalized { inclusion, .. } => {
+                        txn.delete(Kind::Intents, &key);
+                        finalize(txn, epoch_seen, &intent, inclusion)?;
+                        continue;
+                    }
                 }
-                Ok(())
-            },
-        );
-        flatten(outcome)
+                txn.put(Kind::Intents, &key, &intent);
+                set_status(txn, &intent)?;
+            }
+            Ok(())
+        })
     }
 
     /// Adds a replacement (a fee bump, or a cancellation) to the intent at `nonce`, in
     /// one transaction; the caller flushes before broadcasting it. Returns the intent as
     /// stored.
     pub(crate) fn add_attempt(&self, nonce: u64, attempt: &Attempt) -> Result<Intent, StoreError> {
-        let trees = (&self.disbursements, &self.intents);
-        let outcome = trees.transaction(|(disbursements, intents)| {
+        self.transact(|txn| {
             let key = u64_key(nonce);
-            let mut intent: Intent = tx_need(intents, INTENTS, &key)?;
+            let mut intent: Intent = txn.need(Kind::Intents, &key)?;
             intent.attempts.push(attempt.clone());
-            tx_put(intents, &key, &intent)?;
-            set_status(disbursements, &intent)?;
+            txn.put(Kind::Intents, &key, &intent);
+            set_status(txn, &intent)?;
             Ok(intent)
-        });
-        flatten(outcome)
+        })
     }
 
     /// Cancels the disbursement of the intent at `nonce`, which never left the node (the
@@ -278,7 +262,7 @@ impl GovStore {
     ) -> Result<Disbursement, StoreError> {
         self.give_back(nonce, Some(reason))?
             .ok_or_else(|| StoreError::Missing {
-                tree: INTENTS,
+                kind: Kind::Intents.name(),
                 key: nonce.to_string(),
             })
     }
@@ -297,64 +281,52 @@ impl GovStore {
         reason: Option<&str>,
     ) -> Result<Option<Disbursement>, StoreError> {
         let nonces: Vec<u64> = self
-            .intents
-            .range(u64_key(nonce)..)
-            .keys()
-            .map(|key| key_u64(INTENTS, &key?))
+            .scan(Kind::Intents, &u64_key(nonce), usize::MAX)?
+            .iter()
+            .map(|(key, _)| key_u64(Kind::Intents, key))
             .collect::<Result<_, _>>()?;
-        let outcome = self.lifecycle_trees().transaction(
-            |(disbursements, dependents, scheduled, ready, intents, meta)| {
-                let mut cancelled = None;
-                for &at in &nonces {
-                    let key = u64_key(at);
-                    let Some(intent) = super::tx_get::<Intent>(intents, INTENTS, &key)? else {
-                        continue;
-                    };
-                    if intent.bound {
-                        return abort(StoreError::Invariant {
-                            tree: INTENTS,
-                            key: at.to_string(),
-                            reason: format!(
-                                "the intent of disbursement {} may have been broadcast: it \
-                                 stays bound to its nonce",
-                                intent.id
-                            ),
-                        });
+        self.transact(|txn| {
+            let mut cancelled = None;
+            for &at in &nonces {
+                let key = u64_key(at);
+                let Some(intent) = txn.get::<Intent>(Kind::Intents, &key)? else {
+                    continue;
+                };
+                if intent.bound {
+                    return Err(StoreError::Invariant {
+                        kind: Kind::Intents.name(),
+                        key: at.to_string(),
+                        reason: format!(
+                            "the intent of disbursement {} may have been broadcast: it \
+                             stays bound to its nonce",
+                            intent.id
+                        ),
+                    });
+                }
+                txn.delete(Kind::Intents, &key);
+                let cancel = match (at == nonce, reason) {
+                    (true, Some(reason)) => Some(reason.to_owned()),
+                    _ => intent.cancel.clone(),
+                };
+                match cancel {
+                    Some(reason) => {
+                        let record = cancel_cascade(txn, intent.id, reason)?;
+                        if at == nonce {
+                            cancelled = Some(record);
+                        }
                     }
-                    intents.remove(&key)?;
-                    let cancel = match (at == nonce, reason) {
-                        (true, Some(reason)) => Some(reason.to_owned()),
-                        _ => intent.cancel.clone(),
-                    };
-                    match cancel {
-                        Some(reason) => {
-                            let record = cancel_cascade(
-                                disbursements,
-                                dependents,
-                                scheduled,
-                                ready,
-                                intent.id,
-                                reason,
-                            )?;
-                            if at == nonce {
-                                cancelled = Some(record);
-                            }
-                        }
-                        None => {
-                            let id_key = u64_key(intent.id);
-                            let mut record: Disbursement =
-                                tx_need(disbursements, DISBURSEMENTS, &id_key)?;
-                            record.status = DisbursementStatus::Queued;
-                            tx_put(disbursements, &id_key, &record)?;
-                            ready.insert(&id_key, &[])?;
-                        }
+                    None => {
+                        let id_key = u64_key(intent.id);
+                        let mut record: Disbursement = txn.need(Kind::Disbursements, &id_key)?;
+                        record.status = DisbursementStatus::Queued;
+                        txn.put(Kind::Disbursements, &id_key, &record);
+                        txn.put_raw(Kind::Ready, &id_key, vec![]);
                     }
                 }
-                meta.insert(NEXT_NONCE, &u64_key(nonce))?;
-                Ok(cancelled)
-            },
-        );
-        flatten(outcome)
+            }
+            txn.set_counter(NEXT_NONCE, nonce);
+            Ok(cancelled)
+        })
     }
 
     /// Marks every intent bound: at start, since a process that died may have handed any
@@ -364,40 +336,35 @@ impl GovStore {
         if loose.is_empty() {
             return Ok(0);
         }
-        let outcome = self.intents.transaction(|intents| {
+        self.transact(|txn| {
             for intent in &loose {
                 let key = u64_key(intent.nonce);
-                let mut stored: Intent = tx_need(intents, INTENTS, &key)?;
+                let mut stored: Intent = txn.need(Kind::Intents, &key)?;
                 stored.bound = true;
-                tx_put(intents, &key, &stored)?;
+                txn.put(Kind::Intents, &key, &stored);
             }
             Ok(())
-        });
-        flatten(outcome)?;
+        })?;
         Ok(loose.len())
     }
 }
 
 /// Writes the disbursement's status as its intent reads.
-fn set_status(disbursements: &TransactionalTree, intent: &Intent) -> TxResult<()> {
+fn set_status(txn: &mut Txn<'_>, intent: &Intent) -> Result<(), StoreError> {
     let key = u64_key(intent.id);
-    let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+    let mut record: Disbursement = txn.need(Kind::Disbursements, &key)?;
     record.status = intent.status();
-    tx_put(disbursements, &key, &record)
+    txn.put(Kind::Disbursements, &key, &record);
+    Ok(())
 }
 
 /// The end of an intent: what landed at depth decides.
 fn finalize(
-    (disbursements, dependents, scheduled, ready): (
-        &TransactionalTree,
-        &TransactionalTree,
-        &TransactionalTree,
-        &TransactionalTree,
-    ),
+    txn: &mut Txn<'_>,
     epoch_seen: Option<u64>,
     intent: &Intent,
     inclusion: &Inclusion,
-) -> TxResult<()> {
+) -> Result<(), StoreError> {
     let Inclusion {
         tx_hash,
         kind,
@@ -412,15 +379,7 @@ fn finalize(
                 block: *block,
                 resolution: None,
             };
-            execute(
-                disbursements,
-                dependents,
-                scheduled,
-                ready,
-                epoch_seen,
-                intent.id,
-                status,
-            )?;
+            execute(txn, epoch_seen, intent.id, status)?;
             return Ok(());
         }
         (AttemptKind::Payment, true) => {
@@ -433,13 +392,6 @@ fn finalize(
             intent.nonce
         ),
     };
-    cancel_cascade(
-        disbursements,
-        dependents,
-        scheduled,
-        ready,
-        intent.id,
-        reason,
-    )?;
+    cancel_cascade(txn, intent.id, reason)?;
     Ok(())
 }

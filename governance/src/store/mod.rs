@@ -1,69 +1,61 @@
-//! `GovStore`: the treasury's durable state on sled.
+//! `GovStore`: the treasury's durable state, over an ordered key space.
 //!
-//! One tree per record kind, plus the indexes that keep a tick off history:
-//!
-//! | tree            | key                      | value                                   |
-//! |-----------------|--------------------------|-----------------------------------------|
-//! | `disbursements` | id                       | `Disbursement` (JSON)                   |
-//! | `dependents`    | id                       | ids still waiting for it (JSON)         |
-//! | `scheduled`     | (activation epoch, id)   | empty: queued, dependencies executed    |
-//! | `ready`         | id                       | empty: scheduled and its epoch reached  |
-//! | `intents`       | nonce                    | `Intent` (JSON): every attempt at the nonce, binding, inclusion |
-//! | `external_keys` | key                      | id                                      |
-//! | `meta`          | name                     | counters, the pinned chain id, snapshots |
-//! | `audit`         | sequence                 | `AuditRecord` (JSON)                    |
-//!
-//! Integers are big-endian so that sled orders them. Every change that touches more
-//! than one record is one sled transaction. A record that does not decode is a
-//! [`StoreError::Corrupt`] naming its tree and key, never a panic.
+//! The store's logic is written once over [`KeySpace`] (see [`engine`]): sled on disk by
+//! default ([`GovStore::open`]), in memory for tests ([`GovStore::in_memory`]). Records
+//! live under a prefix per kind (the table in `keys.rs`); the hot ones (disbursements,
+//! intents) in a versioned binary form (`wire.rs`), the ones people read in JSON. Every
+//! change that touches more than one record is one transaction (`txn.rs`): its writes
+//! are one atomic batch, conditional on what it read. A record that does not decode is a
+//! [`StoreError::Corrupt`] naming its kind and key, never a panic.
 //!
 //! The store's operations, by who calls them:
 //!
-//! - `queue.rs`: governance and operators: queue (one or a batch), read, cancel.
+//! - `queue.rs`: governance and operators: queue (one or a batch), read, cancel; the
+//!   indexes that keep a tick off the history.
 //! - `lifecycle.rs`: the executor: activate, stage, record what the ledger said, write a
 //!   replacement ahead, cancel or unstage an intent that never left the node.
 //! - `operator.rs`: an operator's decisions the executor waits for (resolve a nonce
 //!   spent by a stranger, adopt the ledger's nonce), recorded for the executor to apply;
 //!   marking paid what a restored backup forgot.
-//! - `meta.rs`: snapshots (breaker, executor), the pinned chain id, the audit log, the
-//!   backlog.
+//! - `snapshots.rs`: snapshots (breaker, executor), the pinned chain id, the backlog.
+//! - `audit.rs`: the audit log.
+//! - `migrate.rs`: a sled database in the earlier layout (a tree per kind, JSON),
+//!   rewritten in place on first open.
 
+mod audit;
 mod codec;
+pub mod engine;
 mod error;
+mod keys;
 mod lifecycle;
-mod meta;
+mod migrate;
 mod operator;
 mod queue;
 mod records;
+mod snapshots;
+mod txn;
+mod wire;
 
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
-
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use std::sync::{Arc, Mutex};
 
 use crate::treasury::{DisbursementId, DisbursementStatus, QueueError};
 
-use codec::{decode, decode_u64, encode, pair_key, show_key, u64_key};
+use engine::{Fence, KeySpace, MemoryKeySpace, SledKeySpace};
 pub use error::StoreError;
+use keys::{Kind, pair_key, u64_key};
 pub(crate) use lifecycle::Change;
+pub use migrate::Migration;
 pub use operator::{Action, Decision, Resolution};
 pub use queue::{Cancellation, Queued};
 pub use records::{
     Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent, describe_hold,
 };
-
-const DISBURSEMENTS: &str = "disbursements";
-const DEPENDENTS: &str = "dependents";
-const SCHEDULED: &str = "scheduled";
-const READY: &str = "ready";
-const INTENTS: &str = "intents";
-const EXTERNAL_KEYS: &str = "external_keys";
-const META: &str = "meta";
-const AUDIT: &str = "audit";
+use txn::Txn;
+pub use wire::Stored;
 
 const NEXT_ID: &[u8] = b"next_id";
 const NEXT_NONCE: &[u8] = b"next_nonce";
@@ -112,155 +104,170 @@ pub enum RequestError {
     Storage(#[from] StoreError),
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
-/// See [`GovStore::lifecycle_trees`].
-type LifecycleTrees<'a> = (
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-);
-
-fn abort<T>(error: StoreError) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(error))
+/// The treasury's store. Cheap to share: clones share the engine.
+#[derive(Debug, Clone)]
+pub struct GovStore {
+    space: Arc<dyn KeySpace>,
+    /// The sled database, when the engine is sled: other components keep their own
+    /// trees in it ([`aux_tree`](Self::aux_tree)).
+    sled: Option<sled::Db>,
+    /// Every write is conditional on it, once set ([`fenced`](Self::fenced)).
+    fence: Option<Fence>,
+    /// Serialises breaker saves, each snapshot taken under it: see
+    /// [`save_breaker`](Self::save_breaker).
+    breaker_save: Arc<Mutex<()>>,
+    /// What [`open`](Self::open) migrated.
+    migration: Option<Migration>,
 }
 
-fn tx_get<T: DeserializeOwned>(
-    tree: &TransactionalTree,
-    name: &'static str,
-    key: &[u8],
-) -> TxResult<Option<T>> {
-    match tree.get(key)? {
-        Some(bytes) => decode(name, key, &bytes).map(Some).or_else(abort),
-        None => Ok(None),
+impl GovStore {
+    /// Opens (or creates) the store in the sled database at `path`. A database in the
+    /// earlier layout (a tree per record kind, JSON records) is migrated first, in place
+    /// (see `migrate.rs`).
+    pub fn open(path: impl AsRef<Path>) -> Result<GovStore, StoreError> {
+        Self::on_sled(SledKeySpace::open(path)?)
     }
-}
 
-fn tx_need<T: DeserializeOwned>(
-    tree: &TransactionalTree,
-    name: &'static str,
-    key: &[u8],
-) -> TxResult<T> {
-    match tx_get(tree, name, key)? {
-        Some(value) => Ok(value),
-        None => abort(StoreError::Missing {
-            tree: name,
-            key: show_key(key),
-        }),
+    /// A store in a temporary sled database that vanishes when dropped.
+    pub fn open_temporary() -> Result<GovStore, StoreError> {
+        Self::on_sled(SledKeySpace::temporary()?)
     }
-}
 
-fn tx_put<T: Serialize>(tree: &TransactionalTree, key: &[u8], value: &T) -> TxResult<()> {
-    tree.insert(key, encode(value))?;
-    Ok(())
-}
+    fn on_sled(space: SledKeySpace) -> Result<GovStore, StoreError> {
+        let migration = migrate::from_trees(&space)?;
+        let db = space.db().clone();
+        let mut store = Self::with_space(Arc::new(space));
+        store.sled = Some(db);
+        store.migration = migration;
+        Ok(store)
+    }
 
-fn tx_counter(tree: &TransactionalTree, key: &'static [u8]) -> TxResult<Option<u64>> {
-    match tree.get(key)? {
-        Some(bytes) => decode_u64(META, key, &bytes).map(Some).or_else(abort),
-        None => Ok(None),
+    /// What opening this store migrated from the earlier layout, if anything (for the
+    /// node's log).
+    pub fn migration(&self) -> Option<Migration> {
+        self.migration
+    }
+
+    /// A store in memory: nothing survives the process (for tests and benchmarks).
+    pub fn in_memory() -> GovStore {
+        Self::with_space(Arc::new(MemoryKeySpace::new()))
+    }
+
+    /// The store over any engine.
+    pub fn with_space(space: Arc<dyn KeySpace>) -> GovStore {
+        GovStore {
+            space,
+            sled: None,
+            fence: None,
+            breaker_save: Arc::default(),
+            migration: None,
+        }
+    }
+
+    /// This store, every write of which is conditional on `fence` (a leader's right to
+    /// write): once another writer takes the fence, every write fails with
+    /// [`StoreError::Fenced`] and changes nothing.
+    pub fn fenced(mut self, fence: Fence) -> GovStore {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// The engine's name (`sled`, `memory`).
+    pub fn engine(&self) -> &'static str {
+        self.space.name()
+    }
+
+    /// Makes every change so far durable (for sled, an fsync).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.space.flush()
+    }
+
+    /// A tree of the same sled database for another component's own records (the node's
+    /// dev ledger keeps its chain here). Named `aux/<name>`, apart from the store's keys.
+    /// Only a store on sled has one.
+    pub fn aux_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        match &self.sled {
+            Some(db) => Ok(db.open_tree(format!("aux/{name}"))?),
+            None => Err(StoreError::Database(format!(
+                "the {} engine keeps no side trees (asked for `{name}`)",
+                self.engine()
+            ))),
+        }
+    }
+
+    /// Writes raw bytes as the record of the kind named `kind` at `key` (the key after
+    /// the kind's prefix), bypassing every rule: for tests that damage records on
+    /// purpose.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn raw_insert(&self, kind: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let kind = Kind::named(kind)
+            .ok_or_else(|| StoreError::Database(format!("no kind of record is named {kind}")))?;
+        self.write(vec![engine::Op::Put(kind.key(key), value.to_vec())])
+    }
+
+    /// Writes many raw records of the kind named `kind` (keys after the prefix), in
+    /// batches, bypassing every rule: for benchmarks that need a long history.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn raw_insert_many(
+        &self,
+        kind: &str,
+        records: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let kind = Kind::named(kind)
+            .ok_or_else(|| StoreError::Database(format!("no kind of record is named {kind}")))?;
+        let mut ops = Vec::new();
+        for (key, value) in records {
+            ops.push(engine::Op::Put(kind.key(&key), value));
+            if ops.len() == 50_000 {
+                self.write(std::mem::take(&mut ops))?;
+            }
+        }
+        self.write(ops)
+    }
+
+    /// Removes every record of every kind: for fuzzing, which starts each input afresh.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn raw_clear(&self) -> Result<(), StoreError> {
+        let mut ops = vec![];
+        for kind in Kind::ALL {
+            let (start, end) = kind.all();
+            for (key, _) in self.space.scan(&start, &end, usize::MAX)? {
+                ops.push(engine::Op::Delete(key));
+            }
+        }
+        self.write(ops)
+    }
+
+    /// Up to `limit` records of `kind` from `start` (a key after the prefix), as (key
+    /// after the prefix, value).
+    fn scan(
+        &self,
+        kind: Kind,
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<engine::Entry>, StoreError> {
+        let (first, end) = kind.from(start);
+        let mut entries = self.space.scan(&first, &end, limit)?;
+        for (key, _) in &mut entries {
+            let short = kind.strip(key).to_vec();
+            *key = short;
+        }
+        Ok(entries)
+    }
+
+    /// The raw value of `kind` at `key`, outside any transaction.
+    fn read(&self, kind: Kind, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.space.get(&kind.key(key))
     }
 }
 
 /// Indexes a queued disbursement whose dependencies are all executed: `ready` if its
 /// activation epoch has already been seen, else `scheduled` until it comes.
-fn tx_schedule(
-    scheduled: &TransactionalTree,
-    ready: &TransactionalTree,
-    epoch_seen: Option<u64>,
-    activation_epoch: u64,
-    id: DisbursementId,
-) -> TxResult<()> {
+fn schedule(txn: &mut Txn<'_>, epoch_seen: Option<u64>, activation_epoch: u64, id: DisbursementId) {
     if epoch_seen.is_some_and(|seen| activation_epoch <= seen) {
-        ready.insert(&u64_key(id), &[])?;
+        txn.put_raw(Kind::Ready, &u64_key(id), vec![]);
     } else {
-        scheduled.insert(&pair_key(activation_epoch, id), &[])?;
-    }
-    Ok(())
-}
-
-fn flatten<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
-    result.map_err(|error| match error {
-        TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => error.into(),
-    })
-}
-
-/// The treasury's store. Cheap to share: sled handles are reference-counted.
-#[derive(Debug, Clone)]
-pub struct GovStore {
-    db: sled::Db,
-    disbursements: sled::Tree,
-    dependents: sled::Tree,
-    scheduled: sled::Tree,
-    ready: sled::Tree,
-    intents: sled::Tree,
-    external_keys: sled::Tree,
-    meta: sled::Tree,
-    audit: sled::Tree,
-    /// Serialises breaker saves, each snapshot taken under it: see
-    /// [`save_breaker`](Self::save_breaker).
-    breaker_save: std::sync::Arc<std::sync::Mutex<()>>,
-}
-
-impl GovStore {
-    /// Opens (or creates) the store at `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<GovStore, StoreError> {
-        Self::with_db(sled::Config::new().path(path).open()?)
-    }
-
-    /// A store that lives in a temporary directory and vanishes when dropped.
-    pub fn open_temporary() -> Result<GovStore, StoreError> {
-        Self::with_db(sled::Config::new().temporary(true).open()?)
-    }
-
-    fn with_db(db: sled::Db) -> Result<GovStore, StoreError> {
-        Ok(GovStore {
-            disbursements: db.open_tree(DISBURSEMENTS)?,
-            dependents: db.open_tree(DEPENDENTS)?,
-            scheduled: db.open_tree(SCHEDULED)?,
-            ready: db.open_tree(READY)?,
-            intents: db.open_tree(INTENTS)?,
-            external_keys: db.open_tree(EXTERNAL_KEYS)?,
-            meta: db.open_tree(META)?,
-            audit: db.open_tree(AUDIT)?,
-            breaker_save: std::sync::Arc::default(),
-            db,
-        })
-    }
-
-    /// Makes every change so far durable (an fsync).
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// A tree of the same database for another component's own records (the node's dev
-    /// ledger keeps its chain here). Named `aux/<name>`, apart from the store's trees.
-    pub fn aux_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(format!("aux/{name}"))?)
-    }
-
-    /// The trees a change to an intent's lifecycle may touch, for one transaction:
-    /// disbursements, dependents, scheduled, ready, intents, meta.
-    fn lifecycle_trees(&self) -> LifecycleTrees<'_> {
-        (
-            &self.disbursements,
-            &self.dependents,
-            &self.scheduled,
-            &self.ready,
-            &self.intents,
-            &self.meta,
-        )
-    }
-
-    /// The raw tree named `name`, for tests that damage records on purpose.
-    #[cfg(any(test, feature = "test-support"))]
-    pub fn raw_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(name)?)
+        txn.put_raw(Kind::Scheduled, &pair_key(activation_epoch, id), vec![]);
     }
 }
 
@@ -269,30 +276,25 @@ impl GovStore {
 /// staged, submitted or included), and, transitively, every queued disbursement waiting
 /// for it.
 fn cancel_cascade(
-    disbursements: &TransactionalTree,
-    dependents: &TransactionalTree,
-    scheduled: &TransactionalTree,
-    ready: &TransactionalTree,
+    txn: &mut Txn<'_>,
     id: DisbursementId,
     reason: String,
-) -> TxResult<crate::treasury::Disbursement> {
+) -> Result<crate::treasury::Disbursement, StoreError> {
     let root = id;
     let mut first = None;
     let mut stack = vec![(id, reason)];
     while let Some((id, reason)) = stack.pop() {
         let key = u64_key(id);
-        let mut record: crate::treasury::Disbursement =
-            tx_need(disbursements, DISBURSEMENTS, &key)?;
+        let mut record: crate::treasury::Disbursement = txn.need(Kind::Disbursements, &key)?;
         if id != root && record.status != DisbursementStatus::Queued {
             continue; // a dependent already cancelled (a diamond), or executed
         }
-        scheduled.remove(&pair_key(record.activation_epoch, id))?;
-        ready.remove(&key)?;
+        txn.take(Kind::Scheduled, &pair_key(record.activation_epoch, id))?;
+        txn.take(Kind::Ready, &key)?;
         record.status = DisbursementStatus::Cancelled { reason };
-        tx_put(disbursements, &key, &record)?;
-        let waiting: Vec<DisbursementId> =
-            tx_get(dependents, DEPENDENTS, &key)?.unwrap_or_default();
-        dependents.remove(&key)?;
+        txn.put(Kind::Disbursements, &key, &record);
+        let waiting: Vec<DisbursementId> = txn.get(Kind::Dependents, &key)?.unwrap_or_default();
+        txn.take(Kind::Dependents, &key)?;
         stack.extend(
             waiting
                 .into_iter()
@@ -300,54 +302,42 @@ fn cancel_cascade(
         );
         first.get_or_insert(record);
     }
-    match first {
-        Some(record) => Ok(record),
-        None => abort(StoreError::Missing {
-            tree: DISBURSEMENTS,
-            key: id.to_string(),
-        }),
-    }
+    first.ok_or_else(|| StoreError::Missing {
+        kind: Kind::Disbursements.name(),
+        key: id.to_string(),
+    })
 }
 
 /// Marks `id` Executed and schedules every dependent whose dependencies are now all
 /// executed.
 fn execute(
-    disbursements: &TransactionalTree,
-    dependents: &TransactionalTree,
-    scheduled: &TransactionalTree,
-    ready: &TransactionalTree,
+    txn: &mut Txn<'_>,
     epoch_seen: Option<u64>,
     id: DisbursementId,
     status: DisbursementStatus,
-) -> TxResult<crate::treasury::Disbursement> {
+) -> Result<crate::treasury::Disbursement, StoreError> {
     let key = u64_key(id);
-    let mut record: crate::treasury::Disbursement = tx_need(disbursements, DISBURSEMENTS, &key)?;
+    let mut record: crate::treasury::Disbursement = txn.need(Kind::Disbursements, &key)?;
     record.status = status;
-    tx_put(disbursements, &key, &record)?;
-    let Some(waiting) = tx_get::<Vec<DisbursementId>>(dependents, DEPENDENTS, &key)? else {
+    txn.put(Kind::Disbursements, &key, &record);
+    let Some(waiting) = txn.get::<Vec<DisbursementId>>(Kind::Dependents, &key)? else {
         return Ok(record); // nothing waits for it (removing the absent key costs a write)
     };
-    dependents.remove(&key)?;
+    txn.delete(Kind::Dependents, &key);
     for dependent in waiting {
         let child: crate::treasury::Disbursement =
-            tx_need(disbursements, DISBURSEMENTS, &u64_key(dependent))?;
+            txn.need(Kind::Disbursements, &u64_key(dependent))?;
         if child.status != DisbursementStatus::Queued {
             continue;
         }
         let mut all_executed = true;
         for dep in &child.depends_on {
             let parent: crate::treasury::Disbursement =
-                tx_need(disbursements, DISBURSEMENTS, &u64_key(*dep))?;
+                txn.need(Kind::Disbursements, &u64_key(*dep))?;
             all_executed &= matches!(parent.status, DisbursementStatus::Executed { .. });
         }
         if all_executed {
-            tx_schedule(
-                scheduled,
-                ready,
-                epoch_seen,
-                child.activation_epoch,
-                dependent,
-            )?;
+            schedule(txn, epoch_seen, child.activation_epoch, dependent);
         }
     }
     Ok(record)

@@ -10,13 +10,13 @@
 //! just found the payment.
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
-use super::codec::u64_key;
+use super::engine::Op;
+use super::keys::{Kind, pair_key, u64_key};
 use super::records::{ExecutorSnapshot, Hold, Intent, describe_hold};
 use super::{
-    DECISION, DISBURSEMENTS, EPOCH, EXECUTOR, GovStore, INTENTS, META, NEXT_NONCE, RequestError,
-    StoreError, cancel_cascade, execute, flatten, tx_counter, tx_get, tx_need, tx_put,
+    DECISION, EPOCH, EXECUTOR, GovStore, NEXT_NONCE, RequestError, StoreError, cancel_cascade,
+    execute,
 };
 use crate::treasury::{Disbursement, DisbursementId, DisbursementStatus};
 
@@ -93,8 +93,9 @@ impl GovStore {
     /// unless the executor holds on the question it answers now (as of its last tick);
     /// replaces an earlier decision still waiting.
     pub fn decide(&self, decision: &Decision) -> Result<(), RequestError> {
-        let outcome = self.meta.transaction(|meta| {
-            let held = tx_get::<ExecutorSnapshot>(meta, META, EXECUTOR)?
+        let outcome = self.transact(|txn| {
+            let held = txn
+                .get_json::<ExecutorSnapshot>(Kind::Meta, EXECUTOR)?
                 .and_then(|snapshot| snapshot.hold);
             match &held {
                 Some(hold) if decision.answers(hold) => {}
@@ -105,10 +106,10 @@ impl GovStore {
                     ))));
                 }
             }
-            tx_put(meta, DECISION, decision)?;
+            txn.put_json(Kind::Meta, DECISION, decision);
             Ok(Ok(()))
         });
-        flatten(outcome)?
+        outcome?
     }
 
     /// The decision waiting for the executor, if any.
@@ -118,8 +119,7 @@ impl GovStore {
 
     /// Forgets the decision waiting (it answered a hold that lifted).
     pub(crate) fn drop_decision(&self) -> Result<(), StoreError> {
-        self.meta.remove(DECISION)?;
-        Ok(())
+        self.write(vec![Op::Delete(Kind::Meta.key(DECISION))])
     }
 
     /// Applies `decision` (the executor, having found its hold again this tick), and
@@ -128,30 +128,27 @@ impl GovStore {
         &self,
         decision: &Decision,
     ) -> Result<Option<Disbursement>, StoreError> {
-        let outcome = self.lifecycle_trees().transaction(
-            |(disbursements, dependents, scheduled, ready, intents, meta)| {
-                meta.remove(DECISION)?;
-                let (resolution, nonce) = match (&decision.action, &decision.hold) {
-                    (Action::Resolve { resolution }, Hold::ForeignNonce { nonce, .. }) => {
-                        (resolution, *nonce)
-                    }
-                    (Action::AdoptNonce { nonce }, Hold::NonceDrift { ledger, .. }) => {
-                        meta.insert(NEXT_NONCE, &u64_key(nonce.unwrap_or(*ledger)))?;
-                        return Ok(None);
-                    }
-                    _ => return Ok(None), // answers nothing: `answers` keeps these out
-                };
-                let key = u64_key(nonce);
-                let intent: Intent = tx_need(intents, INTENTS, &key)?;
-                intents.remove(&key)?;
-                let trees = (disbursements, dependents, scheduled, ready);
-                let record = match resolution {
-                    Resolution::Paid { tx_hash } => execute(
-                        trees.0,
-                        trees.1,
-                        trees.2,
-                        trees.3,
-                        tx_counter(meta, EPOCH)?,
+        self.transact(|txn| {
+            txn.delete(Kind::Meta, DECISION);
+            let (resolution, nonce) = match (&decision.action, &decision.hold) {
+                (Action::Resolve { resolution }, Hold::ForeignNonce { nonce, .. }) => {
+                    (resolution, *nonce)
+                }
+                (Action::AdoptNonce { nonce }, Hold::NonceDrift { ledger, .. }) => {
+                    txn.set_counter(NEXT_NONCE, nonce.unwrap_or(*ledger));
+                    return Ok(None);
+                }
+                _ => return Ok(None), // answers nothing: `answers` keeps these out
+            };
+            let key = u64_key(nonce);
+            let intent: Intent = txn.need(Kind::Intents, &key)?;
+            txn.delete(Kind::Intents, &key);
+            let record = match resolution {
+                Resolution::Paid { tx_hash } => {
+                    let epoch_seen = txn.counter(EPOCH)?;
+                    execute(
+                        txn,
+                        epoch_seen,
                         intent.id,
                         DisbursementStatus::Executed {
                             tx_hash: tx_hash.clone().unwrap_or_default(),
@@ -161,31 +158,25 @@ impl GovStore {
                                 decision.actor, decision.reason
                             )),
                         },
-                    )?,
-                    // An operator asked to cancel it meanwhile: now it can be, outright.
-                    Resolution::NotPaid if intent.cancel.is_some() => cancel_cascade(
-                        trees.0,
-                        trees.1,
-                        trees.2,
-                        trees.3,
-                        intent.id,
-                        intent.cancel.clone().unwrap_or_default(),
-                    )?,
-                    Resolution::NotPaid => {
-                        let id = u64_key(intent.id);
-                        let mut record: Disbursement = tx_need(disbursements, DISBURSEMENTS, &id)?;
-                        record.status = DisbursementStatus::Queued;
-                        tx_put(disbursements, &id, &record)?;
-                        // It was ready when it was staged: its epoch and dependencies
-                        // have not changed since.
-                        ready.insert(&id, &[])?;
-                        record
-                    }
-                };
-                Ok(Some(record))
-            },
-        );
-        flatten(outcome)
+                    )?
+                }
+                // An operator asked to cancel it meanwhile: now it can be, outright.
+                Resolution::NotPaid if intent.cancel.is_some() => {
+                    cancel_cascade(txn, intent.id, intent.cancel.clone().unwrap_or_default())?
+                }
+                Resolution::NotPaid => {
+                    let id = u64_key(intent.id);
+                    let mut record: Disbursement = txn.need(Kind::Disbursements, &id)?;
+                    record.status = DisbursementStatus::Queued;
+                    txn.put(Kind::Disbursements, &id, &record);
+                    // It was ready when it was staged: its epoch and dependencies have
+                    // not changed since.
+                    txn.put_raw(Kind::Ready, &id, vec![]);
+                    record
+                }
+            };
+            Ok(Some(record))
+        })
     }
 
     /// Marks a queued disbursement Executed by `tx_hash`: one a restored backup believes
@@ -198,45 +189,41 @@ impl GovStore {
         tx_hash: &str,
         reason: &str,
     ) -> Result<Disbursement, RequestError> {
-        let outcome = self.lifecycle_trees().transaction(
-            |(disbursements, dependents, scheduled, ready, _intents, meta)| {
-                let held = tx_get::<ExecutorSnapshot>(meta, META, EXECUTOR)?
-                    .and_then(|snapshot| snapshot.hold);
-                if !matches!(held, Some(Hold::NonceDrift { .. })) {
-                    return Ok(Err(RequestError::Conflict(format!(
-                        "only while the executor holds on a nonce drift ({})",
-                        describe_hold(held.as_ref())
-                    ))));
-                }
-                let key = u64_key(id);
-                let Some(record) = tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &key)?
-                else {
-                    return Ok(Err(RequestError::NotFound(id)));
-                };
-                if record.status != DisbursementStatus::Queued {
-                    return Ok(Err(RequestError::Conflict(format!(
-                        "disbursement {id} is {}, not queued",
-                        record.status.name()
-                    ))));
-                }
-                scheduled.remove(&super::codec::pair_key(record.activation_epoch, id))?;
-                ready.remove(&key)?;
-                let record = execute(
-                    disbursements,
-                    dependents,
-                    scheduled,
-                    ready,
-                    tx_counter(meta, EPOCH)?,
-                    id,
-                    DisbursementStatus::Executed {
-                        tx_hash: tx_hash.to_owned(),
-                        block: 0,
-                        resolution: Some(format!("marked paid by an operator: {reason}")),
-                    },
-                )?;
-                Ok(Ok(record))
-            },
-        );
-        flatten(outcome)?
+        let outcome = self.transact(|txn| {
+            let held = txn
+                .get_json::<ExecutorSnapshot>(Kind::Meta, EXECUTOR)?
+                .and_then(|snapshot| snapshot.hold);
+            if !matches!(held, Some(Hold::NonceDrift { .. })) {
+                return Ok(Err(RequestError::Conflict(format!(
+                    "only while the executor holds on a nonce drift ({})",
+                    describe_hold(held.as_ref())
+                ))));
+            }
+            let key = u64_key(id);
+            let Some(record) = txn.get::<Disbursement>(Kind::Disbursements, &key)? else {
+                return Ok(Err(RequestError::NotFound(id)));
+            };
+            if record.status != DisbursementStatus::Queued {
+                return Ok(Err(RequestError::Conflict(format!(
+                    "disbursement {id} is {}, not queued",
+                    record.status.name()
+                ))));
+            }
+            txn.take(Kind::Scheduled, &pair_key(record.activation_epoch, id))?;
+            txn.take(Kind::Ready, &key)?;
+            let epoch_seen = txn.counter(EPOCH)?;
+            let record = execute(
+                txn,
+                epoch_seen,
+                id,
+                DisbursementStatus::Executed {
+                    tx_hash: tx_hash.to_owned(),
+                    block: 0,
+                    resolution: Some(format!("marked paid by an operator: {reason}")),
+                },
+            )?;
+            Ok(Ok(record))
+        });
+        outcome?
     }
 }

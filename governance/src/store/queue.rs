@@ -1,15 +1,10 @@
 //! Queueing, reading and cancelling disbursements: what governance and operators ask of
 //! the store.
 
-use sled::Transactional;
-
-use super::codec::{decode, decode_u64, u64_key};
+use super::codec::{decode, decode_u64};
+use super::keys::{Kind, u64_key};
 use super::records::Intent;
-use super::{
-    DISBURSEMENTS, EPOCH, EXTERNAL_KEYS, GovStore, INTENTS, NEXT_ID, RequestError, StoreError,
-    abort, cancel_cascade, flatten, tx_counter, tx_get, tx_need, tx_put, tx_schedule,
-};
-use crate::store::DEPENDENTS;
+use super::{EPOCH, GovStore, NEXT_ID, RequestError, StoreError, cancel_cascade, schedule};
 use crate::treasury::{
     Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError,
 };
@@ -51,7 +46,7 @@ impl GovStore {
             Ok(mut queued) => queued
                 .pop()
                 .ok_or(RequestError::Storage(StoreError::Missing {
-                    tree: DISBURSEMENTS,
+                    kind: Kind::Disbursements.name(),
                     key: "the queued disbursement".into(),
                 })),
             Err(RequestError::InvalidItem { error, .. }) => Err(RequestError::Invalid(error)),
@@ -74,120 +69,109 @@ impl GovStore {
             new.validate()
                 .map_err(|error| RequestError::InvalidItem { index, error })?;
         }
-        let trees = (
-            &self.disbursements,
-            &self.dependents,
-            &self.scheduled,
-            &self.ready,
-            &self.external_keys,
-            &self.meta,
-        );
-        let outcome = trees.transaction(
-            |(disbursements, dependents, scheduled, ready, external_keys, meta)| {
-                // Read-only first, so that an invalid item leaves nothing written.
-                let mut plans = Vec::with_capacity(batch.len());
-                for (index, new) in batch.iter().enumerate() {
-                    if let Some(key) = &new.external_key
-                        && let Some(id) = external_keys.get(key.as_bytes())?
-                    {
-                        let id = decode_u64(EXTERNAL_KEYS, key.as_bytes(), &id).or_else(abort)?;
-                        plans.push(Plan::Existing(Box::new(tx_need(
-                            disbursements,
-                            DISBURSEMENTS,
-                            &u64_key(id),
-                        )?)));
-                        continue;
-                    }
-                    let mut waiting_for = vec![];
-                    for &dep in &new.depends_on {
-                        let Some(record) =
-                            tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(dep))?
-                        else {
-                            return Ok(Err((index, QueueError::UnknownDependency(dep))));
-                        };
-                        match record.status {
-                            DisbursementStatus::Executed { .. } => {}
-                            DisbursementStatus::Cancelled { .. } => {
-                                return Ok(Err((index, QueueError::CancelledDependency(dep))));
-                            }
-                            _ => waiting_for.push(dep),
-                        }
-                    }
-                    plans.push(Plan::New(waiting_for));
+        let outcome = self.transact(|txn| {
+            // Decide everything first, so that an invalid item leaves nothing written.
+            let mut plans = Vec::with_capacity(batch.len());
+            for (index, new) in batch.iter().enumerate() {
+                if let Some(key) = &new.external_key
+                    && let Some(id) = txn.get_raw(Kind::ExternalKeys, key.as_bytes())?
+                {
+                    let id = decode_u64(Kind::ExternalKeys, key.as_bytes(), &id)?;
+                    plans.push(Plan::Existing(Box::new(
+                        txn.need(Kind::Disbursements, &u64_key(id))?,
+                    )));
+                    continue;
                 }
-                let first_id = tx_counter(meta, NEXT_ID)?.unwrap_or(0);
-                let epoch_seen = tx_counter(meta, EPOCH)?;
-                let mut next_id = first_id;
-                let mut out: Vec<Queued> = Vec::with_capacity(batch.len());
-                let mut keys_in_batch: Vec<(&str, usize)> = vec![];
-                for (new, plan) in batch.iter().zip(plans) {
-                    let waiting_for = match plan {
-                        Plan::Existing(disbursement) => {
-                            out.push(Queued {
-                                disbursement: *disbursement,
-                                created: false,
-                            });
-                            continue;
-                        }
-                        Plan::New(waiting_for) => waiting_for,
+                let mut waiting_for = vec![];
+                for &dep in &new.depends_on {
+                    let Some(record) =
+                        txn.get::<Disbursement>(Kind::Disbursements, &u64_key(dep))?
+                    else {
+                        return Ok(Err((index, QueueError::UnknownDependency(dep))));
                     };
-                    if let Some(key) = &new.external_key
-                        && let Some(&(_, first)) =
-                            keys_in_batch.iter().find(|(seen, _)| *seen == key.as_str())
-                    {
-                        let disbursement = out[first].disbursement.clone();
+                    match record.status {
+                        DisbursementStatus::Executed { .. } => {}
+                        DisbursementStatus::Cancelled { .. } => {
+                            return Ok(Err((index, QueueError::CancelledDependency(dep))));
+                        }
+                        _ => waiting_for.push(dep),
+                    }
+                }
+                plans.push(Plan::New(waiting_for));
+            }
+            let first_id = txn.counter(NEXT_ID)?.unwrap_or(0);
+            let epoch_seen = txn.counter(EPOCH)?;
+            let mut next_id = first_id;
+            let mut out: Vec<Queued> = Vec::with_capacity(batch.len());
+            let mut keys_in_batch: Vec<(&str, usize)> = vec![];
+            for (new, plan) in batch.iter().zip(plans) {
+                let waiting_for = match plan {
+                    Plan::Existing(disbursement) => {
                         out.push(Queued {
-                            disbursement,
+                            disbursement: *disbursement,
                             created: false,
                         });
                         continue;
                     }
-                    let id = next_id;
-                    next_id += 1;
-                    let disbursement = Disbursement {
-                        id,
-                        destination: new.destination.clone(),
-                        amount: new.amount,
-                        memo: new.memo.clone(),
-                        activation_epoch: new.activation_epoch,
-                        depends_on: new.depends_on.clone(),
-                        external_key: new.external_key.clone(),
-                        status: DisbursementStatus::Queued,
-                        queued_at_ms: now_ms,
-                    };
-                    tx_put(disbursements, &u64_key(id), &disbursement)?;
-                    for &dep in &waiting_for {
-                        let mut list: Vec<DisbursementId> =
-                            tx_get(dependents, DEPENDENTS, &u64_key(dep))?.unwrap_or_default();
-                        list.push(id);
-                        tx_put(dependents, &u64_key(dep), &list)?;
-                    }
-                    if waiting_for.is_empty() {
-                        tx_schedule(scheduled, ready, epoch_seen, new.activation_epoch, id)?;
-                    }
-                    if let Some(key) = &new.external_key {
-                        external_keys.insert(key.as_bytes(), &u64_key(id))?;
-                        keys_in_batch.push((key.as_str(), out.len()));
-                    }
+                    Plan::New(waiting_for) => waiting_for,
+                };
+                if let Some(key) = &new.external_key
+                    && let Some(&(_, first)) =
+                        keys_in_batch.iter().find(|(seen, _)| *seen == key.as_str())
+                {
+                    let disbursement = out[first].disbursement.clone();
                     out.push(Queued {
                         disbursement,
-                        created: true,
+                        created: false,
                     });
+                    continue;
                 }
-                if next_id != first_id {
-                    meta.insert(NEXT_ID, &u64_key(next_id))?;
+                let id = next_id;
+                next_id += 1;
+                let disbursement = Disbursement {
+                    id,
+                    destination: new.destination.clone(),
+                    amount: new.amount,
+                    memo: new.memo.clone(),
+                    activation_epoch: new.activation_epoch,
+                    depends_on: new.depends_on.clone(),
+                    external_key: new.external_key.clone(),
+                    status: DisbursementStatus::Queued,
+                    queued_at_ms: now_ms,
+                };
+                txn.put(Kind::Disbursements, &u64_key(id), &disbursement);
+                for &dep in &waiting_for {
+                    let mut list: Vec<DisbursementId> = txn
+                        .get(Kind::Dependents, &u64_key(dep))?
+                        .unwrap_or_default();
+                    list.push(id);
+                    txn.put(Kind::Dependents, &u64_key(dep), &list);
                 }
-                Ok(Ok(out))
-            },
-        );
-        flatten(outcome)?.map_err(|(index, error)| RequestError::InvalidItem { index, error })
+                if waiting_for.is_empty() {
+                    schedule(txn, epoch_seen, new.activation_epoch, id);
+                }
+                if let Some(key) = &new.external_key {
+                    txn.put_raw(Kind::ExternalKeys, key.as_bytes(), u64_key(id).to_vec());
+                    keys_in_batch.push((key.as_str(), out.len()));
+                }
+                out.push(Queued {
+                    disbursement,
+                    created: true,
+                });
+            }
+            if next_id != first_id {
+                txn.set_counter(NEXT_ID, next_id);
+            }
+            Ok(Ok(out))
+        });
+        outcome?.map_err(|(index, error)| RequestError::InvalidItem { index, error })
     }
 
     /// The disbursement with this id.
     pub fn get(&self, id: DisbursementId) -> Result<Option<Disbursement>, StoreError> {
         let key = u64_key(id);
-        match self.disbursements.get(key)? {
-            Some(bytes) => decode(DISBURSEMENTS, &key, &bytes).map(Some),
+        match self.read(Kind::Disbursements, &key)? {
+            Some(bytes) => decode(Kind::Disbursements, &key, &bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -199,13 +183,9 @@ impl GovStore {
         limit: usize,
     ) -> Result<Vec<Disbursement>, StoreError> {
         let start = after.map_or(0, |id| id.saturating_add(1));
-        self.disbursements
-            .range(u64_key(start)..)
-            .take(limit)
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode(DISBURSEMENTS, &key, &value)
-            })
+        self.scan(Kind::Disbursements, &u64_key(start), limit)?
+            .into_iter()
+            .map(|(key, value)| decode(Kind::Disbursements, &key, &value))
             .collect()
     }
 
@@ -215,60 +195,44 @@ impl GovStore {
     /// by replacement ([`Cancellation::Replacing`]; asking again changes nothing). One
     /// already in a block, executed or cancelled can no longer be cancelled.
     pub fn cancel(&self, id: DisbursementId, reason: &str) -> Result<Cancellation, RequestError> {
-        let trees = (
-            &self.disbursements,
-            &self.dependents,
-            &self.scheduled,
-            &self.ready,
-            &self.intents,
-        );
-        let outcome =
-            trees.transaction(|(disbursements, dependents, scheduled, ready, intents)| {
-                let Some(mut record) =
-                    tx_get::<Disbursement>(disbursements, DISBURSEMENTS, &u64_key(id))?
-                else {
-                    return Ok(Err(RequestError::NotFound(id)));
-                };
-                let nonce = match &record.status {
-                    DisbursementStatus::Queued => {
-                        let cancelled = cancel_cascade(
-                            disbursements,
-                            dependents,
-                            scheduled,
-                            ready,
-                            id,
-                            reason.to_owned(),
-                        )?;
-                        return Ok(Ok(Cancellation::Done(cancelled)));
-                    }
-                    DisbursementStatus::Staged { nonce, .. }
-                    | DisbursementStatus::Submitted { nonce, .. } => *nonce,
-                    other => {
-                        return Ok(Err(RequestError::NotCancellable {
-                            id,
-                            status: other.name(),
-                        }));
-                    }
-                };
-                let mut intent: Intent = tx_need(intents, INTENTS, &u64_key(nonce))?;
-                if intent.id != id {
-                    return abort(StoreError::Invariant {
-                        tree: INTENTS,
-                        key: nonce.to_string(),
-                        reason: format!(
-                            "disbursement {id} says this nonce, whose intent pays {}",
-                            intent.id
-                        ),
-                    });
+        let outcome = self.transact(|txn| {
+            let Some(mut record) = txn.get::<Disbursement>(Kind::Disbursements, &u64_key(id))?
+            else {
+                return Ok(Err(RequestError::NotFound(id)));
+            };
+            let nonce = match &record.status {
+                DisbursementStatus::Queued => {
+                    let cancelled = cancel_cascade(txn, id, reason.to_owned())?;
+                    return Ok(Ok(Cancellation::Done(cancelled)));
                 }
-                if intent.cancel.is_none() {
-                    intent.cancel = Some(reason.to_owned());
-                    tx_put(intents, &u64_key(nonce), &intent)?;
-                    record.status = intent.status();
-                    tx_put(disbursements, &u64_key(id), &record)?;
+                DisbursementStatus::Staged { nonce, .. }
+                | DisbursementStatus::Submitted { nonce, .. } => *nonce,
+                other => {
+                    return Ok(Err(RequestError::NotCancellable {
+                        id,
+                        status: other.name(),
+                    }));
                 }
-                Ok(Ok(Cancellation::Replacing(record)))
-            });
-        flatten(outcome)?
+            };
+            let mut intent: Intent = txn.need(Kind::Intents, &u64_key(nonce))?;
+            if intent.id != id {
+                return Err(StoreError::Invariant {
+                    kind: Kind::Intents.name(),
+                    key: nonce.to_string(),
+                    reason: format!(
+                        "disbursement {id} says this nonce, whose intent pays {}",
+                        intent.id
+                    ),
+                });
+            }
+            if intent.cancel.is_none() {
+                intent.cancel = Some(reason.to_owned());
+                txn.put(Kind::Intents, &u64_key(nonce), &intent);
+                record.status = intent.status();
+                txn.put(Kind::Disbursements, &u64_key(id), &record);
+            }
+            Ok(Ok(Cancellation::Replacing(record)))
+        });
+        outcome?
     }
 }

@@ -1,14 +1,12 @@
-//! Snapshots (breaker, executor), the pinned chain id, the audit log and the backlog.
+//! Snapshots (breaker, executor), the pinned chain id and the backlog.
 
 use serde::de::DeserializeOwned;
-use sled::Transactional;
 
-use super::codec::{decode, encode, u64_key};
-use super::records::{AuditRecord, Backlog, ExecutorSnapshot};
-use super::{
-    AUDIT, BREAKER, CHAIN_ID, EXECUTOR, GovStore, META, NEXT_AUDIT, StoreError, flatten,
-    tx_counter, tx_put,
-};
+use super::codec::{decode_json, encode_json};
+use super::engine::Op;
+use super::keys::Kind;
+use super::records::{Backlog, ExecutorSnapshot};
+use super::{BREAKER, CHAIN_ID, EXECUTOR, GovStore, StoreError};
 use crate::circuit_breaker::{CircuitBreaker, CircuitBreakerSnapshot};
 
 impl GovStore {
@@ -19,8 +17,7 @@ impl GovStore {
 
     /// Pins the chain this store pays on (the executor, at first contact).
     pub(crate) fn pin_chain_id(&self, chain_id: &str) -> Result<(), StoreError> {
-        self.meta.insert(CHAIN_ID, encode(&chain_id))?;
-        Ok(())
+        self.put_meta(CHAIN_ID, encode_json(&chain_id))
     }
 
     /// The persisted breaker snapshot, if any.
@@ -37,8 +34,7 @@ impl GovStore {
             .breaker_save
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.meta.insert(BREAKER, encode(&breaker.snapshot()))?;
-        Ok(())
+        self.put_meta(BREAKER, encode_json(&breaker.snapshot()))
     }
 
     /// The persisted executor snapshot, if any.
@@ -48,66 +44,32 @@ impl GovStore {
 
     /// Persists the executor snapshot.
     pub fn save_executor_snapshot(&self, snapshot: &ExecutorSnapshot) -> Result<(), StoreError> {
-        self.meta.insert(EXECUTOR, encode(snapshot))?;
-        Ok(())
+        self.put_meta(EXECUTOR, encode_json(snapshot))
+    }
+
+    fn put_meta(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        self.write(vec![Op::Put(Kind::Meta.key(key), value)])
     }
 
     pub(super) fn meta_record<T: DeserializeOwned>(
         &self,
         key: &'static [u8],
     ) -> Result<Option<T>, StoreError> {
-        match self.meta.get(key)? {
-            Some(bytes) => decode(META, key, &bytes).map(Some),
+        match self.read(Kind::Meta, key)? {
+            Some(bytes) => decode_json(Kind::Meta, key, &bytes).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Appends an operator action to the audit log and flushes it.
-    pub fn record_audit(
-        &self,
-        actor: &str,
-        action: &str,
-        reason: &str,
-        detail: &str,
-        at_ms: u64,
-    ) -> Result<AuditRecord, StoreError> {
-        let outcome = (&self.audit, &self.meta).transaction(|(audit, meta)| {
-            let seq = tx_counter(meta, NEXT_AUDIT)?.unwrap_or(0);
-            meta.insert(NEXT_AUDIT, &u64_key(seq + 1))?;
-            let record = AuditRecord {
-                seq,
-                at_ms,
-                actor: actor.to_owned(),
-                action: action.to_owned(),
-                reason: reason.to_owned(),
-                detail: detail.to_owned(),
-            };
-            tx_put(audit, &u64_key(seq), &record)?;
-            Ok(record)
-        });
-        let record = flatten(outcome)?;
-        self.flush()?;
-        Ok(record)
-    }
-
-    /// Up to `limit` audit records after sequence number `after`, oldest first.
-    pub fn audit(&self, after: Option<u64>, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        let start = after.map_or(0, |seq| seq.saturating_add(1));
-        self.audit
-            .range(u64_key(start)..)
-            .take(limit)
-            .map(|entry| {
-                let (key, value) = entry?;
-                decode(AUDIT, &key, &value)
-            })
-            .collect()
-    }
-
     /// How much work is waiting. Counts the indexes, never the history.
     pub fn backlog(&self) -> Result<Backlog, StoreError> {
+        let count = |kind: Kind| {
+            let (start, end) = kind.all();
+            self.space.count(&start, &end)
+        };
         let mut backlog = Backlog {
-            scheduled: self.scheduled.len() as u64,
-            ready: self.ready.len() as u64,
+            scheduled: count(Kind::Scheduled)?,
+            ready: count(Kind::Ready)?,
             ..Backlog::default()
         };
         for intent in self.intents()? {

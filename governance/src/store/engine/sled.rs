@@ -1,0 +1,102 @@
+//! [`SledKeySpace`]: the key space in one sled tree, on disk.
+
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use super::{ApplyError, Batch, Entry, KeySpace, Op, check};
+use crate::store::StoreError;
+
+/// The key space in the default tree of a sled database. Writes are serialised
+/// in-process (a mutex around checking a batch's conditions and `apply_batch`, which
+/// sled applies atomically); reads take no lock. sled itself keeps a second process from
+/// opening the database.
+#[derive(Debug)]
+pub struct SledKeySpace {
+    db: sled::Db,
+    writer: Mutex<()>,
+}
+
+impl SledKeySpace {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<SledKeySpace, StoreError> {
+        Ok(Self::with_db(sled::Config::new().path(path).open()?))
+    }
+
+    /// A database in a temporary directory, removed when dropped.
+    pub fn temporary() -> Result<SledKeySpace, StoreError> {
+        Ok(Self::with_db(sled::Config::new().temporary(true).open()?))
+    }
+
+    fn with_db(db: sled::Db) -> SledKeySpace {
+        SledKeySpace {
+            db,
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// The sled database, for the store's migration from its earlier layout and for
+    /// another component's own trees (see [`GovStore::aux_tree`](crate::GovStore::aux_tree)).
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+impl KeySpace for SledKeySpace {
+    fn name(&self) -> &'static str {
+        "sled"
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(key)?.map(|value| value.to_vec()))
+    }
+
+    fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        if start >= end {
+            return Ok(vec![]);
+        }
+        self.db
+            .range(start..end)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect()
+    }
+
+    fn count(&self, start: &[u8], end: &[u8]) -> Result<u64, StoreError> {
+        if start >= end {
+            return Ok(0);
+        }
+        let mut count = 0;
+        for key in self.db.range(start..end).keys() {
+            key?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<(), ApplyError> {
+        let _writing = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        check(&batch.conditions, |key| {
+            Ok(self.db.get(key)?.map(|value| value.to_vec()))
+        })?;
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        let mut writes = sled::Batch::default();
+        for op in &batch.ops {
+            match op {
+                Op::Put(key, value) => writes.insert(key.as_slice(), value.as_slice()),
+                Op::Delete(key) => writes.remove(key.as_slice()),
+            }
+        }
+        self.db.apply_batch(writes).map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
