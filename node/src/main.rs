@@ -75,6 +75,14 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     }
     let store = GovStore::open(&config.db_path)
         .with_context(|| format!("cannot open the store at {}", config.db_path.display()))?;
+    if let Some(migration) = store.migration() {
+        tracing::info!(
+            records = migration.records,
+            trees = migration.trees,
+            db = %config.db_path.display(),
+            "store migrated in place from the tree-per-kind layout to one key space"
+        );
+    }
     if let Some(evm) = &evm
         && let Some(pinned) = store.chain_id()?
         && let Ok(id) = pinned.parse::<u64>()

@@ -791,3 +791,30 @@ fn the_cli_queues_and_overrides() {
     );
     assert!(terminate(node).0.success());
 }
+
+/// A database in the store's first layout (the governance crate's fixture, written by
+/// commit 32f42a4) is migrated when the node opens it, with a line in the log, and
+/// served: its backlog is in `/status`.
+#[test]
+fn a_database_in_the_first_layout_is_migrated_on_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("governance.db");
+    std::fs::create_dir_all(&db).expect("mkdir");
+    let fixture = common::workspace().join("governance/tests/fixtures/store-v1");
+    for name in ["conf", "db"] {
+        std::fs::copy(fixture.join(name), db.join(name)).expect("copy the fixture");
+    }
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, FAST).expect("config");
+    let mut node = common::NodeProcess::start(&config, &db);
+    wait_until("the migration's log line", Duration::from_secs(10), || {
+        node.stderr()
+            .contains("store migrated in place from the tree-per-kind layout")
+    });
+    assert!(node.stderr().contains("records=36"), "{}", node.stderr());
+    let (code, body) = common::http_request(&node.address, "GET", "/status", &[], None);
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(status["backlog"]["scheduled"], 1, "{status}");
+    node.stop_cleanly();
+}
