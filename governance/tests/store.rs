@@ -534,8 +534,8 @@ mod store {
         let space = Arc::new(MemoryKeySpace::new());
         let elect = |token: u64| {
             let batch = governance::store::engine::Batch {
-                conditions: vec![],
                 ops: vec![Op::Put(b"leader".to_vec(), token.to_be_bytes().to_vec())],
+                ..Default::default()
             };
             space.apply(&batch).expect("elect");
         };

@@ -125,8 +125,8 @@ fn apply(space: &SledKeySpace, ops: Vec<Op>) -> Result<(), StoreError> {
     }
     space
         .apply(&Batch {
-            conditions: vec![],
             ops,
+            ..Batch::default()
         })
         .map_err(|error| StoreError::Database(error.to_string()))
 }

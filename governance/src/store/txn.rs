@@ -24,6 +24,8 @@ const ATTEMPTS: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Txn<'s> {
     space: &'s dyn KeySpace,
+    /// The engine's version before the first read (see `Batch::read_at`).
+    read_at: Option<u64>,
     read: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     written: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
@@ -32,37 +34,37 @@ impl<'s> Txn<'s> {
     fn new(space: &'s dyn KeySpace) -> Txn<'s> {
         Txn {
             space,
+            read_at: space.version(),
             read: BTreeMap::new(),
             written: BTreeMap::new(),
         }
     }
 
-    fn raw(&mut self, full: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(value) = self.written.get(&full) {
-            return Ok(value.clone());
+    fn raw(&mut self, full: Vec<u8>) -> Result<Option<&[u8]>, StoreError> {
+        if self.written.contains_key(&full) {
+            return Ok(self.written.get(&full).and_then(|value| value.as_deref()));
         }
-        if let Some(value) = self.read.get(&full) {
-            return Ok(value.clone());
+        if !self.read.contains_key(&full) {
+            let value = self.space.get(&full)?;
+            self.read.insert(full.clone(), value);
         }
-        let value = self.space.get(&full)?;
-        self.read.insert(full, value.clone());
-        Ok(value)
+        Ok(self.read.get(&full).and_then(|value| value.as_deref()))
     }
 
     /// The raw bytes at `key` of `kind`.
     pub fn get_raw(&mut self, kind: Kind, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.raw(kind.key(key))
+        Ok(self.raw(kind.key(key))?.map(<[u8]>::to_vec))
     }
 
     /// Whether a record of `kind` exists at `key`.
     pub fn exists(&mut self, kind: Kind, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.get_raw(kind, key)?.is_some())
+        Ok(self.raw(kind.key(key))?.is_some())
     }
 
     /// The binary record at `key`.
     pub fn get<T: Stored>(&mut self, kind: Kind, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.get_raw(kind, key)? {
-            Some(bytes) => decode(kind, key, &bytes).map(Some),
+        match self.raw(kind.key(key))? {
+            Some(bytes) => decode(kind, key, bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -81,16 +83,16 @@ impl<'s> Txn<'s> {
         kind: Kind,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        match self.get_raw(kind, key)? {
-            Some(bytes) => decode_json(kind, key, &bytes).map(Some),
+        match self.raw(kind.key(key))? {
+            Some(bytes) => decode_json(kind, key, bytes).map(Some),
             None => Ok(None),
         }
     }
 
     /// The counter at `key` of `meta`.
     pub fn counter(&mut self, key: &[u8]) -> Result<Option<u64>, StoreError> {
-        match self.get_raw(Kind::Meta, key)? {
-            Some(bytes) => decode_u64(Kind::Meta, key, &bytes).map(Some),
+        match self.raw(Kind::Meta.key(key))? {
+            Some(bytes) => decode_u64(Kind::Meta, key, bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -148,7 +150,11 @@ impl<'s> Txn<'s> {
                 None => Op::Delete(key),
             })
             .collect();
-        Batch { conditions, ops }
+        Batch {
+            conditions,
+            ops,
+            read_at: self.read_at,
+        }
     }
 }
 
@@ -191,6 +197,7 @@ impl GovStore {
         let batch = Batch {
             conditions: self.fence.iter().cloned().map(Condition::Fence).collect(),
             ops,
+            read_at: None,
         };
         match self.space.apply(&batch) {
             Ok(()) => Ok(()),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
-use super::{ApplyError, Batch, Entry, KeySpace, Op, check};
+use super::{ApplyError, Batch, Entry, KeySpace, Op, Version, check};
 use crate::store::StoreError;
 
 /// A key space in memory: nothing survives the process. Every `apply` holds the write
@@ -16,6 +16,7 @@ use crate::store::StoreError;
 pub struct MemoryKeySpace {
     map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
     failing: AtomicU64,
+    version: Version,
 }
 
 impl MemoryKeySpace {
@@ -63,7 +64,14 @@ impl KeySpace for MemoryKeySpace {
             self.failing.store(failing - 1, Ordering::SeqCst);
             return Err(StoreError::Database("injected failure (MemoryKeySpace)".into()).into());
         }
-        check(&batch.conditions, |key| Ok(map.get(key).cloned()))?;
+        let unchanged = self.version.unchanged_since(batch.read_at);
+        check(&batch.conditions, unchanged, |key| {
+            Ok(map.get(key).cloned())
+        })?;
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        self.version.step();
         for op in &batch.ops {
             match op {
                 Op::Put(key, value) => {
@@ -74,7 +82,12 @@ impl KeySpace for MemoryKeySpace {
                 }
             }
         }
+        self.version.step();
         Ok(())
+    }
+
+    fn version(&self) -> Option<u64> {
+        self.version.stable()
     }
 
     fn flush(&self) -> Result<(), StoreError> {

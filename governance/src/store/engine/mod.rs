@@ -54,6 +54,13 @@ pub trait KeySpace: Send + Sync + fmt::Debug {
     /// module's contract). An empty batch of operations only checks.
     fn apply(&self, batch: &Batch) -> Result<(), ApplyError>;
 
+    /// The engine's version: a number that changes whenever a batch is applied, for
+    /// [`Batch::read_at`]; `None` if the engine keeps none (or a batch is being applied
+    /// right now).
+    fn version(&self) -> Option<u64> {
+        None
+    }
+
     /// Makes every batch applied so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -68,6 +75,11 @@ pub struct Batch {
     pub conditions: Vec<Condition>,
     /// Applied in order (a later operation on the same key wins).
     pub ops: Vec<Op>,
+    /// The engine's [`version`](KeySpace::version) before the reads the `Unchanged`
+    /// and `Absent` conditions come from. If no batch was applied since, those
+    /// conditions hold by construction and the engine may skip reading them again (the
+    /// fence is always checked). `None`: check every condition.
+    pub read_at: Option<u64>,
 }
 
 /// A write.
@@ -146,13 +158,41 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![u8::MAX; 9]
 }
 
+/// The built-in engines' version: even while no batch is being applied, odd while one
+/// is (a sequence lock). Both increments happen under the engine's writer lock.
+#[derive(Debug, Default)]
+pub(crate) struct Version(std::sync::atomic::AtomicU64);
+
+impl Version {
+    /// The version, if no batch is being applied.
+    pub(crate) fn stable(&self) -> Option<u64> {
+        let version = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        version.is_multiple_of(2).then_some(version)
+    }
+
+    /// Whether no batch was applied since `read_at` (called under the writer lock).
+    pub(crate) fn unchanged_since(&self, read_at: Option<u64>) -> bool {
+        read_at.is_some_and(|at| self.0.load(std::sync::atomic::Ordering::SeqCst) == at)
+    }
+
+    /// Marks a batch as being applied (odd) or applied (even again).
+    pub(crate) fn step(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Checks `conditions` against `read` (the engine's current value of a key), for the
-/// built-in engines, which hold their writer lock meanwhile.
+/// built-in engines, which hold their writer lock meanwhile. With `unchanged` (no batch
+/// applied since the caller's reads), only the fence is read.
 pub(crate) fn check(
     conditions: &[Condition],
+    unchanged: bool,
     mut read: impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
 ) -> Result<(), ApplyError> {
     for condition in conditions {
+        if unchanged && !matches!(condition, Condition::Fence(_)) {
+            continue;
+        }
         match condition {
             Condition::Unchanged { key, value } => {
                 if read(key)?.as_deref() != Some(value.as_slice()) {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
-use super::{ApplyError, Batch, Entry, KeySpace, Op, check};
+use super::{ApplyError, Batch, Entry, KeySpace, Op, Version, check};
 use crate::store::StoreError;
 
 /// The key space in the default tree of a sled database. Writes are serialised
@@ -20,6 +20,7 @@ use crate::store::StoreError;
 pub struct SledKeySpace {
     db: sled::Db,
     writer: Mutex<()>,
+    version: Version,
     /// sled's data file, for the `fsync` after its flush (none for a temporary one).
     file: Option<std::fs::File>,
 }
@@ -48,6 +49,7 @@ impl SledKeySpace {
         SledKeySpace {
             db,
             writer: Mutex::new(()),
+            version: Version::default(),
             file,
         }
     }
@@ -96,7 +98,8 @@ impl KeySpace for SledKeySpace {
 
     fn apply(&self, batch: &Batch) -> Result<(), ApplyError> {
         let _writing = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        check(&batch.conditions, |key| {
+        let unchanged = self.version.unchanged_since(batch.read_at);
+        check(&batch.conditions, unchanged, |key| {
             Ok(self.db.get(key)?.map(|value| value.to_vec()))
         })?;
         if batch.ops.is_empty() {
@@ -109,8 +112,15 @@ impl KeySpace for SledKeySpace {
                 Op::Delete(key) => writes.remove(key.as_slice()),
             }
         }
-        self.db.apply_batch(writes).map_err(StoreError::from)?;
+        self.version.step();
+        let applied = self.db.apply_batch(writes);
+        self.version.step();
+        applied.map_err(StoreError::from)?;
         Ok(())
+    }
+
+    fn version(&self) -> Option<u64> {
+        self.version.stable()
     }
 
     fn flush(&self) -> Result<(), StoreError> {

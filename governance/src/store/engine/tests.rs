@@ -16,7 +16,11 @@ fn put(key: &[u8], value: &[u8]) -> Op {
 }
 
 fn apply(space: &dyn KeySpace, conditions: Vec<Condition>, ops: Vec<Op>) -> Result<(), ApplyError> {
-    space.apply(&Batch { conditions, ops })
+    space.apply(&Batch {
+        conditions,
+        ops,
+        read_at: None,
+    })
 }
 
 #[test]
@@ -196,4 +200,52 @@ fn an_injected_failure_writes_nothing() {
     );
     assert_eq!(space.get(b"a").expect("get"), None);
     apply(&space, vec![], vec![put(b"a", b"1")]).expect("the next one succeeds");
+}
+
+/// A batch read at a version some other batch has moved past is checked in full: the
+/// fast path (no condition read again) is taken only when nothing was applied since.
+#[test]
+fn a_stale_read_version_checks_every_condition() {
+    for space in engines() {
+        apply(&*space, vec![], vec![put(b"k", b"1")]).expect("seed");
+        let read_at = space.version();
+        assert!(read_at.is_some(), "{}", space.name());
+        let seen = space.get(b"k").expect("get").expect("k");
+        apply(&*space, vec![], vec![put(b"k", b"2")]).expect("a concurrent write");
+        let stale = space.apply(&Batch {
+            conditions: vec![Condition::Unchanged {
+                key: b"k".to_vec(),
+                value: seen,
+            }],
+            ops: vec![put(b"k", b"from a stale read")],
+            read_at,
+        });
+        assert_eq!(
+            stale,
+            Err(ApplyError::Conflict { key: b"k".to_vec() }),
+            "{}",
+            space.name()
+        );
+        assert_eq!(space.get(b"k").expect("get"), Some(b"2".to_vec()));
+        assert_ne!(
+            space.version(),
+            read_at,
+            "every applied batch moves the version"
+        );
+
+        // Read at the current version: it applies.
+        let read_at = space.version();
+        let seen = space.get(b"k").expect("get").expect("k");
+        space
+            .apply(&Batch {
+                conditions: vec![Condition::Unchanged {
+                    key: b"k".to_vec(),
+                    value: seen,
+                }],
+                ops: vec![put(b"k", b"3")],
+                read_at,
+            })
+            .expect("nothing changed since the read");
+        assert_eq!(space.get(b"k").expect("get"), Some(b"3".to_vec()));
+    }
 }
