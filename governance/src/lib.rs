@@ -28,5 +28,6 @@ pub use ledger::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, Sign
 pub use store::{
     Action, Attempt, AuditRecord, Backlog, Cancellation, Decision, ExecutorSnapshot, GovStore,
     Hold, Inclusion, Intent, Migration, Queued, RequestError, Resolution, StoreError, Stored,
+    Totals,
 };
 pub use treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};

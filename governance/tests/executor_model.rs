@@ -223,6 +223,12 @@ mod executor {
                 );
             }
             prop_assert!(paid.is_empty(), "unknown disbursements paid: {:?}", paid);
+            let store = world.executor.store();
+            prop_assert_eq!(
+                store.totals().expect("totals"),
+                store.count_by_status().expect("count"),
+                "the totals the store keeps are the records' counts"
+            );
             Ok(())
         }
 

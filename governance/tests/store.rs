@@ -514,6 +514,11 @@ mod store {
             let all = store.list(None, 10_000).expect("list");
             assert_eq!(all.len(), BATCHES * 5, "{}", store.engine());
             assert!(all.iter().enumerate().all(|(i, d)| d.id == i as u64));
+            assert_eq!(
+                store.totals().expect("totals"),
+                store.count_by_status().expect("count"),
+                "the totals kept under racing writers are the records' counts"
+            );
             let payments = ledger.payments();
             for record in &all {
                 let paid = payments.iter().filter(|p| p.id == record.id).count();

@@ -131,6 +131,17 @@ fn the_first_layout_is_migrated_with_every_record() {
     );
     assert!(store.breaker_snapshot().expect("breaker").is_some());
     assert!(store.executor_snapshot().expect("executor").is_some());
+    assert_eq!(
+        store.totals().expect("totals"),
+        governance::Totals {
+            queued: 5,
+            staged: 1,
+            executed: 5,
+            cancelled: 2,
+            ..Default::default()
+        },
+        "counted once, at the first open"
+    );
     let backlog = store.backlog().expect("backlog");
     assert_eq!(
         (backlog.ready, backlog.scheduled, backlog.staged),
@@ -203,9 +214,16 @@ fn the_migrated_backlog_is_paid_exactly_once() {
         }
         panic!("not drained: {:?}", store.backlog());
     };
+    let counted = |store: &GovStore| {
+        assert_eq!(
+            store.totals().expect("totals"),
+            store.count_by_status().expect("count")
+        );
+    };
     drain(&mut executor, 1); // all but the one scheduled for epoch 100
     ledger.set_epoch(100);
     drain(&mut executor, 0);
+    counted(&store);
 
     let payments = ledger.payments();
     let nonces: Vec<u64> = payments.iter().map(|p| p.nonce).collect();

@@ -32,6 +32,9 @@ pub struct App {
     /// The EVM ledger, for its endpoints' health (`None` on the dev ledger).
     pub evm: Option<Arc<EvmLedger>>,
     executor: RwLock<ExecutorView>,
+    /// The executor's counters as persisted when this process started: `/status`'s
+    /// `since_start` counts from them.
+    baseline: ExecutorSnapshot,
 }
 
 /// The executor as last seen by the driver.
@@ -52,7 +55,9 @@ impl App {
         ledger_details: Value,
         metrics: TreasuryMetrics,
     ) -> App {
+        let baseline = store.executor_snapshot().ok().flatten().unwrap_or_default();
         App {
+            baseline,
             config,
             breaker,
             store,
@@ -184,6 +189,10 @@ impl App {
             }),
             Err(error) => json!({ "error": error.to_string() }),
         };
+        let totals = match self.store.totals() {
+            Ok(totals) => serde_json::to_value(totals).unwrap_or(Value::Null),
+            Err(error) => json!({ "error": error.to_string() }),
+        };
         json!({
             "breaker": {
                 "state": breaker.state().as_str(),
@@ -205,15 +214,8 @@ impl App {
                 "last_error": snapshot.last_error,
                 "ticks": snapshot.ticks,
                 "last_tick_ms": snapshot.last_tick_ms,
-                "submitted": snapshot.submitted,
-                "submission_failures": snapshot.submission_failures,
-                "read_failures": snapshot.read_failures,
-                "executed": snapshot.executed,
-                "cancelled": snapshot.cancelled,
-                "rejected_by_breaker": snapshot.rejected_by_breaker,
-                "underpriced": snapshot.underpriced,
-                "fee_bumps": snapshot.fee_bumps,
-                "reorgs": snapshot.reorgs,
+                "totals": totals,
+                "since_start": self.since_start(snapshot),
                 "fee_cap_reached": snapshot.fee_cap_reached,
                 "oldest_pending_seconds": snapshot.oldest_pending_ms.map(|_| oldest_pending_seconds(snapshot)),
                 "last_tick": view.last_report.map(|r| json!({
@@ -239,6 +241,24 @@ impl App {
 }
 
 impl App {
+    /// `/status`'s `executor.since_start`: what this process's executor did (the
+    /// persisted counters minus those it started from).
+    fn since_start(&self, now: &ExecutorSnapshot) -> Value {
+        let base = &self.baseline;
+        json!({
+            "ticks": now.ticks.saturating_sub(base.ticks),
+            "submitted": now.submitted.saturating_sub(base.submitted),
+            "submission_failures": now.submission_failures.saturating_sub(base.submission_failures),
+            "read_failures": now.read_failures.saturating_sub(base.read_failures),
+            "executed": now.executed.saturating_sub(base.executed),
+            "cancelled": now.cancelled.saturating_sub(base.cancelled),
+            "rejected_by_breaker": now.rejected_by_breaker.saturating_sub(base.rejected_by_breaker),
+            "underpriced": now.underpriced.saturating_sub(base.underpriced),
+            "fee_bumps": now.fee_bumps.saturating_sub(base.fee_bumps),
+            "reorgs": now.reorgs.saturating_sub(base.reorgs),
+        })
+    }
+
     /// `/status`'s `ledger`: its kind and treasury, and each RPC endpoint's health.
     fn ledger_view(&self) -> Value {
         let mut view = self.ledger_details.clone();

@@ -1223,7 +1223,7 @@ fn override_storms_are_audited_once_per_accepted_call_and_every_payment_lands_on
         assert_eq!(record["amount"], amount.to_string());
     }
     assert_eq!(
-        status_doc(&node)["executor"]["executed"].as_u64(),
+        status_doc(&node)["executor"]["totals"]["executed"].as_u64(),
         Some(created.len() as u64),
         "the executor executed each once"
     );

@@ -394,7 +394,7 @@ mod evm_crash {
             Some(TREASURY.to_ascii_lowercase()),
             "{ledger}"
         );
-        assert_eq!(status["executor"]["executed"], 3, "{status}");
+        assert_eq!(status["executor"]["totals"]["executed"], 3, "{status}");
 
         // The key, with or without its prefix, in any case, is nowhere.
         let secret = TREASURY_KEY.trim_start_matches("0x").to_ascii_lowercase();

@@ -89,7 +89,9 @@ impl Node {
             failures: value(r#"treasury_submissions_total{result="failed"}"#)
                 + value("treasury_ledger_read_failures_total"),
             accepted: value(r#"treasury_submissions_total{result="accepted"}"#),
-            executed: status["executor"]["executed"].as_u64().expect("executed"),
+            executed: status["executor"]["totals"]["executed"]
+                .as_u64()
+                .expect("executed"),
             ticks: status["executor"]["ticks"].as_u64().expect("ticks"),
         }
     }

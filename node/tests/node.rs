@@ -286,7 +286,7 @@ fn a_queued_disbursement_is_executed_and_sigterm_exits_cleanly() {
     }
     let node = start_on(db, Some(FAST), Some(dir));
     wait_until("3 executed", Duration::from_secs(30), || {
-        status(&node)["executor"]["executed"].as_u64() == Some(3)
+        status(&node)["executor"]["totals"]["executed"].as_u64() == Some(3)
     });
     let (exit, db, _dir) = terminate(node);
     assert!(exit.success(), "SIGTERM exits 0: {exit}");
@@ -350,7 +350,7 @@ fn a_dev_ledger_outage_opens_the_breaker_and_it_recovers() {
     wait_until("closed and drained", Duration::from_secs(40), || {
         let status = status(&node);
         status["breaker"]["state"] == "closed"
-            && status["executor"]["executed"].as_u64() == Some(10)
+            && status["executor"]["totals"]["executed"].as_u64() == Some(10)
     });
     let text = scrape();
     assert_eq!(
@@ -817,4 +817,33 @@ fn a_database_in_the_first_layout_is_migrated_on_start() {
     let status: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(status["backlog"]["scheduled"], 1, "{status}");
     node.stop_cleanly();
+}
+
+/// `/status`'s totals come from the store: after a kill -9 and a restart they still
+/// count every disbursement executed, while `since_start` counts this process only.
+#[test]
+fn status_totals_survive_a_kill_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("governance.db");
+    {
+        let store = GovStore::open(&db).expect("store");
+        queue(&store, 30);
+    }
+    let mut node = start_on(db.clone(), Some(FAST), None);
+    wait_until("30 executed", Duration::from_secs(60), || {
+        status(&node)["executor"]["totals"]["executed"].as_u64() == Some(30)
+    });
+    node.child.kill().expect("kill -9");
+    node.child.wait().expect("wait");
+
+    let node = start_on(db, Some(FAST), Some(dir));
+    let status = status(&node);
+    let totals = &status["executor"]["totals"];
+    assert_eq!(totals["executed"], 30, "{status}");
+    assert_eq!(totals["queued"], 0, "{status}");
+    assert_eq!(
+        status["executor"]["since_start"]["executed"], 0,
+        "nothing executed by this process: {status}"
+    );
+    assert!(terminate(node).0.success());
 }

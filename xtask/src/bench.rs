@@ -159,9 +159,7 @@ fn drive(node: &Node, evm: bool, n: u64) -> Result<f64, String> {
     }
     loop {
         let status = http::get(&node.address, "/status")?;
-        let executed: u64 = anvil::json_field(&status, "executed")
-            .and_then(|v| v.parse().ok())
-            .ok_or("no executor.executed in /status")?;
+        let executed: u64 = crate::http::executed_total(&status)?;
         if executed >= n {
             return Ok(n as f64 / began.elapsed().as_secs_f64());
         }

@@ -291,9 +291,7 @@ impl Node {
             to_closed: value(
                 r#"treasury_circuit_breaker_transitions_total{from="half_open",to="closed"}"#,
             )?,
-            executed: anvil::json_field(&status, "executed")
-                .and_then(|v| v.parse().ok())
-                .ok_or("no executor.executed in /status")?,
+            executed: crate::http::executed_total(&status)?,
         })
     }
 }

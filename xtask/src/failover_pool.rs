@@ -175,9 +175,7 @@ fn sample(node: &Node, began: Instant) -> Result<Sample, String> {
         failures: value(r#"treasury_submissions_total{result="failed"}"#)?
             + value("treasury_ledger_read_failures_total")?,
         accepted: value(r#"treasury_submissions_total{result="accepted"}"#)?,
-        executed: anvil::json_field(&status, "executed")
-            .and_then(|v| v.parse().ok())
-            .ok_or("no executor.executed in /status")?,
+        executed: crate::http::executed_total(&status)?,
         endpoints,
     })
 }

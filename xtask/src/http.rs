@@ -63,6 +63,18 @@ pub fn request(
 }
 
 /// A GET whose answer must be 200: its body.
+/// `/status`'s `executor.totals.executed`: how many disbursements the store holds
+/// executed (counted by the store, so it survives restarts).
+pub fn executed_total(status: &str) -> Result<u64, String> {
+    let totals = status
+        .find("\"totals\":")
+        .map(|at| &status[at..])
+        .ok_or("no executor.totals in /status")?;
+    crate::anvil::json_field(totals, "executed")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| "no executor.totals.executed in /status".to_owned())
+}
+
 pub fn get(address: &str, path: &str) -> Result<String, String> {
     let answer = request(address, "GET", path, None, None)?;
     if answer.status != 200 {

@@ -11,7 +11,7 @@ use super::engine::Op;
 use super::keys::{Kind, pair_key, u64_key};
 use super::records::{Attempt, Inclusion, Intent};
 use super::txn::Txn;
-use super::{EPOCH, GovStore, NEXT_NONCE, StoreError, cancel_cascade, execute};
+use super::{EPOCH, GovStore, NEXT_NONCE, StoreError, cancel_cascade, execute, put_status};
 use crate::ledger::AttemptKind;
 use crate::treasury::{Disbursement, DisbursementStatus};
 
@@ -175,8 +175,7 @@ impl GovStore {
             for (intent, mut record) in intents.iter().zip(records) {
                 let key = u64_key(intent.id);
                 txn.delete(Kind::Ready, &key);
-                record.status = intent.status();
-                txn.put(Kind::Disbursements, &key, &record);
+                put_status(txn, &mut record, intent.status());
                 txn.put(Kind::Intents, &u64_key(intent.nonce), intent);
             }
             txn.set_counter(NEXT_NONCE, next_nonce);
@@ -318,8 +317,7 @@ impl GovStore {
                     None => {
                         let id_key = u64_key(intent.id);
                         let mut record: Disbursement = txn.need(Kind::Disbursements, &id_key)?;
-                        record.status = DisbursementStatus::Queued;
-                        txn.put(Kind::Disbursements, &id_key, &record);
+                        put_status(txn, &mut record, DisbursementStatus::Queued);
                         txn.put_raw(Kind::Ready, &id_key, vec![]);
                     }
                 }
@@ -353,8 +351,7 @@ impl GovStore {
 fn set_status(txn: &mut Txn<'_>, intent: &Intent) -> Result<(), StoreError> {
     let key = u64_key(intent.id);
     let mut record: Disbursement = txn.need(Kind::Disbursements, &key)?;
-    record.status = intent.status();
-    txn.put(Kind::Disbursements, &key, &record);
+    put_status(txn, &mut record, intent.status());
     Ok(())
 }
 

@@ -52,7 +52,7 @@ pub use migrate::Migration;
 pub use operator::{Action, Decision, Resolution};
 pub use queue::{Cancellation, Queued};
 pub use records::{
-    Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent, describe_hold,
+    Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent, Totals, describe_hold,
 };
 use txn::Txn;
 pub use wire::Stored;
@@ -69,6 +69,9 @@ const DECISION: &[u8] = b"decision";
 /// The latest ledger epoch [`GovStore::activate`] has seen: a disbursement whose
 /// activation epoch is not after it goes straight to `ready`.
 const EPOCH: &[u8] = b"epoch";
+/// How many disbursements are in each status ([`Totals`]), kept by every transaction
+/// that moves one.
+const TOTALS: &[u8] = b"totals";
 
 /// Why a request (queue, cancel, an operator's decision) did nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,6 +142,7 @@ impl GovStore {
         let mut store = Self::with_space(Arc::new(space));
         store.sled = Some(db);
         store.migration = migration;
+        store.count_totals()?;
         Ok(store)
     }
 
@@ -261,6 +265,17 @@ impl GovStore {
     }
 }
 
+/// Writes `record` with its status changed to `status`, counting the move in the totals.
+fn put_status(
+    txn: &mut Txn<'_>,
+    record: &mut crate::treasury::Disbursement,
+    status: DisbursementStatus,
+) {
+    txn.count_move(Some(&record.status), &status);
+    record.status = status;
+    txn.put(Kind::Disbursements, &u64_key(record.id), &*record);
+}
+
 /// Indexes a queued disbursement whose dependencies are all executed: `ready` if its
 /// activation epoch has already been seen, else `scheduled` until it comes.
 fn schedule(txn: &mut Txn<'_>, epoch_seen: Option<u64>, activation_epoch: u64, id: DisbursementId) {
@@ -291,8 +306,7 @@ fn cancel_cascade(
         }
         txn.take(Kind::Scheduled, &pair_key(record.activation_epoch, id))?;
         txn.take(Kind::Ready, &key)?;
-        record.status = DisbursementStatus::Cancelled { reason };
-        txn.put(Kind::Disbursements, &key, &record);
+        put_status(txn, &mut record, DisbursementStatus::Cancelled { reason });
         let waiting: Vec<DisbursementId> = txn.get(Kind::Dependents, &key)?.unwrap_or_default();
         txn.take(Kind::Dependents, &key)?;
         stack.extend(
@@ -318,8 +332,7 @@ fn execute(
 ) -> Result<crate::treasury::Disbursement, StoreError> {
     let key = u64_key(id);
     let mut record: crate::treasury::Disbursement = txn.need(Kind::Disbursements, &key)?;
-    record.status = status;
-    txn.put(Kind::Disbursements, &key, &record);
+    put_status(txn, &mut record, status);
     let Some(waiting) = txn.get::<Vec<DisbursementId>>(Kind::Dependents, &key)? else {
         return Ok(record); // nothing waits for it (removing the absent key costs a write)
     };

@@ -16,7 +16,7 @@ use super::keys::{Kind, pair_key, u64_key};
 use super::records::{ExecutorSnapshot, Hold, Intent, describe_hold};
 use super::{
     DECISION, EPOCH, EXECUTOR, GovStore, NEXT_NONCE, RequestError, StoreError, cancel_cascade,
-    execute,
+    execute, put_status,
 };
 use crate::treasury::{Disbursement, DisbursementId, DisbursementStatus};
 
@@ -167,8 +167,7 @@ impl GovStore {
                 Resolution::NotPaid => {
                     let id = u64_key(intent.id);
                     let mut record: Disbursement = txn.need(Kind::Disbursements, &id)?;
-                    record.status = DisbursementStatus::Queued;
-                    txn.put(Kind::Disbursements, &id, &record);
+                    put_status(txn, &mut record, DisbursementStatus::Queued);
                     // It was ready when it was staged: its epoch and dependencies have
                     // not changed since.
                     txn.put_raw(Kind::Ready, &id, vec![]);

@@ -4,7 +4,9 @@
 use super::codec::{decode, decode_u64};
 use super::keys::{Kind, u64_key};
 use super::records::Intent;
-use super::{EPOCH, GovStore, NEXT_ID, RequestError, StoreError, cancel_cascade, schedule};
+use super::{
+    EPOCH, GovStore, NEXT_ID, RequestError, StoreError, cancel_cascade, put_status, schedule,
+};
 use crate::treasury::{
     Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError,
 };
@@ -139,6 +141,7 @@ impl GovStore {
                     status: DisbursementStatus::Queued,
                     queued_at_ms: now_ms,
                 };
+                txn.count_move(None, &disbursement.status);
                 txn.put(Kind::Disbursements, &u64_key(id), &disbursement);
                 for &dep in &waiting_for {
                     let mut list: Vec<DisbursementId> = txn
@@ -228,8 +231,7 @@ impl GovStore {
             if intent.cancel.is_none() {
                 intent.cancel = Some(reason.to_owned());
                 txn.put(Kind::Intents, &u64_key(nonce), &intent);
-                record.status = intent.status();
-                txn.put(Kind::Disbursements, &u64_key(id), &record);
+                put_status(txn, &mut record, intent.status());
             }
             Ok(Ok(Cancellation::Replacing(record)))
         });

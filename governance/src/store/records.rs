@@ -411,6 +411,44 @@ pub struct ExecutorSnapshot {
     pub oldest_pending_ms: Option<u64>,
 }
 
+/// How many disbursements the store holds in each status. Kept by every transaction that
+/// moves one (so it costs one read, and survives restarts); counted from the records
+/// once, when a store without it is opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Queued (waiting for their epoch, dependencies or the executor).
+    pub queued: u64,
+    /// Signed and stored, not yet accepted by the ledger.
+    pub staged: u64,
+    /// Accepted by the ledger, not yet seen in a block.
+    pub submitted: u64,
+    /// In a block, waiting for their confirmations.
+    pub included: u64,
+    /// Paid.
+    pub executed: u64,
+    /// Will never be paid.
+    pub cancelled: u64,
+}
+
+impl Totals {
+    /// Every disbursement the store holds.
+    pub fn total(&self) -> u64 {
+        self.queued + self.staged + self.submitted + self.included + self.executed + self.cancelled
+    }
+
+    /// The counter of `status`.
+    pub(crate) fn of(&mut self, status: &DisbursementStatus) -> &mut u64 {
+        match status {
+            DisbursementStatus::Queued => &mut self.queued,
+            DisbursementStatus::Staged { .. } => &mut self.staged,
+            DisbursementStatus::Submitted { .. } => &mut self.submitted,
+            DisbursementStatus::Included { .. } => &mut self.included,
+            DisbursementStatus::Executed { .. } => &mut self.executed,
+            DisbursementStatus::Cancelled { .. } => &mut self.cancelled,
+        }
+    }
+}
+
 /// Work waiting in the indexes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backlog {

@@ -5,8 +5,8 @@ use serde::de::DeserializeOwned;
 use super::codec::{decode_json, encode_json};
 use super::engine::Op;
 use super::keys::Kind;
-use super::records::{Backlog, ExecutorSnapshot};
-use super::{BREAKER, CHAIN_ID, EXECUTOR, GovStore, StoreError};
+use super::records::{Backlog, ExecutorSnapshot, Totals};
+use super::{BREAKER, CHAIN_ID, EXECUTOR, GovStore, StoreError, TOTALS};
 use crate::circuit_breaker::{CircuitBreaker, CircuitBreakerSnapshot};
 
 impl GovStore {
@@ -59,6 +59,38 @@ impl GovStore {
             Some(bytes) => decode_json(Kind::Meta, key, &bytes).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// How many disbursements are in each status: kept by the store as it moves them, so
+    /// reading it costs one record, whatever the history.
+    pub fn totals(&self) -> Result<Totals, StoreError> {
+        Ok(self.meta_record(TOTALS)?.unwrap_or_default())
+    }
+
+    /// Counts the disbursements by status, reading every record (the whole history).
+    pub fn count_by_status(&self) -> Result<Totals, StoreError> {
+        let mut totals = Totals::default();
+        let mut after = None;
+        loop {
+            let page = self.list(after, 10_000)?;
+            let Some(last) = page.last() else {
+                return Ok(totals);
+            };
+            after = Some(last.id);
+            for record in &page {
+                *totals.of(&record.status) += 1;
+            }
+        }
+    }
+
+    /// Writes the totals counted from the records if the store has none (a new store, or
+    /// one written before they were kept). At open, before anything else writes.
+    pub(super) fn count_totals(&self) -> Result<(), StoreError> {
+        if self.read(Kind::Meta, TOTALS)?.is_some() {
+            return Ok(());
+        }
+        let totals = self.count_by_status()?;
+        self.put_meta(TOTALS, encode_json(&totals))
     }
 
     /// How much work is waiting. Counts the indexes, never the history.

@@ -11,8 +11,10 @@ use serde::de::DeserializeOwned;
 use super::codec::{decode, decode_json, decode_u64, encode_json};
 use super::engine::{ApplyError, Batch, Condition, Fence, KeySpace, Op};
 use super::keys::{Kind, show_key};
+use super::records::Totals;
 use super::wire::Stored;
-use super::{GovStore, StoreError};
+use super::{GovStore, StoreError, TOTALS};
+use crate::treasury::DisbursementStatus;
 
 /// How often a transaction runs again after conflicts before the store gives up.
 /// Conflicts need a concurrent writer of the same keys (an operator's request beside a
@@ -28,6 +30,8 @@ pub(crate) struct Txn<'s> {
     read_at: Option<u64>,
     read: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     written: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Disbursements moved in or out of each status, for the totals.
+    moved: Vec<(DisbursementStatus, i64)>,
 }
 
 impl<'s> Txn<'s> {
@@ -37,7 +41,34 @@ impl<'s> Txn<'s> {
             read_at: space.version(),
             read: BTreeMap::new(),
             written: BTreeMap::new(),
+            moved: Vec::new(),
         }
+    }
+
+    /// Counts a disbursement moving from `from` (none: a new one) to `to`.
+    pub fn count_move(&mut self, from: Option<&DisbursementStatus>, to: &DisbursementStatus) {
+        if let Some(from) = from {
+            if from.name() == to.name() {
+                return;
+            }
+            self.moved.push((from.clone(), -1));
+        }
+        self.moved.push((to.clone(), 1));
+    }
+
+    /// Adds the moves counted to the stored totals (one read and one write, only if
+    /// something moved).
+    fn settle_totals(&mut self) -> Result<(), StoreError> {
+        if self.moved.is_empty() {
+            return Ok(());
+        }
+        let mut totals: Totals = self.get_json(Kind::Meta, TOTALS)?.unwrap_or_default();
+        for (status, delta) in std::mem::take(&mut self.moved) {
+            let count = totals.of(&status);
+            *count = count.saturating_add_signed(delta);
+        }
+        self.put_json(Kind::Meta, TOTALS, &totals);
+        Ok(())
     }
 
     fn raw(&mut self, full: Vec<u8>) -> Result<Option<&[u8]>, StoreError> {
@@ -170,7 +201,10 @@ impl GovStore {
     ) -> Result<T, StoreError> {
         for _ in 0..ATTEMPTS {
             let mut txn = Txn::new(&*self.space);
-            let outcome = body(&mut txn);
+            let outcome = body(&mut txn).and_then(|value| {
+                txn.settle_totals()?;
+                Ok(value)
+            });
             let mut batch = txn.batch(self.fence.as_ref());
             let failed = outcome.is_err();
             if failed {
