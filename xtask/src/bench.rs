@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::anvil::{self, Anvil};
+use crate::anvil::Anvil;
 use crate::cargo::{CargoCommand, fresh_dir, workspace_root};
 use crate::failover::Node;
 use crate::http;

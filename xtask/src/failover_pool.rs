@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use faultproxy::{FaultProxy, Mode};
 
-use crate::anvil::{self, Anvil};
+use crate::anvil::Anvil;
 use crate::cargo::fresh_dir;
 use crate::failover::{Node, check, check_paid_once, metric, write_evm_config};
 use crate::http;
