@@ -26,8 +26,8 @@ pub use executor::{
 };
 pub use ledger::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 pub use store::{
-    Action, Attempt, AuditRecord, Backlog, Cancellation, Decision, ExecutorSnapshot, GovStore,
-    Hold, Inclusion, Intent, Migration, Queued, RequestError, Resolution, StoreError, Stored,
-    Totals,
+    Action, Attempt, Audit, AuditRecord, Backlog, Cancellation, Decision, ExecutorSnapshot,
+    GovStore, Hold, Inclusion, Intent, Migration, Queued, RequestError, Resolution, StoreError,
+    Stored, Totals,
 };
 pub use treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};

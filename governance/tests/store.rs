@@ -571,4 +571,63 @@ mod store {
         );
         assert!(unfenced.audit(None, 10).expect("audit").is_empty());
     }
+
+    /// An audited request writes its change and its audit record together; a refused
+    /// or invalid one writes neither.
+    #[test]
+    fn audited_requests_write_the_change_and_its_record_together() {
+        use governance::Audit;
+        for store in stores() {
+            let ops = Audit {
+                actor: "ops".into(),
+                reason: String::new(),
+                at_ms: 7,
+            };
+            let too_long = NewDisbursement {
+                memo: "m".repeat(governance::treasury::MAX_MEMO_BYTES + 1),
+                ..request("a", 1)
+            };
+            assert!(matches!(
+                store.queue_audited(&too_long, 0, &ops),
+                Err(RequestError::Invalid(_))
+            ));
+            assert!(store.audit(None, 10).expect("audit").is_empty());
+
+            let queued = store
+                .queue_audited(&request("a", 1), 0, &ops)
+                .expect("queue");
+            let id = queued.disbursement.id;
+            let again = NewDisbursement {
+                external_key: Some("k".into()),
+                ..request("b", 2)
+            };
+            store.queue_audited(&again, 0, &ops).expect("queue");
+            store.queue_audited(&again, 0, &ops).expect("known key");
+            let cancel = Audit {
+                reason: "duplicate".into(),
+                ..ops.clone()
+            };
+            store.cancel_audited(id, &cancel).expect("cancel");
+            assert!(matches!(
+                store.cancel_audited(id, &cancel),
+                Err(RequestError::NotCancellable { .. })
+            ));
+            let log = store.audit(None, 10).expect("audit");
+            let actions: Vec<(&str, &str)> = log
+                .iter()
+                .map(|r| (r.action.as_str(), r.reason.as_str()))
+                .collect();
+            assert_eq!(
+                actions,
+                [
+                    ("disbursement.queue", ""),
+                    ("disbursement.queue", ""),
+                    ("disbursement.cancel", "duplicate")
+                ],
+                "one record per change, none for a known key or a refusal ({})",
+                store.engine()
+            );
+            assert!(log.iter().all(|r| r.actor == "ops" && r.at_ms == 7));
+        }
+    }
 }

@@ -4,7 +4,43 @@
 use super::codec::decode_json;
 use super::keys::{Kind, u64_key};
 use super::records::AuditRecord;
+use super::txn::Txn;
 use super::{GovStore, NEXT_AUDIT, StoreError};
+
+/// Who asks for an operator's change, why, and when. The `_audited` requests
+/// ([`GovStore::cancel_audited`] and the others) write it to the audit log in the same
+/// transaction as the change: both are stored, or neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// Who (an authenticated credential's name).
+    pub actor: String,
+    /// Why, as the operator said.
+    pub reason: String,
+    /// When (Unix milliseconds).
+    pub at_ms: u64,
+}
+
+/// Appends an audit record in `txn`.
+pub(super) fn write_audit(
+    txn: &mut Txn<'_>,
+    audit: &Audit,
+    action: &str,
+    reason: &str,
+    detail: &str,
+) -> Result<AuditRecord, StoreError> {
+    let seq = txn.counter(NEXT_AUDIT)?.unwrap_or(0);
+    txn.set_counter(NEXT_AUDIT, seq + 1);
+    let record = AuditRecord {
+        seq,
+        at_ms: audit.at_ms,
+        actor: audit.actor.clone(),
+        action: action.to_owned(),
+        reason: reason.to_owned(),
+        detail: detail.to_owned(),
+    };
+    txn.put_json(Kind::Audit, &u64_key(seq), &record);
+    Ok(record)
+}
 
 impl GovStore {
     /// Appends an operator action to the audit log and flushes it.
@@ -16,20 +52,12 @@ impl GovStore {
         detail: &str,
         at_ms: u64,
     ) -> Result<AuditRecord, StoreError> {
-        let record = self.transact(|txn| {
-            let seq = txn.counter(NEXT_AUDIT)?.unwrap_or(0);
-            txn.set_counter(NEXT_AUDIT, seq + 1);
-            let record = AuditRecord {
-                seq,
-                at_ms,
-                actor: actor.to_owned(),
-                action: action.to_owned(),
-                reason: reason.to_owned(),
-                detail: detail.to_owned(),
-            };
-            txn.put_json(Kind::Audit, &u64_key(seq), &record);
-            Ok(record)
-        })?;
+        let audit = Audit {
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            at_ms,
+        };
+        let record = self.transact(|txn| write_audit(txn, &audit, action, reason, detail))?;
         self.flush()?;
         Ok(record)
     }

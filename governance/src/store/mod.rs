@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::treasury::{DisbursementId, DisbursementStatus, QueueError};
 
+pub use audit::Audit;
 use engine::{Fence, KeySpace, MemoryKeySpace, SledKeySpace};
 pub use error::StoreError;
 use keys::{Kind, pair_key, u64_key};

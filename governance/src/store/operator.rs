@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::audit::{Audit, write_audit};
 use super::engine::Op;
 use super::keys::{Kind, pair_key, u64_key};
 use super::records::{ExecutorSnapshot, Hold, Intent, describe_hold};
@@ -93,6 +94,25 @@ impl GovStore {
     /// unless the executor holds on the question it answers now (as of its last tick);
     /// replaces an earlier decision still waiting.
     pub fn decide(&self, decision: &Decision) -> Result<(), RequestError> {
+        self.decide_with(decision, None)
+    }
+
+    /// [`decide`](Self::decide), audited in the same transaction as `action` with
+    /// `detail` (the decision's actor, reason and time): both or neither.
+    pub fn decide_audited(
+        &self,
+        decision: &Decision,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), RequestError> {
+        self.decide_with(decision, Some((action, detail)))
+    }
+
+    fn decide_with(
+        &self,
+        decision: &Decision,
+        audit: Option<(&str, &str)>,
+    ) -> Result<(), RequestError> {
         let outcome = self.transact(|txn| {
             let held = txn
                 .get_json::<ExecutorSnapshot>(Kind::Meta, EXECUTOR)?
@@ -107,6 +127,14 @@ impl GovStore {
                 }
             }
             txn.put_json(Kind::Meta, DECISION, decision);
+            if let Some((action, detail)) = audit {
+                let who = Audit {
+                    actor: decision.actor.clone(),
+                    reason: decision.reason.clone(),
+                    at_ms: decision.at_ms,
+                };
+                write_audit(txn, &who, action, &decision.reason, detail)?;
+            }
             Ok(Ok(()))
         });
         outcome?
@@ -188,6 +216,27 @@ impl GovStore {
         tx_hash: &str,
         reason: &str,
     ) -> Result<Disbursement, RequestError> {
+        self.mark_paid_with(id, tx_hash, reason, None)
+    }
+
+    /// [`mark_paid`](Self::mark_paid), audited in the same transaction
+    /// (`disbursement.mark_paid`, with `audit`'s reason): both or neither.
+    pub fn mark_paid_audited(
+        &self,
+        id: DisbursementId,
+        tx_hash: &str,
+        audit: &Audit,
+    ) -> Result<Disbursement, RequestError> {
+        self.mark_paid_with(id, tx_hash, &audit.reason, Some(audit))
+    }
+
+    fn mark_paid_with(
+        &self,
+        id: DisbursementId,
+        tx_hash: &str,
+        reason: &str,
+        audit: Option<&Audit>,
+    ) -> Result<Disbursement, RequestError> {
         let outcome = self.transact(|txn| {
             let held = txn
                 .get_json::<ExecutorSnapshot>(Kind::Meta, EXECUTOR)?
@@ -221,6 +270,10 @@ impl GovStore {
                     resolution: Some(format!("marked paid by an operator: {reason}")),
                 },
             )?;
+            if let Some(audit) = audit {
+                let detail = format!("disbursement {id}: paid by {tx_hash}");
+                write_audit(txn, audit, "disbursement.mark_paid", reason, &detail)?;
+            }
             Ok(Ok(record))
         });
         outcome?

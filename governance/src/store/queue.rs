@@ -1,9 +1,11 @@
 //! Queueing, reading and cancelling disbursements: what governance and operators ask of
 //! the store.
 
+use super::audit::{Audit, write_audit};
 use super::codec::{decode, decode_u64};
 use super::keys::{Kind, u64_key};
 use super::records::Intent;
+use super::txn::Txn;
 use super::{
     EPOCH, GovStore, NEXT_ID, RequestError, StoreError, cancel_cascade, put_status, schedule,
 };
@@ -71,101 +73,93 @@ impl GovStore {
             new.validate()
                 .map_err(|error| RequestError::InvalidItem { index, error })?;
         }
+        let outcome = self.transact(|txn| queue_in(txn, batch, now_ms));
+        outcome?.map_err(|(index, error)| RequestError::InvalidItem { index, error })
+    }
+
+    /// [`queue`](Self::queue), audited in the same transaction: the audit record
+    /// (`disbursement.queue`, the memo as its reason unless `audit` gives one) is written
+    /// with the disbursement, or neither is. Nothing is audited for an external key
+    /// already queued.
+    pub fn queue_audited(
+        &self,
+        new: &NewDisbursement,
+        now_ms: u64,
+        audit: &Audit,
+    ) -> Result<Queued, RequestError> {
+        new.validate()?;
         let outcome = self.transact(|txn| {
-            // Decide everything first, so that an invalid item leaves nothing written.
-            let mut plans = Vec::with_capacity(batch.len());
-            for (index, new) in batch.iter().enumerate() {
-                if let Some(key) = &new.external_key
-                    && let Some(id) = txn.get_raw(Kind::ExternalKeys, key.as_bytes())?
-                {
-                    let id = decode_u64(Kind::ExternalKeys, key.as_bytes(), &id)?;
-                    plans.push(Plan::Existing(Box::new(
-                        txn.need(Kind::Disbursements, &u64_key(id))?,
-                    )));
-                    continue;
-                }
-                let mut waiting_for = vec![];
-                for &dep in &new.depends_on {
-                    let Some(record) =
-                        txn.get::<Disbursement>(Kind::Disbursements, &u64_key(dep))?
-                    else {
-                        return Ok(Err((index, QueueError::UnknownDependency(dep))));
-                    };
-                    match record.status {
-                        DisbursementStatus::Executed { .. } => {}
-                        DisbursementStatus::Cancelled { .. } => {
-                            return Ok(Err((index, QueueError::CancelledDependency(dep))));
-                        }
-                        _ => waiting_for.push(dep),
-                    }
-                }
-                plans.push(Plan::New(waiting_for));
-            }
-            let first_id = txn.counter(NEXT_ID)?.unwrap_or(0);
-            let epoch_seen = txn.counter(EPOCH)?;
-            let mut next_id = first_id;
-            let mut out: Vec<Queued> = Vec::with_capacity(batch.len());
-            let mut keys_in_batch: Vec<(&str, usize)> = vec![];
-            for (new, plan) in batch.iter().zip(plans) {
-                let waiting_for = match plan {
-                    Plan::Existing(disbursement) => {
-                        out.push(Queued {
-                            disbursement: *disbursement,
-                            created: false,
-                        });
-                        continue;
-                    }
-                    Plan::New(waiting_for) => waiting_for,
+            let queued = match queue_in(txn, std::slice::from_ref(new), now_ms)? {
+                Ok(mut queued) => queued.pop(),
+                Err((_, error)) => return Ok(Err(RequestError::Invalid(error))),
+            };
+            if let Some(Queued {
+                disbursement,
+                created: true,
+            }) = &queued
+            {
+                let reason = if audit.reason.is_empty() {
+                    &disbursement.memo
+                } else {
+                    &audit.reason
                 };
-                if let Some(key) = &new.external_key
-                    && let Some(&(_, first)) =
-                        keys_in_batch.iter().find(|(seen, _)| *seen == key.as_str())
-                {
-                    let disbursement = out[first].disbursement.clone();
-                    out.push(Queued {
-                        disbursement,
-                        created: false,
-                    });
-                    continue;
-                }
-                let id = next_id;
-                next_id += 1;
-                let disbursement = Disbursement {
-                    id,
-                    destination: new.destination.clone(),
-                    amount: new.amount,
-                    memo: new.memo.clone(),
-                    activation_epoch: new.activation_epoch,
-                    depends_on: new.depends_on.clone(),
-                    external_key: new.external_key.clone(),
-                    status: DisbursementStatus::Queued,
-                    queued_at_ms: now_ms,
-                };
-                txn.count_move(None, &disbursement.status);
-                txn.put(Kind::Disbursements, &u64_key(id), &disbursement);
-                for &dep in &waiting_for {
-                    let mut list: Vec<DisbursementId> = txn
-                        .get(Kind::Dependents, &u64_key(dep))?
-                        .unwrap_or_default();
-                    list.push(id);
-                    txn.put(Kind::Dependents, &u64_key(dep), &list);
-                }
-                if waiting_for.is_empty() {
-                    schedule(txn, epoch_seen, new.activation_epoch, id);
-                }
-                if let Some(key) = &new.external_key {
-                    txn.put_raw(Kind::ExternalKeys, key.as_bytes(), u64_key(id).to_vec());
-                    keys_in_batch.push((key.as_str(), out.len()));
-                }
-                out.push(Queued {
-                    disbursement,
-                    created: true,
-                });
+                let detail = format!(
+                    "disbursement {}: {} to {}",
+                    disbursement.id, disbursement.amount, disbursement.destination
+                );
+                write_audit(txn, audit, "disbursement.queue", reason, &detail)?;
             }
-            if next_id != first_id {
-                txn.set_counter(NEXT_ID, next_id);
+            Ok(Ok(queued))
+        });
+        outcome??.ok_or(RequestError::Storage(StoreError::Missing {
+            kind: Kind::Disbursements.name(),
+            key: "the queued disbursement".into(),
+        }))
+    }
+
+    /// [`queue_batch`](Self::queue_batch), audited in the same transaction: one record
+    /// (`disbursement.queue_batch`) for the batch if it created any disbursement.
+    pub fn queue_batch_audited(
+        &self,
+        batch: &[NewDisbursement],
+        now_ms: u64,
+        audit: &Audit,
+    ) -> Result<Vec<Queued>, RequestError> {
+        for (index, new) in batch.iter().enumerate() {
+            new.validate()
+                .map_err(|error| RequestError::InvalidItem { index, error })?;
+        }
+        let outcome = self.transact(|txn| {
+            let queued = match queue_in(txn, batch, now_ms)? {
+                Ok(queued) => queued,
+                Err(invalid) => return Ok(Err(invalid)),
+            };
+            let created: Vec<&Disbursement> = queued
+                .iter()
+                .filter(|q| q.created)
+                .map(|q| &q.disbursement)
+                .collect();
+            if let (Some(first), Some(last)) = (created.first(), created.last()) {
+                let total = created
+                    .iter()
+                    .map(|d| d.amount)
+                    .fold(0, u128::saturating_add);
+                let detail = format!(
+                    "disbursements {}..={} ({} created, {} already queued), {total} in all",
+                    first.id,
+                    last.id,
+                    created.len(),
+                    queued.len() - created.len()
+                );
+                write_audit(
+                    txn,
+                    audit,
+                    "disbursement.queue_batch",
+                    &audit.reason,
+                    &detail,
+                )?;
             }
-            Ok(Ok(out))
+            Ok(Ok(queued))
         });
         outcome?.map_err(|(index, error)| RequestError::InvalidItem { index, error })
     }
@@ -198,43 +192,178 @@ impl GovStore {
     /// by replacement ([`Cancellation::Replacing`]; asking again changes nothing). One
     /// already in a block, executed or cancelled can no longer be cancelled.
     pub fn cancel(&self, id: DisbursementId, reason: &str) -> Result<Cancellation, RequestError> {
+        let outcome = self.transact(|txn| cancel_in(txn, id, reason));
+        outcome?
+    }
+
+    /// [`cancel`](Self::cancel), audited in the same transaction
+    /// (`disbursement.cancel`, or `disbursement.cancel_by_replacement`): both or neither.
+    /// A refused cancel is not audited.
+    pub fn cancel_audited(
+        &self,
+        id: DisbursementId,
+        audit: &Audit,
+    ) -> Result<Cancellation, RequestError> {
         let outcome = self.transact(|txn| {
-            let Some(mut record) = txn.get::<Disbursement>(Kind::Disbursements, &u64_key(id))?
-            else {
-                return Ok(Err(RequestError::NotFound(id)));
+            let outcome = cancel_in(txn, id, &audit.reason)?;
+            let action = match &outcome {
+                Ok(Cancellation::Done(_)) => "disbursement.cancel",
+                Ok(Cancellation::Replacing(_)) => "disbursement.cancel_by_replacement",
+                Err(_) => return Ok(outcome),
             };
-            let nonce = match &record.status {
-                DisbursementStatus::Queued => {
-                    let cancelled = cancel_cascade(txn, id, reason.to_owned())?;
-                    return Ok(Ok(Cancellation::Done(cancelled)));
-                }
-                DisbursementStatus::Staged { nonce, .. }
-                | DisbursementStatus::Submitted { nonce, .. } => *nonce,
-                other => {
-                    return Ok(Err(RequestError::NotCancellable {
-                        id,
-                        status: other.name(),
-                    }));
-                }
-            };
-            let mut intent: Intent = txn.need(Kind::Intents, &u64_key(nonce))?;
-            if intent.id != id {
-                return Err(StoreError::Invariant {
-                    kind: Kind::Intents.name(),
-                    key: nonce.to_string(),
-                    reason: format!(
-                        "disbursement {id} says this nonce, whose intent pays {}",
-                        intent.id
-                    ),
-                });
-            }
-            if intent.cancel.is_none() {
-                intent.cancel = Some(reason.to_owned());
-                txn.put(Kind::Intents, &u64_key(nonce), &intent);
-                put_status(txn, &mut record, intent.status());
-            }
-            Ok(Ok(Cancellation::Replacing(record)))
+            write_audit(
+                txn,
+                audit,
+                action,
+                &audit.reason,
+                &format!("disbursement {id}"),
+            )?;
+            Ok(outcome)
         });
         outcome?
     }
+}
+
+/// The transaction of [`GovStore::queue_batch`]: the disbursements queued, or the first
+/// invalid item (nothing written then).
+#[allow(clippy::type_complexity)]
+fn queue_in(
+    txn: &mut Txn<'_>,
+    batch: &[NewDisbursement],
+    now_ms: u64,
+) -> Result<Result<Vec<Queued>, (usize, QueueError)>, StoreError> {
+    // Decide everything first, so that an invalid item leaves nothing written.
+    let mut plans = Vec::with_capacity(batch.len());
+    for (index, new) in batch.iter().enumerate() {
+        if let Some(key) = &new.external_key
+            && let Some(id) = txn.get_raw(Kind::ExternalKeys, key.as_bytes())?
+        {
+            let id = decode_u64(Kind::ExternalKeys, key.as_bytes(), &id)?;
+            plans.push(Plan::Existing(Box::new(
+                txn.need(Kind::Disbursements, &u64_key(id))?,
+            )));
+            continue;
+        }
+        let mut waiting_for = vec![];
+        for &dep in &new.depends_on {
+            let Some(record) = txn.get::<Disbursement>(Kind::Disbursements, &u64_key(dep))? else {
+                return Ok(Err((index, QueueError::UnknownDependency(dep))));
+            };
+            match record.status {
+                DisbursementStatus::Executed { .. } => {}
+                DisbursementStatus::Cancelled { .. } => {
+                    return Ok(Err((index, QueueError::CancelledDependency(dep))));
+                }
+                _ => waiting_for.push(dep),
+            }
+        }
+        plans.push(Plan::New(waiting_for));
+    }
+    let first_id = txn.counter(NEXT_ID)?.unwrap_or(0);
+    let epoch_seen = txn.counter(EPOCH)?;
+    let mut next_id = first_id;
+    let mut out: Vec<Queued> = Vec::with_capacity(batch.len());
+    let mut keys_in_batch: Vec<(&str, usize)> = vec![];
+    for (new, plan) in batch.iter().zip(plans) {
+        let waiting_for = match plan {
+            Plan::Existing(disbursement) => {
+                out.push(Queued {
+                    disbursement: *disbursement,
+                    created: false,
+                });
+                continue;
+            }
+            Plan::New(waiting_for) => waiting_for,
+        };
+        if let Some(key) = &new.external_key
+            && let Some(&(_, first)) = keys_in_batch.iter().find(|(seen, _)| *seen == key.as_str())
+        {
+            let disbursement = out[first].disbursement.clone();
+            out.push(Queued {
+                disbursement,
+                created: false,
+            });
+            continue;
+        }
+        let id = next_id;
+        next_id += 1;
+        let disbursement = Disbursement {
+            id,
+            destination: new.destination.clone(),
+            amount: new.amount,
+            memo: new.memo.clone(),
+            activation_epoch: new.activation_epoch,
+            depends_on: new.depends_on.clone(),
+            external_key: new.external_key.clone(),
+            status: DisbursementStatus::Queued,
+            queued_at_ms: now_ms,
+        };
+        txn.count_move(None, &disbursement.status);
+        txn.put(Kind::Disbursements, &u64_key(id), &disbursement);
+        for &dep in &waiting_for {
+            let mut list: Vec<DisbursementId> = txn
+                .get(Kind::Dependents, &u64_key(dep))?
+                .unwrap_or_default();
+            list.push(id);
+            txn.put(Kind::Dependents, &u64_key(dep), &list);
+        }
+        if waiting_for.is_empty() {
+            schedule(txn, epoch_seen, new.activation_epoch, id);
+        }
+        if let Some(key) = &new.external_key {
+            txn.put_raw(Kind::ExternalKeys, key.as_bytes(), u64_key(id).to_vec());
+            keys_in_batch.push((key.as_str(), out.len()));
+        }
+        out.push(Queued {
+            disbursement,
+            created: true,
+        });
+    }
+    if next_id != first_id {
+        txn.set_counter(NEXT_ID, next_id);
+    }
+    Ok(Ok(out))
+}
+
+/// The transaction of [`GovStore::cancel`].
+fn cancel_in(
+    txn: &mut Txn<'_>,
+    id: DisbursementId,
+    reason: &str,
+) -> Result<Result<Cancellation, RequestError>, StoreError> {
+    let Some(mut record) = txn.get::<Disbursement>(Kind::Disbursements, &u64_key(id))? else {
+        return Ok(Err(RequestError::NotFound(id)));
+    };
+    let nonce = match &record.status {
+        DisbursementStatus::Queued => {
+            let cancelled = cancel_cascade(txn, id, reason.to_owned())?;
+            return Ok(Ok(Cancellation::Done(cancelled)));
+        }
+        DisbursementStatus::Staged { nonce, .. } | DisbursementStatus::Submitted { nonce, .. } => {
+            *nonce
+        }
+        other => {
+            return Ok(Err(RequestError::NotCancellable {
+                id,
+                status: other.name(),
+            }));
+        }
+    };
+    let mut intent: Intent = txn.need(Kind::Intents, &u64_key(nonce))?;
+    if intent.id != id {
+        return Err(StoreError::Invariant {
+            kind: Kind::Intents.name(),
+            key: nonce.to_string(),
+            reason: format!(
+                "disbursement {id} says this nonce, whose intent pays {}",
+                intent.id
+            ),
+        });
+    }
+    if intent.cancel.is_none() {
+        intent.cancel = Some(reason.to_owned());
+        txn.put(Kind::Intents, &u64_key(nonce), &intent);
+        put_status(txn, &mut record, intent.status());
+    }
+    Ok(Ok(Cancellation::Replacing(record)))
 }

@@ -2,6 +2,7 @@
 
 use serde::de::DeserializeOwned;
 
+use super::audit::{Audit, write_audit};
 use super::codec::{decode_json, encode_json};
 use super::engine::Op;
 use super::keys::Kind;
@@ -35,6 +36,29 @@ impl GovStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.put_meta(BREAKER, encode_json(&breaker.snapshot()))
+    }
+
+    /// [`save_breaker`](Self::save_breaker) and its audit record (`action`, `detail`) in
+    /// one transaction, then flushed: an operator's override is on disk with its audit
+    /// record, or neither is (the caller then undoes it in memory).
+    pub fn save_breaker_audited(
+        &self,
+        breaker: &CircuitBreaker,
+        audit: &Audit,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let _saving = self
+            .breaker_save
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let snapshot = encode_json(&breaker.snapshot());
+        self.transact(|txn| {
+            txn.put_raw(Kind::Meta, BREAKER, snapshot.clone());
+            write_audit(txn, audit, action, &audit.reason, detail)?;
+            Ok(())
+        })?;
+        self.flush()
     }
 
     /// The persisted executor snapshot, if any.

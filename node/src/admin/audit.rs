@@ -17,24 +17,6 @@ pub(super) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Appends the action to the audit log (flushed).
-pub(super) fn audit(
-    app: &App,
-    operator: &Operator,
-    action: &str,
-    reason: &str,
-    detail: &str,
-) -> Result<(), ApiError> {
-    app.store
-        .record_audit(&operator.actor, action, reason, detail, now_ms())
-        .map(|_| ())
-        .map_err(|error| {
-            ApiError::internal(format!(
-                "the action was done but could not be audited: {error}"
-            ))
-        })
-}
-
 /// `GET /admin/audit`.
 pub(super) async fn audit_log(
     _: Operator,

@@ -16,6 +16,17 @@ pub struct Operator {
     pub(super) actor: String,
 }
 
+impl Operator {
+    /// This operator's change, made now for `reason`, as the store audits it.
+    pub(super) fn audit(&self, reason: &str) -> crate::governance::Audit {
+        crate::governance::Audit {
+            actor: self.actor.clone(),
+            reason: reason.to_owned(),
+            at_ms: super::audit::now_ms(),
+        }
+    }
+}
+
 impl FromRequestParts<Arc<App>> for Operator {
     type Rejection = ApiError;
 

@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::response::Json;
 use serde_json::{Value, json};
 
-use super::audit::audit;
 use super::body::ReasonBody;
 use super::{ApiError, Operator};
 use crate::app::App;
@@ -39,8 +38,9 @@ pub(super) async fn override_handler(
     override_breaker(&app, &operator, name, &reason, || apply(&app.breaker))
 }
 
-/// Applies an override, persists the breaker at once (a crash must not forget it), and
-/// audits it.
+/// Applies an override, then persists the breaker and its audit record in one
+/// transaction, flushed (a crash must not forget it). If that fails, the override is
+/// undone in memory: memory, disk and the audit log agree, and the call answers 500.
 fn override_breaker(
     app: &App,
     operator: &Operator,
@@ -48,16 +48,23 @@ fn override_breaker(
     reason: &str,
     apply: impl FnOnce() -> Transition,
 ) -> Result<Json<Value>, ApiError> {
+    let before = app.breaker.snapshot();
     let transition = apply();
-    app.store
-        .save_breaker(&app.breaker)
-        .and_then(|()| app.store.flush())
-        .map_err(ApiError::internal)?;
+    let audit = operator.audit(reason);
+    if let Err(error) =
+        app.store
+            .save_breaker_audited(&app.breaker, &audit, action, &transition.to_string())
+    {
+        app.breaker.restore(&before);
+        app.publish_breaker();
+        return Err(ApiError::internal(format!(
+            "the override was not saved, so it was undone: {error}"
+        )));
+    }
     app.publish_breaker();
     // Debug-formatted: a reason is free text, and a newline in it must not start a
     // forged log line.
     tracing::warn!(actor = %operator.actor, ?reason, %transition, "operator override");
-    audit(app, operator, action, reason, &transition.to_string())?;
     Ok(Json(json!({
         "transition": transition.to_string(),
         "breaker": app.status()["breaker"].take(),

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 
-use super::audit::{audit, now_ms};
+use super::audit::now_ms;
 use super::body::{BatchBody, Page, QueueBody, ReasonBody, parse, view};
 use super::{ApiError, Operator};
 use crate::app::App;
@@ -22,21 +22,13 @@ pub(super) async fn queue(
 ) -> Result<Response, ApiError> {
     let body: QueueBody = parse(&body)?;
     let request = body.request(&app)?;
-    let queued = app.store.queue(&request, now_ms())?;
+    // Audited in the same transaction; the audit record's reason is the memo.
+    let queued = app
+        .store
+        .queue_audited(&request, now_ms(), &operator.audit(""))?;
     app.store.flush().map_err(ApiError::internal)?;
     let disbursement = &queued.disbursement;
     let status = if queued.created {
-        let detail = format!(
-            "disbursement {}: {} to {}",
-            disbursement.id, disbursement.amount, disbursement.destination
-        );
-        audit(
-            &app,
-            &operator,
-            "disbursement.queue",
-            &disbursement.memo,
-            &detail,
-        )?;
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -68,40 +60,20 @@ pub(super) async fn queue_batch(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let queued = app.store.queue_batch(&requests, now_ms())?;
+    let queued = app
+        .store
+        .queue_batch_audited(&requests, now_ms(), &operator.audit(&reason))?;
     app.store.flush().map_err(ApiError::internal)?;
-    let created: Vec<u64> = queued
-        .iter()
-        .filter(|q| q.created)
-        .map(|q| q.disbursement.id)
-        .collect();
-    let total: u128 = queued
-        .iter()
-        .filter(|q| q.created)
-        .map(|q| q.disbursement.amount)
-        .fold(0, u128::saturating_add);
-    let status = match (created.first(), created.last()) {
-        (Some(first), Some(last)) => {
-            let detail = format!(
-                "disbursements {first}..={last} ({} created, {} already queued), {total} in all",
-                created.len(),
-                queued.len() - created.len()
-            );
-            audit(
-                &app,
-                &operator,
-                "disbursement.queue_batch",
-                &reason,
-                &detail,
-            )?;
-            StatusCode::CREATED
-        }
-        _ => StatusCode::OK,
+    let created = queued.iter().filter(|q| q.created).count();
+    let status = if created > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     let views: Vec<Value> = queued.iter().map(|q| view(&q.disbursement)).collect();
     Ok((
         status,
-        Json(json!({ "created": created.len(), "disbursements": views })),
+        Json(json!({ "created": created, "disbursements": views })),
     )
         .into_response())
 }
@@ -145,22 +117,11 @@ pub(super) async fn cancel(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let reason = ReasonBody::reason(&body)?;
-    let outcome = app.store.cancel(id, &reason)?;
+    let outcome = app.store.cancel_audited(id, &operator.audit(&reason))?;
     app.store.flush().map_err(ApiError::internal)?;
-    let (action, status, record) = match &outcome {
-        Cancellation::Done(record) => ("disbursement.cancel", StatusCode::OK, record),
-        Cancellation::Replacing(record) => (
-            "disbursement.cancel_by_replacement",
-            StatusCode::ACCEPTED,
-            record,
-        ),
+    let (status, record) = match &outcome {
+        Cancellation::Done(record) => (StatusCode::OK, record),
+        Cancellation::Replacing(record) => (StatusCode::ACCEPTED, record),
     };
-    audit(
-        &app,
-        &operator,
-        action,
-        &reason,
-        &format!("disbursement {id}"),
-    )?;
     Ok((status, Json(view(record))).into_response())
 }

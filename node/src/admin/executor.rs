@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 
-use super::audit::{audit, now_ms};
+use super::audit::now_ms;
 use super::body::{AdoptBody, MarkPaidBody, ResolveBody, view};
 use super::{ApiError, Operator};
 use crate::app::App;
@@ -110,9 +110,8 @@ fn decide(
         actor: operator.actor.clone(),
         at_ms: now_ms(),
     };
-    app.store.decide(&decision)?;
+    app.store.decide_audited(&decision, audit_action, &detail)?;
     app.store.flush().map_err(ApiError::internal)?;
-    audit(app, operator, audit_action, &decision.reason, &detail)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -133,14 +132,9 @@ pub(super) async fn mark_paid(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let (tx_hash, reason) = MarkPaidBody::parse(&body)?;
-    let record = app.store.mark_paid(id, &tx_hash, &reason)?;
+    let record = app
+        .store
+        .mark_paid_audited(id, &tx_hash, &operator.audit(&reason))?;
     app.store.flush().map_err(ApiError::internal)?;
-    audit(
-        &app,
-        &operator,
-        "disbursement.mark_paid",
-        &reason,
-        &format!("disbursement {id}: paid by {tx_hash}"),
-    )?;
     Ok(Json(view(&record)))
 }
