@@ -38,7 +38,9 @@ struct Node {
 /// Built once per process, as `node/src/main.rs` builds it (without the executor).
 static NODE: LazyLock<Node> = LazyLock::new(|| {
     let config = NodeConfig {
-        admin_token: Some(TOKEN.into()),
+        admin_tokens: vec![
+            node::config::AdminToken::inline("admin_token", TOKEN.into()).expect("a token"),
+        ],
         ..NodeConfig::default()
     };
     let store = GovStore::open_temporary().expect("a temporary store");

@@ -61,9 +61,9 @@ fuzz_target!(|data: &[u8]| {
     };
     match config::load(&overrides, &env) {
         Ok(config) => {
-            if let Some(token) = &config.admin_token {
+            for token in &config.admin_tokens {
                 assert!(
-                    token.len() >= MIN_TOKEN_LEN,
+                    token.secret.len() >= MIN_TOKEN_LEN,
                     "a short admin token was accepted"
                 );
             }

@@ -582,6 +582,7 @@ mod store {
                 actor: "ops".into(),
                 reason: String::new(),
                 at_ms: 7,
+                unverified_actor: None,
             };
             let too_long = NewDisbursement {
                 memo: "m".repeat(governance::treasury::MAX_MEMO_BYTES + 1),

@@ -31,6 +31,8 @@ pub struct App {
     pub metrics: TreasuryMetrics,
     /// The EVM ledger, for its endpoints' health (`None` on the dev ledger).
     pub evm: Option<Arc<EvmLedger>>,
+    /// Failed admin authentications by peer.
+    pub auth_limiter: crate::admin::AuthLimiter,
     executor: RwLock<ExecutorView>,
     /// The executor's counters as persisted when this process started: `/status`'s
     /// `since_start` counts from them.
@@ -58,6 +60,7 @@ impl App {
         let baseline = store.executor_snapshot().ok().flatten().unwrap_or_default();
         App {
             baseline,
+            auth_limiter: crate::admin::AuthLimiter::new(config.admin_auth_failures_per_minute),
             config,
             breaker,
             store,

@@ -111,8 +111,8 @@ impl AdminCommand {
 }
 
 /// Where the admin API is and who calls it. Accepted before or after the subcommand.
-/// Precedence: flag > environment variable > default.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// Precedence: flag > environment variable > default. Its `Debug` leaves the token out.
+#[derive(Clone, Default, clap::Args)]
 pub struct ConnectionArgs {
     /// The node's address, http(s)://host:port [env: TB_ADMIN_URL] [default: http://127.0.0.1:9615]
     #[arg(long, value_name = "URL", global = true, help_heading = "Connection")]
@@ -121,9 +121,20 @@ pub struct ConnectionArgs {
     /// [env: TB_ADMIN_TOKEN]
     #[arg(long, value_name = "TOKEN", global = true, help_heading = "Connection")]
     pub token: Option<String>,
-    /// Who you are, recorded in the audit log [env: USER] [default: cli]
+    /// Who you are: recorded in the audit log as an unverified note beside the token's name
+    /// [env: USER] [default: cli]
     #[arg(long, value_name = "NAME", global = true, help_heading = "Connection")]
     pub actor: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectionArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionArgs")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("actor", &self.actor)
+            .finish()
+    }
 }
 
 /// `node breaker …`.

@@ -43,8 +43,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest actor name sent (the node records a longer one as `admin`).
 pub const MAX_ACTOR_BYTES: usize = 128;
 
-/// Where the admin API is and who calls it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the admin API is and who calls it. Its `Debug` leaves the token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Connection {
     /// The node.
     pub url: Url,
@@ -54,6 +54,17 @@ pub struct Connection {
     pub actor: String,
     /// How long one call may take.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .field("actor", &self.actor)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// Why a client command failed.

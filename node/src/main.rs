@@ -158,16 +158,27 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     println!("listening on {address}");
     let _ = std::io::stdout().flush();
     tracing::info!(%address, db = %config.db_path.display(), ledger = config.ledger.as_str(), "node started");
+    if !config.admin_tokens.is_empty() && !address.ip().is_loopback() {
+        tracing::warn!(
+            %address,
+            "the admin API listens on a non-loopback address over plain HTTP: its bearer \
+             tokens cross the network in clear; bind to 127.0.0.1 or put a TLS proxy in front"
+        );
+    }
 
     let (stop, stopped) = watch::channel(false);
     let driver = tokio::spawn(driver::run(Arc::clone(&app), executor, stopped.clone()));
     let mut server_stopped = stopped.clone();
     let server = tokio::spawn(
-        axum::serve(listener, http::router(Arc::clone(&app)))
-            .with_graceful_shutdown(async move {
-                let _ = server_stopped.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
+        axum::serve(
+            listener,
+            http::router(Arc::clone(&app))
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_stopped.wait_for(|stop| *stop).await;
+        })
+        .into_future(),
     );
 
     wait_for_signal().await?;

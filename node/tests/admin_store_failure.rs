@@ -25,7 +25,9 @@ struct Served {
 
 fn serve(space: Arc<MemoryKeySpace>) -> Served {
     let config = NodeConfig {
-        admin_token: Some(TOKEN.into()),
+        admin_tokens: vec![
+            node::config::AdminToken::inline("admin_token", TOKEN.into()).expect("a token"),
+        ],
         ..NodeConfig::default()
     };
     let breaker = Arc::new(CircuitBreaker::new(config.circuit_breaker.clone()));

@@ -516,7 +516,8 @@ fn force_open_moves_the_gauge_is_audited_and_survives_a_restart() {
     assert_eq!(metric(&text, "treasury_circuit_breaker_forced"), 1.0);
     let (_, audit) = admin(&node, "GET", "/admin/audit", "");
     let record = &audit["records"][0];
-    assert_eq!(record["actor"], "alice");
+    assert_eq!(record["actor"], "admin", "the token's name");
+    assert_eq!(record["unverified_actor"], "alice", "X-Actor, as a note");
     assert_eq!(record["action"], "breaker.force_open");
     assert_eq!(record["reason"], "rpc maintenance");
     assert!(record["at_ms"].as_u64().is_some_and(|t| t > 0));
@@ -773,7 +774,8 @@ fn the_cli_queues_and_overrides() {
     assert_eq!(status(&node)["breaker"]["state"], "open");
     let out = cli(&["audit"]);
     let audit: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(audit["records"][1]["actor"], "carol");
+    assert_eq!(audit["records"][1]["actor"], "admin");
+    assert_eq!(audit["records"][1]["unverified_actor"], "carol");
     assert_eq!(audit["records"][1]["action"], "breaker.force_open");
 
     let out = Command::new(env!("CARGO_BIN_EXE_node"))

@@ -25,6 +25,15 @@ pub const UNDERPRICED: &str = "underpriced";
 /// Every `result` label of the submissions counter.
 pub const SUBMISSION_RESULTS: [&str; 5] = [ACCEPTED, FAILED, CANCELLED, AMBIGUOUS, UNDERPRICED];
 
+/// An admin API call without a bearer token.
+pub const AUTH_MISSING: &str = "missing";
+/// An admin API call whose token matches no configured one.
+pub const AUTH_WRONG: &str = "wrong";
+/// An admin API call refused unchecked: its peer failed too often lately.
+pub const AUTH_LIMITED: &str = "limited";
+/// Every `reason` label of the admin authentication failures counter.
+pub const AUTH_FAILURES: [&str; 3] = [AUTH_MISSING, AUTH_WRONG, AUTH_LIMITED];
+
 /// Queued, waiting for its activation epoch.
 pub const SCHEDULED: &str = "scheduled";
 /// Payable now, not yet signed.

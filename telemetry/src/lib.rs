@@ -151,6 +151,12 @@ impl TreasuryMetrics {
     }
 
     /// `n` replacement transactions signed at the same nonce with higher fees:
+    /// An admin API call refused before authentication succeeded, with the reason
+    /// ([`labels::AUTH_FAILURES`]): `treasury_admin_auth_failures_total{reason}`.
+    pub fn admin_auth_failure(&self, reason: &str) {
+        self.inner.admin_auth_failure(reason);
+    }
+
     /// `treasury_fee_bumps_total`.
     pub fn fee_bumps(&self, n: u64) {
         self.inner.fee_bumps(n);

@@ -45,6 +45,9 @@ impl Metrics {
     pub(crate) fn fee_bumps(&self, _n: u64) {}
 
     #[inline]
+    pub(crate) fn admin_auth_failure(&self, _reason: &str) {}
+
+    #[inline]
     pub(crate) fn set_oldest_pending_seconds(&self, _seconds: f64) {}
 
     #[inline]

@@ -58,6 +58,7 @@ struct Registered {
     rpc_requests: IntCounterVec,
     rpc_request_duration: HistogramVec,
     rpc_endpoint_transitions: IntCounterVec,
+    admin_auth_failures: IntCounterVec,
     /// The endpoints named so far, whose counter and histogram series exist (see
     /// [`Metrics::endpoint_named`]).
     rpc_endpoints: Mutex<HashSet<String>>,
@@ -180,6 +181,16 @@ impl Default for Metrics {
                     "Transactions seen included in a block that the chain then dropped (a reorg).",
                 ),
             ),
+            admin_auth_failures: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "treasury_admin_auth_failures_total",
+                        "Admin API calls refused before authentication succeeded, by reason: missing (no bearer token), wrong (no configured token matches), limited (the peer failed too often: refused without checking).",
+                    ),
+                    &["reason"],
+                ),
+            ),
             fee_bumps: register(
                 &r,
                 IntCounter::new(
@@ -282,6 +293,9 @@ impl Default for Metrics {
         for result in labels::SUBMISSION_RESULTS {
             metrics.submissions.with_label_values(&[result]);
         }
+        for reason in labels::AUTH_FAILURES {
+            metrics.admin_auth_failures.with_label_values(&[reason]);
+        }
         for status in labels::BACKLOG_STATUSES {
             metrics.backlog.with_label_values(&[status]);
         }
@@ -374,6 +388,17 @@ impl Metrics {
 
     pub(crate) fn fee_bumps(&self, n: u64) {
         self.0.fee_bumps.inc_by(n);
+    }
+
+    pub(crate) fn admin_auth_failure(&self, reason: &str) {
+        let reason = labels::AUTH_FAILURES
+            .into_iter()
+            .find(|known| *known == reason)
+            .unwrap_or(labels::AUTH_WRONG);
+        self.0
+            .admin_auth_failures
+            .with_label_values(&[reason])
+            .inc();
     }
 
     pub(crate) fn set_oldest_pending_seconds(&self, seconds: f64) {

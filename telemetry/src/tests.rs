@@ -138,7 +138,8 @@ mod enabled {
         "treasury_rpc_endpoint_in_sync",
         "treasury_rpc_endpoint_head",
     ];
-    const COUNTERS: [&str; 8] = [
+    const COUNTERS: [&str; 9] = [
+        "treasury_admin_auth_failures_total",
         "treasury_circuit_breaker_transitions_total",
         "treasury_circuit_breaker_rejected_total",
         "treasury_submissions_total",
@@ -411,6 +412,35 @@ mod enabled {
         let text = render(&metrics);
         assert_sample(&text, "treasury_reorgs_total 3");
         assert_sample(&text, "treasury_fee_bumps_total 5");
+    }
+
+    #[test]
+    fn admin_auth_failures_start_at_zero_by_reason_and_bound_unknown_reasons() {
+        let metrics = TreasuryMetrics::new();
+        let text = render(&metrics);
+        for reason in labels::AUTH_FAILURES {
+            assert_sample(
+                &text,
+                &format!("treasury_admin_auth_failures_total{{reason=\"{reason}\"}} 0"),
+            );
+        }
+        metrics.admin_auth_failure(labels::AUTH_MISSING);
+        metrics.admin_auth_failure(labels::AUTH_LIMITED);
+        metrics.admin_auth_failure("made-up");
+        let text = render(&metrics);
+        assert_sample(
+            &text,
+            "treasury_admin_auth_failures_total{reason=\"missing\"} 1",
+        );
+        assert_sample(
+            &text,
+            "treasury_admin_auth_failures_total{reason=\"limited\"} 1",
+        );
+        assert_sample(
+            &text,
+            "treasury_admin_auth_failures_total{reason=\"wrong\"} 1",
+        );
+        assert!(!text.contains("made-up"), "{text}");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct Audit {
     pub reason: String,
     /// When (Unix milliseconds).
     pub at_ms: u64,
+    /// Who the caller says they are, unchecked (the admin API's `X-Actor`): kept beside
+    /// the actor as a note.
+    pub unverified_actor: Option<String>,
 }
 
 /// Appends an audit record in `txn`.
@@ -37,6 +40,7 @@ pub(super) fn write_audit(
         action: action.to_owned(),
         reason: reason.to_owned(),
         detail: detail.to_owned(),
+        unverified_actor: audit.unverified_actor.clone(),
     };
     txn.put_json(Kind::Audit, &u64_key(seq), &record);
     Ok(record)
@@ -56,6 +60,7 @@ impl GovStore {
             actor: actor.to_owned(),
             reason: reason.to_owned(),
             at_ms,
+            unverified_actor: None,
         };
         let record = self.transact(|txn| write_audit(txn, &audit, action, reason, detail))?;
         self.flush()?;

@@ -98,20 +98,22 @@ impl GovStore {
     }
 
     /// [`decide`](Self::decide), audited in the same transaction as `action` with
-    /// `detail` (the decision's actor, reason and time): both or neither.
+    /// `detail` (the decision's actor, reason and time, and the caller's unverified
+    /// name): both or neither.
     pub fn decide_audited(
         &self,
         decision: &Decision,
+        unverified_actor: Option<&str>,
         action: &str,
         detail: &str,
     ) -> Result<(), RequestError> {
-        self.decide_with(decision, Some((action, detail)))
+        self.decide_with(decision, Some((unverified_actor, action, detail)))
     }
 
     fn decide_with(
         &self,
         decision: &Decision,
-        audit: Option<(&str, &str)>,
+        audit: Option<(Option<&str>, &str, &str)>,
     ) -> Result<(), RequestError> {
         let outcome = self.transact(|txn| {
             let held = txn
@@ -127,11 +129,12 @@ impl GovStore {
                 }
             }
             txn.put_json(Kind::Meta, DECISION, decision);
-            if let Some((action, detail)) = audit {
+            if let Some((note, action, detail)) = audit {
                 let who = Audit {
                     actor: decision.actor.clone(),
                     reason: decision.reason.clone(),
                     at_ms: decision.at_ms,
+                    unverified_actor: note.map(str::to_owned),
                 };
                 write_audit(txn, &who, action, &decision.reason, detail)?;
             }

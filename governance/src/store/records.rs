@@ -358,6 +358,10 @@ pub struct AuditRecord {
     pub reason: String,
     /// What it touched, e.g. a disbursement id or the transition made.
     pub detail: String,
+    /// Who the caller said they were, unchecked (the admin API's `X-Actor`), if they
+    /// said: a note beside `actor`, which is the authenticated credential's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unverified_actor: Option<String>,
 }
 
 /// The executor's state as an operator sees it, persisted after every tick.

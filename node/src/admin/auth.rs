@@ -1,19 +1,28 @@
-//! `Operator`: who may call the admin API, and as whom it is recorded.
+//! `Operator`: who may call the admin API (a named token, compared in constant time),
+//! what it may do (its role), and as whom it is recorded (the token's name; `X-Actor`
+//! only as an unverified note).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use telemetry::labels;
 
 use super::{ApiError, MAX_ACTOR_BYTES};
 use crate::app::App;
+use crate::config::Role;
 
 /// An authenticated operator. Extracted before the body, so an unauthenticated call
 /// is refused before anything is read or changed.
 #[derive(Debug)]
 pub struct Operator {
+    /// The name of the token it presented: the actor of its audit records.
     pub(super) actor: String,
+    /// What `X-Actor` said, if sent: recorded as a note, unverified.
+    pub(super) note: Option<String>,
 }
 
 impl Operator {
@@ -23,6 +32,7 @@ impl Operator {
             actor: self.actor.clone(),
             reason: reason.to_owned(),
             at_ms: super::audit::now_ms(),
+            unverified_actor: self.note.clone(),
         }
     }
 }
@@ -34,12 +44,33 @@ impl FromRequestParts<Arc<App>> for Operator {
         parts: &mut Parts,
         app: &Arc<App>,
     ) -> Result<Self, Self::Rejection> {
-        let Some(expected) = &app.config.admin_token else {
+        let tokens = &app.config.admin_tokens;
+        if tokens.is_empty() {
             return Err(ApiError(
                 StatusCode::FORBIDDEN,
-                "the admin API is off: no admin token is configured (set TB_ADMIN_TOKEN)".into(),
+                "the admin API is off: no admin token is configured (set TB_ADMIN_TOKEN or \
+                 [[admin.tokens]])"
+                    .into(),
             ));
-        };
+        }
+        // Without the peer's address (a router driven in-process), nothing is limited.
+        let peer: Option<IpAddr> = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let now = Instant::now();
+        if let Some(peer) = peer
+            && let Err(retry) = app.auth_limiter.check(peer, now)
+        {
+            app.metrics.admin_auth_failure(labels::AUTH_LIMITED);
+            return Err(ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed authentications from {peer}: try again in {} s",
+                    retry.as_secs().max(1)
+                ),
+            ));
+        }
         // The scheme is case-insensitive (RFC 9110 §11.1); the token is compared exactly.
         let presented = parts
             .headers
@@ -48,32 +79,53 @@ impl FromRequestParts<Arc<App>> for Operator {
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token);
-        match presented {
-            Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {}
-            Some(_) => {
-                return Err(ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "wrong admin token".into(),
-                ));
+        let Some(presented) = presented else {
+            app.metrics.admin_auth_failure(labels::AUTH_MISSING);
+            if let Some(peer) = peer {
+                app.auth_limiter.failed(peer, now);
             }
-            None => {
-                return Err(ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "missing `Authorization: Bearer <token>` header".into(),
-                ));
+            return Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing `Authorization: Bearer <token>` header".into(),
+            ));
+        };
+        // Every token is compared, whichever matches: the time says nothing of which.
+        let mut matched = None;
+        for token in tokens {
+            if token.secret.matches(presented.as_bytes()) {
+                matched = Some(token);
             }
         }
-        let actor = match parts.headers.get("x-actor") {
-            None => "admin".to_owned(),
-            // Printable ASCII only: an actor is written to the audit log and the log
+        let Some(token) = matched else {
+            app.metrics.admin_auth_failure(labels::AUTH_WRONG);
+            if let Some(peer) = peer {
+                app.auth_limiter.failed(peer, now);
+            }
+            return Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "wrong admin token".into(),
+            ));
+        };
+        if token.role == Role::Viewer && parts.method != Method::GET {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "token {:?} is a viewer: it may read /admin/..., not change anything",
+                    token.name
+                ),
+            ));
+        }
+        let note = match parts.headers.get("x-actor") {
+            None => None,
+            // Printable ASCII only: a note is written to the audit log and the log
             // lines, where a tab or other control character could forge a field.
             Some(value) => match value.to_str().map(str::trim) {
-                Ok(actor)
-                    if !actor.is_empty()
-                        && actor.len() <= MAX_ACTOR_BYTES
-                        && actor.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+                Ok(note)
+                    if !note.is_empty()
+                        && note.len() <= MAX_ACTOR_BYTES
+                        && note.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
                 {
-                    actor.to_owned()
+                    Some(note.to_owned())
                 }
                 _ => {
                     return Err(ApiError::bad_request(format!(
@@ -82,30 +134,9 @@ impl FromRequestParts<Arc<App>> for Operator {
                 }
             },
         };
-        Ok(Operator { actor })
-    }
-}
-
-/// Compares in time that depends only on the lengths, not on where the bytes differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnop"));
-        assert!(!constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnoq"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-        assert!(!constant_time_eq(b"", b"a"));
+        Ok(Operator {
+            actor: token.name.clone(),
+            note,
+        })
     }
 }

@@ -110,7 +110,8 @@ fn decide(
         actor: operator.actor.clone(),
         at_ms: now_ms(),
     };
-    app.store.decide_audited(&decision, audit_action, &detail)?;
+    app.store
+        .decide_audited(&decision, operator.note.as_deref(), audit_action, &detail)?;
     app.store.flush().map_err(ApiError::internal)?;
     Ok((
         StatusCode::ACCEPTED,

@@ -1,17 +1,20 @@
 //! The admin API: breaker overrides, disbursements, and the decisions the executor waits
-//! for, behind a bearer token compared in constant time. No token configured → the API is
-//! off (403). A refused call changes nothing; every accepted call that changes something
-//! is audited (who, what, why, when).
+//! for, behind named bearer tokens compared in constant time (a `viewer` token reads,
+//! an `operator` token also changes). No token configured → the API is off (403). A
+//! peer that fails to authenticate too often is refused for a minute (429). A refused
+//! call changes nothing; every accepted call that changes something is audited in the
+//! same transaction (who: the token's name; what, why, when).
 //!
 //! | file               | what it holds                                               |
 //! |--------------------|-------------------------------------------------------------|
 //! | `mod.rs`           | the routes; every refusal as `{"error": reason}`; a store refusal's status |
-//! | `auth.rs`          | `Operator`: the bearer token and the actor                  |
+//! | `auth.rs`          | `Operator`: the token, its role, the actor (and `X-Actor` as a note) |
+//! | `limit.rs`         | `AuthLimiter`: failed authentications by peer               |
 //! | `body.rs`          | request bodies and their checks; how a disbursement is shown |
 //! | `breaker.rs`       | `/admin/breaker…`                                           |
 //! | `disbursements.rs` | `/admin/disbursements…`                                     |
 //! | `executor.rs`      | `/admin/intents…`, `/admin/executor/adopt-nonce`, `…/mark-paid` |
-//! | `audit.rs`         | recording an action, `/admin/audit`                         |
+//! | `audit.rs`         | `/admin/audit`                                              |
 
 mod audit;
 mod auth;
@@ -19,6 +22,7 @@ mod body;
 mod breaker;
 mod disbursements;
 mod executor;
+mod limit;
 
 use std::sync::Arc;
 
@@ -32,7 +36,9 @@ use serde_json::json;
 use crate::app::App;
 use crate::governance::RequestError;
 
-pub use auth::{Operator, constant_time_eq};
+pub use crate::config::admin::constant_time_eq;
+pub use auth::Operator;
+pub use limit::AuthLimiter;
 
 use audit::audit_log;
 use breaker::{breaker_status, override_handler};

@@ -830,3 +830,17 @@ fn a_garbled_answer_is_a_bad_answer() {
     );
     assert_eq!(error.exit_code(), 1);
 }
+
+/// Neither the connection nor the flags it came from print the token.
+#[test]
+fn the_token_never_prints() {
+    let args = ConnectionArgs {
+        url: None,
+        token: Some("from-the-flag-000".into()),
+        actor: None,
+    };
+    let connection = connection_for(&args, &[]);
+    let shown = format!("{args:?} {connection:?}");
+    assert!(!shown.contains("from-the-flag"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+}

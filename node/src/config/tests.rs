@@ -24,7 +24,7 @@ fn defaults_run_with_no_setup() {
     assert_eq!(config.db_path, PathBuf::from("./data/governance.db"));
     assert_eq!(config.listen.to_string(), "127.0.0.1:9615");
     assert_eq!(config.ledger, LedgerKind::Dev);
-    assert_eq!(config.admin_token, None, "admin API off");
+    assert!(config.admin_tokens.is_empty(), "admin API off");
     assert_eq!(
         config.circuit_breaker,
         CircuitBreakerConfig::default(),
@@ -354,4 +354,120 @@ fn an_endpoint_breaker_keeps_the_endpoints_defaults_for_keys_left_out() {
     std::fs::write(&file, "[evm.endpoint_breaker]\nno_such_key = 1\n").expect("write");
     let error = load(&from_file, &env(&[])).expect_err("unknown key");
     assert!(error.message.contains("no_such_key"), "{error}");
+}
+
+/// Named tokens from files, each with a role; the inline token is one named `admin`,
+/// which the environment replaces; every mistake names its key and never the secret.
+#[test]
+fn admin_tokens_are_named_read_from_files_and_checked() {
+    let alice = file("alice-0123456789-0123456789-0123456789\n");
+    let bob = file("bob-0123456789-0123456789-0123456789-xx");
+    let toml = file(&format!(
+        "admin_token = \"inline-token-0123456789\"\n\
+         [[admin.tokens]]\nname = \"alice\"\ntoken_file = {:?}\n\
+         [[admin.tokens]]\nname = \"bob\"\ntoken_file = {:?}\nrole = \"viewer\"\n",
+        alice.path(),
+        bob.path()
+    ));
+    let path = toml.path().to_string_lossy().into_owned();
+    let config = load(&Overrides::default(), &env(&[("TB_CONFIG", &path)])).expect("tokens");
+    let named: Vec<(&str, Role)> = config
+        .admin_tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.role))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("alice", Role::Operator),
+            ("bob", Role::Viewer),
+            ("admin", Role::Operator)
+        ]
+    );
+    assert!(
+        config.admin_tokens[0]
+            .secret
+            .matches(b"alice-0123456789-0123456789-0123456789")
+    );
+    let shown = format!("{config:?}");
+    for secret in ["alice-0123456789", "bob-0123456789", "inline-token"] {
+        assert!(!shown.contains(secret), "a secret in Debug: {shown}");
+    }
+
+    let vars = env(&[
+        ("TB_CONFIG", &path),
+        ("TB_ADMIN_TOKEN", "env-token-0123456789"),
+    ]);
+    let config = load(&Overrides::default(), &vars).expect("env replaces the inline token");
+    assert_eq!(config.admin_tokens.len(), 3);
+    assert!(
+        config.admin_tokens[2]
+            .secret
+            .matches(b"env-token-0123456789")
+    );
+
+    let short = file("too-short");
+    let cases = [
+        (
+            format!(
+                "[[admin.tokens]]\nname = \"a\"\ntoken_file = {:?}\n",
+                short.path()
+            ),
+            "admin.tokens[0].token_file",
+        ),
+        (
+            format!(
+                "[[admin.tokens]]\nname = \"a b\"\ntoken_file = {:?}\n",
+                alice.path()
+            ),
+            "admin.tokens[0].name",
+        ),
+        (
+            format!(
+                "[[admin.tokens]]\nname = \"a\"\ntoken_file = {0:?}\n\
+                 [[admin.tokens]]\nname = \"a\"\ntoken_file = {1:?}\n",
+                alice.path(),
+                bob.path()
+            ),
+            "admin.tokens[1].name",
+        ),
+        (
+            format!(
+                "[[admin.tokens]]\nname = \"a\"\ntoken_file = {0:?}\n\
+                 [[admin.tokens]]\nname = \"b\"\ntoken_file = {0:?}\n",
+                alice.path()
+            ),
+            "admin.tokens[1].token_file",
+        ),
+        (
+            format!(
+                "admin_token = \"inline-token-0123456789\"\n\
+                 [[admin.tokens]]\nname = \"admin\"\ntoken_file = {:?}\n",
+                alice.path()
+            ),
+            "admin_token",
+        ),
+        (
+            "[[admin.tokens]]\nname = \"a\"\ntoken_file = \"/nonexistent/token\"\n".to_owned(),
+            "admin.tokens[0].token_file",
+        ),
+        (
+            format!(
+                "[[admin.tokens]]\nname = \"a\"\ntoken_file = {:?}\nrole = \"root\"\n",
+                alice.path()
+            ),
+            "TB_CONFIG",
+        ),
+    ];
+    for (text, key) in cases {
+        let toml = file(&text);
+        let path = toml.path().to_string_lossy().into_owned();
+        let error =
+            load(&Overrides::default(), &env(&[("TB_CONFIG", &path)])).expect_err("refused");
+        assert!(error.key.starts_with(key), "{key}: {error}");
+        assert!(
+            !error.to_string().contains("0123456789"),
+            "a secret in: {error}"
+        );
+    }
 }

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod admin;
+
+pub use self::admin::{AdminToken, Role, Secret};
 use crate::governance::CircuitBreakerConfig;
 use crate::ledger::dev::DevLedgerConfig;
 use crate::ledger::evm::{EvmLedgerConfig, RpcEndpoint};
@@ -59,8 +62,12 @@ pub struct NodeConfig {
     pub db_path: PathBuf,
     /// The HTTP address (`listen`, `TB_LISTEN`, `--listen`).
     pub listen: SocketAddr,
-    /// The admin API's bearer token; `None` turns the admin API off (`TB_ADMIN_TOKEN`).
-    pub admin_token: Option<String>,
+    /// The admin API's credentials (`[[admin.tokens]]`; `admin_token` or `TB_ADMIN_TOKEN`
+    /// for one named `admin`); none turns the admin API off.
+    pub admin_tokens: Vec<AdminToken>,
+    /// Failed admin authentications a peer address may make in a minute before it is
+    /// refused for the rest of it (`admin.auth_failures_per_minute`; 0: no limit).
+    pub admin_auth_failures_per_minute: u32,
     /// Which ledger (`ledger`, `TB_LEDGER`, `--ledger`).
     pub ledger: LedgerKind,
     /// The EVM ledger's JSON-RPC endpoints (`rpc_urls`, or `rpc_url` for one;
@@ -90,7 +97,8 @@ impl Default for NodeConfig {
             listen: DEFAULT_LISTEN
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9615))),
-            admin_token: None,
+            admin_tokens: Vec::new(),
+            admin_auth_failures_per_minute: admin::DEFAULT_AUTH_FAILURES_PER_MINUTE,
             ledger: LedgerKind::Dev,
             rpc_urls: Vec::new(),
             treasury_key_file: None,
@@ -170,6 +178,7 @@ struct FileConfig {
     db_path: Option<PathBuf>,
     listen: Option<String>,
     admin_token: Option<String>,
+    admin: Option<admin::AdminFile>,
     ledger: Option<String>,
     rpc_url: Option<String>,
     rpc_urls: Option<Vec<RpcEndpoint>>,
@@ -203,7 +212,7 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
         config.listen = parse_listen("TB_LISTEN", &listen)?;
     }
     if let Some(token) = env.var("TB_ADMIN_TOKEN") {
-        config.admin_token = Some(check_token("TB_ADMIN_TOKEN", token)?);
+        admin::set_inline(&mut config.admin_tokens, "TB_ADMIN_TOKEN", token, true)?;
     }
     if let Some(ledger) = env.var("TB_LEDGER") {
         config.ledger = LedgerKind::parse("TB_LEDGER", &ledger)?;
@@ -283,8 +292,14 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
     if let Some(listen) = file.listen {
         config.listen = parse_listen("listen", &listen)?;
     }
+    if let Some(mut admin) = file.admin {
+        config.admin_tokens = admin.tokens()?;
+        if let Some(limit) = admin.auth_failures_per_minute {
+            config.admin_auth_failures_per_minute = limit;
+        }
+    }
     if let Some(token) = file.admin_token {
-        config.admin_token = Some(check_token("admin_token", token)?);
+        admin::set_inline(&mut config.admin_tokens, "admin_token", token, false)?;
     }
     if let Some(ledger) = file.ledger {
         config.ledger = LedgerKind::parse("ledger", &ledger)?;
@@ -407,19 +422,7 @@ fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-/// Tokens shorter than this are refused: an admin API guarded by a guessable token is
-/// worse than none.
-pub const MIN_TOKEN_LEN: usize = 16;
-
-fn check_token(key: &str, token: String) -> Result<String, ConfigError> {
-    if token.len() < MIN_TOKEN_LEN {
-        return Err(ConfigError::new(
-            key,
-            format!("must be at least {MIN_TOKEN_LEN} characters"),
-        ));
-    }
-    Ok(token)
-}
+pub use self::admin::MIN_TOKEN_LEN;
 
 /// toml's errors span several lines (with a caret under the spot); keep them readable on
 /// one line of a log.
