@@ -154,8 +154,8 @@ fn run_executor(store: &GovStore) {
     ));
     let ledger = Arc::new(ScriptedLedger::default());
     ledger.set_epoch(1_000);
-    let config = TreasuryExecutorConfig::new("fuzz", breaker);
-    let mut executor = match TreasuryExecutor::new(config, store.clone(), ledger) {
+    let config = TreasuryExecutorConfig::new("fuzz");
+    let mut executor = match TreasuryExecutor::new(config, breaker, store.clone(), ledger) {
         Ok(executor) => executor,
         Err(error) => return check_error(&error),
     };

@@ -23,10 +23,15 @@ use tempfile::TempDir;
 
 fn executor(store: &GovStore, batch: usize) -> TreasuryExecutor {
     let breaker = Arc::new(CircuitBreaker::new(CircuitBreakerConfig::default()));
-    let mut config = TreasuryExecutorConfig::new("bench", breaker);
+    let mut config = TreasuryExecutorConfig::new("bench");
     config.batch_size = batch;
-    TreasuryExecutor::new(config, store.clone(), Arc::new(ScriptedLedger::default()))
-        .expect("executor")
+    TreasuryExecutor::new(
+        config,
+        breaker,
+        store.clone(),
+        Arc::new(ScriptedLedger::default()),
+    )
+    .expect("executor")
 }
 
 fn request(i: u64) -> NewDisbursement {

@@ -11,7 +11,7 @@ pub mod store;
 mod sync;
 #[cfg(feature = "test-support")]
 pub mod testing;
-mod text;
+pub mod text;
 pub mod treasury;
 
 pub use circuit_breaker::{
@@ -21,8 +21,8 @@ pub use circuit_breaker::{
     TransitionListener,
 };
 pub use executor::{
-    BreakerTelemetry, CrashPoint, Finality, MIN_BUMP_PERCENT, TickReport, TreasuryExecutor,
-    TreasuryExecutorConfig, TreasuryExecutorError,
+    CrashPoint, Finality, MIN_BUMP_PERCENT, TickReport, TreasuryExecutor, TreasuryExecutorConfig,
+    TreasuryExecutorError,
 };
 pub use ledger::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 pub use store::{

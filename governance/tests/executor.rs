@@ -10,9 +10,8 @@ mod executor {
 
     use governance::testing::{Fault, ScriptedLedger};
     use governance::{
-        Action, CircuitBreaker, CircuitBreakerConfig, CircuitState, CrashPoint, DisbursementStatus,
-        Finality, GovStore, Hold, LedgerError, ManualClock, NewDisbursement, TickReport,
-        TreasuryExecutor, TreasuryExecutorConfig, TreasuryExecutorError,
+        Action, CircuitState, CrashPoint, DisbursementStatus, Finality, Hold, LedgerError,
+        NewDisbursement, TickReport, TreasuryExecutorError,
     };
 
     use crate::common::{Settings, decide, harness, request, with};
@@ -724,49 +723,6 @@ mod executor {
                 .open_remaining()
                 .is_some_and(|left| left > Duration::ZERO)
         );
-    }
-
-    #[test]
-    fn telemetry_hears_every_tick_and_every_transition() {
-        use std::sync::Mutex;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let clock = ManualClock::new();
-        let ledger = Arc::new(ScriptedLedger::default());
-        let store = GovStore::open(dir.path().join("db")).expect("store");
-        let breaker = Arc::new(CircuitBreaker::with_clock(
-            CircuitBreakerConfig::default(),
-            clock.clone(),
-        ));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&seen);
-        let mut config = TreasuryExecutorConfig::new("test", Arc::clone(&breaker));
-        config.circuit_breaker_telemetry = Some(Arc::new(move |state, failures, successes| {
-            sink.lock()
-                .expect("sink")
-                .push((state, failures, successes));
-        }));
-        let mut executor =
-            TreasuryExecutor::new(config, store, Arc::clone(&ledger) as _).expect("executor");
-        executor.store().queue(&request("a", 1), 0).expect("queue");
-        executor.tick().expect("tick");
-        assert_eq!(
-            *seen.lock().expect("seen"),
-            vec![(0, 0, 0)],
-            "after the tick"
-        );
-        seen.lock().expect("seen").clear();
-
-        ledger.down(LedgerError::Timeout);
-        executor.store().queue(&request("b", 1), 0).expect("queue");
-        executor.tick().expect("tick");
-        let calls = seen.lock().expect("seen").clone();
-        assert_eq!(
-            calls.len(),
-            2,
-            "the trip, then the end of the tick: {calls:?}"
-        );
-        assert_eq!(calls[0].0, 1, "reported open at the transition");
-        assert_eq!(calls[1], (1, 0, 0), "and after the tick");
     }
 
     /// A ledger that answers a batch whole (a JSON-RPC batch) may take transactions past

@@ -141,12 +141,13 @@ mod executor {
                 ..Default::default()
             };
             let breaker = Arc::new(CircuitBreaker::with_clock(config, clock.clone()));
-            let mut executor_config = TreasuryExecutorConfig::new("model", breaker);
+            let mut executor_config = TreasuryExecutorConfig::new("model");
             executor_config.batch_size = 4;
             executor_config.finality = Finality::Confirmations(CONFIRMATIONS);
             executor_config.bump_after_blocks = 2;
-            let executor = TreasuryExecutor::new(executor_config, store, Arc::clone(&ledger) as _)
-                .expect("executor");
+            let executor =
+                TreasuryExecutor::new(executor_config, breaker, store, Arc::clone(&ledger) as _)
+                    .expect("executor");
             World {
                 dir,
                 clock,

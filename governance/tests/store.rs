@@ -26,9 +26,14 @@ mod store {
 
     fn executor(store: &GovStore) -> TreasuryExecutor {
         let breaker = Arc::new(CircuitBreaker::new(CircuitBreakerConfig::default()));
-        let config = TreasuryExecutorConfig::new("test", breaker);
-        TreasuryExecutor::new(config, store.clone(), Arc::new(ScriptedLedger::default()))
-            .expect("executor")
+        let config = TreasuryExecutorConfig::new("test");
+        TreasuryExecutor::new(
+            config,
+            breaker,
+            store.clone(),
+            Arc::new(ScriptedLedger::default()),
+        )
+        .expect("executor")
     }
 
     #[test]
@@ -398,7 +403,8 @@ mod store {
                 .expect("damage");
             let breaker = Arc::new(CircuitBreaker::new(CircuitBreakerConfig::default()));
             let error = TreasuryExecutor::new(
-                TreasuryExecutorConfig::new("test", breaker),
+                TreasuryExecutorConfig::new("test"),
+                breaker,
                 store.clone(),
                 Arc::new(ScriptedLedger::default()),
             )
@@ -443,10 +449,10 @@ mod store {
         for store in stores() {
             let ledger = Arc::new(ScriptedLedger::new(u128::MAX / 2));
             let breaker = Arc::new(CircuitBreaker::new(CircuitBreakerConfig::default()));
-            let mut config = TreasuryExecutorConfig::new("race", breaker);
+            let mut config = TreasuryExecutorConfig::new("race");
             config.batch_size = 7;
             let mut executor =
-                TreasuryExecutor::new(config, store.clone(), Arc::clone(&ledger) as _)
+                TreasuryExecutor::new(config, breaker, store.clone(), Arc::clone(&ledger) as _)
                     .expect("executor");
             let done = std::sync::atomic::AtomicBool::new(false);
             let queued: Vec<Vec<(String, u64)>> = std::thread::scope(|scope| {

@@ -202,9 +202,10 @@ fn the_migrated_backlog_is_paid_exactly_once() {
         CircuitBreakerConfig::default(),
         ManualClock::new(),
     ));
-    let config = TreasuryExecutorConfig::new("migrated", breaker);
+    let config = TreasuryExecutorConfig::new("migrated");
     let mut executor =
-        TreasuryExecutor::new(config, store.clone(), Arc::clone(&ledger) as _).expect("executor");
+        TreasuryExecutor::new(config, breaker, store.clone(), Arc::clone(&ledger) as _)
+            .expect("executor");
     let drain = |executor: &mut TreasuryExecutor, left: u64| {
         for _ in 0..20 {
             executor.tick().expect("tick");

@@ -1,7 +1,7 @@
 //! `App`: what the HTTP handlers and the executor driver share, and the `/status` view.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use telemetry::{TreasuryMetrics, labels};
@@ -284,7 +284,5 @@ fn oldest_pending_seconds(snapshot: &ExecutorSnapshot) -> f64 {
 }
 
 fn unix_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    crate::governance::text::unix_ms() as f64 / 1000.0
 }

@@ -90,3 +90,19 @@ pub async fn run(
         }
     }
 }
+
+/// `TB_CRASH_AT` (`after-stage`, `after-submit`, `after-record`), with the `crash-points`
+/// feature only: for crash tests.
+#[cfg(feature = "crash-points")]
+pub fn crash_point() -> anyhow::Result<Option<crate::governance::CrashPoint>> {
+    use crate::governance::CrashPoint;
+    Ok(match std::env::var("TB_CRASH_AT").ok().as_deref() {
+        None | Some("") => None,
+        Some("after-stage") => Some(CrashPoint::AfterStage),
+        Some("after-submit") => Some(CrashPoint::AfterSubmit),
+        Some("after-record") => Some(CrashPoint::AfterRecord),
+        Some(other) => anyhow::bail!(
+            "TB_CRASH_AT: expected after-stage, after-submit or after-record, got {other:?}"
+        ),
+    })
+}

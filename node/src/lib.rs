@@ -10,3 +10,4 @@ pub mod driver;
 pub mod governance;
 pub mod http;
 pub mod ledger;
+pub mod start;

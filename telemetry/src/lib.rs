@@ -68,8 +68,6 @@ impl TreasuryMetrics {
     /// window, and the probe successes in its current half-open cycle: the three seed gauges
     /// `treasury_circuit_breaker_state`, `treasury_circuit_breaker_failures` and
     /// `treasury_circuit_breaker_successes`.
-    ///
-    /// Its signature matches governance's `circuit_breaker_telemetry` callback.
     pub fn set_breaker(&self, state: u8, failures: u64, successes: u64) {
         self.inner.set_breaker(state, failures, successes);
     }

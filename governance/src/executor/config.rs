@@ -1,14 +1,7 @@
 //! `TreasuryExecutorConfig`: the executor's settings (the canonical ones; the node
 //! re-exports them).
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
-
-use crate::circuit_breaker::CircuitBreaker;
-
-/// Called with (state as `u8`, failures in the window, half-open successes).
-pub type BreakerTelemetry = Arc<dyn Fn(u8, u64, u64) + Send + Sync>;
 
 /// When a transaction in a block counts: at a depth, or once the chain calls its block
 /// finalized.
@@ -23,8 +16,10 @@ pub enum Finality {
 /// The least `bump_percent` a node accepts for a replacement at the same nonce.
 pub const MIN_BUMP_PERCENT: u64 = 10;
 
-/// The executor's configuration: the canonical one (the node re-exports it).
-#[derive(Clone)]
+/// The executor's settings: plain data, the canonical ones (the node's configuration
+/// embeds them). The breaker it goes through is given to
+/// [`TreasuryExecutor::new`](crate::TreasuryExecutor::new) beside them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreasuryExecutorConfig {
     /// Who this executor is, for logs and audit records.
     pub identity: String,
@@ -39,16 +34,12 @@ pub struct TreasuryExecutorConfig {
     pub bump_after_blocks: u64,
     /// How much a replacement raises both fees, at least ([`MIN_BUMP_PERCENT`] or more).
     pub bump_percent: u64,
-    /// The breaker every ledger call goes through.
-    pub circuit_breaker: Arc<CircuitBreaker>,
-    /// Told the breaker's state after every tick and on every transition.
-    pub circuit_breaker_telemetry: Option<BreakerTelemetry>,
 }
 
 impl TreasuryExecutorConfig {
     /// A configuration with a 1 s poll interval, batches of 100, finality at first
     /// inclusion, and fee bumps of 20% after 3 blocks.
-    pub fn new(identity: impl Into<String>, circuit_breaker: Arc<CircuitBreaker>) -> Self {
+    pub fn new(identity: impl Into<String>) -> Self {
         TreasuryExecutorConfig {
             identity: identity.into(),
             poll_interval: Duration::from_secs(1),
@@ -56,26 +47,13 @@ impl TreasuryExecutorConfig {
             finality: Finality::Confirmations(1),
             bump_after_blocks: 3,
             bump_percent: 20,
-            circuit_breaker,
-            circuit_breaker_telemetry: None,
         }
     }
 }
 
-impl fmt::Debug for TreasuryExecutorConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TreasuryExecutorConfig")
-            .field("identity", &self.identity)
-            .field("poll_interval", &self.poll_interval)
-            .field("batch_size", &self.batch_size)
-            .field("finality", &self.finality)
-            .field("bump_after_blocks", &self.bump_after_blocks)
-            .field("bump_percent", &self.bump_percent)
-            .field("circuit_breaker", &self.circuit_breaker)
-            .field(
-                "circuit_breaker_telemetry",
-                &self.circuit_breaker_telemetry.is_some(),
-            )
-            .finish()
+impl Default for TreasuryExecutorConfig {
+    /// [`new`](Self::new) named `treasury-executor`.
+    fn default() -> Self {
+        Self::new("treasury-executor")
     }
 }

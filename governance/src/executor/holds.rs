@@ -14,8 +14,9 @@
 
 use std::collections::HashMap;
 
-use super::{TickReport, Tip, TreasuryExecutor, TreasuryExecutorError, now_ms};
+use super::{TickReport, Tip, TreasuryExecutor, TreasuryExecutorError};
 use crate::store::{Action, Decision, Hold, Intent, Resolution};
+use crate::text::unix_ms;
 use crate::treasury::DisbursementId;
 
 /// How many blocks below the final height the executor searches for the block that spent
@@ -234,7 +235,7 @@ impl TreasuryExecutor {
     fn audit(&self, action: &str, reason: &str, detail: &str) -> Result<(), TreasuryExecutorError> {
         let actor = format!("executor:{}", self.config.identity);
         self.store
-            .record_audit(&actor, action, reason, detail, now_ms())?;
+            .record_audit(&actor, action, reason, detail, unix_ms())?;
         Ok(())
     }
 }

@@ -42,13 +42,13 @@ mod send;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::circuit_breaker::CircuitState;
+use crate::circuit_breaker::{CircuitBreaker, CircuitState};
 use crate::ledger::{Head, Ledger, LedgerError, TxStatus};
 use crate::store::{Change, ExecutorSnapshot, GovStore, StoreError};
+use crate::text::unix_ms;
 
-pub use config::{BreakerTelemetry, Finality, MIN_BUMP_PERCENT, TreasuryExecutorConfig};
+pub use config::{Finality, MIN_BUMP_PERCENT, TreasuryExecutorConfig};
 pub use error::TreasuryExecutorError;
 pub use report::{CrashPoint, TickReport};
 
@@ -86,6 +86,8 @@ impl Tip {
 /// store, driven by the node's loop.
 pub struct TreasuryExecutor {
     config: TreasuryExecutorConfig,
+    /// The breaker every ledger call goes through.
+    breaker: Arc<CircuitBreaker>,
     store: GovStore,
     ledger: Arc<dyn Ledger>,
     snapshot: ExecutorSnapshot,
@@ -124,30 +126,16 @@ impl TreasuryExecutor {
     /// and the executor's counters and hold (a halt is not restored: a restart is how an
     /// operator clears one, after fixing its cause). Its first tick binds every intent in
     /// flight (the process that staged them may have handed them over before it died)
-    /// before anything else. Installs the telemetry callback as the breaker's transition
-    /// listener unless the breaker already has one.
+    /// before anything else. Every ledger call goes through `breaker` (restored from the
+    /// store's snapshot first).
     pub fn new(
         config: TreasuryExecutorConfig,
+        breaker: Arc<CircuitBreaker>,
         store: GovStore,
         ledger: Arc<dyn Ledger>,
     ) -> Result<Self, StoreError> {
-        let breaker = &config.circuit_breaker;
         if let Some(snapshot) = store.breaker_snapshot()? {
             breaker.restore(&snapshot);
-        }
-        if let Some(telemetry) = &config.circuit_breaker_telemetry {
-            let weak = Arc::downgrade(breaker);
-            let telemetry = Arc::clone(telemetry);
-            // Ignored if the node already listens: it then reports transitions itself.
-            let _ = breaker.set_listener(move |transition| {
-                if let Some(breaker) = weak.upgrade() {
-                    telemetry(
-                        transition.to.as_u8(),
-                        breaker.failure_count(),
-                        breaker.success_count(),
-                    );
-                }
-            });
         }
         let mut snapshot = store.executor_snapshot()?.unwrap_or_default();
         // A hold outlives a restart (it is the chain's fact, re-checked by the first full
@@ -158,6 +146,7 @@ impl TreasuryExecutor {
             .map(|hold| TreasuryExecutorError::Held(hold).to_string());
         Ok(TreasuryExecutor {
             saved_generation: Some(breaker.generation()),
+            breaker,
             config,
             store,
             ledger,
@@ -205,7 +194,7 @@ impl TreasuryExecutor {
     /// later tick returns [`TreasuryExecutorError::Halted`] until it is rebuilt. A
     /// [`Held`](TreasuryExecutorError::Held) one holds it: every later tick checks again,
     /// pays nothing while the question stands, and goes on once an operator (or the
-    /// chain) settled it. The telemetry callback runs after every tick.
+    /// chain) settled it.
     pub fn tick(&mut self) -> Result<TickReport, TreasuryExecutorError> {
         if let Some(reason) = &self.snapshot.halted
             && self.snapshot.hold.is_none()
@@ -237,7 +226,6 @@ impl TreasuryExecutor {
             self.snapshot.last_error = Some(error.to_string());
             result = Err(error);
         }
-        self.report_telemetry();
         result.map(|()| report)
     }
 
@@ -245,7 +233,7 @@ impl TreasuryExecutor {
     fn account(&mut self, report: &TickReport, result: &Result<(), TreasuryExecutorError>) {
         let snapshot = &mut self.snapshot;
         snapshot.ticks += 1;
-        snapshot.last_tick_ms = now_ms();
+        snapshot.last_tick_ms = unix_ms();
         snapshot.submitted += report.submitted;
         snapshot.submission_failures += report.submission_failures;
         snapshot.read_failures += report.read_failures;
@@ -280,24 +268,13 @@ impl TreasuryExecutor {
 
     fn persist(&mut self) -> Result<(), StoreError> {
         self.store.save_executor_snapshot(&self.snapshot)?;
-        let breaker = &self.config.circuit_breaker;
+        let breaker = &self.breaker;
         let generation = breaker.generation();
         if self.saved_generation != Some(generation) {
             self.store.save_breaker(breaker)?;
             self.saved_generation = Some(generation);
         }
         Ok(())
-    }
-
-    fn report_telemetry(&self) {
-        if let Some(telemetry) = &self.config.circuit_breaker_telemetry {
-            let breaker = &self.config.circuit_breaker;
-            telemetry(
-                breaker.state().as_u8(),
-                breaker.failure_count(),
-                breaker.success_count(),
-            );
-        }
     }
 
     /// Writes the ledger answers gathered so far.
@@ -331,7 +308,7 @@ impl TreasuryExecutor {
             self.store.bind_all()?;
             self.bound_at_start = true;
         }
-        if self.config.circuit_breaker.is_rejecting() {
+        if self.breaker.is_rejecting() {
             report.rejected_by_breaker = true;
             return Ok(());
         }
@@ -409,7 +386,7 @@ impl TreasuryExecutor {
     /// alert would page someone about a healthy node. A closed breaker, or one whose
     /// probe slots are all taken, is left alone.
     fn probe(&mut self, report: &mut TickReport) -> Result<(), TreasuryExecutorError> {
-        let breaker = Arc::clone(&self.config.circuit_breaker);
+        let breaker = Arc::clone(&self.breaker);
         if breaker.state() != CircuitState::HalfOpen {
             return Ok(());
         }
@@ -453,7 +430,7 @@ impl TreasuryExecutor {
         report: &mut TickReport,
         call: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError>,
     ) -> Result<Option<T>, TreasuryExecutorError> {
-        let Ok(permit) = self.config.circuit_breaker.try_acquire() else {
+        let Ok(permit) = self.breaker.try_acquire() else {
             report.rejected_by_breaker = true;
             return Ok(None);
         };
@@ -492,18 +469,5 @@ impl fmt::Debug for TreasuryExecutor {
 const MAX_ERROR_BYTES: usize = 512;
 
 fn bounded(message: &str) -> String {
-    if message.len() <= MAX_ERROR_BYTES {
-        return message.to_owned();
-    }
-    let mut end = MAX_ERROR_BYTES;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    crate::text::bounded(message, MAX_ERROR_BYTES)
 }

@@ -7,9 +7,10 @@
 //! keeping the id order): the shortfall is reported, nothing is cancelled for want of
 //! funds.
 
-use super::{CrashPoint, Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError, now_ms};
+use super::{CrashPoint, Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError};
 use crate::ledger::{AttemptKind, SignRequest};
 use crate::store::{Attempt, Intent, RequestError};
+use crate::text::unix_ms;
 use crate::treasury::Disbursement;
 
 /// Times a batch is signed afresh because an operator cancelled one of it meanwhile.
@@ -184,7 +185,7 @@ impl TreasuryExecutor {
                 break;
             }
             available -= cost;
-            let first = Attempt::new(AttemptKind::Payment, tx, now_ms(), Some(head));
+            let first = Attempt::new(AttemptKind::Payment, tx, unix_ms(), Some(head));
             signed.intents.push(Intent::new(
                 disbursement.id,
                 nonce,

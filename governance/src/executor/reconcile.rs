@@ -13,9 +13,10 @@
 //! | unknown                                 | hands the latest attempt over (same bytes)     |
 
 use super::holds::Spent;
-use super::{Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError, bounded, now_ms};
+use super::{Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError, bounded};
 use crate::ledger::{AttemptKind, SignRequest, TxStatus};
 use crate::store::{Attempt, Change, Inclusion, Intent, StoreError};
+use crate::text::unix_ms;
 
 /// What the chain holds of an intent, as far as this tick can tell.
 #[derive(Debug)]
@@ -454,7 +455,7 @@ impl TreasuryExecutor {
         };
         self.underpriced.remove(&nonce);
         self.record()?;
-        let attempt = Attempt::new(kind, tx, now_ms(), Some(tip.head.number));
+        let attempt = Attempt::new(kind, tx, unix_ms(), Some(tip.head.number));
         *intent = self.store.add_attempt(nonce, &attempt)?;
         self.store.flush()?; // written ahead: durable before it can reach the ledger
         if kind == previous {

@@ -26,11 +26,12 @@
 
 use std::sync::Arc;
 
+use super::bounded;
 use super::{CrashPoint, Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError};
-use super::{bounded, now_ms};
 use crate::circuit_breaker::Permit;
 use crate::ledger::{LedgerError, SignedTx};
 use crate::store::{Change, Hold, Intent, RequestError, StoreError};
+use crate::text::unix_ms;
 
 /// Whether an answer is the endpoint refusing this very hand-over (it did not take the
 /// transaction): a fee, balance or business refusal, or another chain.
@@ -95,7 +96,7 @@ impl TreasuryExecutor {
         tip: &Tip,
         report: &mut TickReport,
     ) -> Result<Flow, TreasuryExecutorError> {
-        let breaker = Arc::clone(&self.config.circuit_breaker);
+        let breaker = Arc::clone(&self.breaker);
         let mut next = 0;
         while next < intents.len() {
             if !self.handing {
@@ -146,7 +147,7 @@ impl TreasuryExecutor {
                         tx_hash: txs[i].tx_hash.clone(),
                         accepted: false,
                         head: tip.head.number,
-                        at_ms: now_ms(),
+                        at_ms: unix_ms(),
                     });
                 }
                 match self.settle_answer(
@@ -189,7 +190,7 @@ impl TreasuryExecutor {
         tip: &Tip,
         report: &mut TickReport,
     ) -> Result<Sent, TreasuryExecutorError> {
-        let breaker = Arc::clone(&self.config.circuit_breaker);
+        let breaker = Arc::clone(&self.breaker);
         let Ok(permit) = breaker.try_acquire() else {
             report.rejected_by_breaker = true;
             return Ok(Sent::Flow(Flow::Stop));
@@ -231,7 +232,7 @@ impl TreasuryExecutor {
                 tx_hash: tx.tx_hash.clone(),
                 accepted,
                 head: tip.head.number,
-                at_ms: now_ms(),
+                at_ms: unix_ms(),
             });
         }
         let nonce = intent.nonce;

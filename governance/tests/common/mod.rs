@@ -110,12 +110,17 @@ fn build(
         CircuitBreakerConfig::default(),
         clock.clone(),
     ));
-    let mut config = TreasuryExecutorConfig::new("test", Arc::clone(&breaker));
+    let mut config = TreasuryExecutorConfig::new("test");
     config.batch_size = settings.batch;
     config.finality = settings.finality;
     config.bump_after_blocks = settings.bump_after_blocks;
-    let executor =
-        TreasuryExecutor::new(config, store, Arc::clone(&ledger) as _).expect("executor");
+    let executor = TreasuryExecutor::new(
+        config,
+        Arc::clone(&breaker),
+        store,
+        Arc::clone(&ledger) as _,
+    )
+    .expect("executor");
     Harness {
         dir,
         clock,

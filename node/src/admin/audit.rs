@@ -1,7 +1,6 @@
 //! Recording an operator's action (who, what, why, when), and reading the log back.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
 use axum::response::Json;
@@ -11,11 +10,7 @@ use super::body::Page;
 use super::{ApiError, Operator};
 use crate::app::App;
 
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(super) use crate::governance::text::unix_ms as now_ms;
 
 /// `GET /admin/audit`.
 pub(super) async fn audit_log(

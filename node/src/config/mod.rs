@@ -15,7 +15,7 @@ use serde::Deserialize;
 pub mod admin;
 
 pub use self::admin::{AdminToken, Role, Secret};
-use crate::governance::CircuitBreakerConfig;
+use crate::governance::{CircuitBreakerConfig, TreasuryExecutorConfig};
 use crate::ledger::dev::DevLedgerConfig;
 use crate::ledger::evm::{EvmLedgerConfig, RpcEndpoint};
 
@@ -88,6 +88,23 @@ pub struct NodeConfig {
     pub dev_ledger: DevLedgerConfig,
     /// The EVM ledger's fee caps, timeouts and epochs (`[evm]`).
     pub evm: EvmLedgerConfig,
+}
+
+impl NodeConfig {
+    /// The executor's settings: the identity, poll interval and batch size, and with the
+    /// EVM ledger its finality and fee bumps (the dev ledger is final at once and has no
+    /// fee market: the defaults fit it).
+    pub fn executor(&self) -> TreasuryExecutorConfig {
+        let mut executor = TreasuryExecutorConfig::new(self.identity.clone());
+        executor.poll_interval = self.poll_interval;
+        executor.batch_size = self.batch_size;
+        if self.ledger == LedgerKind::Evm {
+            executor.finality = self.evm.finality();
+            executor.bump_after_blocks = self.evm.bump_after_blocks;
+            executor.bump_percent = self.evm.bump_percent;
+        }
+        executor
+    }
 }
 
 impl Default for NodeConfig {

@@ -35,8 +35,9 @@ mod tests;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use governance::text::unix_ms;
 use governance::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -569,14 +570,6 @@ fn fnv1a_hex(bytes: &[u8]) -> String {
 fn storage_failure(error: DevLedgerError) -> LedgerError {
     tracing::error!(%error, "dev ledger storage failure");
     LedgerError::Other(error.to_string())
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 fn balance_key(destination: &str) -> String {

@@ -722,7 +722,8 @@ mod dev_ledger {
             clock.clone(),
         ));
         let mut executor = TreasuryExecutor::new(
-            TreasuryExecutorConfig::new("dev-ledger-test", breaker),
+            TreasuryExecutorConfig::new("dev-ledger-test"),
+            breaker,
             store.clone(),
             Arc::clone(&ledger) as Arc<dyn Ledger>,
         )

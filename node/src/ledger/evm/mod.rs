@@ -64,6 +64,8 @@ use governance::{AttemptKind, Head, Ledger, LedgerError, SignRequest, SignedTx, 
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use crate::config::{ConfigError, LedgerKind, NodeConfig};
+
 pub use config::{EvmConfigError, EvmLedgerConfig, RpcEndpoint, endpoint_breaker_defaults};
 pub use pool::{EndpointStatus, RpcEvent, RpcObserver};
 
@@ -834,4 +836,39 @@ impl Ledger for EvmLedger {
     fn validate_destination(&self, destination: &str) -> Result<(), String> {
         address::parse_destination(destination).map(|_| ())
     }
+}
+
+/// The EVM ledger `config` names, if any: its key file read and its URLs parsed now, so
+/// that a bad one is a configuration error naming its key (exit 2), not a failure at
+/// run time.
+pub fn open(config: &NodeConfig) -> Result<Option<EvmLedger>, ConfigError> {
+    if config.ledger != LedgerKind::Evm {
+        return Ok(None);
+    }
+    // `load` refuses an EVM configuration without a key file or an endpoint.
+    let Some(key_file) = &config.treasury_key_file else {
+        return Err(ConfigError {
+            key: "treasury_key_file".into(),
+            message: "the EVM ledger needs treasury_key_file".into(),
+        });
+    };
+    EvmLedger::new(&config.rpc_urls, key_file, config.evm.clone())
+        .map(Some)
+        .map_err(|error| {
+            let key = match &error {
+                EvmLedgerError::Config(invalid) => format!("evm.{}", invalid.field()),
+                EvmLedgerError::Url { .. }
+                | EvmLedgerError::NoEndpoint
+                | EvmLedgerError::DuplicateName(_) => "rpc_urls".into(),
+                EvmLedgerError::CaFile { .. } => "evm.ca_file".into(),
+                EvmLedgerError::KeyFile { .. } | EvmLedgerError::Key { .. } => {
+                    "treasury_key_file".into()
+                }
+            };
+            let message = match error {
+                EvmLedgerError::Config(invalid) => invalid.to_string(),
+                other => other.to_string(),
+            };
+            ConfigError { key, message }
+        })
 }

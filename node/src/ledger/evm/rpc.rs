@@ -587,14 +587,7 @@ pub(super) fn quantity_u64(value: &Value, what: &str) -> Result<u64, LedgerError
 /// `text` cut to at most [`MAX_MESSAGE_BYTES`] bytes (on a character boundary, `…` marking
 /// the cut).
 pub(super) fn bounded(text: &str) -> String {
-    if text.len() <= MAX_MESSAGE_BYTES {
-        return text.to_owned();
-    }
-    let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    governance::text::bounded(text, MAX_MESSAGE_BYTES)
 }
 
 fn bounded_chars(text: &str, max: usize) -> String {
