@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::anvil::Anvil;
-use crate::cargo::{CargoCommand, fresh_dir, workspace_root};
+use crate::cargo::{CargoCommand, fresh_dir};
 use crate::failover::Node;
 use crate::http;
 
@@ -60,8 +60,9 @@ fn node_table() -> Result<String, String> {
         ],
     )
     .run()?;
-    let binary = crate::cargo::target_dir().join("release").join("node");
-    let scratch = workspace_root().join("target/xtask-bench-node");
+    let target = crate::cargo::target_dir();
+    let binary = target.join("release").join("node");
+    let scratch = target.join("xtask-bench-node");
     let dev = node_throughput(&binary, &scratch.join("dev"), None, 5_000)?;
     // A block a second, as a chain makes them: an auto-mining anvil mines a block per
     // transaction as it arrives and leaves those that come in while it mines pending until

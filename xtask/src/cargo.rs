@@ -1,10 +1,13 @@
 //! Running cargo: the workspace root, the target and scratch directories, the cargo binary,
 //! and echoing then spawning a command.
 
+use crate::chaos::json::Json;
 use crate::tool::ToolCommand;
 use std::env;
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 /// The workspace root: the parent of this crate's manifest directory.
 pub fn workspace_root() -> &'static Path {
@@ -76,7 +79,7 @@ pub fn quote(arg: &OsStr) -> String {
 /// With the `crash-points` feature, which stays inert unless `TB_CRASH_AT` is set: the
 /// node's own tests build it so (a self dev-dependency), and building it the same way
 /// here lets both share one artifact instead of rebuilding it at every switch.
-pub fn build_node(label: &'static str) -> Result<std::path::PathBuf, String> {
+pub fn build_node(label: &'static str) -> Result<PathBuf, String> {
     CargoCommand::new(
         label,
         &[
@@ -94,11 +97,82 @@ pub fn build_node(label: &'static str) -> Result<std::path::PathBuf, String> {
     Ok(target_dir().join("debug").join("node"))
 }
 
-/// Where cargo puts what it builds: `$CARGO_TARGET_DIR` (or `$CARGO_BUILD_TARGET_DIR`), a
-/// relative one taken from the workspace root (where the xtasks run cargo), else
-/// `target/` there. Without this, a drill run with another target directory would start
-/// whatever stale `node` binary `target/debug` holds.
-pub fn target_dir() -> std::path::PathBuf {
+/// Where cargo puts what it builds, as cargo itself resolves it: the `target_directory` of
+/// `cargo metadata`, which follows `CARGO_TARGET_DIR`, `CARGO_BUILD_TARGET_DIR` and
+/// `build.target-dir` in a `.cargo/config.toml` (else `target/` at the workspace root).
+/// Cargo is asked once per xtask run. Without this, a drill run with another target
+/// directory would start whatever stale `node` binary `target/debug` holds, or none.
+///
+/// If `cargo metadata` fails, says why and falls back to `$CARGO_TARGET_DIR` (or
+/// `$CARGO_BUILD_TARGET_DIR`), else `target/`, taken from the workspace root.
+pub fn target_dir() -> &'static Path {
+    static TARGET_DIR: OnceLock<PathBuf> = OnceLock::new();
+    TARGET_DIR.get_or_init(|| {
+        metadata_target_dir(&[]).unwrap_or_else(|reason| {
+            let fallback = target_dir_from_env();
+            eprintln!(
+                "==> [xtask] warning: cannot ask cargo for its target directory ({reason}); \
+                 using {}",
+                fallback.display()
+            );
+            fallback
+        })
+    })
+}
+
+/// Runs `cargo metadata --format-version 1 --no-deps` from the workspace root, with `envs`
+/// set (`Some`) or removed (`None`) in its environment, and returns its `target_directory`.
+fn metadata_target_dir(envs: &[(&str, Option<&OsStr>)]) -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let mut command = Command::new(cargo_program());
+    command
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
+        .arg(root.join("Cargo.toml"))
+        .current_dir(root)
+        .stdin(Stdio::null());
+    for (key, value) in envs {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run `cargo metadata`: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`cargo metadata` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8(output.stdout)
+        .map_err(|_| "`cargo metadata` printed something that is not UTF-8".to_owned())?;
+    target_dir_of_metadata(&text)
+}
+
+/// The `target_directory` in `cargo metadata`'s JSON (a full parse: the path may hold
+/// escaped characters).
+fn target_dir_of_metadata(text: &str) -> Result<PathBuf, String> {
+    let json = Json::parse(text).map_err(|e| format!("`cargo metadata` printed {e}"))?;
+    match json.get("target_directory") {
+        Some(Json::String(dir)) if !dir.is_empty() => Ok(PathBuf::from(dir)),
+        Some(other) => Err(format!(
+            "`cargo metadata`'s target_directory is not a path: {other}"
+        )),
+        None => Err("`cargo metadata` printed no target_directory".to_owned()),
+    }
+}
+
+/// The fallback when cargo cannot be asked: `$CARGO_TARGET_DIR` (or
+/// `$CARGO_BUILD_TARGET_DIR`) taken from the workspace root, else `target/` there.
+fn target_dir_from_env() -> PathBuf {
     target_dir_from(
         env::var_os("CARGO_TARGET_DIR")
             .filter(|v| !v.is_empty())
@@ -106,7 +180,7 @@ pub fn target_dir() -> std::path::PathBuf {
     )
 }
 
-fn target_dir_from(configured: Option<OsString>) -> std::path::PathBuf {
+fn target_dir_from(configured: Option<OsString>) -> PathBuf {
     match configured {
         Some(dir) => workspace_root().join(dir),
         None => workspace_root().join("target"),
@@ -124,8 +198,63 @@ mod tests {
         assert_eq!(quote(OsStr::new("--cfg loom")), r#""--cfg loom""#);
     }
 
+    /// `cargo metadata` run as a child, `CARGO_TARGET_DIR` set or removed in its own
+    /// environment only (the tests run in parallel: this process's is left alone).
     #[test]
-    fn the_target_directory_follows_cargo_target_dir() {
+    fn cargo_metadata_gives_the_target_directory() {
+        let unset = [("CARGO_TARGET_DIR", None), ("CARGO_BUILD_TARGET_DIR", None)];
+        // Assumes no `build.target-dir` in a cargo config outside the workspace.
+        assert_eq!(
+            metadata_target_dir(&unset).expect("cargo metadata"),
+            workspace_root().join("target")
+        );
+        let set = |dir: &'static str| {
+            [
+                ("CARGO_TARGET_DIR", Some(OsStr::new(dir))),
+                ("CARGO_BUILD_TARGET_DIR", None),
+            ]
+        };
+        assert_eq!(
+            metadata_target_dir(&set("/tmp/some-dir")).expect("cargo metadata"),
+            Path::new("/tmp/some-dir")
+        );
+        // Relative: from the workspace root, where the xtasks run cargo.
+        assert_eq!(
+            metadata_target_dir(&set("t2")).expect("cargo metadata"),
+            workspace_root().join("t2")
+        );
+        assert_eq!(
+            metadata_target_dir(&set("/tmp/a \"quoted\" dir")).expect("cargo metadata"),
+            Path::new("/tmp/a \"quoted\" dir")
+        );
+    }
+
+    #[test]
+    fn target_directory_is_read_from_metadata_json() {
+        let sample = r#"{"packages":[{"name":"xtask","targets":[{"kind":["bin"]}]}],
+            "workspace_members":[],"target_directory":"C:\\work\\t \"x\"\u00e9",
+            "version":1,"workspace_root":"C:\\work"}"#;
+        assert_eq!(
+            target_dir_of_metadata(sample).expect("a target directory"),
+            Path::new("C:\\work\\t \"x\"é")
+        );
+        assert_eq!(
+            target_dir_of_metadata(r#"{"target_directory":"/w/target"}"#).expect("a path"),
+            Path::new("/w/target")
+        );
+        for bad in [
+            r#"{"workspace_root":"/w"}"#,
+            r#"{"target_directory":null}"#,
+            r#"{"target_directory":""}"#,
+            r#"{"target_directory":"/w/t"#,
+            "error: could not find `Cargo.toml`",
+        ] {
+            assert!(target_dir_of_metadata(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fallback_target_directory_follows_cargo_target_dir() {
         let root = workspace_root();
         assert_eq!(target_dir_from(None), root.join("target"));
         assert_eq!(

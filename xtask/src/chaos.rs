@@ -39,7 +39,7 @@ mod compare;
 mod disbursements;
 mod drill;
 mod faults;
-mod json;
+pub(crate) mod json;
 mod kill;
 mod log;
 mod options;

@@ -8,7 +8,8 @@
 //! that the scrapes see the half-open state) it closes after 2 accepted submissions and
 //! the backlog drains. Last, on anvil: every destination holds
 //! exactly its amount (paid once) and the treasury's nonce is 20 (no gap, no extra).
-//! Prints the timeline and writes it to `target/failover-timeline.csv`.
+//! Prints the timeline and writes it to `failover-timeline.csv` in the target directory
+//! (`target/` unless `CARGO_TARGET_DIR` is set).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -87,7 +88,7 @@ pub fn run() -> Result<(), String> {
         "request_timeout_ms = 2000\n",
     )?;
     let mut node = Node::start(&binary, &config, &scratch.join("node.log"))?;
-    let result = drill(&anvil, &proxy, &node, &target);
+    let result = drill(&anvil, &proxy, &node, target);
     node.stop();
     if result.is_err() {
         eprintln!(

@@ -18,7 +18,8 @@
 //!
 //! Last, on anvil: every destination holds exactly its amount (paid once) and the
 //! treasury's nonce is the number of disbursements. Prints the timeline and writes it to
-//! `target/failover-endpoints-timeline.csv`.
+//! `failover-endpoints-timeline.csv` in the target directory (`target/` unless
+//! `CARGO_TARGET_DIR` is set).
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -1,10 +1,11 @@
-//! `cargo xtask loom`: the loom model-checking tests, built with `--cfg loom` in `target/loom`.
+//! `cargo xtask loom`: the loom model-checking tests, built with `--cfg loom` in `loom/` under
+//! the target directory (`target/loom` unless `CARGO_TARGET_DIR` is set).
 
 use std::env;
 use std::ffi::OsString;
 
 use crate::Error;
-use crate::cargo::{CargoCommand, workspace_root};
+use crate::cargo::{CargoCommand, target_dir};
 
 /// Preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
 const DEFAULT_MAX_PREEMPTIONS: &str = "3";
@@ -53,10 +54,9 @@ pub fn command(extra: &[OsString]) -> CargoCommand {
             ),
         ),
     };
-    command.env("LOOM_MAX_PREEMPTIONS", preemptions).env(
-        "CARGO_TARGET_DIR",
-        workspace_root().join("target").join("loom"),
-    )
+    command
+        .env("LOOM_MAX_PREEMPTIONS", preemptions)
+        .env("CARGO_TARGET_DIR", target_dir().join("loom"))
 }
 
 /// `existing` + `sep` + `flags`, without a separator when `existing` is blank.

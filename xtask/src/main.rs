@@ -111,7 +111,8 @@ COMMANDS:
                                failures; print a summary table. Fails if any step failed.
                                Installs promtool (Debian's prometheus) if it is missing.
     loom [-- ARGS...]          Run the loom model-checking tests (release build,
-                               RUSTFLAGS+=--cfg loom, target dir target/loom).
+                               RUSTFLAGS+=--cfg loom, built in loom/ under the target
+                               directory: target/loom unless CARGO_TARGET_DIR is set).
                                ARGS are passed to the test binary.
     bench [-- ARGS...]         Run the governance benchmarks (circuit_breaker, executor),
                                then the node end to end (release build; dev ledger, and
@@ -124,12 +125,13 @@ COMMANDS:
                                from npm into .tools/ if missing), fault proxies and the
                                node. One endpoint: cuts and restores it, checks the
                                breaker through /metrics and every payment on anvil
-                               (target/failover-timeline.csv). Three: cuts one (the pool
-                               pays on, the executor's breaker sees nothing), makes one
-                               serve stale reads, cuts all (the breaker opens after 5
-                               failed calls and closes with no payment traffic once one
-                               is back) (target/failover-endpoints-timeline.csv). Both
-                               without --endpoints.
+                               (failover-timeline.csv in the target directory). Three:
+                               cuts one (the pool pays on, the executor's breaker sees
+                               nothing), makes one serve stale reads, cuts all (the
+                               breaker opens after 5 failed calls and closes with no
+                               payment traffic once one is back)
+                               (failover-endpoints-timeline.csv there). Both without
+                               --endpoints.
     chaos [--runs N] [--disbursements M] [--block-time SECS] [--faults LIST] [--seed S]
                                Exactly once under kill -9: queues M (200) disbursements
                                to anvil through the node while killing it with SIGKILL
@@ -162,8 +164,10 @@ ENVIRONMENT:
     CARGO                  cargo binary to run (set by cargo; default: `cargo`)
     RUSTFLAGS              loom appends `--cfg loom` to it
     LOOM_MAX_PREEMPTIONS   loom preemption bound (default: 3)
-    CARGO_TARGET_DIR       where cargo builds; the failover, chaos and bench xtasks run the
-                           node binary from there (default: target/)
+    CARGO_TARGET_DIR       where cargo builds (default: target/, or build.target-dir in a
+                           cargo config; the xtasks ask `cargo metadata`); the failover,
+                           chaos and bench xtasks run the node binary from there and
+                           write their scratch directories and timelines there
     ANVIL_BIN              anvil binary for the failover and chaos steps and the node's EVM tests
                            (default: .tools/npm/.../bin/anvil, installed with npm if missing)
     PROMTOOL               promtool binary for the promtool step (default: `promtool` on
