@@ -59,6 +59,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
+    // Listened for before the node says it listens: a SIGTERM right after that line must
+    // stop it cleanly, not kill it.
+    let signals = Signals::new()?;
     let start::Started { app, executor } = start::open(&config, evm)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -88,7 +91,7 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
             .into_future(),
     );
 
-    wait_for_signal().await?;
+    signals.wait().await?;
     tracing::info!("shutting down: finishing the tick in flight");
     let _ = stop.send(true);
     if driver.await.context("the executor task failed")?.is_none() {
@@ -101,18 +104,28 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT or SIGTERM.
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// SIGINT or SIGTERM, listened for from creation.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
         tokio::select! {
             result = tokio::signal::ctrl_c() => result?,
-            _ = terminate.recv() => {}
+            _ = self.terminate.recv() => {}
         }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await?;
+        Ok(())
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
 }

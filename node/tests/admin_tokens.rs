@@ -129,3 +129,37 @@ fn a_peer_that_keeps_failing_is_refused_and_counted() {
     }
     node.stop_cleanly();
 }
+
+/// With admin tokens, listening beyond loopback over plain HTTP draws a warning at start
+/// (the tokens would cross the network in clear); on loopback it does not.
+#[test]
+fn a_non_loopback_admin_api_is_warned_about() {
+    let warning = "listens on a non-loopback address over plain HTTP";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut node = start(dir.path(), 10);
+    assert!(!node.stderr().contains(warning), "{}", node.stderr());
+    node.stop_cleanly();
+
+    let path = dir.path().join("wide.toml");
+    std::fs::write(
+        &path,
+        format!("listen = \"0.0.0.0:0\"\nadmin_token = \"{ALICE}\"\n{FAST}"),
+    )
+    .expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_node"))
+        .arg("run")
+        .env_remove("TB_ADMIN_TOKEN")
+        .env_remove("TB_LISTEN")
+        .env("TB_CONFIG", &path)
+        .env("TB_GOVERNANCE_DB_PATH", dir.path().join("wide.db"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let warned = lines.any(|line| line.is_ok_and(|line| line.contains(warning)));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warned, "no warning for an admin API on 0.0.0.0");
+}
