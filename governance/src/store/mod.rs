@@ -120,6 +120,11 @@ pub struct GovStore {
     /// Serialises breaker saves, each snapshot taken under it: see
     /// [`save_breaker`](Self::save_breaker).
     breaker_save: Arc<Mutex<()>>,
+    /// Serialises this process's transactions and writes, read phase included: they
+    /// never conflict with each other (the conditions still guard against another
+    /// process's writes, on a shared engine), so none is retried, or starved, by a
+    /// storm of others.
+    writer: Arc<Mutex<()>>,
     /// What [`open`](Self::open) migrated.
     migration: Option<Migration>,
 }
@@ -165,6 +170,7 @@ impl GovStore {
             sled: None,
             fence: None,
             breaker_save: Arc::default(),
+            writer: Arc::default(),
             migration: None,
         }
     }

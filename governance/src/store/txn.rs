@@ -4,6 +4,7 @@
 //! fresh reads, so each transaction is serialisable against every other.
 
 use std::collections::BTreeMap;
+use std::sync::PoisonError;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,8 +18,8 @@ use super::{GovStore, StoreError, TOTALS};
 use crate::treasury::DisbursementStatus;
 
 /// How often a transaction runs again after conflicts before the store gives up.
-/// Conflicts need a concurrent writer of the same keys (an operator's request beside a
-/// tick): a handful is already rare.
+/// Within a process transactions are serialised (`GovStore::writer`): a conflict needs
+/// another process writing the same keys of a shared engine.
 const ATTEMPTS: usize = 64;
 
 /// One run of a transaction: the values read (what the batch is conditional on) and the
@@ -199,6 +200,7 @@ impl GovStore {
         &self,
         mut body: impl FnMut(&mut Txn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let _writing = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         for _ in 0..ATTEMPTS {
             let mut txn = Txn::new(&*self.space);
             let outcome = body(&mut txn).and_then(|value| {
@@ -228,6 +230,7 @@ impl GovStore {
     /// A single write outside any transaction's reads (still fenced): a snapshot, a
     /// counter the executor alone sets.
     pub(crate) fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let batch = Batch {
             conditions: self.fence.iter().cloned().map(Condition::Fence).collect(),
             ops,
