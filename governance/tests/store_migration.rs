@@ -14,6 +14,31 @@ use governance::{
 use serde_json::Value;
 use tempfile::TempDir;
 
+/// Retries while a handle just dropped still holds the database's lock (sled's flusher
+/// thread lets go at its next wake-up).
+fn retry<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open() {
+            Err(error)
+                if error.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<GovStore, StoreError> {
+    retry(|| GovStore::open(path))
+}
+
+fn sled_open(path: &Path) -> Result<sled::Db, sled::Error> {
+    retry(|| sled::open(path))
+}
+
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1")
 }
@@ -89,7 +114,7 @@ fn assert_same(expected: &Value, record: &Disbursement) {
 fn the_first_layout_is_migrated_with_every_record() {
     let manifest = manifest();
     let (_scratch, path) = copy();
-    let store = GovStore::open(&path).expect("the old database opens");
+    let store = open(&path).expect("the old database opens");
     assert_eq!(
         store.migration(),
         Some(Migration {
@@ -165,7 +190,7 @@ fn the_first_layout_is_migrated_with_every_record() {
     assert_eq!(again.disbursement.id, 7);
     drop(store);
 
-    let reopened = GovStore::open(&path).expect("reopens");
+    let reopened = open(&path).expect("reopens");
     assert_eq!(reopened.migration(), None, "migrated once");
     assert_eq!(reopened.list(None, 100).expect("list"), all);
 }
@@ -174,7 +199,7 @@ fn the_first_layout_is_migrated_with_every_record() {
 fn the_migrated_backlog_is_paid_exactly_once() {
     let manifest = manifest();
     let (_scratch, path) = copy();
-    let store = GovStore::open(&path).expect("open");
+    let store = open(&path).expect("open");
 
     // The ledger the fixture was paid on: its five payments replayed byte for byte.
     let settings = &manifest["ledger"];
@@ -267,21 +292,79 @@ fn a_migration_interrupted_mid_copy_is_redone() {
     let (_scratch, path) = copy();
     let clean = {
         let (_other, other_path) = copy();
-        let store = GovStore::open(&other_path).expect("open");
+        let store = open(&other_path).expect("open");
         store.list(None, 100).expect("list")
     };
     {
-        // What a crash after part of the copy leaves: some new keys, stale, no marker.
-        let db = sled::open(&path).expect("sled");
+        // What a crash after part of the copy leaves, then a node of the earlier layout
+        // running on: new keys gone stale (disbursement 0 is no longer ready), no marker.
+        let db = sled_open(&path).expect("sled");
         db.insert(b"d/\0\0\0\0\0\0\0\x03", b"\x01 stale".as_slice())
             .expect("partial");
-        db.insert(b"r/\0\0\0\0\0\0\0\x08", b"".as_slice())
+        db.insert(b"r/\0\0\0\0\0\0\0\0", b"".as_slice())
             .expect("partial");
         db.flush().expect("flush");
     }
-    let store = GovStore::open(&path).expect("the migration is redone");
+    let store = open(&path).expect("the migration is redone");
     assert_eq!(store.migration().map(|m| m.records), Some(RECORDS));
     assert_eq!(store.list(None, 100).expect("list"), clean);
+    let backlog = store.backlog().expect("backlog");
+    assert_eq!(
+        (backlog.ready, backlog.scheduled, backlog.staged),
+        (3, 1, 1),
+        "what the interrupted copy left is gone, not added to"
+    );
+}
+
+/// After the migration, a node of the earlier layout run on the database by mistake
+/// finds counters it cannot read (it halts instead of paying from an empty store); what
+/// it may leave (empty trees, snapshots beside the poison) is cleared at the next open;
+/// a tree of the earlier layout holding records again stops the open, dropping nothing.
+#[test]
+fn a_node_of_the_earlier_layout_cannot_pay_from_a_migrated_database() {
+    let (_scratch, path) = copy();
+    let migrated = open(&path)
+        .expect("migrates")
+        .list(None, 100)
+        .expect("list");
+    {
+        let db = sled_open(&path).expect("sled");
+        let meta = db.open_tree("meta").expect("meta");
+        let next_id = meta.get(b"next_id").expect("get").expect("poisoned");
+        assert_ne!(
+            next_id.len(),
+            8,
+            "not a counter the earlier layout can read"
+        );
+        // What that node could do before halting: open every tree, write a snapshot.
+        for name in ["disbursements", "ready", "intents", "audit"] {
+            db.open_tree(name).expect("tree");
+        }
+        meta.insert(b"executor", b"{}".as_slice())
+            .expect("snapshot");
+        db.flush().expect("flush");
+    }
+    let store = open(&path).expect("reopens: nothing could have been paid");
+    assert_eq!(store.migration(), None);
+    assert_eq!(store.list(None, 100).expect("list"), migrated);
+    drop(store);
+    {
+        let db = sled_open(&path).expect("sled");
+        let tree = db.open_tree("disbursements").expect("tree");
+        tree.insert(99u64.to_be_bytes(), b"{}".as_slice())
+            .expect("a record");
+        db.flush().expect("flush");
+    }
+    match open(&path) {
+        Err(StoreError::Invariant { kind, .. }) => assert_eq!(kind, "disbursements"),
+        other => panic!("expected a refusal naming the tree, got {other:?}"),
+    }
+    let db = sled_open(&path).expect("sled");
+    let kept = db.open_tree("disbursements").expect("tree");
+    assert!(
+        kept.get(99u64.to_be_bytes()).expect("get").is_some(),
+        "nothing dropped"
+    );
 }
 
 /// A record of the old layout that does not decode stops the open, naming its kind and
@@ -290,7 +373,7 @@ fn a_migration_interrupted_mid_copy_is_redone() {
 fn a_corrupt_old_record_stops_the_migration_and_loses_nothing() {
     let (_scratch, path) = copy();
     let original = {
-        let db = sled::open(&path).expect("sled");
+        let db = sled_open(&path).expect("sled");
         let tree = db.open_tree("disbursements").expect("tree");
         let original = tree
             .get(3u64.to_be_bytes())
@@ -301,13 +384,13 @@ fn a_corrupt_old_record_stops_the_migration_and_loses_nothing() {
         db.flush().expect("flush");
         original
     };
-    match GovStore::open(&path) {
+    match open(&path) {
         Err(StoreError::Corrupt { kind, key, .. }) => {
             assert_eq!((kind, key.as_str()), ("disbursements", "3"));
         }
         other => panic!("expected the corrupt record named, got {other:?}"),
     }
-    let db = sled::open(&path).expect("sled");
+    let db = sled_open(&path).expect("sled");
     let names = db.tree_names();
     for kind in ["disbursements", "intents", "audit", "meta"] {
         assert!(
@@ -323,7 +406,7 @@ fn a_corrupt_old_record_stops_the_migration_and_loses_nothing() {
         .expect("repair");
     db.flush().expect("flush");
     drop(db);
-    let store = GovStore::open(&path).expect("migrates once repaired");
+    let store = open(&path).expect("migrates once repaired");
     assert_eq!(store.list(None, 100).expect("list").len(), 13);
 }
 
@@ -333,11 +416,11 @@ fn a_newer_layout_is_refused() {
     let scratch = TempDir::new().expect("tempdir");
     let path = scratch.path().join("governance.db");
     {
-        let db = sled::open(&path).expect("sled");
+        let db = sled_open(&path).expect("sled");
         db.insert(b"m/layout", &99u64.to_be_bytes())
             .expect("marker");
         db.flush().expect("flush");
     }
-    let refused = GovStore::open(&path).expect_err("refused");
+    let refused = open(&path).expect_err("refused");
     assert!(refused.to_string().contains("layout 99"), "{refused}");
 }

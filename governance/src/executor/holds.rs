@@ -15,8 +15,7 @@
 use std::collections::HashMap;
 
 use super::{TickReport, Tip, TreasuryExecutor, TreasuryExecutorError};
-use crate::store::{Action, Decision, Hold, Intent, Resolution};
-use crate::text::unix_ms;
+use crate::store::{Action, Decision, Hold, Intent, Resolution, Settled};
 use crate::treasury::DisbursementId;
 
 /// How many blocks below the final height the executor searches for the block that spent
@@ -193,50 +192,57 @@ impl TreasuryExecutor {
             return Ok(false);
         }
         self.record()?;
-        let record = self.store.apply_decision(&decision)?;
-        let detail = match (&decision.action, record) {
-            (Action::Resolve { resolution }, Some(record)) => format!(
-                "nonce {}, disbursement {}: {} ({} decided); it is now {}",
-                hold_nonce(&decision.hold),
-                record.id,
-                match resolution {
-                    Resolution::Paid { .. } => "paid",
-                    Resolution::NotPaid => "not paid",
-                },
-                decision.actor,
-                record.status.name()
-            ),
-            (Action::AdoptNonce { nonce }, _) => format!(
-                "next nonce adopted: {} ({} decided)",
-                nonce.map_or_else(|| hold_nonce(&decision.hold).to_string(), |n| n.to_string()),
-                decision.actor
-            ),
-            (_, None) => format!("{} decided", decision.actor),
-        };
-        self.audit("decision.applied", &decision.reason, &detail)?;
-        self.spenders.clear();
-        Ok(true)
+        let auditor = self.auditor();
+        let settled = self.store.apply_decision(&decision, &auditor, |record| {
+            match (&decision.action, record) {
+                (Action::Resolve { resolution }, Some(record)) => format!(
+                    "nonce {}, disbursement {}: {} ({} decided); it is now {}",
+                    hold_nonce(&decision.hold),
+                    record.id,
+                    match resolution {
+                        Resolution::Paid { .. } => "paid",
+                        Resolution::NotPaid => "not paid",
+                    },
+                    decision.actor,
+                    record.status.name()
+                ),
+                (Action::AdoptNonce { nonce }, _) => format!(
+                    "next nonce adopted: {} ({} decided)",
+                    nonce.map_or_else(|| hold_nonce(&decision.hold).to_string(), |n| n.to_string()),
+                    decision.actor
+                ),
+                (_, None) => format!("{} decided", decision.actor),
+            }
+        })?;
+        match settled {
+            // An operator replaced it since it was read: the next tick settles the new one.
+            Settled::Superseded => Ok(false),
+            Settled::Applied(_) => {
+                self.spenders.clear();
+                Ok(true)
+            }
+        }
     }
 
-    /// Forgets a decision whose question no longer stands, saying why in the audit log.
+    /// Forgets a decision whose question no longer stands, saying why in the audit log
+    /// (in the same transaction; nothing if an operator replaced it meanwhile).
     pub(super) fn drop_decision(
         &mut self,
         decision: &Decision,
         why: &str,
     ) -> Result<(), TreasuryExecutorError> {
-        self.store.drop_decision()?;
         let detail = format!(
             "{} decided on: {}; not applied: {why}",
             decision.actor, decision.hold
         );
-        self.audit("decision.dropped", &decision.reason, &detail)
+        self.store
+            .drop_decision(decision, &self.auditor(), &detail)?;
+        Ok(())
     }
 
-    fn audit(&self, action: &str, reason: &str, detail: &str) -> Result<(), TreasuryExecutorError> {
-        let actor = format!("executor:{}", self.config.identity);
-        self.store
-            .record_audit(&actor, action, reason, detail, unix_ms())?;
-        Ok(())
+    /// Who the executor's audit records name.
+    fn auditor(&self) -> String {
+        format!("executor:{}", self.config.identity)
     }
 }
 

@@ -50,6 +50,7 @@ pub use error::StoreError;
 use keys::{Kind, pair_key, u64_key};
 pub(crate) use lifecycle::Change;
 pub use migrate::Migration;
+pub(crate) use operator::Settled;
 pub use operator::{Action, Decision, Resolution};
 pub use queue::{Cancellation, Queued};
 pub use records::{

@@ -12,9 +12,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::audit::{Audit, write_audit};
-use super::engine::Op;
 use super::keys::{Kind, pair_key, u64_key};
 use super::records::{ExecutorSnapshot, Hold, Intent, describe_hold};
+use super::txn::Txn;
 use super::{
     DECISION, EPOCH, EXECUTOR, GovStore, NEXT_NONCE, RequestError, StoreError, cancel_cascade,
     execute, put_status,
@@ -148,64 +148,56 @@ impl GovStore {
         self.meta_record(DECISION)
     }
 
-    /// Forgets the decision waiting (it answered a hold that lifted).
-    pub(crate) fn drop_decision(&self) -> Result<(), StoreError> {
-        self.write(vec![Op::Delete(Kind::Meta.key(DECISION))])
+    /// Forgets `decision` (it answered a hold that lifted), auditing it as `auditor` with
+    /// `detail`, in one transaction; `false` (nothing written) if the decision waiting is
+    /// no longer this one (an operator replaced it since it was read).
+    pub(crate) fn drop_decision(
+        &self,
+        decision: &Decision,
+        auditor: &str,
+        detail: &str,
+    ) -> Result<bool, StoreError> {
+        self.transact(|txn| {
+            if txn.get_json::<Decision>(Kind::Meta, DECISION)?.as_ref() != Some(decision) {
+                return Ok(false);
+            }
+            txn.delete(Kind::Meta, DECISION);
+            write_audit(
+                txn,
+                &executor_audit(auditor, decision),
+                "decision.dropped",
+                &decision.reason,
+                detail,
+            )?;
+            Ok(true)
+        })
     }
 
-    /// Applies `decision` (the executor, having found its hold again this tick), and
-    /// forgets it, in one transaction. A resolution returns the disbursement.
+    /// Applies `decision` (the executor, having found its hold again this tick), forgets
+    /// it, and audits it as `auditor` (`describe` says what became of the disbursement),
+    /// in one transaction. [`Settled::Superseded`], with nothing written, if the decision
+    /// waiting is no longer this one: an operator replaced it since the executor read it,
+    /// and the next tick settles the new one (applying the old one could pay twice).
     pub(crate) fn apply_decision(
         &self,
         decision: &Decision,
-    ) -> Result<Option<Disbursement>, StoreError> {
+        auditor: &str,
+        describe: impl Fn(Option<&Disbursement>) -> String,
+    ) -> Result<Settled, StoreError> {
         self.transact(|txn| {
-            txn.delete(Kind::Meta, DECISION);
-            let (resolution, nonce) = match (&decision.action, &decision.hold) {
-                (Action::Resolve { resolution }, Hold::ForeignNonce { nonce, .. }) => {
-                    (resolution, *nonce)
-                }
-                (Action::AdoptNonce { nonce }, Hold::NonceDrift { ledger, .. }) => {
-                    txn.set_counter(NEXT_NONCE, nonce.unwrap_or(*ledger));
-                    return Ok(None);
-                }
-                _ => return Ok(None), // answers nothing: `answers` keeps these out
-            };
-            let key = u64_key(nonce);
-            let intent: Intent = txn.need(Kind::Intents, &key)?;
-            txn.delete(Kind::Intents, &key);
-            let record = match resolution {
-                Resolution::Paid { tx_hash } => {
-                    let epoch_seen = txn.counter(EPOCH)?;
-                    execute(
-                        txn,
-                        epoch_seen,
-                        intent.id,
-                        DisbursementStatus::Executed {
-                            tx_hash: tx_hash.clone().unwrap_or_default(),
-                            block: 0,
-                            resolution: Some(format!(
-                                "paid, as {} found: {}",
-                                decision.actor, decision.reason
-                            )),
-                        },
-                    )?
-                }
-                // An operator asked to cancel it meanwhile: now it can be, outright.
-                Resolution::NotPaid if intent.cancel.is_some() => {
-                    cancel_cascade(txn, intent.id, intent.cancel.clone().unwrap_or_default())?
-                }
-                Resolution::NotPaid => {
-                    let id = u64_key(intent.id);
-                    let mut record: Disbursement = txn.need(Kind::Disbursements, &id)?;
-                    put_status(txn, &mut record, DisbursementStatus::Queued);
-                    // It was ready when it was staged: its epoch and dependencies have
-                    // not changed since.
-                    txn.put_raw(Kind::Ready, &id, vec![]);
-                    record
-                }
-            };
-            Ok(Some(record))
+            if txn.get_json::<Decision>(Kind::Meta, DECISION)?.as_ref() != Some(decision) {
+                return Ok(Settled::Superseded);
+            }
+            let record = apply_in(txn, decision)?;
+            let detail = describe(record.as_ref());
+            write_audit(
+                txn,
+                &executor_audit(auditor, decision),
+                "decision.applied",
+                &decision.reason,
+                &detail,
+            )?;
+            Ok(Settled::Applied(record.map(Box::new)))
         })
     }
 
@@ -281,4 +273,72 @@ impl GovStore {
         });
         outcome?
     }
+}
+
+/// What [`GovStore::apply_decision`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// The decision waiting was another one: nothing written.
+    Superseded,
+    /// Applied; a resolution's disbursement as it now is.
+    Applied(Option<Box<Disbursement>>),
+}
+
+/// The executor's audit of an operator's decision: as the executor, with the decision's
+/// reason and time.
+fn executor_audit(auditor: &str, decision: &Decision) -> Audit {
+    Audit {
+        actor: auditor.to_owned(),
+        reason: decision.reason.clone(),
+        at_ms: crate::text::unix_ms(),
+        unverified_actor: None,
+    }
+}
+
+/// The transaction of [`GovStore::apply_decision`]: `decision` applied and forgotten.
+fn apply_in(txn: &mut Txn<'_>, decision: &Decision) -> Result<Option<Disbursement>, StoreError> {
+    txn.delete(Kind::Meta, DECISION);
+    let (resolution, nonce) = match (&decision.action, &decision.hold) {
+        (Action::Resolve { resolution }, Hold::ForeignNonce { nonce, .. }) => (resolution, *nonce),
+        (Action::AdoptNonce { nonce }, Hold::NonceDrift { ledger, .. }) => {
+            txn.set_counter(NEXT_NONCE, nonce.unwrap_or(*ledger));
+            return Ok(None);
+        }
+        _ => return Ok(None), // answers nothing: `answers` keeps these out
+    };
+    let key = u64_key(nonce);
+    let intent: Intent = txn.need(Kind::Intents, &key)?;
+    txn.delete(Kind::Intents, &key);
+    let record = match resolution {
+        Resolution::Paid { tx_hash } => {
+            let epoch_seen = txn.counter(EPOCH)?;
+            execute(
+                txn,
+                epoch_seen,
+                intent.id,
+                DisbursementStatus::Executed {
+                    tx_hash: tx_hash.clone().unwrap_or_default(),
+                    block: 0,
+                    resolution: Some(format!(
+                        "paid, as {} found: {}",
+                        decision.actor, decision.reason
+                    )),
+                },
+            )?
+        }
+        // An operator asked to cancel it meanwhile: now it can be, outright.
+        Resolution::NotPaid if intent.cancel.is_some() => {
+            cancel_cascade(txn, intent.id, intent.cancel.clone().unwrap_or_default())?
+        }
+        Resolution::NotPaid => {
+            let id = u64_key(intent.id);
+            let mut record: Disbursement = txn.need(Kind::Disbursements, &id)?;
+            put_status(txn, &mut record, DisbursementStatus::Queued);
+            // It was ready when it was staged: its epoch and dependencies have
+            // not changed since.
+            txn.put_raw(Kind::Ready, &id, vec![]);
+            record
+        }
+    };
+    Ok(Some(record))
 }

@@ -292,12 +292,48 @@ fn decisions_need_the_executors_hold() {
             matches!(status(&store, a), DisbursementStatus::Staged { .. }),
             "nothing changes until the executor applies it"
         );
-        let record = store
-            .apply_decision(&resolve)
+        // Replaced by another decision since read: applying the old one does nothing.
+        let paid = decision(
+            hold.clone(),
+            Action::Resolve {
+                resolution: Resolution::Paid { tx_hash: None },
+            },
+        );
+        store.decide(&paid).expect("replaced");
+        assert_eq!(
+            store.apply_decision(&resolve, "executor:test", |_| String::new()),
+            Ok(Settled::Superseded)
+        );
+        assert_eq!(
+            store.drop_decision(&resolve, "executor:test", "dropped"),
+            Ok(false)
+        );
+        assert_eq!(store.decision().expect("decision"), Some(paid.clone()));
+        assert!(matches!(
+            status(&store, a),
+            DisbursementStatus::Staged { .. }
+        ));
+        assert!(store.audit(None, 10).expect("audit").is_empty());
+
+        store.decide(&resolve).expect("recorded again");
+        let Settled::Applied(Some(record)) = store
+            .apply_decision(&resolve, "executor:test", |_| "applied".into())
             .expect("apply")
-            .expect("record");
+        else {
+            panic!("not applied");
+        };
         assert_eq!(record.status, DisbursementStatus::Queued);
         assert_eq!(store.decision().expect("decision"), None);
+        let log = store.audit(None, 10).expect("audit");
+        assert_eq!(
+            (
+                log[0].action.as_str(),
+                log[0].actor.as_str(),
+                log[0].detail.as_str()
+            ),
+            ("decision.applied", "executor:test", "applied"),
+            "audited with the change"
+        );
         assert_eq!(
             store.ready(10).expect("ready").len(),
             1,
@@ -330,18 +366,25 @@ fn not_paid_honours_a_pending_cancellation() {
             attempts: vec![],
             spent_by: None,
         };
-        let record = store
-            .apply_decision(&Decision {
-                hold,
-                action: Action::Resolve {
-                    resolution: Resolution::NotPaid,
-                },
-                reason: "a stranger".into(),
-                actor: "carol".into(),
-                at_ms: 0,
-            })
+        let not_paid = Decision {
+            hold,
+            action: Action::Resolve {
+                resolution: Resolution::NotPaid,
+            },
+            reason: "a stranger".into(),
+            actor: "carol".into(),
+            at_ms: 0,
+        };
+        let json = serde_json::to_vec(&not_paid).expect("json");
+        store
+            .raw_insert("meta", b"decision", &json)
+            .expect("recorded");
+        let Settled::Applied(Some(record)) = store
+            .apply_decision(&not_paid, "executor:test", |_| String::new())
             .expect("apply")
-            .expect("record");
+        else {
+            panic!("not applied");
+        };
         assert_eq!(
             record.status,
             DisbursementStatus::Cancelled {
