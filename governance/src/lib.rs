@@ -27,7 +27,7 @@ pub use executor::{
 pub use ledger::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 pub use store::{
     Action, Attempt, Audit, AuditRecord, Backlog, Cancellation, Decision, ExecutorSnapshot,
-    GovStore, Hold, Inclusion, Intent, Migration, Queued, RequestError, Resolution, StoreError,
-    Stored, Totals,
+    GovStore, Hold, Inclusion, Intent, Migration, OverrideError, Queued, RequestError, Resolution,
+    StoreError, Stored, Totals,
 };
 pub use treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};

@@ -108,20 +108,26 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
 struct Signals {
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
 }
 
 impl Signals {
     fn new() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             #[cfg(unix)]
-            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+            terminate: signal(SignalKind::terminate())?,
+            #[cfg(unix)]
+            interrupt: signal(SignalKind::interrupt())?,
         })
     }
 
     async fn wait(mut self) -> anyhow::Result<()> {
         #[cfg(unix)]
         tokio::select! {
-            result = tokio::signal::ctrl_c() => result?,
+            _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
         }
         #[cfg(not(unix))]

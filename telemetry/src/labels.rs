@@ -29,7 +29,7 @@ pub const SUBMISSION_RESULTS: [&str; 5] = [ACCEPTED, FAILED, CANCELLED, AMBIGUOU
 pub const AUTH_MISSING: &str = "missing";
 /// An admin API call whose token matches no configured one.
 pub const AUTH_WRONG: &str = "wrong";
-/// An admin API call refused unchecked: its peer failed too often lately.
+/// An admin API call without a valid token from a peer that failed too often lately (429).
 pub const AUTH_LIMITED: &str = "limited";
 /// Every `reason` label of the admin authentication failures counter.
 pub const AUTH_FAILURES: [&str; 3] = [AUTH_MISSING, AUTH_WRONG, AUTH_LIMITED];

@@ -186,7 +186,7 @@ impl Default for Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "treasury_admin_auth_failures_total",
-                        "Admin API calls refused before authentication succeeded, by reason: missing (no bearer token), wrong (no configured token matches), limited (the peer failed too often: refused without checking).",
+                        "Admin API calls refused before authentication succeeded, by reason: missing (no bearer token), wrong (no configured token matches), limited (no valid token, from a peer that failed too often: answered 429).",
                     ),
                     &["reason"],
                 ),

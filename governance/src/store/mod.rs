@@ -56,6 +56,7 @@ pub use queue::{Cancellation, Queued};
 pub use records::{
     Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent, Totals, describe_hold,
 };
+pub use snapshots::OverrideError;
 use txn::Txn;
 pub use wire::Stored;
 

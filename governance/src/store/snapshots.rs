@@ -8,7 +8,21 @@ use super::engine::Op;
 use super::keys::Kind;
 use super::records::{Backlog, ExecutorSnapshot, Totals};
 use super::{BREAKER, CHAIN_ID, EXECUTOR, GovStore, StoreError, TOTALS};
-use crate::circuit_breaker::{CircuitBreaker, CircuitBreakerSnapshot};
+use crate::circuit_breaker::{CircuitBreaker, CircuitBreakerSnapshot, Transition};
+
+/// Why [`GovStore::override_breaker`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    /// Nothing was stored, and the override was undone in memory.
+    #[error("the override was not saved, so it was undone: {0}")]
+    NotSaved(StoreError),
+    /// The override stands and is recorded with its audit record, but the flush that
+    /// makes it durable failed: a crash now could forget it.
+    #[error(
+        "the override ({0}) is applied and recorded, but the flush failed: it may not survive a crash: {1}"
+    )]
+    NotFlushed(Transition, StoreError),
+}
 
 impl GovStore {
     /// The chain this store pays on, once the executor has pinned it.
@@ -38,27 +52,40 @@ impl GovStore {
         self.put_meta(BREAKER, encode_json(&breaker.snapshot()))
     }
 
-    /// [`save_breaker`](Self::save_breaker) and its audit record (`action`, `detail`) in
-    /// one transaction, then flushed: an operator's override is on disk with its audit
-    /// record, or neither is (the caller then undoes it in memory).
-    pub fn save_breaker_audited(
+    /// An operator's override of `breaker`: `apply` runs, and the breaker's new state is
+    /// saved with its audit record (`action`, the transition as the detail) in one
+    /// transaction, then flushed, all under the lock that orders breaker saves (so the
+    /// executor cannot save the override unaudited in between). If the transaction
+    /// fails, the override is undone in memory ([`OverrideError::NotSaved`]): memory,
+    /// disk and the audit log agree that it did not happen. If only the flush fails, it
+    /// stands, recorded ([`OverrideError::NotFlushed`]).
+    pub fn override_breaker(
         &self,
         breaker: &CircuitBreaker,
+        apply: impl FnOnce(&CircuitBreaker) -> Transition,
         audit: &Audit,
         action: &str,
-        detail: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Transition, OverrideError> {
         let _saving = self
             .breaker_save
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let before = breaker.snapshot();
+        let transition = apply(breaker);
         let snapshot = encode_json(&breaker.snapshot());
-        self.transact(|txn| {
+        let detail = transition.to_string();
+        let saved = self.transact(|txn| {
             txn.put_raw(Kind::Meta, BREAKER, snapshot.clone());
-            write_audit(txn, audit, action, &audit.reason, detail)?;
+            write_audit(txn, audit, action, &audit.reason, &detail)?;
             Ok(())
-        })?;
+        });
+        if let Err(error) = saved {
+            breaker.restore(&before);
+            return Err(OverrideError::NotSaved(error));
+        }
         self.flush()
+            .map_err(|error| OverrideError::NotFlushed(transition, error))?;
+        Ok(transition)
     }
 
     /// The persisted executor snapshot, if any.

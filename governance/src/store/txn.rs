@@ -238,12 +238,16 @@ impl GovStore {
         };
         match self.space.apply(&batch) {
             Ok(()) => Ok(()),
-            Err(ApplyError::Conflict { key }) | Err(ApplyError::Fenced { key, .. }) => {
-                Err(StoreError::Fenced {
-                    key: show_key(&key),
-                    token: self.fence.as_ref().map_or(0, |fence| fence.token),
-                })
-            }
+            Err(ApplyError::Fenced { key, token }) => Err(StoreError::Fenced {
+                key: show_key(&key),
+                token,
+            }),
+            // Its only condition is the fence, which fails as `Fenced`: an engine that
+            // says otherwise is broken.
+            Err(ApplyError::Conflict { key }) => Err(StoreError::Database(format!(
+                "the engine reported a conflict at {} for a batch with no condition on it",
+                show_key(&key)
+            ))),
             Err(ApplyError::Store(error)) => Err(error),
         }
     }

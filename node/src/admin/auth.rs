@@ -37,6 +37,37 @@ impl Operator {
     }
 }
 
+/// The refusal of a call without a valid token: 429 while its peer is over the limit of
+/// failed authentications (which is counted), else 401.
+fn refuse(app: &App, peer: Option<IpAddr>, presented: bool) -> ApiError {
+    let now = Instant::now();
+    if let Some(peer) = peer
+        && let Err(retry) = app.auth_limiter.check(peer, now)
+    {
+        app.metrics.admin_auth_failure(labels::AUTH_LIMITED);
+        return ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many failed authentications from {peer}: try again in {} s",
+                retry.as_secs().max(1)
+            ),
+        );
+    }
+    if let Some(peer) = peer {
+        app.auth_limiter.failed(peer, now);
+    }
+    if presented {
+        app.metrics.admin_auth_failure(labels::AUTH_WRONG);
+        ApiError(StatusCode::UNAUTHORIZED, "wrong admin token".into())
+    } else {
+        app.metrics.admin_auth_failure(labels::AUTH_MISSING);
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer <token>` header".into(),
+        )
+    }
+}
+
 impl FromRequestParts<Arc<App>> for Operator {
     type Rejection = ApiError;
 
@@ -58,19 +89,6 @@ impl FromRequestParts<Arc<App>> for Operator {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
-        let now = Instant::now();
-        if let Some(peer) = peer
-            && let Err(retry) = app.auth_limiter.check(peer, now)
-        {
-            app.metrics.admin_auth_failure(labels::AUTH_LIMITED);
-            return Err(ApiError(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "too many failed authentications from {peer}: try again in {} s",
-                    retry.as_secs().max(1)
-                ),
-            ));
-        }
         // The scheme is case-insensitive (RFC 9110 §11.1); the token is compared exactly.
         let presented = parts
             .headers
@@ -79,32 +97,17 @@ impl FromRequestParts<Arc<App>> for Operator {
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token);
-        let Some(presented) = presented else {
-            app.metrics.admin_auth_failure(labels::AUTH_MISSING);
-            if let Some(peer) = peer {
-                app.auth_limiter.failed(peer, now);
-            }
-            return Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                "missing `Authorization: Bearer <token>` header".into(),
-            ));
-        };
         // Every token is compared, whichever matches: the time says nothing of which.
         let mut matched = None;
         for token in tokens {
-            if token.secret.matches(presented.as_bytes()) {
+            if presented.is_some_and(|presented| token.secret.matches(presented.as_bytes())) {
                 matched = Some(token);
             }
         }
+        // A valid token always passes: a peer address shared by many (a proxy, a NAT)
+        // that someone fills with failures must not lock the operators out.
         let Some(token) = matched else {
-            app.metrics.admin_auth_failure(labels::AUTH_WRONG);
-            if let Some(peer) = peer {
-                app.auth_limiter.failed(peer, now);
-            }
-            return Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                "wrong admin token".into(),
-            ));
+            return Err(refuse(app, peer, presented.is_some()));
         };
         if token.role == Role::Viewer && parts.method != Method::GET {
             return Err(ApiError(

@@ -35,33 +35,26 @@ pub(super) async fn override_handler(
         }
     };
     let reason = ReasonBody::reason(&body)?;
-    override_breaker(&app, &operator, name, &reason, || apply(&app.breaker))
+    override_breaker(&app, &operator, name, &reason, apply)
 }
 
-/// Applies an override, then persists the breaker and its audit record in one
-/// transaction, flushed (a crash must not forget it). If that fails, the override is
-/// undone in memory: memory, disk and the audit log agree, and the call answers 500.
+/// Applies an override, saved with its audit record in one transaction and flushed (a
+/// crash must not forget it). If the save fails, the override is undone in memory:
+/// memory, disk and the audit log agree, and the call answers 500. If only the flush
+/// fails, it stands, recorded, and the call answers 500 saying so.
 fn override_breaker(
     app: &App,
     operator: &Operator,
     action: &str,
     reason: &str,
-    apply: impl FnOnce() -> Transition,
+    apply: fn(&CircuitBreaker) -> Transition,
 ) -> Result<Json<Value>, ApiError> {
-    let before = app.breaker.snapshot();
-    let transition = apply();
     let audit = operator.audit(reason);
-    if let Err(error) =
-        app.store
-            .save_breaker_audited(&app.breaker, &audit, action, &transition.to_string())
-    {
-        app.breaker.restore(&before);
-        app.publish_breaker();
-        return Err(ApiError::internal(format!(
-            "the override was not saved, so it was undone: {error}"
-        )));
-    }
+    let outcome = app
+        .store
+        .override_breaker(&app.breaker, apply, &audit, action);
     app.publish_breaker();
+    let transition = outcome.map_err(ApiError::internal)?;
     // Debug-formatted: a reason is free text, and a newline in it must not start a
     // forged log line.
     tracing::warn!(actor = %operator.actor, ?reason, %transition, "operator override");

@@ -1,5 +1,6 @@
-//! `AuthLimiter`: a peer that fails to authenticate too often is refused for a while
-//! without its token being checked (brute force gets nowhere, and costs little).
+//! `AuthLimiter`: a peer that fails to authenticate too often gets 429 instead of 401
+//! for the rest of the minute (a valid token still passes: a shared address must not
+//! lock the operators out). IPv6 peers count by /64, the block one host usually holds.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// How long a peer's failures count.
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Peers remembered at most; past it, the oldest windows are forgotten first.
+/// Peers remembered at most; past it, expired windows are forgotten, then the oldest.
 const PEERS: usize = 10_000;
 
 /// Failed authentications by peer address, in fixed windows of a minute.
@@ -40,7 +41,7 @@ impl AuthLimiter {
             return Ok(());
         }
         let peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        match peers.get(&peer) {
+        match peers.get(&bucket(peer)) {
             Some(window)
                 if window.failures >= self.limit && now.duration_since(window.started) < WINDOW =>
             {
@@ -55,11 +56,17 @@ impl AuthLimiter {
         if self.limit == 0 {
             return;
         }
+        let peer = bucket(peer);
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
         if peers.len() >= PEERS && !peers.contains_key(&peer) {
             peers.retain(|_, window| now.duration_since(window.started) < WINDOW);
-            if peers.len() >= PEERS {
-                return; // a flood of distinct peers: count none rather than grow
+            if peers.len() >= PEERS
+                && let Some(oldest) = peers
+                    .iter()
+                    .min_by_key(|(_, window)| window.started)
+                    .map(|(peer, _)| *peer)
+            {
+                peers.remove(&oldest);
             }
         }
         let window = peers.entry(peer).or_insert(Window {
@@ -73,6 +80,18 @@ impl AuthLimiter {
             };
         }
         window.failures = window.failures.saturating_add(1);
+    }
+}
+
+/// The address failures are counted under: an IPv4 address, or an IPv6 /64.
+fn bucket(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
     }
 }
 
@@ -105,6 +124,19 @@ mod tests {
         );
         limiter.failed(peer, start + WINDOW);
         assert_eq!(limiter.check(peer, start + WINDOW), Ok(()), "a new window");
+    }
+
+    #[test]
+    fn ipv6_peers_count_by_their_64_block() {
+        let limiter = AuthLimiter::new(2);
+        let now = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        limiter.failed(a, now);
+        limiter.failed(b, now);
+        assert!(limiter.check(a, now).is_err(), "one /64, one count");
+        assert_eq!(limiter.check(other, now), Ok(()));
     }
 
     #[test]

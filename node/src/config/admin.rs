@@ -9,7 +9,7 @@
 //!
 //! `admin_token` (TOML) and `TB_ADMIN_TOKEN` stay: one operator token named `admin`.
 //! `[admin] auth_failures_per_minute` (default 10, 0 off): a peer address that fails to
-//! authenticate that often is refused for the rest of the minute.
+//! authenticate that often gets 429 for the rest of the minute (a valid token passes).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,6 @@
 //! The environment is read through [`Env`], so tests never touch the process's.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,7 +65,7 @@ pub struct NodeConfig {
     /// for one named `admin`); none turns the admin API off.
     pub admin_tokens: Vec<AdminToken>,
     /// Failed admin authentications a peer address may make in a minute before it is
-    /// refused for the rest of it (`admin.auth_failures_per_minute`; 0: no limit).
+    /// answered 429 for the rest of it (a valid token still passes) (`admin.auth_failures_per_minute`; 0: no limit).
     pub admin_auth_failures_per_minute: u32,
     /// Which ledger (`ledger`, `TB_LEDGER`, `--ledger`).
     pub ledger: LedgerKind,
@@ -301,7 +300,10 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
         ConfigError::new(key, format!("cannot read {}: {error}", path.display()))
     })?;
     let file: FileConfig = toml::from_str(&text).map_err(|error| {
-        ConfigError::new(format!("{} ({})", key, path.display()), one_line(&error))
+        ConfigError::new(
+            format!("{} ({})", key, path.display()),
+            describe(&error, &text),
+        )
     })?;
     if let Some(db_path) = file.db_path {
         config.db_path = db_path;
@@ -441,16 +443,47 @@ fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
 
 pub use self::admin::MIN_TOKEN_LEN;
 
-/// toml's errors span several lines (with a caret under the spot); keep them readable on
-/// one line of a log.
-fn one_line(error: &impl fmt::Display) -> String {
-    error
-        .to_string()
+/// A TOML error on one line of a log: where (line, column, and the key the line sets,
+/// under its table) and what, never the value on the offending line, which may be a
+/// secret (`admin_token = "…"`).
+fn describe(error: &toml::de::Error, text: &str) -> String {
+    let message = error
+        .message()
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |at| at + 1) + 1;
+    let source = text.lines().nth(line - 1).unwrap_or_default();
+    let table = text
+        .lines()
+        .take(line - 1)
+        .filter_map(|l| l.trim().strip_prefix('[')?.split(']').next())
+        .last()
+        .map(|t| t.trim_matches('[').trim())
+        .filter(|t| !t.is_empty());
+    let key = source
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|key| {
+            !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.\"".contains(&b))
+        });
+    match (table, key) {
+        (Some(table), Some(key)) => {
+            format!("line {line}, column {column} ({table}.{key}): {message}")
+        }
+        (None, Some(key)) => format!("line {line}, column {column} ({key}): {message}"),
+        _ => format!("line {line}, column {column}: {message}"),
+    }
 }
 
 #[cfg(test)]

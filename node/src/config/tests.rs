@@ -471,3 +471,14 @@ fn admin_tokens_are_named_read_from_files_and_checked() {
         );
     }
 }
+
+/// A syntax error names where it is and never echoes the line, which may hold a secret.
+#[test]
+fn a_toml_error_does_not_echo_the_offending_line() {
+    let toml = file("listen = \"127.0.0.1:1\"\nadmin_token = \"s3cret-s3cret-s3cret\" oops\n");
+    let path = toml.path().to_string_lossy().into_owned();
+    let error = load(&Overrides::default(), &env(&[("TB_CONFIG", &path)])).expect_err("syntax");
+    let shown = error.to_string();
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("line 2"), "{shown}");
+}
