@@ -159,8 +159,19 @@ fn a_non_loopback_admin_api_is_warned_about() {
         .spawn()
         .expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let warned = lines.any(|line| line.is_ok_and(|line| line.contains(warning)));
+    let (found, warned) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        for line in lines.map_while(Result::ok) {
+            if line.contains(warning) {
+                let _ = found.send(());
+            }
+        }
+    });
+    // The warning comes before the node serves; a minute bounds a node that never says it.
+    let warned = warned
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_ok();
     let _ = child.kill();
     let _ = child.wait();
     assert!(warned, "no warning for an admin API on 0.0.0.0");
