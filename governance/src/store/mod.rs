@@ -165,7 +165,9 @@ impl GovStore {
         Self::with_space(Arc::new(MemoryKeySpace::new()))
     }
 
-    /// The store over any engine.
+    /// The store over any engine. Unlike [`open`](Self::open), it migrates nothing and
+    /// does not count the totals of records already there: give it an empty engine, or
+    /// one a store has always written (the totals are kept from the first record on).
     pub fn with_space(space: Arc<dyn KeySpace>) -> GovStore {
         GovStore {
             space,
