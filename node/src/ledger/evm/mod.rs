@@ -700,22 +700,8 @@ impl Ledger for EvmLedger {
             )));
         }
         let route = self.pool.route()?;
-        let mut last_failure = None;
-        let mut answered = None;
-        for (at, &endpoint) in route.iter().enumerate() {
-            match self.lookup_on(endpoint, tx_hash) {
-                Ok(status) => {
-                    answered = Some((at, status));
-                    break;
-                }
-                Err(error) if pool::can_try_another(&error) => last_failure = Some(error),
-                Err(error) => return Err(error),
-            }
-        }
-        let Some((at, status)) = answered else {
-            return Err(last_failure
-                .unwrap_or_else(|| LedgerError::Unreachable("no RPC endpoint in sync".into())));
-        };
+        let (at, status, mut last_failure) =
+            first_answer(&route, |endpoint| self.lookup_on(endpoint, tx_hash))?;
         let first = route[at];
         // Those before it failed just now: not asked again.
         let others: Vec<&Endpoint> = route[at + 1..].to_vec();
@@ -785,22 +771,8 @@ impl Ledger for EvmLedger {
                 .read(|endpoint| self.lookup_batch_on(endpoint, tx_hashes));
         }
         // The best endpoint's answers in batches, then what needs a second word.
-        let mut last_failure = None;
-        let mut answered = None;
-        for (at, &endpoint) in route.iter().enumerate() {
-            match self.lookup_batch_on(endpoint, tx_hashes) {
-                Ok(statuses) => {
-                    answered = Some((at, statuses));
-                    break;
-                }
-                Err(error) if pool::can_try_another(&error) => last_failure = Some(error),
-                Err(error) => return Err(error),
-            }
-        }
-        let Some((at, mut statuses)) = answered else {
-            return Err(last_failure
-                .unwrap_or_else(|| LedgerError::Unreachable("no RPC endpoint in sync".into())));
-        };
+        let (at, mut statuses, _) =
+            first_answer(&route, |endpoint| self.lookup_batch_on(endpoint, tx_hashes))?;
         // In a block: it stands only if a second endpoint holds that block (by hash).
         let blocks: Vec<u64> = {
             let mut blocks: Vec<u64> = statuses
@@ -871,4 +843,22 @@ pub fn open(config: &NodeConfig) -> Result<Option<EvmLedger>, ConfigError> {
             };
             ConfigError { key, message }
         })
+}
+
+/// The first answer along `route`: its position, the answer, and the last failure met
+/// before it. A failure another endpoint may not share moves on to the next; any other
+/// failure is returned at once; none answering is the last such failure.
+fn first_answer<T>(
+    route: &[&Endpoint],
+    mut call: impl FnMut(&Endpoint) -> Result<T, LedgerError>,
+) -> Result<(usize, T, Option<LedgerError>), LedgerError> {
+    let mut last_failure = None;
+    for (at, &endpoint) in route.iter().enumerate() {
+        match call(endpoint) {
+            Ok(answer) => return Ok((at, answer, last_failure)),
+            Err(error) if pool::can_try_another(&error) => last_failure = Some(error),
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_failure.unwrap_or_else(|| LedgerError::Unreachable("no RPC endpoint in sync".into())))
 }
