@@ -3,9 +3,12 @@
 //! on open, all or nothing, and its backlog is paid exactly once.
 #![cfg(not(loom))]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::retry_locked;
 use governance::testing::ScriptedLedger;
 use governance::{
     CircuitBreaker, CircuitBreakerConfig, Disbursement, DisbursementStatus, Fees, GovStore, Ledger,
@@ -14,29 +17,12 @@ use governance::{
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// Retries while a handle just dropped still holds the database's lock (sled's flusher
-/// thread lets go at its next wake-up).
-fn retry<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match open() {
-            Err(error)
-                if error.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-}
-
 fn open(path: &Path) -> Result<GovStore, StoreError> {
-    retry(|| GovStore::open(path))
+    retry_locked(|| GovStore::open(path))
 }
 
 fn sled_open(path: &Path) -> Result<sled::Db, sled::Error> {
-    retry(|| sled::open(path))
+    retry_locked(|| sled::open(path))
 }
 
 fn fixture() -> PathBuf {

@@ -25,23 +25,30 @@ pub fn request(destination: &str, amount: u128) -> NewDisbursement {
     }
 }
 
-/// Opens the store at `path`, waiting (up to 10 s) for a store just dropped there to let
-/// go of its lock: sled's flusher thread holds the file until its next wake-up, so a
-/// restart in the same process can find it still locked for a moment.
-pub fn open_store(path: &std::path::Path) -> GovStore {
+/// Runs `open` again while what it opens is still locked by a handle just dropped
+/// (sled's flusher thread holds the file until its next wake-up), for up to 10 s.
+pub fn retry_locked<T, E: std::fmt::Display>(
+    mut open: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match GovStore::open(path) {
-            Ok(store) => return store,
+        match open() {
             Err(error)
                 if error.to_string().contains("could not acquire lock")
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(error) => panic!("cannot open the store at {}: {error}", path.display()),
+            other => return other,
         }
     }
+}
+
+/// Opens the store at `path`, waiting for a store just dropped there to let go of its
+/// lock (see [`retry_locked`]).
+pub fn open_store(path: &std::path::Path) -> GovStore {
+    retry_locked(|| GovStore::open(path))
+        .unwrap_or_else(|error| panic!("cannot open the store at {}: {error}", path.display()))
 }
 
 /// An operator's decision on the hold the executor's last tick persisted (as the admin
