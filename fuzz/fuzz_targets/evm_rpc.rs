@@ -155,5 +155,6 @@ fn disbursement() -> Disbursement {
         external_key: None,
         status: DisbursementStatus::Queued,
         queued_at_ms: 0,
+        approvals: vec![],
     }
 }

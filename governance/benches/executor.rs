@@ -113,6 +113,7 @@ fn history(store: &GovStore, n: u64) {
                 resolution: None,
             },
             queued_at_ms: 0,
+            approvals: vec![],
         };
         (id.to_be_bytes().to_vec(), record.to_bytes())
     });

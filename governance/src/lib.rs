@@ -7,6 +7,7 @@
 pub mod circuit_breaker;
 pub mod executor;
 pub mod ledger;
+pub mod policy;
 pub mod store;
 mod sync;
 #[cfg(feature = "test-support")]
@@ -25,9 +26,12 @@ pub use executor::{
     TreasuryExecutorError,
 };
 pub use ledger::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
+pub use policy::{Policy, Refusal};
 pub use store::{
     Action, Attempt, Audit, AuditRecord, Backlog, Cancellation, Decision, ExecutorSnapshot,
     GovStore, Hold, Inclusion, Intent, Migration, OverrideError, Queued, RequestError, Resolution,
     StoreError, Stored, Totals,
 };
-pub use treasury::{Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError};
+pub use treasury::{
+    Approval, Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError,
+};

@@ -3,6 +3,9 @@
 //! them with consecutive nonces, stage them all and flush (written ahead), then hand them
 //! over in batches, each transaction under its own permit (`send.rs`).
 //!
+//! What is ready passes the spending policy in force first (`GovStore::payable`): one it
+//! refuses is taken off the ready index, never signed.
+//!
 //! A disbursement the balance does not cover waits (queued, and the batch stops there,
 //! keeping the id order): the shortfall is reported, nothing is cancelled for want of
 //! funds.
@@ -56,7 +59,10 @@ impl TreasuryExecutor {
             let Some(next_nonce) = self.store.next_nonce()? else {
                 return Ok(()); // set by the nonce check before any payment
             };
-            let ready = self.store.ready((batch - report.attempts) as usize)?;
+            let (ready, refused) = self.store.payable((batch - report.attempts) as usize)?;
+            for (_, refusal) in refused {
+                report.policy_refusals.push(refusal.rule());
+            }
             if ready.is_empty() {
                 break;
             }

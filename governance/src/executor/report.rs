@@ -51,6 +51,9 @@ pub struct TickReport {
     pub rejected_by_breaker: bool,
     /// Probes of a half-open breaker by a head read (at most one per tick).
     pub probes: u64,
+    /// Ready disbursements the spending policy in force kept from being signed, by rule
+    /// ([`Refusal::rule`](crate::policy::Refusal::rule)): one entry each.
+    pub policy_refusals: Vec<&'static str>,
     /// The last failure's message.
     pub last_error: Option<String>,
     /// The tick got past every check that can hold it for an operator (chain, lookups

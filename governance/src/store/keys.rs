@@ -7,6 +7,8 @@
 //! | `dependents`    | id                       | ids still waiting for it (binary)        |
 //! | `scheduled`     | (activation epoch, id)   | empty: queued, dependencies executed     |
 //! | `ready`         | id                       | empty: scheduled and its epoch reached   |
+//! | `awaiting`      | id                       | empty: awaiting approval                 |
+//! | `held`          | id                       | the policy's refusal (text): ready, but not signable under the policy in force |
 //! | `intents`       | nonce                    | `Intent` (binary): every attempt at the nonce, binding, inclusion |
 //! | `external_keys` | key                      | id                                       |
 //! | `meta`          | name                     | counters (8 bytes), the pinned chain id, snapshots and the decision (JSON) |
@@ -25,6 +27,10 @@ pub enum Kind {
     Scheduled,
     /// id: payable now.
     Ready,
+    /// id: awaiting approval.
+    Awaiting,
+    /// id: was ready, refused by the policy in force at signing (the reason).
+    Held,
     /// nonce: the intents in flight.
     Intents,
     /// An external (idempotency) key: the id it was queued as.
@@ -37,11 +43,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Disbursements,
         Kind::Dependents,
         Kind::Scheduled,
         Kind::Ready,
+        Kind::Awaiting,
+        Kind::Held,
         Kind::Intents,
         Kind::ExternalKeys,
         Kind::Meta,
@@ -55,6 +63,8 @@ impl Kind {
             Kind::Dependents => "dependents",
             Kind::Scheduled => "scheduled",
             Kind::Ready => "ready",
+            Kind::Awaiting => "awaiting",
+            Kind::Held => "held",
             Kind::Intents => "intents",
             Kind::ExternalKeys => "external_keys",
             Kind::Meta => "meta",
@@ -74,6 +84,8 @@ impl Kind {
             Kind::Dependents => b"w/",
             Kind::Scheduled => b"s/",
             Kind::Ready => b"r/",
+            Kind::Awaiting => b"p/",
+            Kind::Held => b"h/",
             Kind::Intents => b"i/",
             Kind::ExternalKeys => b"x/",
             Kind::Meta => b"m/",

@@ -153,14 +153,19 @@ impl GovStore {
     /// flushes before anything reaches the ledger.
     ///
     /// Returns `false`, staging nothing, if one of them is no longer queued and ready (an
-    /// operator cancelled it since the executor read the index): the caller signs afresh.
+    /// operator cancelled it since the executor read the index), or the spending policy in
+    /// force no longer lets it be signed (it changed since): the caller signs afresh.
     pub(crate) fn stage(&self, intents: &[Intent], next_nonce: u64) -> Result<bool, StoreError> {
+        let policy = self.policy();
         self.transact(|txn| {
             let mut records = Vec::with_capacity(intents.len());
             for intent in intents {
                 let key = u64_key(intent.id);
                 let record: Disbursement = txn.need(Kind::Disbursements, &key)?;
-                if record.status != DisbursementStatus::Queued || !txn.exists(Kind::Ready, &key)? {
+                if record.status != DisbursementStatus::Queued
+                    || !txn.exists(Kind::Ready, &key)?
+                    || policy.check_sign(&record).is_err()
+                {
                     return Ok(false); // nothing written yet: the transaction changes nothing
                 }
                 if txn.exists(Kind::Intents, &u64_key(intent.nonce))? {

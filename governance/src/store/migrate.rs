@@ -250,9 +250,14 @@ pub(super) fn convert(kind: Kind, key: &[u8], value: &[u8]) -> Result<Vec<u8>, S
         Kind::Dependents => codec::decode_json::<Vec<DisbursementId>>(kind, key, value)?.to_bytes(),
         Kind::Intents => codec::decode_json::<Intent>(kind, key, value)?.to_bytes(),
         // Empty index entries, big-endian ids, counters and JSON the new layout keeps.
-        Kind::Scheduled | Kind::Ready | Kind::ExternalKeys | Kind::Meta | Kind::Audit => {
-            value.to_vec()
-        }
+        // (The earlier layout had no `awaiting` or `held` tree: those kinds came later.)
+        Kind::Scheduled
+        | Kind::Ready
+        | Kind::Awaiting
+        | Kind::Held
+        | Kind::ExternalKeys
+        | Kind::Meta
+        | Kind::Audit => value.to_vec(),
     })
 }
 

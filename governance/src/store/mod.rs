@@ -30,12 +30,15 @@ mod keys;
 mod lifecycle;
 mod migrate;
 mod operator;
+mod policy;
 mod queue;
 mod records;
 mod snapshots;
 mod txn;
 mod wire;
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +55,7 @@ pub(crate) use lifecycle::Change;
 pub use migrate::Migration;
 pub(crate) use operator::Settled;
 pub use operator::{Action, Decision, Resolution};
+pub use policy::{MAX_APPROVE_BATCH, Rejudged};
 pub use queue::{Cancellation, Queued};
 pub use records::{
     Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent, Totals, describe_hold,
@@ -75,6 +79,9 @@ const EPOCH: &[u8] = b"epoch";
 /// How many disbursements are in each status ([`Totals`]), kept by every transaction
 /// that moves one.
 const TOTALS: &[u8] = b"totals";
+/// The spend of each asset in the policy's rolling 24 hours
+/// ([`Spend`](crate::policy::Spend)), kept as disbursements are queued and cancelled.
+const SPEND: &[u8] = b"spend";
 
 /// Why a request (queue, cancel, an operator's decision) did nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,6 +136,8 @@ pub struct GovStore {
     writer: Arc<Mutex<()>>,
     /// What [`open`](Self::open) migrated.
     migration: Option<Migration>,
+    /// The spending policy in force ([`set_policy`](Self::set_policy)).
+    policy: policy::Shared,
 }
 
 impl GovStore {
@@ -176,6 +185,7 @@ impl GovStore {
             breaker_save: Arc::default(),
             writer: Arc::default(),
             migration: None,
+            policy: Arc::default(),
         }
     }
 
@@ -312,11 +322,23 @@ fn cancel_cascade(
     while let Some((id, reason)) = stack.pop() {
         let key = u64_key(id);
         let mut record: crate::treasury::Disbursement = txn.need(Kind::Disbursements, &key)?;
-        if id != root && record.status != DisbursementStatus::Queued {
+        let waits = matches!(
+            record.status,
+            DisbursementStatus::Queued | DisbursementStatus::AwaitingApproval
+        );
+        if id != root && !waits {
             continue; // a dependent already cancelled (a diamond), or executed
         }
         txn.take(Kind::Scheduled, &pair_key(record.activation_epoch, id))?;
         txn.take(Kind::Ready, &key)?;
+        txn.take(Kind::Awaiting, &key)?;
+        txn.take(Kind::Held, &key)?;
+        let (asset, amount, at) = (
+            record.asset().to_owned(),
+            record.amount,
+            record.queued_at_ms,
+        );
+        policy::change_spend(txn, |spend| spend.remove(&asset, amount, at))?;
         put_status(txn, &mut record, DisbursementStatus::Cancelled { reason });
         let waiting: Vec<DisbursementId> = txn.get(Kind::Dependents, &key)?.unwrap_or_default();
         txn.take(Kind::Dependents, &key)?;

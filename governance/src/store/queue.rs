@@ -4,14 +4,17 @@
 use super::audit::{Audit, write_audit};
 use super::codec::{decode, decode_u64};
 use super::keys::{Kind, u64_key};
+use super::policy::read_spend;
 use super::records::Intent;
 use super::txn::Txn;
 use super::{
-    EPOCH, GovStore, NEXT_ID, RequestError, StoreError, cancel_cascade, put_status, schedule,
+    EPOCH, GovStore, NEXT_ID, RequestError, SPEND, StoreError, cancel_cascade, put_status, schedule,
 };
+use crate::policy::{NATIVE, Policy};
 use crate::treasury::{
-    Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError,
+    Approval, Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError,
 };
+use std::collections::HashSet;
 
 /// The outcome of [`GovStore::queue`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +76,8 @@ impl GovStore {
             new.validate()
                 .map_err(|error| RequestError::InvalidItem { index, error })?;
         }
-        let outcome = self.transact(|txn| queue_in(txn, batch, now_ms));
+        let policy = self.policy();
+        let outcome = self.transact(|txn| queue_in(txn, batch, now_ms, &policy, None));
         outcome?.map_err(|(index, error)| RequestError::InvalidItem { index, error })
     }
 
@@ -88,8 +92,15 @@ impl GovStore {
         audit: &Audit,
     ) -> Result<Queued, RequestError> {
         new.validate()?;
+        let policy = self.policy();
         let outcome = self.transact(|txn| {
-            let queued = match queue_in(txn, std::slice::from_ref(new), now_ms)? {
+            let queued = match queue_in(
+                txn,
+                std::slice::from_ref(new),
+                now_ms,
+                &policy,
+                Some(&audit.actor),
+            )? {
                 Ok(mut queued) => queued.pop(),
                 Err((_, error)) => return Ok(Err(RequestError::Invalid(error))),
             };
@@ -129,8 +140,9 @@ impl GovStore {
             new.validate()
                 .map_err(|error| RequestError::InvalidItem { index, error })?;
         }
+        let policy = self.policy();
         let outcome = self.transact(|txn| {
-            let queued = match queue_in(txn, batch, now_ms)? {
+            let queued = match queue_in(txn, batch, now_ms, &policy, Some(&audit.actor))? {
                 Ok(queued) => queued,
                 Err(invalid) => return Ok(Err(invalid)),
             };
@@ -231,9 +243,13 @@ fn queue_in(
     txn: &mut Txn<'_>,
     batch: &[NewDisbursement],
     now_ms: u64,
+    policy: &Policy,
+    actor: Option<&str>,
 ) -> Result<Result<Vec<Queued>, (usize, QueueError)>, StoreError> {
     // Decide everything first, so that an invalid item leaves nothing written.
     let mut plans = Vec::with_capacity(batch.len());
+    let mut spend = read_spend(txn)?;
+    let mut keys_seen: HashSet<&str> = HashSet::new();
     for (index, new) in batch.iter().enumerate() {
         if let Some(key) = &new.external_key
             && let Some(id) = txn.get_raw(Kind::ExternalKeys, key.as_bytes())?
@@ -243,6 +259,18 @@ fn queue_in(
                 txn.need(Kind::Disbursements, &u64_key(id))?,
             )));
             continue;
+        }
+        let repeated = new
+            .external_key
+            .as_deref()
+            .is_some_and(|key| !keys_seen.insert(key));
+        if !repeated {
+            // The batch's earlier items count towards the limit too.
+            let spent = spend.spent(NATIVE, now_ms);
+            if let Err(refusal) = policy.check_queue(NATIVE, new.amount, &new.destination, spent) {
+                return Ok(Err((index, QueueError::Refused(refusal))));
+            }
+            spend.add(NATIVE, new.amount, now_ms, now_ms);
         }
         let mut waiting_for = vec![];
         for &dep in &new.depends_on {
@@ -287,6 +315,14 @@ fn queue_in(
         }
         let id = next_id;
         next_id += 1;
+        let approvals: Vec<Approval> = actor
+            .map(|actor| Approval {
+                actor: actor.to_owned(),
+                at_ms: now_ms,
+            })
+            .into_iter()
+            .collect();
+        let awaiting = policy.approvals_needed(NATIVE, new.amount) > approvals.len().max(1) as u32;
         let disbursement = Disbursement {
             id,
             destination: new.destination.clone(),
@@ -295,8 +331,13 @@ fn queue_in(
             activation_epoch: new.activation_epoch,
             depends_on: new.depends_on.clone(),
             external_key: new.external_key.clone(),
-            status: DisbursementStatus::Queued,
+            status: if awaiting {
+                DisbursementStatus::AwaitingApproval
+            } else {
+                DisbursementStatus::Queued
+            },
             queued_at_ms: now_ms,
+            approvals,
         };
         txn.count_move(None, &disbursement.status);
         txn.put(Kind::Disbursements, &u64_key(id), &disbursement);
@@ -307,7 +348,9 @@ fn queue_in(
             list.push(id);
             txn.put(Kind::Dependents, &u64_key(dep), &list);
         }
-        if waiting_for.is_empty() {
+        if awaiting {
+            txn.put_raw(Kind::Awaiting, &u64_key(id), vec![]);
+        } else if waiting_for.is_empty() {
             schedule(txn, epoch_seen, new.activation_epoch, id);
         }
         if let Some(key) = &new.external_key {
@@ -321,6 +364,7 @@ fn queue_in(
     }
     if next_id != first_id {
         txn.set_counter(NEXT_ID, next_id);
+        txn.put_json(Kind::Meta, SPEND, &spend);
     }
     Ok(Ok(out))
 }
@@ -335,7 +379,7 @@ fn cancel_in(
         return Ok(Err(RequestError::NotFound(id)));
     };
     let nonce = match &record.status {
-        DisbursementStatus::Queued => {
+        DisbursementStatus::Queued | DisbursementStatus::AwaitingApproval => {
             let cancelled = cancel_cascade(txn, id, reason.to_owned())?;
             return Ok(Ok(Cancellation::Done(cancelled)));
         }

@@ -420,6 +420,9 @@ pub struct ExecutorSnapshot {
 /// once, when a store without it is opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
+    /// Waiting for approvals.
+    #[serde(default)]
+    pub awaiting_approval: u64,
     /// Queued (waiting for their epoch, dependencies or the executor).
     pub queued: u64,
     /// Signed and stored, not yet accepted by the ledger.
@@ -437,12 +440,19 @@ pub struct Totals {
 impl Totals {
     /// Every disbursement the store holds.
     pub fn total(&self) -> u64 {
-        self.queued + self.staged + self.submitted + self.included + self.executed + self.cancelled
+        self.awaiting_approval
+            + self.queued
+            + self.staged
+            + self.submitted
+            + self.included
+            + self.executed
+            + self.cancelled
     }
 
     /// The counter of `status`.
     pub(crate) fn of(&mut self, status: &DisbursementStatus) -> &mut u64 {
         match status {
+            DisbursementStatus::AwaitingApproval => &mut self.awaiting_approval,
             DisbursementStatus::Queued => &mut self.queued,
             DisbursementStatus::Staged { .. } => &mut self.staged,
             DisbursementStatus::Submitted { .. } => &mut self.submitted,
@@ -460,6 +470,12 @@ pub struct Backlog {
     pub scheduled: u64,
     /// Queued and payable now.
     pub ready: u64,
+    /// Waiting for approvals.
+    #[serde(default)]
+    pub awaiting_approval: u64,
+    /// Ready, but refused by the policy in force at signing.
+    #[serde(default)]
+    pub held: u64,
     /// Signed and stored, not yet accepted by the ledger.
     pub staged: u64,
     /// Accepted by the ledger, not yet seen in a block.
@@ -472,6 +488,12 @@ pub struct Backlog {
 impl Backlog {
     /// Everything not yet final.
     pub fn total(&self) -> u64 {
-        self.scheduled + self.ready + self.staged + self.submitted + self.included
+        self.scheduled
+            + self.ready
+            + self.awaiting_approval
+            + self.held
+            + self.staged
+            + self.submitted
+            + self.included
     }
 }

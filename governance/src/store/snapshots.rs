@@ -153,6 +153,8 @@ impl GovStore {
         let mut backlog = Backlog {
             scheduled: count(Kind::Scheduled)?,
             ready: count(Kind::Ready)?,
+            awaiting_approval: count(Kind::Awaiting)?,
+            held: count(Kind::Held)?,
             ..Backlog::default()
         };
         for intent in self.intents()? {

@@ -5,15 +5,23 @@
 //! shape (tagged enums, skipped fields) can change without changing the disk, and
 //! postcard cannot read internally tagged enums anyway. A change to a stored form is a
 //! new format byte and a new set of types here, with the old ones kept to read.
+//!
+//! Version 2 (a disbursement with approvals, see [`crate::policy`]) adds one field after
+//! version 1's. A disbursement is written in the oldest form that holds it: without
+//! approvals, version 1, byte for byte as before. `StatusV1` gained `AwaitingApproval` as
+//! its last variant, so every record written before decodes unchanged (a binary that
+//! predates the variant reads it as a corrupt record and halts: it cannot know the rule).
 
 use serde::{Deserialize, Serialize};
 
 use super::records::{Attempt, Inclusion, Intent};
 use crate::ledger::{AttemptKind, Fees, SignedTx};
-use crate::treasury::{Disbursement, DisbursementId, DisbursementStatus};
+use crate::treasury::{Approval, Disbursement, DisbursementId, DisbursementStatus};
 
 /// The first byte of a version-1 record.
 pub const V1: u8 = 1;
+/// The first byte of a version-2 disbursement (with approvals).
+pub const V2: u8 = 2;
 
 /// A record kept in the binary format (disbursements, intents, the ids waiting for a
 /// disbursement). Public for tools that write records directly (benchmarks, fuzzing).
@@ -25,7 +33,11 @@ pub trait Stored: Sized {
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![V1];
+    encode_as(V1, value)
+}
+
+fn encode_as<T: Serialize>(format: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![format];
     // Serialising plain structs of integers, strings and vectors into a vector cannot
     // fail.
     out.extend(postcard::to_allocvec(value).unwrap_or_default());
@@ -34,13 +46,17 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
     match bytes.split_first() {
-        Some((&V1, body)) => match postcard::take_from_bytes(body) {
-            Ok((value, [])) => Ok(value),
-            Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
-            Err(error) => Err(format!("not a version-1 record: {error}")),
-        },
+        Some((&V1, body)) => decode_body(V1, body),
         Some((format, _)) => Err(format!("unknown record format {format}")),
         None => Err("empty record".into()),
+    }
+}
+
+fn decode_body<'a, T: Deserialize<'a>>(format: u8, body: &'a [u8]) -> Result<T, String> {
+    match postcard::take_from_bytes(body) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
+        Err(error) => Err(format!("not a version-{format} record: {error}")),
     }
 }
 
@@ -55,6 +71,19 @@ struct DisbursementV1 {
     external_key: Option<String>,
     status: StatusV1,
     queued_at_ms: u64,
+}
+
+/// Version 1 and the approvals.
+#[derive(Serialize, Deserialize)]
+struct DisbursementV2 {
+    v1: DisbursementV1,
+    approvals: Vec<ApprovalV2>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ApprovalV2 {
+    actor: String,
+    at_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -86,12 +115,15 @@ enum StatusV1 {
     Cancelled {
         reason: String,
     },
+    /// Added with version 2: last, so that the variants before keep their indexes.
+    AwaitingApproval,
 }
 
 impl Stored for Disbursement {
     fn to_bytes(&self) -> Vec<u8> {
         use DisbursementStatus as S;
         let status = match self.status.clone() {
+            S::AwaitingApproval => StatusV1::AwaitingApproval,
             S::Queued => StatusV1::Queued,
             S::Staged {
                 nonce,
@@ -137,7 +169,7 @@ impl Stored for Disbursement {
             },
             S::Cancelled { reason } => StatusV1::Cancelled { reason },
         };
-        encode(&DisbursementV1 {
+        let v1 = DisbursementV1 {
             id: self.id,
             destination: self.destination.clone(),
             amount: self.amount,
@@ -147,12 +179,31 @@ impl Stored for Disbursement {
             external_key: self.external_key.clone(),
             status,
             queued_at_ms: self.queued_at_ms,
-        })
+        };
+        if self.approvals.is_empty() {
+            return encode(&v1);
+        }
+        let approvals = self
+            .approvals
+            .iter()
+            .map(|a| ApprovalV2 {
+                actor: a.actor.clone(),
+                at_ms: a.at_ms,
+            })
+            .collect();
+        encode_as(V2, &DisbursementV2 { v1, approvals })
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Disbursement, String> {
-        let record: DisbursementV1 = decode(bytes)?;
+        let (record, approvals) = match bytes.split_first() {
+            Some((&V2, body)) => {
+                let record: DisbursementV2 = decode_body(V2, body)?;
+                (record.v1, record.approvals)
+            }
+            _ => (decode::<DisbursementV1>(bytes)?, vec![]),
+        };
         let status = match record.status {
+            StatusV1::AwaitingApproval => DisbursementStatus::AwaitingApproval,
             StatusV1::Queued => DisbursementStatus::Queued,
             StatusV1::Staged {
                 nonce,
@@ -208,6 +259,13 @@ impl Stored for Disbursement {
             external_key: record.external_key,
             status,
             queued_at_ms: record.queued_at_ms,
+            approvals: approvals
+                .into_iter()
+                .map(|a| Approval {
+                    actor: a.actor,
+                    at_ms: a.at_ms,
+                })
+                .collect(),
         })
     }
 }

@@ -56,4 +56,8 @@ pub enum QueueError {
     /// A dependency is already cancelled, so this one could never be paid.
     #[error("dependency {0} is cancelled")]
     CancelledDependency(DisbursementId),
+    /// The spending policy refuses it (a limit, or the allow-list): not an invalid
+    /// request but a forbidden one.
+    #[error("refused by the spending policy: {0}")]
+    Refused(crate::policy::Refusal),
 }

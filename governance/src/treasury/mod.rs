@@ -1,12 +1,14 @@
 //! The treasury model: disbursements, their lifecycle, and what a valid one is.
 //!
 //! ```text
-//! Queued ──▶ Staged ──▶ Submitted ──▶ Included ──▶ Executed
-//!   │          │  ▲          │  ▲          │
-//!   │          │  └─ reorg ──┼──┴──────────┘ (the block left the chain)
-//!   └──────────┴──────────────┴─────────────▶ Cancelled (reason)
+//! AwaitingApproval ◀──▶ Queued ──▶ Staged ──▶ Submitted ──▶ Included ──▶ Executed
+//!   │                    │          │  ▲          │  ▲          │
+//!   │                    │          │  └─ reorg ──┼──┴──────────┘ (the block left the chain)
+//!   └────────────────────┴──────────┴──────────────┴─────────────▶ Cancelled (reason)
 //! ```
 //!
+//! AwaitingApproval: at or above its approval threshold, waiting for approvals from more
+//! operators (back to it from Queued if a tightened policy needs more before signing).
 //! Queued: approved, waiting for its activation epoch and its dependencies. Staged: a
 //! signed intent (nonce, tx hash, bytes) is durably stored and may be submitted.
 //! Submitted: the ledger accepted it. Included: one of its transactions is in a block,
@@ -79,12 +81,49 @@ pub struct Disbursement {
     pub status: DisbursementStatus,
     /// When it was queued (Unix milliseconds).
     pub queued_at_ms: u64,
+    /// Who approved it, in order (the operator who queued it first): see
+    /// [`crate::policy`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+}
+
+/// One operator's approval of a disbursement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The authenticated name that approved it (an admin token's name).
+    pub actor: String,
+    /// When (Unix milliseconds).
+    pub at_ms: u64,
+}
+
+impl Disbursement {
+    /// The asset it pays: [`NATIVE`](crate::policy::NATIVE) (the ledger's own coin) for
+    /// now.
+    pub fn asset(&self) -> &str {
+        crate::policy::NATIVE
+    }
+
+    /// How many distinct names approved it.
+    pub fn approvers(&self) -> u32 {
+        let mut names: Vec<&str> = self.approvals.iter().map(|a| a.actor.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        u32::try_from(names.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether `actor` approved it.
+    pub fn approved_by(&self, actor: &str) -> bool {
+        self.approvals.iter().any(|a| a.actor == actor)
+    }
 }
 
 /// Where a disbursement is in its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum DisbursementStatus {
+    /// At or above its asset's approval threshold, waiting for more operators' approvals
+    /// (see [`crate::policy`]); never payable in this status.
+    AwaitingApproval,
     /// Approved; waiting for its epoch, its dependencies or the executor.
     Queued,
     /// A signed intent is stored durably and may be submitted.
@@ -142,10 +181,11 @@ pub enum DisbursementStatus {
 }
 
 impl DisbursementStatus {
-    /// The status's name: `queued`, `staged`, `submitted`, `included`, `executed`,
+    /// The status's name: `awaiting_approval`, `queued`, `staged`, `submitted`, `included`, `executed`,
     /// `cancelled`.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::AwaitingApproval => "awaiting_approval",
             Self::Queued => "queued",
             Self::Staged { .. } => "staged",
             Self::Submitted { .. } => "submitted",

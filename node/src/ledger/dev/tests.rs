@@ -57,6 +57,7 @@ mod dev_ledger {
             external_key: None,
             status: DisbursementStatus::Queued,
             queued_at_ms: 0,
+            approvals: vec![],
         }
     }
 

@@ -210,6 +210,7 @@ mod evm_ledger {
             external_key: None,
             status: DisbursementStatus::Queued,
             queued_at_ms: 0,
+            approvals: vec![],
         }
     }
 

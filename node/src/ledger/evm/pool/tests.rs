@@ -226,6 +226,7 @@ fn disbursement() -> Disbursement {
         depends_on: vec![],
         status: DisbursementStatus::Queued,
         queued_at_ms: 0,
+        approvals: vec![],
         external_key: None,
     }
 }
