@@ -81,9 +81,31 @@ pub const RPC_METHODS: [&str; 11] = [
     "eth_call",
     BATCH,
 ];
-/// The `method` recorded for a method not in [`RPC_METHODS`], and the `result` recorded for a
-/// result not in [`RPC_RESULTS`], so that no value from outside those lists makes a new series.
+/// The `method` recorded for a method not in [`RPC_METHODS`], the `result` recorded for a
+/// result not in [`RPC_RESULTS`], and the `reason` recorded for a spending-policy refusal not in
+/// [`POLICY_REFUSALS`], so that no value from outside those lists makes a new series.
 pub const OTHER: &str = "other";
+
+/// A queue request refused (403), or a ready disbursement held back from signing, because it is
+/// over its asset's `max_amount`.
+pub const POLICY_MAX_AMOUNT: &str = "max_amount";
+/// A queue request refused (403), or a ready disbursement held back from signing, because it
+/// would take its asset's spend in the rolling 24 hours over `daily_limit`.
+pub const POLICY_DAILY_LIMIT: &str = "daily_limit";
+/// A queue request refused (403), or a ready disbursement held back from signing, because its
+/// destination is not on the allow-list.
+pub const POLICY_DESTINATION: &str = "destination";
+/// A ready disbursement sent back to awaiting approval because the policy in force now needs
+/// more approvals than it has.
+pub const POLICY_APPROVALS: &str = "approvals";
+/// Every `reason` label of the spending-policy refusals counter (see [`policy_refusal`] for any
+/// other value).
+pub const POLICY_REFUSALS: [&str; 4] = [
+    POLICY_MAX_AMOUNT,
+    POLICY_DAILY_LIMIT,
+    POLICY_DESTINATION,
+    POLICY_APPROVALS,
+];
 
 /// The label of a breaker state given as its `u8` value (`0` → `"closed"`), `None` if unknown.
 pub const fn breaker_state(state: u8) -> Option<&'static str> {
@@ -110,5 +132,14 @@ pub fn rpc_result(result: &str) -> &'static str {
     RPC_RESULTS
         .into_iter()
         .find(|&known| known == result)
+        .unwrap_or(OTHER)
+}
+
+/// The `reason` label recorded for a spending-policy refusal: itself if it is in
+/// [`POLICY_REFUSALS`], else [`OTHER`] (a caller's mistake: every rule has its label there).
+pub fn policy_refusal(reason: &str) -> &'static str {
+    POLICY_REFUSALS
+        .into_iter()
+        .find(|&known| known == reason)
         .unwrap_or(OTHER)
 }

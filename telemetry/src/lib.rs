@@ -58,8 +58,10 @@ impl TreasuryMetrics {
     /// A new set of metrics with its own registry. Every metric is present from the start (at 0,
     /// labelled series for each value in [`labels`]) except the last-tick timestamp, which appears
     /// with the first [`tick_completed`](Self::tick_completed) so that "never ticked" is visible,
-    /// and the per-endpoint RPC metrics, which appear with the first call that names an endpoint
-    /// (endpoints come from the configuration, not from [`labels`]).
+    /// the per-endpoint RPC metrics, which appear with the first call that names an endpoint
+    /// (endpoints come from the configuration, not from [`labels`]), and the per-asset spend and
+    /// daily limit, which appear with the first [`set_daily_spend`](Self::set_daily_spend) that
+    /// names an asset (assets come from the configuration too).
     pub fn new() -> Self {
         Self::default()
     }
@@ -148,13 +150,13 @@ impl TreasuryMetrics {
         self.inner.reorgs(n);
     }
 
-    /// `n` replacement transactions signed at the same nonce with higher fees:
     /// An admin API call refused before authentication succeeded, with the reason
     /// ([`labels::AUTH_FAILURES`]): `treasury_admin_auth_failures_total{reason}`.
     pub fn admin_auth_failure(&self, reason: &str) {
         self.inner.admin_auth_failure(reason);
     }
 
+    /// `n` replacement transactions signed at the same nonce with higher fees:
     /// `treasury_fee_bumps_total`.
     pub fn fee_bumps(&self, n: u64) {
         self.inner.fee_bumps(n);
@@ -211,6 +213,43 @@ impl TreasuryMetrics {
     /// `treasury_rpc_endpoint_transitions_total{endpoint, from, to}`.
     pub fn rpc_endpoint_transition(&self, endpoint: &str, from: &str, to: &str) {
         self.inner.rpc_endpoint_transition(endpoint, from, to);
+    }
+
+    /// `n` queue requests refused (403) or ready disbursements held back from signing by the
+    /// spending policy's rule `reason` (one of [`labels::POLICY_REFUSALS`]):
+    /// `treasury_policy_refusals_total{reason}`. A ready disbursement sent back to awaiting
+    /// approval, because the policy in force now needs more approvals than it has, counts as
+    /// [`labels::POLICY_APPROVALS`].
+    ///
+    /// A reason not in [`labels::POLICY_REFUSALS`] is counted as reason [`labels::OTHER`].
+    pub fn policy_refusals(&self, reason: &str, n: u64) {
+        self.inner.policy_refusals(reason, n);
+    }
+
+    /// How many disbursements at or above an approval threshold wait for more operators'
+    /// approvals: `treasury_disbursements_awaiting_approval`.
+    pub fn set_awaiting_approval(&self, n: u64) {
+        self.inner.set_awaiting_approval(n);
+    }
+
+    /// How many ready disbursements the spending policy in force keeps from being signed (over
+    /// `max_amount`, or a destination not on the allow-list; `/status` → `policy.held`):
+    /// `treasury_disbursements_held_by_policy`.
+    pub fn set_held_by_policy(&self, n: u64) {
+        self.inner.set_held_by_policy(n);
+    }
+
+    /// What `asset`'s disbursements queued in the rolling 24 hours (not cancelled) pay, in the
+    /// asset's smallest unit: `treasury_policy_spent_24h{asset}`; and its configured
+    /// `daily_limit`: `treasury_policy_daily_limit{asset}`, whose series is removed when `limit`
+    /// is `None` (no limit is not a limit of 0).
+    ///
+    /// `asset` is a label bounded by configuration (the configured assets, today `"native"`), and
+    /// its series appear with the first call that names it: call this for every configured asset
+    /// at start and after every change to the spend or the policy. A negative or non-finite
+    /// `spent` or `limit` is ignored (that gauge keeps its previous value, or stays absent).
+    pub fn set_daily_spend(&self, asset: &str, spent: f64, limit: Option<f64>) {
+        self.inner.set_daily_spend(asset, spent, limit);
     }
 
     /// The Prometheus text exposition (format 0.0.4) of every metric, for `GET /metrics`.

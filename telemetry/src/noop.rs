@@ -68,6 +68,18 @@ impl Metrics {
     pub(crate) fn rpc_endpoint_transition(&self, _endpoint: &str, _from: &str, _to: &str) {}
 
     #[inline]
+    pub(crate) fn policy_refusals(&self, _reason: &str, _n: u64) {}
+
+    #[inline]
+    pub(crate) fn set_awaiting_approval(&self, _n: u64) {}
+
+    #[inline]
+    pub(crate) fn set_held_by_policy(&self, _n: u64) {}
+
+    #[inline]
+    pub(crate) fn set_daily_spend(&self, _asset: &str, _spent: f64, _limit: Option<f64>) {}
+
+    #[inline]
     pub(crate) fn render(&self) -> Option<String> {
         None
     }

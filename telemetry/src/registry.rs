@@ -59,6 +59,15 @@ struct Registered {
     rpc_request_duration: HistogramVec,
     rpc_endpoint_transitions: IntCounterVec,
     admin_auth_failures: IntCounterVec,
+    policy_refusals: IntCounterVec,
+    awaiting_approval: IntGauge,
+    held_by_policy: IntGauge,
+    /// Per asset, each series created by the first `set_daily_spend` that names the asset: assets
+    /// come from the configuration.
+    policy_spent: GaugeVec,
+    /// Like `policy_spent`, and an asset's series is removed again when its limit is `None`: no
+    /// limit must read as no series, not as a limit of 0 (which the near-limit alert would divide by).
+    policy_daily_limit: GaugeVec,
     /// The endpoints named so far, whose counter and histogram series exist (see
     /// [`Metrics::endpoint_named`]).
     rpc_endpoints: Mutex<HashSet<String>>,
@@ -280,6 +289,50 @@ impl Default for Metrics {
                     &["endpoint", "from", "to"],
                 ),
             ),
+            policy_refusals: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "treasury_policy_refusals_total",
+                        "Queue requests refused and ready disbursements held back by the spending policy, by rule.",
+                    ),
+                    &["reason"],
+                ),
+            ),
+            awaiting_approval: register(
+                &r,
+                IntGauge::new(
+                    "treasury_disbursements_awaiting_approval",
+                    "Disbursements at or above an approval threshold waiting for more operators' approvals.",
+                ),
+            ),
+            held_by_policy: register(
+                &r,
+                IntGauge::new(
+                    "treasury_disbursements_held_by_policy",
+                    "Ready disbursements the spending policy in force keeps from being signed (over max_amount, or a destination not on the allow-list); see /status policy.held.",
+                ),
+            ),
+            policy_spent: register(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "treasury_policy_spent_24h",
+                        "What the disbursements queued in the rolling 24 hours (not cancelled) pay, by asset, in the asset's smallest unit.",
+                    ),
+                    &["asset"],
+                ),
+            ),
+            policy_daily_limit: register(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "treasury_policy_daily_limit",
+                        "The spending policy's daily_limit, by asset, in the asset's smallest unit; absent for an asset without one.",
+                    ),
+                    &["asset"],
+                ),
+            ),
             rpc_endpoints: Mutex::default(),
             registry: r,
         };
@@ -298,6 +351,9 @@ impl Default for Metrics {
         }
         for status in labels::BACKLOG_STATUSES {
             metrics.backlog.with_label_values(&[status]);
+        }
+        for reason in labels::POLICY_REFUSALS {
+            metrics.policy_refusals.with_label_values(&[reason]);
         }
         Self(Arc::new(metrics))
     }
@@ -488,6 +544,47 @@ impl Metrics {
             }
         }
         m.rpc_request_duration.with_label_values(&[endpoint]);
+    }
+
+    pub(crate) fn policy_refusals(&self, reason: &str, n: u64) {
+        self.0
+            .policy_refusals
+            .with_label_values(&[labels::policy_refusal(reason)])
+            .inc_by(n);
+    }
+
+    pub(crate) fn set_awaiting_approval(&self, n: u64) {
+        self.0.awaiting_approval.set(saturating_i64(n));
+    }
+
+    pub(crate) fn set_held_by_policy(&self, n: u64) {
+        self.0.held_by_policy.set(saturating_i64(n));
+    }
+
+    pub(crate) fn set_daily_spend(&self, asset: &str, spent: f64, limit: Option<f64>) {
+        // Like the oldest-pending age: NaN, an infinity or a negative amount means nothing and
+        // would make TreasuryDailySpendNearLimit fire or go quiet for no reason; keep the last
+        // good value. abs() only turns -0.0 into 0.
+        let valid = |amount: f64| amount.is_finite() && amount >= 0.0;
+        if valid(spent) {
+            self.0
+                .policy_spent
+                .with_label_values(&[asset])
+                .set(spent.abs());
+        }
+        match limit {
+            Some(limit) if valid(limit) => {
+                self.0
+                    .policy_daily_limit
+                    .with_label_values(&[asset])
+                    .set(limit.abs());
+            }
+            Some(_) => {}
+            // Err only says the series was not there, which is what is wanted.
+            None => {
+                let _ = self.0.policy_daily_limit.remove_label_values(&[asset]);
+            }
+        }
     }
 
     pub(crate) fn render(&self) -> Option<String> {

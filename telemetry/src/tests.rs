@@ -75,6 +75,29 @@ fn a_method_or_result_outside_the_lists_is_labelled_other() {
     }
 }
 
+#[test]
+fn policy_refusal_reasons_are_listed_distinct_and_never_other() {
+    assert_eq!(
+        labels::POLICY_REFUSALS,
+        ["max_amount", "daily_limit", "destination", "approvals"]
+    );
+    assert!(!labels::POLICY_REFUSALS.contains(&labels::OTHER));
+}
+
+#[test]
+fn a_policy_refusal_reason_outside_the_list_is_labelled_other() {
+    for reason in labels::POLICY_REFUSALS {
+        assert_eq!(labels::policy_refusal(reason), reason);
+    }
+    for unknown in ["MAX_AMOUNT", "daily_limit ", "allow-list", "", "other"] {
+        assert_eq!(
+            labels::policy_refusal(unknown),
+            labels::OTHER,
+            "{unknown:?}"
+        );
+    }
+}
+
 /// Every call, so that both configurations compile the whole API.
 fn exercise(metrics: &TreasuryMetrics) {
     metrics.set_breaker(1, 5, 0);
@@ -101,6 +124,10 @@ fn exercise(metrics: &TreasuryMetrics) {
         5.0,
     );
     metrics.rpc_endpoint_transition("https://rpc.example.org:443", labels::CLOSED, labels::OPEN);
+    metrics.policy_refusals(labels::POLICY_DAILY_LIMIT, 1);
+    metrics.set_awaiting_approval(2);
+    metrics.set_held_by_policy(1);
+    metrics.set_daily_spend("native", 850.0, Some(1000.0));
 }
 
 #[cfg(not(feature = "prometheus"))]
@@ -122,7 +149,7 @@ mod disabled {
 mod enabled {
     use super::*;
 
-    const GAUGES: [&str; 14] = [
+    const GAUGES: [&str; 18] = [
         "treasury_circuit_breaker_state",
         "treasury_circuit_breaker_failures",
         "treasury_circuit_breaker_successes",
@@ -137,8 +164,12 @@ mod enabled {
         "treasury_rpc_endpoint_state",
         "treasury_rpc_endpoint_in_sync",
         "treasury_rpc_endpoint_head",
+        "treasury_disbursements_awaiting_approval",
+        "treasury_disbursements_held_by_policy",
+        "treasury_policy_spent_24h",
+        "treasury_policy_daily_limit",
     ];
-    const COUNTERS: [&str; 9] = [
+    const COUNTERS: [&str; 10] = [
         "treasury_admin_auth_failures_total",
         "treasury_circuit_breaker_transitions_total",
         "treasury_circuit_breaker_rejected_total",
@@ -148,6 +179,7 @@ mod enabled {
         "treasury_fee_bumps_total",
         "treasury_rpc_requests_total",
         "treasury_rpc_endpoint_transitions_total",
+        "treasury_policy_refusals_total",
     ];
     const HISTOGRAM: &str = "treasury_executor_tick_duration_seconds";
     const RPC_HISTOGRAM: &str = "treasury_rpc_request_duration_seconds";
@@ -210,6 +242,8 @@ mod enabled {
         assert_sample(&text, "treasury_fee_cap_reached 0");
         assert_sample(&text, "treasury_balance_insufficient 0");
         assert_sample(&text, "treasury_executor_tick_duration_seconds_count 0");
+        assert_sample(&text, "treasury_disbursements_awaiting_approval 0");
+        assert_sample(&text, "treasury_disbursements_held_by_policy 0");
         // Every expected labelled series exists at 0, so the first increment is seen by increase().
         for from in labels::BREAKER_STATES {
             for to in labels::BREAKER_STATES {
@@ -228,6 +262,12 @@ mod enabled {
         for status in labels::BACKLOG_STATUSES {
             assert_sample(&text, &format!("treasury_backlog{{status=\"{status}\"}} 0"));
         }
+        for reason in labels::POLICY_REFUSALS {
+            assert_sample(
+                &text,
+                &format!("treasury_policy_refusals_total{{reason=\"{reason}\"}} 0"),
+            );
+        }
         // Absent until the first tick: the stalled alert's "never ticked" case.
         assert!(
             !text.contains("treasury_executor_last_tick_timestamp_seconds"),
@@ -235,6 +275,9 @@ mod enabled {
         );
         // Absent until an endpoint is named: endpoints come from the configuration.
         assert!(!text.contains("treasury_rpc_"), "{text}");
+        // Absent until an asset is named: assets come from the configuration too.
+        assert!(!text.contains("treasury_policy_spent_24h"), "{text}");
+        assert!(!text.contains("treasury_policy_daily_limit"), "{text}");
     }
 
     #[test]
@@ -441,6 +484,106 @@ mod enabled {
             "treasury_admin_auth_failures_total{reason=\"wrong\"} 1",
         );
         assert!(!text.contains("made-up"), "{text}");
+    }
+
+    #[test]
+    fn policy_refusals_are_counted_by_rule_and_bound_unknown_reasons() {
+        let metrics = TreasuryMetrics::new();
+        let name = "treasury_policy_refusals_total";
+        metrics.policy_refusals(labels::POLICY_MAX_AMOUNT, 1);
+        metrics.policy_refusals(labels::POLICY_MAX_AMOUNT, 2);
+        metrics.policy_refusals(labels::POLICY_DESTINATION, 1);
+        metrics.policy_refusals(labels::POLICY_APPROVALS, 4);
+        metrics.policy_refusals(labels::POLICY_DAILY_LIMIT, 0);
+        let text = render(&metrics);
+        assert_sample(&text, &format!(r#"{name}{{reason="max_amount"}} 3"#));
+        assert_sample(&text, &format!(r#"{name}{{reason="daily_limit"}} 0"#));
+        assert_sample(&text, &format!(r#"{name}{{reason="destination"}} 1"#));
+        assert_sample(&text, &format!(r#"{name}{{reason="approvals"}} 4"#));
+        // The catch-all appears only with a caller's mistake, like the RPC result `other`.
+        assert!(!text.contains(r#"reason="other""#), "{text}");
+
+        for i in 0..50 {
+            metrics.policy_refusals(&format!("rule {i}"), 1);
+        }
+        metrics.policy_refusals("", 2);
+        let text = render(&metrics);
+        assert_sample(&text, &format!(r#"{name}{{reason="other"}} 52"#));
+        assert!(!text.contains("rule "), "{text}");
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .count();
+        assert_eq!(series, 5, "the four rules and other:\n{text}");
+    }
+
+    #[test]
+    fn awaiting_approval_and_held_by_policy_follow_each_call() {
+        let metrics = TreasuryMetrics::new();
+        metrics.set_awaiting_approval(3);
+        metrics.set_held_by_policy(2);
+        let text = render(&metrics);
+        assert_sample(&text, "treasury_disbursements_awaiting_approval 3");
+        assert_sample(&text, "treasury_disbursements_held_by_policy 2");
+
+        metrics.set_awaiting_approval(0);
+        metrics.set_held_by_policy(u64::MAX);
+        let text = render(&metrics);
+        assert_sample(&text, "treasury_disbursements_awaiting_approval 0");
+        // Saturated at i64::MAX (exposed as a float), not wrapped negative.
+        assert_sample(
+            &text,
+            "treasury_disbursements_held_by_policy 9223372036854776000",
+        );
+    }
+
+    #[test]
+    fn daily_spend_and_limit_per_asset_and_no_limit_is_no_series() {
+        let metrics = TreasuryMetrics::new();
+        let spent =
+            |asset: &str, v: &str| format!(r#"treasury_policy_spent_24h{{asset="{asset}"}} {v}"#);
+        let limit =
+            |asset: &str, v: &str| format!(r#"treasury_policy_daily_limit{{asset="{asset}"}} {v}"#);
+        metrics.set_daily_spend("native", 850.0, Some(1000.0));
+        metrics.set_daily_spend("usdc", 0.0, None);
+        let text = render(&metrics);
+        assert_sample(&text, &spent("native", "850"));
+        assert_sample(&text, &limit("native", "1000"));
+        assert_sample(&text, &spent("usdc", "0"));
+        assert!(
+            !text.contains(r#"treasury_policy_daily_limit{asset="usdc"}"#),
+            "{text}"
+        );
+
+        // An amount in wei: above 2^53 it is an approximation, which a ratio does not mind.
+        metrics.set_daily_spend("native", 2.5e18, Some(1e19));
+        let text = render(&metrics);
+        assert_sample(&text, &spent("native", "2500000000000000000"));
+        assert_sample(&text, &limit("native", "10000000000000000000"));
+
+        // The limit removed from the policy: its series goes, the spend stays.
+        metrics.set_daily_spend("native", 2.5e18, None);
+        let text = render(&metrics);
+        assert_sample(&text, &spent("native", "2500000000000000000"));
+        assert!(!text.contains("treasury_policy_daily_limit{"), "{text}");
+        // Removing what is not there is no error, and a limit set again comes back.
+        metrics.set_daily_spend("native", 10.0, None);
+        metrics.set_daily_spend("native", 10.0, Some(20.0));
+        let text = render(&metrics);
+        assert_sample(&text, &spent("native", "10"));
+        assert_sample(&text, &limit("native", "20"));
+
+        // Ignored: each gauge keeps its last good value.
+        for bad in [-1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            metrics.set_daily_spend("native", bad, Some(bad));
+            let text = render(&metrics);
+            assert_sample(&text, &spent("native", "10"));
+            assert_sample(&text, &limit("native", "20"));
+        }
+        metrics.set_daily_spend("native", -0.0, Some(-0.0));
+        let text = render(&metrics);
+        assert_sample(&text, &spent("native", "0"));
+        assert_sample(&text, &limit("native", "0"));
     }
 
     #[test]
