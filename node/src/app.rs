@@ -34,9 +34,18 @@ pub struct App {
     /// Failed admin authentications by peer.
     pub auth_limiter: crate::admin::AuthLimiter,
     executor: RwLock<ExecutorView>,
+    /// When the allow-list was last read, and why the last re-read failed.
+    policy_reload: RwLock<PolicyReload>,
     /// The executor's counters as persisted when this process started: `/status`'s
     /// `since_start` counts from them.
     baseline: ExecutorSnapshot,
+}
+
+/// The last reading of the policy's allow-list.
+#[derive(Debug, Clone, Default)]
+struct PolicyReload {
+    loaded_at_ms: u64,
+    error: Option<String>,
 }
 
 /// The executor as last seen by the driver.
@@ -69,6 +78,136 @@ impl App {
             metrics,
             evm: None,
             executor: RwLock::new(ExecutorView::default()),
+            policy_reload: RwLock::new(PolicyReload {
+                loaded_at_ms: crate::governance::text::unix_ms(),
+                error: None,
+            }),
+        }
+    }
+
+    /// SIGHUP: reads the policy's allow-list again and puts the policy in force (held
+    /// disbursements it now allows are ready again). A file that cannot be read or parsed
+    /// changes nothing: the list in force stays, and the error is logged and shown in
+    /// `/status`.
+    pub fn reload_policy(&self) {
+        let Some(file) = &self.config.policy.destinations_file else {
+            tracing::info!("SIGHUP: no policy.destinations_file to re-read");
+            return;
+        };
+        let outcome = self
+            .config
+            .policy
+            .load()
+            .map_err(|error| error.to_string())
+            .and_then(|policy| {
+                let count = policy.destinations.as_ref().map_or(0, |list| list.len());
+                self.store
+                    .set_policy(policy)
+                    .map(|rejudged| (count, rejudged))
+                    .map_err(|error| error.to_string())
+            });
+        let mut reload = self
+            .policy_reload
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok((destinations, rejudged)) => {
+                tracing::info!(
+                    file = %file.display(),
+                    destinations,
+                    released = rejudged.released,
+                    "SIGHUP: the allow-list is re-read and in force"
+                );
+                *reload = PolicyReload {
+                    loaded_at_ms: crate::governance::text::unix_ms(),
+                    error: None,
+                };
+            }
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    "SIGHUP: the allow-list was not re-read; the one read before stays in force"
+                );
+                reload.error = Some(error);
+            }
+        }
+    }
+
+    /// `/status`'s `policy`: the rules in force, each limited asset's spend in the
+    /// rolling 24 hours, and what waits on the policy (the first 20 of each).
+    fn policy_view(&self) -> Value {
+        const SHOWN: usize = 20;
+        let policy = self.store.policy();
+        let now = crate::governance::text::unix_ms();
+        let mut limits = serde_json::Map::new();
+        for (asset, limit) in &policy.limits {
+            let spent = self.store.spent(asset, now);
+            limits.insert(
+                asset.clone(),
+                json!({
+                    "max_amount": limit.max_amount.map(|n| n.to_string()),
+                    "daily_limit": limit.daily_limit.map(|n| n.to_string()),
+                    "approval_threshold": limit.approval_threshold.map(|n| n.to_string()),
+                    "spent_24h": match &spent {
+                        Ok(n) => json!(n.to_string()),
+                        Err(error) => json!({ "error": error.to_string() }),
+                    },
+                }),
+            );
+        }
+        let reload = self
+            .policy_reload
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_default();
+        let held = self.store.held(SHOWN).map(|held| {
+            held.into_iter()
+                .map(|(id, reason)| json!({ "id": id, "reason": reason }))
+                .collect::<Vec<_>>()
+        });
+        let awaiting = self.store.awaiting_approval(SHOWN).map(|list| {
+            list.iter()
+                .map(|d| {
+                    json!({
+                        "id": d.id,
+                        "amount": d.amount.to_string(),
+                        "approvals": d.approvals.iter().map(|a| &a.actor).collect::<Vec<_>>(),
+                        "needed": policy.approvals_needed(d.asset(), d.amount),
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        json!({
+            "approvals_required": policy.approvals_required,
+            "limits": limits,
+            "destinations": self.config.policy.destinations_file.as_ref().map(|file| json!({
+                "file": file.display().to_string(),
+                "count": policy.destinations.as_ref().map_or(0, |list| list.len()),
+                "loaded_at_ms": reload.loaded_at_ms,
+                "reload_error": reload.error,
+            })),
+            "held": held.unwrap_or_else(|e| vec![json!({ "error": e.to_string() })]),
+            "awaiting_approval": awaiting.unwrap_or_else(|e| vec![json!({ "error": e.to_string() })]),
+        })
+    }
+
+    /// Updates the policy's gauges: awaiting approval, held, and each limited asset's
+    /// spend against its limit.
+    fn publish_policy(&self, backlog: &crate::governance::Backlog) {
+        let metrics = &self.metrics;
+        metrics.set_awaiting_approval(backlog.awaiting_approval);
+        metrics.set_held_by_policy(backlog.held);
+        let policy = self.store.policy();
+        let now = crate::governance::text::unix_ms();
+        for (asset, limit) in &policy.limits {
+            match self.store.spent(asset, now) {
+                Ok(spent) => metrics.set_daily_spend(
+                    asset,
+                    spent as f64,
+                    limit.daily_limit.map(|n| n as f64),
+                ),
+                Err(error) => tracing::error!(%error, "cannot read the day's spend"),
+            }
         }
     }
 
@@ -153,6 +292,9 @@ impl App {
         metrics.ledger_read_failures(report.read_failures);
         metrics.reorgs(report.reorgs);
         metrics.fee_bumps(report.fee_bumps);
+        for rule in &report.policy_refusals {
+            metrics.policy_refusals(rule, 1);
+        }
         if report.rejected_by_breaker {
             metrics.breaker_rejected();
         }
@@ -170,6 +312,7 @@ impl App {
                 metrics.set_backlog(labels::STAGED, backlog.staged);
                 metrics.set_backlog(labels::SUBMITTED, backlog.submitted);
                 metrics.set_backlog(labels::INCLUDED, backlog.included);
+                self.publish_policy(&backlog);
             }
             Err(error) => tracing::error!(%error, "cannot read the backlog"),
         }
@@ -189,6 +332,7 @@ impl App {
             Ok(b) => json!({
                 "scheduled": b.scheduled, "ready": b.ready, "staged": b.staged,
                 "submitted": b.submitted, "included": b.included,
+                "awaiting_approval": b.awaiting_approval, "held": b.held,
             }),
             Err(error) => json!({ "error": error.to_string() }),
         };
@@ -237,6 +381,7 @@ impl App {
                 "missing": snapshot.balance_shortfall.map(|missing| missing.to_string()),
             },
             "backlog": backlog,
+            "policy": self.policy_view(),
             "ledger": self.ledger_view(),
             "chain_id": self.store.chain_id().ok().flatten(),
         })

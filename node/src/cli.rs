@@ -81,7 +81,8 @@ pub enum AdminCommand {
     /// Show or override the circuit breaker (GET/POST /admin/breaker/...).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Breaker(BreakerArgs),
-    /// Queue, list, show, cancel and mark paid disbursements (/admin/disbursements).
+    /// Queue, list, show, approve, cancel and mark paid disbursements
+    /// (/admin/disbursements).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Disburse(DisburseArgs),
     /// What is in flight (nonce, attempts, binding), and settling a nonce the chain spent
@@ -204,6 +205,13 @@ pub enum DisburseAction {
     /// (POST /admin/disbursements/{id}/cancel).
     #[command(after_help = CLIENT_AFTER_HELP)]
     Cancel(CancelArgs),
+    /// Approve disbursements awaiting approval, as your token's name: one id
+    /// (POST /admin/disbursements/{id}/approve) or several at once, all or none (a
+    /// proposal's payouts; POST /admin/disbursements/approve). Each needs approvals from as
+    /// many distinct names as `policy.approvals_required`; whoever queued it gave the
+    /// first.
+    #[command(after_help = CLIENT_AFTER_HELP)]
+    Approve(ApproveArgs),
     /// Mark a queued disbursement paid by a transaction the chain holds (after a restored
     /// backup forgot it); only while the executor holds on a nonce drift
     /// (POST /admin/disbursements/{id}/mark-paid).
@@ -276,6 +284,17 @@ pub struct CancelArgs {
     #[arg(value_name = "ID")]
     pub id: u64,
     /// Why you cancel it, for the audit log (required, not empty)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// `node disburse approve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApproveArgs {
+    /// The disbursements' ids (awaiting approval); several are approved all or none
+    #[arg(value_name = "ID", required = true, num_args = 1..)]
+    pub ids: Vec<u64>,
+    /// Why you approve them (what you checked), for the audit log (required, not empty)
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
 }

@@ -268,6 +268,16 @@ pub fn call_for(command: &AdminCommand) -> Call {
                 format!("/admin/disbursements/{}/cancel", cancel.id),
                 json!({ "reason": cancel.reason }),
             ),
+            DisburseAction::Approve(approve) => match approve.ids.as_slice() {
+                [id] => Call::post(
+                    format!("/admin/disbursements/{id}/approve"),
+                    json!({ "reason": approve.reason }),
+                ),
+                ids => Call::post(
+                    "/admin/disbursements/approve",
+                    json!({ "ids": ids, "reason": approve.reason }),
+                ),
+            },
             DisburseAction::MarkPaid(paid) => Call::post(
                 format!("/admin/disbursements/{}/mark-paid", paid.id),
                 json!({ "tx_hash": paid.tx_hash, "reason": paid.reason }),

@@ -1,6 +1,7 @@
 //! The `node` binary: tracing → configuration (a bad value names its key, exit 2) →
-//! runtime → executor loop and HTTP server → wait for SIGINT/SIGTERM → finish the tick in
-//! flight, persist the breaker, flush the store, exit 0. Only wiring: what it opens is in
+//! runtime → executor loop and HTTP server → wait for SIGINT/SIGTERM (SIGHUP re-reads the
+//! policy's allow-list) → finish the tick in flight, persist the breaker, flush the
+//! store, exit 0. Only wiring: what it opens is in
 //! `start.rs`, the loop in `driver.rs`, the routes in `http.rs`.
 
 use std::future::IntoFuture;
@@ -91,7 +92,7 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
             .into_future(),
     );
 
-    signals.wait().await?;
+    signals.wait(|| app.reload_policy()).await?;
     tracing::info!("shutting down: finishing the tick in flight");
     let _ = stop.send(true);
     if driver.await.context("the executor task failed")?.is_none() {
@@ -104,12 +105,15 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT or SIGTERM, listened for from creation.
+/// SIGINT or SIGTERM (stop), and SIGHUP (re-read the policy's allow-list), listened for
+/// from creation.
 struct Signals {
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -121,17 +125,26 @@ impl Signals {
             terminate: signal(SignalKind::terminate())?,
             #[cfg(unix)]
             interrupt: signal(SignalKind::interrupt())?,
+            #[cfg(unix)]
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn wait(mut self) -> anyhow::Result<()> {
+    /// Returns at SIGINT or SIGTERM, calling `on_hangup` at each SIGHUP meanwhile.
+    async fn wait(mut self, on_hangup: impl Fn()) -> anyhow::Result<()> {
         #[cfg(unix)]
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => break,
+                _ = self.terminate.recv() => break,
+                _ = self.hangup.recv() => on_hangup(),
+            }
         }
         #[cfg(not(unix))]
-        tokio::signal::ctrl_c().await?;
+        {
+            let _ = on_hangup;
+            tokio::signal::ctrl_c().await?;
+        }
         Ok(())
     }
 }

@@ -26,6 +26,18 @@ pub struct Started {
 /// earlier, so that its errors are configuration errors).
 pub fn open(config: &NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<Started> {
     let store = open_store(config)?;
+    let policy = config.policy.load()?;
+    tracing::info!(%policy, "spending policy");
+    let rejudged = store
+        .set_policy(policy)
+        .context("cannot re-judge the disbursements waiting on the spending policy")?;
+    if rejudged != Default::default() {
+        tracing::info!(
+            released = rejudged.released,
+            approved = rejudged.approved,
+            "the spending policy released held disbursements or queued approved ones"
+        );
+    }
     let (ledger, details, evm) = open_ledger(config, &store, evm)?;
     let breaker = Arc::new(CircuitBreaker::try_new(config.circuit_breaker.clone())?);
     let mut app = App::new(

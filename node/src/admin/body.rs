@@ -89,6 +89,7 @@ struct View<'a> {
     external_key: Option<&'a str>,
     status: &'a crate::governance::DisbursementStatus,
     queued_at_ms: u64,
+    approvals: &'a [crate::governance::Approval],
 }
 
 pub(super) fn view(d: &Disbursement) -> Value {
@@ -102,6 +103,7 @@ pub(super) fn view(d: &Disbursement) -> Value {
         external_key: d.external_key.as_deref(),
         status: &d.status,
         queued_at_ms: d.queued_at_ms,
+        approvals: &d.approvals,
     };
     // Strings, integers below 2^64 and a tagged enum of them: cannot fail.
     serde_json::to_value(view).unwrap_or(Value::Null)
@@ -133,6 +135,37 @@ pub(super) struct BatchBody {
     /// Why, for the audit log (e.g. the proposal).
     #[serde(default)]
     pub(super) reason: String,
+}
+
+/// `POST /admin/disbursements/approve`'s body: a proposal's payouts approved as one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ApproveBody {
+    pub(super) ids: Vec<u64>,
+    pub(super) reason: String,
+}
+
+impl ApproveBody {
+    /// The ids (1 to `MAX_APPROVE_BATCH`, none twice) and the reason.
+    pub(super) fn parse(body: &Bytes) -> Result<(Vec<u64>, String), ApiError> {
+        let ApproveBody { ids, reason } = parse(body)?;
+        let max = crate::governance::store::MAX_APPROVE_BATCH;
+        if ids.is_empty() || ids.len() > max {
+            return Err(ApiError::bad_request(format!(
+                "ids: approve 1 to {max} disbursements at once, got {}",
+                ids.len()
+            )));
+        }
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ApiError::bad_request(format!(
+                "ids: {} is listed twice",
+                pair[0]
+            )));
+        }
+        Ok((ids, checked_reason(&reason)?))
+    }
 }
 
 /// `?after=…&limit=…`.

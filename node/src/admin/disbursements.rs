@@ -1,4 +1,5 @@
-//! `/admin/disbursements…`: queue (one or a proposal's batch), list, show, cancel.
+//! `/admin/disbursements…`: queue (one or a proposal's batch), approve, list, show,
+//! cancel.
 
 use std::sync::Arc;
 
@@ -9,10 +10,10 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 
 use super::audit::now_ms;
-use super::body::{BatchBody, Page, QueueBody, ReasonBody, parse, view};
+use super::body::{ApproveBody, BatchBody, Page, QueueBody, ReasonBody, parse, view};
 use super::{ApiError, Operator};
 use crate::app::App;
-use crate::governance::Cancellation;
+use crate::governance::{Cancellation, QueueError, RequestError};
 
 /// `POST /admin/disbursements`.
 pub(super) async fn queue(
@@ -25,7 +26,8 @@ pub(super) async fn queue(
     // Audited in the same transaction; the audit record's reason is the memo.
     let queued = app
         .store
-        .queue_audited(&request, now_ms(), &operator.audit(""))?;
+        .queue_audited(&request, now_ms(), &operator.audit(""))
+        .map_err(|error| refused(&app, error))?;
     app.store.flush().map_err(ApiError::internal)?;
     let disbursement = &queued.disbursement;
     let status = if queued.created {
@@ -62,7 +64,8 @@ pub(super) async fn queue_batch(
         .collect::<Result<Vec<_>, _>>()?;
     let queued = app
         .store
-        .queue_batch_audited(&requests, now_ms(), &operator.audit(&reason))?;
+        .queue_batch_audited(&requests, now_ms(), &operator.audit(&reason))
+        .map_err(|error| refused(&app, error))?;
     app.store.flush().map_err(ApiError::internal)?;
     let created = queued.iter().filter(|q| q.created).count();
     let status = if created > 0 {
@@ -124,4 +127,53 @@ pub(super) async fn cancel(
         Cancellation::Replacing(record) => (StatusCode::ACCEPTED, record),
     };
     Ok((status, Json(view(record))).into_response())
+}
+
+/// A queue request's refusal, counted in `treasury_policy_refusals_total` when the
+/// spending policy is what refused it (403).
+fn refused(app: &App, error: RequestError) -> ApiError {
+    if let RequestError::Invalid(QueueError::Refused(refusal))
+    | RequestError::InvalidItem {
+        error: QueueError::Refused(refusal),
+        ..
+    } = &error
+    {
+        app.metrics.policy_refusals(refusal.rule(), 1);
+        tracing::warn!(%refusal, "a queue request refused by the spending policy");
+    }
+    error.into()
+}
+
+/// `POST /admin/disbursements/{id}/approve` (`{"reason"}`): this token's approval of a
+/// disbursement awaiting approval. 200 with the disbursement (`queued` once it has the
+/// approvals the policy needs); 409 if it is not awaiting approval or this name already
+/// approved it.
+pub(super) async fn approve(
+    operator: Operator,
+    State(app): State<Arc<App>>,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let reason = ReasonBody::reason(&body)?;
+    let mut approved = app.store.approve_audited(&[id], &operator.audit(&reason))?;
+    app.store.flush().map_err(ApiError::internal)?;
+    let record = approved
+        .pop()
+        .ok_or_else(|| ApiError::internal("the approval returned no disbursement"))?;
+    Ok(Json(view(&record)))
+}
+
+/// `POST /admin/disbursements/approve` (`{"ids": [...], "reason"}`): a proposal's
+/// payouts approved as one, in one transaction: all of them or, if one cannot be
+/// approved (named in the error), none.
+pub(super) async fn approve_many(
+    operator: Operator,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (ids, reason) = ApproveBody::parse(&body)?;
+    let approved = app.store.approve_audited(&ids, &operator.audit(&reason))?;
+    app.store.flush().map_err(ApiError::internal)?;
+    let views: Vec<Value> = approved.iter().map(view).collect();
+    Ok(Json(json!({ "disbursements": views })))
 }

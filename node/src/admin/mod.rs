@@ -12,7 +12,7 @@
 //! | `limit.rs`         | `AuthLimiter`: failed authentications by peer               |
 //! | `body.rs`          | request bodies and their checks; how a disbursement is shown |
 //! | `breaker.rs`       | `/admin/breaker…`                                           |
-//! | `disbursements.rs` | `/admin/disbursements…`                                     |
+//! | `disbursements.rs` | `/admin/disbursements…` (queue, approve, cancel, read)      |
 //! | `executor.rs`      | `/admin/intents…`, `/admin/executor/adopt-nonce`, `…/mark-paid` |
 //! | `audit.rs`         | `/admin/audit`                                              |
 
@@ -34,7 +34,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::app::App;
-use crate::governance::RequestError;
+use crate::governance::{QueueError, RequestError};
 
 pub use crate::config::admin::constant_time_eq;
 pub use auth::Operator;
@@ -42,7 +42,7 @@ pub use limit::AuthLimiter;
 
 use audit::audit_log;
 use breaker::{breaker_status, override_handler};
-use disbursements::{cancel, list, queue, queue_batch, show};
+use disbursements::{approve, approve_many, cancel, list, queue, queue_batch, show};
 use executor::{adopt_nonce, intents, mark_paid, resolve};
 
 /// Request bodies larger than this are refused (413).
@@ -59,8 +59,10 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/admin/breaker/{action}", post(override_handler))
         .route("/admin/disbursements", post(queue).get(list))
         .route("/admin/disbursements/batch", post(queue_batch))
+        .route("/admin/disbursements/approve", post(approve_many))
         .route("/admin/disbursements/{id}", get(show))
         .route("/admin/disbursements/{id}/cancel", post(cancel))
+        .route("/admin/disbursements/{id}/approve", post(approve))
         .route("/admin/disbursements/{id}/mark-paid", post(mark_paid))
         .route("/admin/intents", get(intents))
         .route("/admin/intents/{nonce}/resolve", post(resolve))
@@ -122,13 +124,23 @@ impl ApiError {
     }
 }
 
-/// A store's refusal of a request: invalid (400, a batch's item named by its index), no
-/// such disbursement (404), not in the state the request is for (409); a storage failure
+/// A store's refusal of a request: invalid (400, a batch's item named by its index),
+/// forbidden by the spending policy (403), no such disbursement (404), not in the state the request is for (409); a storage failure
 /// is a 500.
 impl From<RequestError> for ApiError {
     fn from(error: RequestError) -> ApiError {
         match error {
+            RequestError::Invalid(error @ QueueError::Refused(_)) => {
+                ApiError(StatusCode::FORBIDDEN, error.to_string())
+            }
             RequestError::Invalid(error) => ApiError::bad_request(error.to_string()),
+            RequestError::InvalidItem {
+                index,
+                error: error @ QueueError::Refused(_),
+            } => ApiError(
+                StatusCode::FORBIDDEN,
+                format!("disbursements[{index}]: {error}"),
+            ),
             RequestError::InvalidItem { index, error } => {
                 ApiError::bad_request(format!("disbursements[{index}]: {error}"))
             }

@@ -12,8 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod admin;
+pub mod policy;
 
 pub use self::admin::{AdminToken, Role, Secret};
+pub use self::policy::PolicyConfig;
 use crate::governance::{CircuitBreakerConfig, TreasuryExecutorConfig};
 use crate::ledger::dev::DevLedgerConfig;
 use crate::ledger::evm::{EvmLedgerConfig, RpcEndpoint};
@@ -87,6 +89,8 @@ pub struct NodeConfig {
     pub dev_ledger: DevLedgerConfig,
     /// The EVM ledger's fee caps, timeouts and epochs (`[evm]`).
     pub evm: EvmLedgerConfig,
+    /// The spending policy (`[policy]`).
+    pub policy: PolicyConfig,
 }
 
 impl NodeConfig {
@@ -124,6 +128,7 @@ impl Default for NodeConfig {
             circuit_breaker: CircuitBreakerConfig::default(),
             dev_ledger: DevLedgerConfig::default(),
             evm: EvmLedgerConfig::default(),
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -205,6 +210,7 @@ struct FileConfig {
     circuit_breaker: Option<CircuitBreakerConfig>,
     dev_ledger: Option<DevLedgerConfig>,
     evm: Option<EvmLedgerConfig>,
+    policy: Option<policy::PolicyFile>,
 }
 
 /// Builds the configuration: defaults, then the file (`--config` or `TB_CONFIG`), then
@@ -276,6 +282,20 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
         config.treasury_key_file = Some(path.clone());
     }
 
+    let operators = config
+        .admin_tokens
+        .iter()
+        .filter(|token| token.role == Role::Operator)
+        .count();
+    if config.policy.approvals_required as usize > operators.max(1) {
+        return Err(ConfigError::new(
+            "policy.approvals_required",
+            format!(
+                "{} approvals need as many operator tokens (`[[admin.tokens]]` with role                  `operator`), and {operators} are configured: nothing at or above a threshold                  could ever be paid",
+                config.policy.approvals_required
+            ),
+        ));
+    }
     if config.ledger == LedgerKind::Evm {
         if config.rpc_urls.is_empty() {
             return Err(ConfigError::new(
@@ -400,6 +420,9 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
             ConfigError::new(format!("evm.{}", error.field()), error.to_string())
         })?;
         config.evm = evm;
+    }
+    if let Some(policy) = file.policy {
+        config.policy = policy.into_config()?;
     }
     if let Some(dev) = file.dev_ledger {
         dev.validate()

@@ -482,3 +482,112 @@ fn a_toml_error_does_not_echo_the_offending_line() {
     assert!(!shown.contains("s3cret"), "{shown}");
     assert!(shown.contains("line 2"), "{shown}");
 }
+
+fn load_text(text: &str) -> Result<NodeConfig, ConfigError> {
+    let toml = file(text);
+    let path = toml.path().to_string_lossy().into_owned();
+    load(&Overrides::default(), &env(&[("TB_CONFIG", &path)]))
+}
+
+const TWO_OPERATORS: &str = r#"
+[[admin.tokens]]
+name = "alice"
+token_file = "ALICE"
+[[admin.tokens]]
+name = "bob"
+token_file = "BOB"
+"#;
+
+fn with_operators(policy: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, token) in [("ALICE", "a".repeat(40)), ("BOB", "b".repeat(40))] {
+        std::fs::write(dir.path().join(name), token).expect("token");
+    }
+    let text = TWO_OPERATORS
+        .replace("\"ALICE\"", &format!("{:?}", dir.path().join("ALICE")))
+        .replace("\"BOB\"", &format!("{:?}", dir.path().join("BOB")));
+    (dir, format!("{text}\n{policy}"))
+}
+
+#[test]
+fn the_policy_is_read_with_big_amounts_and_its_allow_list() {
+    let list = file("0xAA00000000000000000000000000000000000001\n# a comment\nbob\n");
+    let (_dir, text) = with_operators(&format!(
+        "[policy]\napprovals_required = 2\ndestinations_file = {:?}\n\
+         [policy.limits.native]\nmax_amount = \"100_000_000_000_000_000_000\"\n\
+         daily_limit = 5000\napproval_threshold = 0\n",
+        list.path()
+    ));
+    let config = load_text(&text).expect("policy");
+    let limits = &config.policy.limits["native"];
+    assert_eq!(limits.max_amount, Some(100_000_000_000_000_000_000));
+    assert_eq!(
+        (limits.daily_limit, limits.approval_threshold),
+        (Some(5000), Some(0))
+    );
+    let policy = config.policy.load().expect("the list");
+    assert_eq!(policy.approvals_required, 2);
+    assert_eq!(policy.destinations.as_ref().map(|l| l.len()), Some(2));
+    assert_eq!(
+        load_text("").expect("defaults").policy,
+        PolicyConfig::default()
+    );
+}
+
+#[test]
+fn bad_policy_values_name_their_key() {
+    let missing = std::env::temp_dir().join("no-such-allow-list.txt");
+    let empty = file("# nobody yet\n");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "[policy]\napprovals_required = 0\n".into(),
+            "policy.approvals_required",
+        ),
+        (
+            "[policy]\napprovals_required = 3\n".into(),
+            "policy.approvals_required",
+        ),
+        (
+            "[policy.limits.USDC]\nmax_amount = 1\n".into(),
+            "policy.limits.USDC",
+        ),
+        (
+            "[policy.limits.native]\nmax_amount = 0\n".into(),
+            "policy.limits.native.max_amount",
+        ),
+        (
+            "[policy.limits.native]\ndaily_limit = -5\n".into(),
+            "policy.limits.native.daily_limit",
+        ),
+        (
+            "[policy.limits.native]\napproval_threshold = \"1e18\"\n".into(),
+            "policy.limits.native.approval_threshold",
+        ),
+        (
+            "[policy.limits.native]\nmax_amount = \"340282366920938463463374607431768211456\"\n"
+                .into(),
+            "policy.limits.native.max_amount",
+        ),
+        ("[policy.limits.native]\nmaximum = 1\n".into(), "maximum"),
+        (
+            format!("[policy]\ndestinations_file = {missing:?}\n"),
+            "policy.destinations_file",
+        ),
+        (
+            format!("[policy]\ndestinations_file = {:?}\n", empty.path()),
+            "policy.destinations_file",
+        ),
+    ];
+    for (policy, key) in cases {
+        let (_dir, text) = with_operators(&policy);
+        let error = load_text(&text).expect_err(&policy);
+        assert!(error.to_string().contains(key), "{policy}: {error}");
+    }
+    // Two approvals with one operator token could never pay above the threshold.
+    let error = load_text("admin_token = \"0123456789abcdef\"\n[policy]\napprovals_required = 2\n")
+        .expect_err("one operator");
+    assert!(
+        error.to_string().contains("policy.approvals_required"),
+        "{error}"
+    );
+}

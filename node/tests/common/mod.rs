@@ -348,6 +348,16 @@ impl NodeProcess {
         lock(&self.stderr).clone()
     }
 
+    /// Sends it a signal (`HUP`, `STOP`, …).
+    #[allow(dead_code)] // not every test binary signals
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{name}");
+    }
+
     /// Whether it is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
