@@ -1,11 +1,14 @@
 //! Fuzzes the admin API's request bodies through the node's real router
 //! (`node::http::router`, driven with tower's `oneshot` on a current-thread runtime), with
 //! a valid bearer token, on a dev-ledger node whose store holds, for each input afresh:
-//! disbursement 0 (queued), 1 (queued, waiting for 0) and 2 (cancelled, external key
-//! `grant-2`).
+//! disbursement 0 (queued), 1 (queued, waiting for 0), 2 (cancelled, external key
+//! `grant-2`) and 3 (awaiting approval), under a spending policy (two approvals from
+//! 5,000, at most 100,000 each and 1,000,000 a day), so that the approve routes and the
+//! policy's refusals are reached.
 //!
 //! Input: the first line is the path of a `POST` (e.g. `/admin/disbursements`,
-//! `/admin/disbursements/0/cancel`, `/admin/breaker/force-open`); an optional second line
+//! `/admin/disbursements/0/cancel`, `/admin/disbursements/3/approve`,
+//! `/admin/disbursements/approve`, `/admin/breaker/force-open`); an optional second line
 //! `X-Actor: NAME` sets that header; the rest is the body.
 //!
 //! Invariants: no panic, every response's status is below 500, and the store still reads
@@ -18,6 +21,7 @@ use std::sync::{Arc, LazyLock};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
+use governance::policy::{AssetLimits, NATIVE, Policy};
 use governance::{CircuitBreaker, GovStore, NewDisbursement};
 use libfuzzer_sys::fuzz_target;
 use node::app::App;
@@ -44,6 +48,21 @@ static NODE: LazyLock<Node> = LazyLock::new(|| {
         ..NodeConfig::default()
     };
     let store = GovStore::open_temporary().expect("a temporary store");
+    store
+        .set_policy(Policy {
+            approvals_required: 2,
+            limits: [(
+                NATIVE.to_owned(),
+                AssetLimits {
+                    max_amount: Some(100_000),
+                    daily_limit: Some(1_000_000),
+                    approval_threshold: Some(5_000),
+                },
+            )]
+            .into(),
+            destinations: None,
+        })
+        .expect("the policy");
     let ledger = DevLedger::open(
         store.aux_tree("dev_ledger").expect("the dev ledger's tree"),
         DevLedgerConfig::default(),
@@ -112,7 +131,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// The same state before every input: a closed breaker and three disbursements.
+/// The same state before every input: a closed breaker and four disbursements.
 fn reset(app: &App) {
     let store = &app.store;
     clear(store);
@@ -130,4 +149,7 @@ fn reset(app: &App) {
         .and_then(|_| store.queue_batch(&[new(vec![0], None), new(vec![], Some("grant-2"))], 0))
         .expect("queue the seed disbursements");
     store.cancel(2, "seed").expect("cancel disbursement 2");
+    let mut big = new(vec![], None);
+    big.amount = 10_000;
+    store.queue(&big, 0).expect("queue disbursement 3 (awaiting approval)");
 }

@@ -254,6 +254,7 @@ impl GovStore {
             }
             txn.take(Kind::Scheduled, &pair_key(record.activation_epoch, id))?;
             txn.take(Kind::Ready, &key)?;
+            txn.take(Kind::Held, &key)?; // the spending policy held it back: paid after all
             let epoch_seen = txn.counter(EPOCH)?;
             let record = execute(
                 txn,

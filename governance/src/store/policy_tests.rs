@@ -485,3 +485,31 @@ fn approvals_survive_the_binary_record() {
 fn status(store: &GovStore, id: DisbursementId) -> DisbursementStatus {
     store.get(id).expect("get").expect("exists").status
 }
+
+#[test]
+fn a_tightened_policy_never_unsigns_what_is_staged() {
+    for store in stores() {
+        let id = store
+            .queue(&pay("a", 900), 0)
+            .expect("queue")
+            .disbursement
+            .id;
+        store.activate(0).expect("activate");
+        assert!(store.stage(&[signed(id, 0)], 1).expect("stage"));
+        let mut listed = two_person();
+        listed.destinations = Some(Arc::new(Destinations::new(["b"])));
+        let rejudged = store.set_policy(listed).expect("policy");
+        assert_eq!(rejudged, Rejudged::default());
+        assert_eq!(
+            store.intents().expect("intents").len(),
+            1,
+            "the intent stays"
+        );
+        assert!(matches!(
+            status(&store, id),
+            DisbursementStatus::Staged { .. }
+        ));
+        let (payable, refused) = store.payable(10).expect("payable");
+        assert!(payable.is_empty() && refused.is_empty());
+    }
+}
