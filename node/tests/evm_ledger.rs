@@ -116,6 +116,44 @@ mod evm_ledger {
         }
     }
 
+    /// A contract wallet whose `receive()` needs more than 21,000 gas is paid with its
+    /// estimate and the margin; a contract that refuses plain transfers (a token has no
+    /// `receive`) is refused before anything is signed, and no nonce is spent.
+    #[test]
+    fn contract_destinations_get_estimated_gas_or_are_refused_before_signing() {
+        let rig = rig();
+        let wallet = rig.anvil.deploy("Wallet", &[]);
+        let amount = 10_u128.pow(18);
+        let tx = rig.sign(1, &wallet, amount, 0).expect("signed");
+        // anvil estimates 111,550 for a first deposit; 20% more.
+        assert_eq!(tx.fees.gas_limit, 133_860, "{tx:?}");
+        rig.ledger.submit(&tx).expect("accepted");
+        included(&rig.ledger, &tx.tx_hash);
+        let received = rig.anvil.eth_call(&wallet, "0x83a6deb5"); // received()
+        assert_eq!(
+            u128::from_str_radix(received.trim_start_matches("0x"), 16),
+            Ok(amount)
+        );
+
+        let token = rig.anvil.deploy(
+            "StandardToken",
+            &crate::common::abi_encode(&[
+                crate::common::Arg::Text("Grant"),
+                crate::common::Arg::Text("GRT"),
+                crate::common::Arg::Word(18),
+                crate::common::Arg::Word(1_000),
+            ]),
+        );
+        let refused = rig
+            .sign(2, &token, 1, 1)
+            .expect_err("a token takes no ether");
+        assert!(
+            matches!(&refused, LedgerError::Rejected(m) if m.contains("would fail on chain")),
+            "{refused:?}"
+        );
+        assert_eq!(rig.anvil.tx_count("pending"), 1, "nothing sent at nonce 1");
+    }
+
     #[test]
     fn pays_and_finds_the_transfer_included() {
         let rig = rig();
@@ -147,7 +185,8 @@ mod evm_ledger {
         );
         assert_eq!(seen["to"], json!(DESTINATION));
         assert_eq!(seen["chainId"], json!(format!("{ANVIL_CHAIN_ID:#x}")));
-        assert_eq!(seen["gas"], json!("0x5208"));
+        // 21,000 estimated, and the 20% margin.
+        assert_eq!(seen["gas"], json!("0x6270"));
     }
 
     /// An `https://` endpoint with a self-signed certificate: trusted through `ca_file`, it
@@ -208,14 +247,23 @@ mod evm_ledger {
 
     /// A destination whose code reverts every call (`PUSH1 0 PUSH1 0 REVERT`, set with
     /// anvil_setCode): the transfer is mined with receipt status 0, its nonce spent and
-    /// nothing paid, and the ledger says Reverted, not Included.
+    /// nothing paid, and the ledger says Reverted, not Included. (The code is set after
+    /// signing: with it, the gas estimate refuses the payment before anything is signed.
+    /// This is the destination that changes between the estimate and the block.)
     #[test]
     fn a_reverted_transfer_is_reverted_not_included() {
         let rig = rig();
         let contract = "0x2222222222222222222222222222222222222222";
+        let tx = rig.sign(1, contract, 1_000, 0).expect("signed");
         rig.anvil
             .call("anvil_setCode", json!([contract, "0x60006000fd"]));
-        let tx = rig.sign(1, contract, 1_000, 0).expect("signed");
+        assert!(
+            matches!(
+                rig.sign(2, contract, 1_000, 1),
+                Err(LedgerError::Rejected(_))
+            ),
+            "estimated now, it is refused"
+        );
         rig.ledger.submit(&tx).expect("accepted");
         let status = mined(&rig.ledger, &tx.tx_hash);
         assert!(

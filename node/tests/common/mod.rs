@@ -24,6 +24,8 @@ use ureq::http;
 /// as anvil 1.7.1 prints it under "Private Keys".
 pub const TREASURY_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 pub const TREASURY: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+/// anvil's second dev account (unlocked): deploys the test contracts.
+pub const DEPLOYER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 /// anvil's default chain id.
 pub const ANVIL_CHAIN_ID: u64 = 31_337;
 /// An address nobody funds: its balance is what the tests pay it.
@@ -144,6 +146,41 @@ impl Anvil {
             .get("result")
             .cloned()
             .unwrap_or_else(|| panic!("{method} failed: {answer}"))
+    }
+
+    /// Deploys `contracts/build/<name>.json`'s creation code with `args` (its constructor
+    /// arguments, ABI-encoded) from anvil's second dev account (not the treasury: its
+    /// nonces stay the executor's); the contract's address once mined.
+    pub fn deploy(&self, name: &str, args: &[u8]) -> String {
+        let path = workspace()
+            .join("contracts/build")
+            .join(format!("{name}.json"));
+        let build: Value = serde_json::from_slice(&std::fs::read(&path).expect("contract build"))
+            .expect("contract build json");
+        let mut code = build["bytecode"].as_str().expect("bytecode").to_owned();
+        for byte in args {
+            code.push_str(&format!("{byte:02x}"));
+        }
+        let hash = self.call(
+            "eth_sendTransaction",
+            json!([{ "from": DEPLOYER, "data": code, "gas": "0x2dc6c0" }]),
+        );
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let receipt = self.call("eth_getTransactionReceipt", json!([hash]));
+            if let Some(address) = receipt.get("contractAddress").and_then(Value::as_str) {
+                assert_eq!(receipt["status"], "0x1", "{name} deployed: {receipt}");
+                return address.to_owned();
+            }
+            assert!(Instant::now() < deadline, "{name} not deployed");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `eth_call` of `data` on `to`: the returned bytes as hex.
+    pub fn eth_call(&self, to: &str, data: &str) -> String {
+        let answer = self.call("eth_call", json!([{ "to": to, "data": data }, "latest"]));
+        answer.as_str().expect("hex").to_owned()
     }
 
     pub fn balance(&self, address: &str) -> u128 {
@@ -421,4 +458,35 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// ABI-encodes constructor arguments: each a static word (`Word`) or a string.
+pub enum Arg<'a> {
+    Word(u128),
+    Text(&'a str),
+}
+
+pub fn abi_encode(args: &[Arg<'_>]) -> Vec<u8> {
+    let word = |n: u128| {
+        let mut w = [0_u8; 32];
+        w[16..].copy_from_slice(&n.to_be_bytes());
+        w
+    };
+    let mut head = Vec::new();
+    let mut tail = Vec::new();
+    let head_len = 32 * args.len();
+    for arg in args {
+        match arg {
+            Arg::Word(n) => head.extend_from_slice(&word(*n)),
+            Arg::Text(text) => {
+                head.extend_from_slice(&word((head_len + tail.len()) as u128));
+                tail.extend_from_slice(&word(text.len() as u128));
+                let mut bytes = text.as_bytes().to_vec();
+                bytes.resize(text.len().div_ceil(32) * 32, 0);
+                tail.extend_from_slice(&bytes);
+            }
+        }
+    }
+    head.extend_from_slice(&tail);
+    head
 }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// [evm]
 /// max_fee_per_gas = "100000000000"          # wei; a decimal string (or an integer)
 /// max_priority_fee_per_gas = "2000000000"   # wei
-/// gas_limit = 21000
+/// gas_limit = 500000                       # the cap; each payment's is estimated
+/// gas_margin_percent = 20                   # added to each estimate
 /// request_timeout_ms = 5000
 /// epoch_blocks = 1
 /// chain_id = 31337                          # leave out to take the endpoint's
@@ -39,8 +40,14 @@ pub struct EvmLedgerConfig {
     /// The most wei per gas the tip may be; at most `max_fee_per_gas`.
     #[serde(with = "crate::ledger::decimal_u128")]
     pub max_priority_fee_per_gas: u128,
-    /// Gas per transfer, at least 21 000 (a plain value transfer's intrinsic gas).
+    /// The most gas one transaction may be given, at least 21 000 (a plain value
+    /// transfer's intrinsic gas): each payment's gas is `eth_estimateGas` plus
+    /// `gas_margin_percent`, capped here; one whose estimate is over it is refused
+    /// (cancelled before any nonce is spent).
     pub gas_limit: u64,
+    /// Added to each estimate, in percent (0 to 1000): state can change between the
+    /// estimate and the block (a contract wallet's storage, say).
+    pub gas_margin_percent: u64,
     /// The deadline of each JSON-RPC call (connect, send, answer), 1 to 60 000 ms.
     pub request_timeout_ms: u64,
     /// Blocks per epoch (epoch = block number / `epoch_blocks`), at least 1.
@@ -157,6 +164,11 @@ impl std::fmt::Debug for RpcEndpoint {
 const GWEI: u128 = 1_000_000_000;
 /// The intrinsic gas of a transaction with no data: less can never be included.
 pub const TRANSFER_GAS: u64 = 21_000;
+/// The default `gas_limit`: the cap of one transaction's gas (a token transfer takes
+/// about 50,000; a contract wallet's receive can take more).
+pub const DEFAULT_GAS_CAP: u64 = 500_000;
+/// The most `gas_margin_percent` may be.
+pub const MAX_GAS_MARGIN_PERCENT: u64 = 1_000;
 /// The longest `request_timeout_ms` accepted.
 pub const MAX_REQUEST_TIMEOUT_MS: u64 = 60_000;
 /// The deepest `confirmations` accepted: nodes keep the state of about the last 128
@@ -176,7 +188,8 @@ impl Default for EvmLedgerConfig {
         EvmLedgerConfig {
             max_fee_per_gas: 100 * GWEI,
             max_priority_fee_per_gas: 2 * GWEI,
-            gas_limit: TRANSFER_GAS,
+            gas_limit: DEFAULT_GAS_CAP,
+            gas_margin_percent: 20,
             request_timeout_ms: 5_000,
             epoch_blocks: 1,
             chain_id: None,
@@ -209,6 +222,9 @@ pub enum EvmConfigError {
     /// `gas_limit` is below a transfer's intrinsic gas.
     #[error("must be at least {TRANSFER_GAS} (got {0})")]
     GasLimit(u64),
+    /// `gas_margin_percent` is over its maximum.
+    #[error("must be from 0 to {MAX_GAS_MARGIN_PERCENT} (got {0})")]
+    GasMargin(u64),
     /// `request_timeout_ms` is 0 or above a minute.
     #[error("must be from 1 to {MAX_REQUEST_TIMEOUT_MS} (got {0})")]
     RequestTimeout(u64),
@@ -245,6 +261,7 @@ impl EvmConfigError {
             EvmConfigError::MaxFeePerGas => "max_fee_per_gas",
             EvmConfigError::MaxPriorityFeePerGas { .. } => "max_priority_fee_per_gas",
             EvmConfigError::GasLimit(_) => "gas_limit",
+            EvmConfigError::GasMargin(_) => "gas_margin_percent",
             EvmConfigError::RequestTimeout(_) => "request_timeout_ms",
             EvmConfigError::EpochBlocks => "epoch_blocks",
             EvmConfigError::ChainId => "chain_id",
@@ -283,6 +300,9 @@ impl EvmLedgerConfig {
         }
         if self.gas_limit < TRANSFER_GAS {
             return Err(EvmConfigError::GasLimit(self.gas_limit));
+        }
+        if self.gas_margin_percent > MAX_GAS_MARGIN_PERCENT {
+            return Err(EvmConfigError::GasMargin(self.gas_margin_percent));
         }
         if !(1..=MAX_REQUEST_TIMEOUT_MS).contains(&self.request_timeout_ms) {
             return Err(EvmConfigError::RequestTimeout(self.request_timeout_ms));

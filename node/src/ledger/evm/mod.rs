@@ -11,7 +11,7 @@
 //! | `nonce_at`             | `eth_getTransactionCount(treasury, n)`                          |
 //! | `treasury_transaction` | `eth_getBlockByNumber(n, true)`: the treasury's transaction with a nonce |
 //! | `balance`              | `eth_getBalance(treasury, "latest")`                            |
-//! | `sign`                 | `eth_chainId` (once), `eth_getBlockByNumber("latest")` and `eth_maxPriorityFeePerGas` (quoted at most once a second) |
+//! | `sign`                 | `eth_estimateGas` (a first transaction; a replacement keeps its gas), `eth_chainId` (once), `eth_getBlockByNumber("latest")` and `eth_maxPriorityFeePerGas` (quoted at most once a second) |
 //! | `submit`               | `eth_sendRawTransaction`                                        |
 //! | `submit_batch`         | `eth_sendRawTransaction` ×n in JSON-RPC batches of at most 100  |
 //! | `lookup`               | `eth_getTransactionReceipt`, then `eth_getTransactionByHash`    |
@@ -24,14 +24,15 @@
 //! endpoint's certificate is checked against the system's trusted CAs, or against those
 //! of `evm.ca_file` only, when set.
 //!
-//! `sign` is deterministic for a given fee quote: within the quote's second the same
-//! disbursement and nonce give the same bytes; later, the fees (and so the hash) may
-//! differ. The executor stores the signed bytes before submitting them and only ever
+//! `sign` is deterministic for a given fee quote and gas estimate: within the quote's
+//! second the same disbursement and nonce give the same bytes (if the estimate has not
+//! moved); later, the fees (and so the hash) may differ. The executor stores the signed bytes before submitting them and only ever
 //! resubmits those, so that never makes two different transactions for one intent.
 //!
-//! A payment is an EIP-1559 value transfer to the destination; a cancellation (an
-//! operator's, by replacement) a zero-value transfer to the treasury itself at the same
-//! nonce. A replacement is priced on a fresh quote and offers at least the fees the
+//! A payment is an EIP-1559 value transfer to the destination, its gas estimated (see
+//! `gas_for`: a destination that would revert is refused before anything is signed); a
+//! cancellation (an operator's, by replacement) a zero-value transfer to the treasury
+//! itself at the same nonce. A replacement is priced on a fresh quote and offers at least the fees the
 //! executor asks (its floor), the tip up to its cap, the max fee never past its cap
 //! (`LedgerError::FeeCapReached`).
 //!
@@ -59,7 +60,7 @@ use std::time::{Duration, Instant};
 
 use alloy_consensus::{SignableTransaction, TxEip1559};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Bytes, TxKind, U256, hex};
+use alloy_primitives::{Address, Bytes, TxKind, U256, hex};
 use governance::{AttemptKind, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -288,6 +289,82 @@ impl EvmLedger {
         Ok(quote)
     }
 
+    /// The gas limit of a first transaction sending `value` to `to`: `eth_estimateGas`
+    /// from the treasury, plus `evm.gas_margin_percent`, at most `evm.gas_limit` (the cap).
+    ///
+    /// An estimate that fails because the call would revert (a contract that refuses the
+    /// payment) is [`LedgerError::Rejected`], and so is one over the cap: the executor
+    /// cancels the disbursement before any nonce is spent on it. With several endpoints
+    /// in sync, a refusal stands only if a second endpoint refuses too (a lagging backend
+    /// may not know the destination's code yet); one that cannot be confirmed is an
+    /// endpoint failure, tried again at the next tick.
+    fn gas_for(&self, to: Address, value: U256) -> Result<u64, LedgerError> {
+        let estimate = |endpoint: &Endpoint| -> Result<u64, LedgerError> {
+            let call = json!([{
+                "from": self.address(),
+                "to": to.to_string(),
+                "value": format!("{value:#x}"),
+                "data": "0x",
+            }]);
+            match endpoint.call("eth_estimateGas", call) {
+                Ok(gas) => rpc::quantity_u64(&gas, "eth_estimateGas"),
+                // The call fails whatever its gas: anvil answers "execution reverted"
+                // (code 3, with the revert reason if any); geth "gas required exceeds
+                // allowance". Only here is that the payment's refusal: elsewhere an
+                // unknown message is the endpoint's failure.
+                Err(LedgerError::Other(message))
+                    if ["execution reverted", "gas required exceeds allowance"]
+                        .iter()
+                        .any(|needle| message.to_ascii_lowercase().contains(needle)) =>
+                {
+                    Err(LedgerError::Rejected(message))
+                }
+                Err(other) => Err(other),
+            }
+        };
+        let route = self.pool.route()?;
+        let reason = match first_answer(&route, estimate) {
+            Ok((_, gas, _)) => return self.with_margin(gas),
+            Err(LedgerError::Rejected(reason)) => reason,
+            Err(other) => return Err(other),
+        };
+        if route.len() == 1 {
+            return Err(refused(&reason));
+        }
+        // Refused: asked of every endpoint in sync again. One that estimates it decides
+        // (the refusal was a lagging backend's); two refusals stand.
+        let mut refusals = 0;
+        for &endpoint in &route {
+            match estimate(endpoint) {
+                Ok(gas) => return self.with_margin(gas),
+                Err(LedgerError::Rejected(_)) => refusals += 1,
+                Err(_) => {}
+            }
+        }
+        if refusals >= 2 {
+            Err(refused(&reason))
+        } else {
+            Err(LedgerError::Other(format!(
+                "eth_estimateGas refused by one endpoint ({}), not confirmed by another",
+                rpc::bounded(&reason)
+            )))
+        }
+    }
+
+    /// `gas` estimated, with the margin, within the cap; over the cap, refused.
+    fn with_margin(&self, gas: u64) -> Result<u64, LedgerError> {
+        let cap = self.config.gas_limit;
+        if gas > cap {
+            return Err(LedgerError::Rejected(format!(
+                "the payment needs {gas} gas (eth_estimateGas), more than evm.gas_limit = {cap}: \
+                 raise the cap if this destination is trusted, and queue it again"
+            )));
+        }
+        let margin = u128::from(gas) * u128::from(self.config.gas_margin_percent);
+        let limit = u128::from(gas) + margin.div_ceil(100);
+        Ok(u64::try_from(limit).unwrap_or(u64::MAX).min(cap))
+    }
+
     /// The transaction count of the treasury at `tag` on one endpoint.
     fn count(&self, endpoint: &Endpoint, tag: &str) -> Result<u64, LedgerError> {
         let count = endpoint.call("eth_getTransactionCount", json!([self.address(), tag]))?;
@@ -347,6 +424,14 @@ impl EvmLedger {
             Err(_) => None,
         }
     }
+}
+
+/// An estimate's refusal, as the executor's cancel reason.
+fn refused(reason: &str) -> LedgerError {
+    LedgerError::Rejected(format!(
+        "eth_estimateGas: the payment would fail on chain ({}); nothing was signed",
+        rpc::bounded(reason)
+    ))
 }
 
 /// `eth_sendRawTransaction`'s answer: a transaction hash, or it is malformed.
@@ -606,7 +691,7 @@ impl Ledger for EvmLedger {
     }
 
     fn sign(&self, request: &SignRequest<'_>) -> Result<SignedTx, LedgerError> {
-        let (to, value) = match request.kind {
+        let (to, value): (Address, U256) = match request.kind {
             AttemptKind::Payment => (
                 address::parse_destination(&request.disbursement.destination)
                     .map_err(LedgerError::InvalidDestination)?,
@@ -615,6 +700,12 @@ impl Ledger for EvmLedger {
             AttemptKind::Cancellation => (self.key.address(), U256::ZERO),
         };
         let chain_id = self.signing_chain_id()?;
+        // A replacement keeps the gas of the transaction it replaces (enough then, and
+        // never re-estimated into a refusal of a payment that may be out there).
+        let gas_limit = match request.min_fees {
+            Some(floor) => floor.gas_limit.max(config::TRANSFER_GAS),
+            None => self.gas_for(to, value)?,
+        };
         let fees = self
             .fee_quote(request.min_fees.is_some())?
             .capped(&self.config)
@@ -623,7 +714,7 @@ impl Ledger for EvmLedger {
         let tx = TxEip1559 {
             chain_id,
             nonce: request.nonce,
-            gas_limit: self.config.gas_limit,
+            gas_limit,
             max_fee_per_gas: fees.max_fee_per_gas,
             max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
             to: TxKind::Call(to),
@@ -639,7 +730,7 @@ impl Ledger for EvmLedger {
             fees: governance::Fees {
                 max_fee_per_gas: fees.max_fee_per_gas,
                 max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
-                gas_limit: self.config.gas_limit,
+                gas_limit,
             },
         })
     }

@@ -169,6 +169,7 @@ mod evm_ledger {
             })),
             "eth_maxPriorityFeePerGas" => Reply::Result(json!("0x3b9aca00")),
             "eth_getTransactionCount" => Reply::Result(json!("0x7")),
+            "eth_estimateGas" => Reply::Result(json!("0x5208")),
             _ => Reply::Error(-32601, format!("method {method} not found")),
         }
     }
@@ -228,7 +229,7 @@ mod evm_ledger {
         let config = EvmLedgerConfig::default();
         assert_eq!(config.max_fee_per_gas, 100 * GWEI);
         assert_eq!(config.max_priority_fee_per_gas, 2 * GWEI);
-        assert_eq!(config.gas_limit, 21_000);
+        assert_eq!((config.gas_limit, config.gas_margin_percent), (500_000, 20));
         assert_eq!(config.request_timeout_ms, 5_000);
         assert_eq!(config.epoch_blocks, 1);
         assert_eq!(config.chain_id, None);
@@ -274,13 +275,14 @@ mod evm_ledger {
     #[test]
     fn config_validation_names_the_key() {
         type Change = fn(&mut EvmLedgerConfig);
-        let cases: [(Change, &str); 13] = [
+        let cases: [(Change, &str); 14] = [
             (|c| c.max_fee_per_gas = 0, "max_fee_per_gas"),
             (
                 |c| c.max_priority_fee_per_gas = c.max_fee_per_gas + 1,
                 "max_priority_fee_per_gas",
             ),
             (|c| c.gas_limit = 20_999, "gas_limit"),
+            (|c| c.gas_margin_percent = 1_001, "gas_margin_percent"),
             (|c| c.request_timeout_ms = 0, "request_timeout_ms"),
             (|c| c.request_timeout_ms = 60_001, "request_timeout_ms"),
             (|c| c.epoch_blocks = 0, "epoch_blocks"),
@@ -866,6 +868,108 @@ mod evm_ledger {
 
     // ---- signing -------------------------------------------------------------------------
 
+    /// A chain whose `eth_estimateGas` answers `estimate` (a hex quantity, or an error
+    /// message).
+    fn estimating(estimate: Result<&'static str, &'static str>) -> MockRpc {
+        MockRpc::start(move |method, params, id| match method {
+            "eth_estimateGas" => match estimate {
+                Ok(gas) => Reply::Result(json!(gas)),
+                Err(message) => Reply::Error(3, message.to_owned()),
+            },
+            _ => chain(method, params, id),
+        })
+    }
+
+    #[test]
+    fn a_payments_gas_is_its_estimate_with_the_margin_within_the_cap() {
+        let request = |ledger: &EvmLedger| {
+            ledger.sign(&SignRequest::payment(&disbursement(DESTINATION, 5), 1))
+        };
+        // A contract wallet's receive: 111,550 gas, 20% more.
+        let server = estimating(Ok("0x1b3be"));
+        let tx = request(&ledger(&server.url())).expect("signed");
+        assert_eq!(tx.fees.gas_limit, 133_860);
+        let calls = server.calls.lock().expect("calls").clone();
+        let (_, params) = calls
+            .iter()
+            .find(|(m, _)| m == "eth_estimateGas")
+            .expect("estimated");
+        assert_eq!(
+            params[0]["to"].as_str().map(str::to_ascii_lowercase),
+            Some(DESTINATION.to_ascii_lowercase())
+        );
+        assert_eq!(params[0]["value"], "0x5");
+        // The margin never takes it past the cap; an estimate over the cap is refused.
+        let capped = EvmLedgerConfig {
+            gas_limit: 120_000,
+            ..EvmLedgerConfig::default()
+        };
+        assert_eq!(
+            request(&ledger_with(&server.url(), capped.clone()))
+                .expect("signed")
+                .fees
+                .gas_limit,
+            120_000
+        );
+        let tight = EvmLedgerConfig {
+            gas_limit: 100_000,
+            ..capped
+        };
+        let over = request(&ledger_with(&server.url(), tight)).expect_err("over the cap");
+        assert!(
+            matches!(&over, LedgerError::Rejected(m) if m.contains("111550 gas") && m.contains("evm.gas_limit = 100000")),
+            "{over}"
+        );
+    }
+
+    #[test]
+    fn a_payment_that_would_revert_is_refused_before_it_is_signed() {
+        let server = estimating(Err("execution reverted"));
+        let refused = ledger(&server.url())
+            .sign(&SignRequest::payment(&disbursement(DESTINATION, 5), 1))
+            .expect_err("refused");
+        assert!(
+            matches!(&refused, LedgerError::Rejected(m) if m.contains("would fail on chain")),
+            "{refused}"
+        );
+        assert!(
+            matches!(
+                governance::TreasuryExecutorError::classify(refused),
+                governance::TreasuryExecutorError::Cancelled(_)
+            ),
+            "the executor cancels it before a nonce is spent"
+        );
+        // An endpoint failure is not a refusal: the breaker's business, nothing cancelled.
+        let down = MockRpc::start(|method, params, id| match method {
+            "eth_estimateGas" => Reply::Error(-32000, "header not found".into()),
+            _ => chain(method, params, id),
+        });
+        let failed = ledger(&down.url())
+            .sign(&SignRequest::payment(&disbursement(DESTINATION, 5), 1))
+            .expect_err("failed");
+        assert!(!matches!(failed, LedgerError::Rejected(_)), "{failed}");
+    }
+
+    #[test]
+    fn a_replacement_keeps_the_gas_of_what_it_replaces() {
+        let server = estimating(Err("execution reverted"));
+        let floor = governance::Fees {
+            max_fee_per_gas: GWEI,
+            max_priority_fee_per_gas: GWEI,
+            gas_limit: 77_000,
+        };
+        let paid = disbursement(DESTINATION, 5);
+        let request = SignRequest {
+            min_fees: Some(floor),
+            ..SignRequest::payment(&paid, 1)
+        };
+        let tx = ledger(&server.url())
+            .sign(&request)
+            .expect("a replacement is not estimated");
+        assert_eq!(tx.fees.gas_limit, 77_000);
+        assert_eq!(server.count("eth_estimateGas"), 0);
+    }
+
     #[test]
     fn sign_makes_an_eip1559_transfer_signed_by_the_treasury() {
         let server = MockRpc::start(chain);
@@ -886,7 +990,8 @@ mod evm_ledger {
         let fields = signed.tx();
         assert_eq!(fields.chain_id, 31_337);
         assert_eq!(fields.nonce, 42);
-        assert_eq!(fields.gas_limit, 21_000);
+        assert_eq!(fields.gas_limit, 25_200, "the estimate (21,000) and 20%");
+        assert_eq!(tx.fees.gas_limit, 25_200);
         assert_eq!(fields.max_fee_per_gas, 21 * GWEI, "2 × 10 gwei + 1 gwei");
         assert_eq!(fields.max_priority_fee_per_gas, GWEI);
         assert_eq!(
