@@ -171,15 +171,18 @@ pub enum Refusal {
         /// The limit.
         max: u128,
     },
-    /// It would take the rolling 24 hours' spend over the asset's `daily_limit`.
+    /// It would take what the rolling 24 hours queued (or signed) over the asset's
+    /// `daily_limit`.
     #[error(
-        "amount {amount} would take the {asset} spend of the last 24 hours from {spent} to \
+        "amount {amount} would take the {asset} {window} in the last 24 hours from {spent} to \
          {}, over the daily_limit of {limit}",
         spent.saturating_add(*amount)
     )]
     DailyLimit {
         /// The asset.
         asset: String,
+        /// `queued` (checked at queue time) or `signed` (checked before signing).
+        window: &'static str,
         /// The disbursement's amount.
         amount: u128,
         /// What the window already holds (earlier items of the same batch included).
@@ -265,11 +268,30 @@ impl Policy {
         spent: u128,
     ) -> Result<(), Refusal> {
         self.check_payment(asset, amount, destination)?;
+        self.check_window(asset, amount, spent, "queued")
+    }
+
+    /// Whether signing a payment of `amount` in `asset` keeps what was signed in the
+    /// rolling 24 hours (`signed`) within the daily limit: the limit bounds what is paid
+    /// in a day, not only what is queued (disbursements queued over several days with one
+    /// activation epoch, or approved together, would otherwise all be paid at once).
+    pub fn check_outflow(&self, asset: &str, amount: u128, signed: u128) -> Result<(), Refusal> {
+        self.check_window(asset, amount, signed, "signed")
+    }
+
+    fn check_window(
+        &self,
+        asset: &str,
+        amount: u128,
+        spent: u128,
+        window: &'static str,
+    ) -> Result<(), Refusal> {
         if let Some(limit) = self.limits(asset).and_then(|l| l.daily_limit)
             && spent.saturating_add(amount) > limit
         {
             return Err(Refusal::DailyLimit {
                 asset: asset.to_owned(),
+                window,
                 amount,
                 spent,
                 limit,
@@ -278,16 +300,24 @@ impl Policy {
         Ok(())
     }
 
+    /// Whether `disbursement` has fewer approvals than its amount needs under this
+    /// policy (the one rule for queueing, approving, signing and re-judging).
+    pub fn lacks_approvals(&self, disbursement: &Disbursement) -> bool {
+        let needed = self.approvals_needed(disbursement.asset(), disbursement.amount);
+        needed > 1 && disbursement.approvers() < needed
+    }
+
     /// Whether `disbursement` may be signed now: within `max_amount`, to an allowed
     /// destination, with the approvals its amount needs. (The daily limit counts what is
     /// queued, and was checked then.)
     pub fn check_sign(&self, disbursement: &Disbursement) -> Result<(), Refusal> {
         let asset = disbursement.asset();
         self.check_payment(asset, disbursement.amount, &disbursement.destination)?;
-        let needed = self.approvals_needed(asset, disbursement.amount);
-        let have = disbursement.approvers();
-        if needed > 1 && have < needed {
-            return Err(Refusal::Approvals { have, needed });
+        if self.lacks_approvals(disbursement) {
+            return Err(Refusal::Approvals {
+                have: disbursement.approvers(),
+                needed: self.approvals_needed(asset, disbursement.amount),
+            });
         }
         Ok(())
     }
@@ -324,6 +354,10 @@ impl fmt::Display for Policy {
 pub struct Spend {
     /// By asset: (hour, amount queued in it and not cancelled), oldest first.
     pub assets: BTreeMap<String, Vec<(u64, u128)>>,
+    /// When the record began (Unix ms): a disbursement queued before it was never counted,
+    /// so cancelling it takes nothing back.
+    #[serde(default)]
+    pub since_ms: Option<u64>,
 }
 
 impl Spend {
@@ -347,6 +381,7 @@ impl Spend {
     /// Counts `amount` of `asset` queued at `at_ms`, dropping hours out of the window at
     /// `now_ms`.
     pub fn add(&mut self, asset: &str, amount: u128, at_ms: u64, now_ms: u64) {
+        self.since_ms.get_or_insert(at_ms.min(now_ms));
         let hour = at_ms / SPEND_BUCKET_MS;
         let first = Self::first_hour(now_ms);
         let hours = self.assets.entry(asset.to_owned()).or_default();
@@ -363,6 +398,9 @@ impl Spend {
     /// Takes back `amount` of `asset` queued at `at_ms` (cancelled): nothing if its hour
     /// has left the window.
     pub fn remove(&mut self, asset: &str, amount: u128, at_ms: u64) {
+        if self.since_ms.is_none_or(|since| at_ms < since) {
+            return; // queued before the record began: never counted
+        }
         let hour = at_ms / SPEND_BUCKET_MS;
         if let Some(hours) = self.assets.get_mut(asset)
             && let Some((_, total)) = hours.iter_mut().find(|(h, _)| *h == hour)
@@ -440,9 +478,17 @@ mod tests {
         assert_eq!(refused.rule(), "daily_limit");
         assert_eq!(
             refused.to_string(),
-            "amount 401 would take the native spend of the last 24 hours from 600 to 1001, \
+            "amount 401 would take the native queued in the last 24 hours from 600 to 1001, \
              over the daily_limit of 1000"
         );
+        assert_eq!(policy.check_outflow(NATIVE, 400, 600), Ok(()));
+        assert!(matches!(
+            policy.check_outflow(NATIVE, 401, 600),
+            Err(Refusal::DailyLimit {
+                window: "signed",
+                ..
+            })
+        ));
         assert!(
             policy
                 .check_queue(NATIVE, u128::MAX, "d", u128::MAX)
@@ -546,5 +592,10 @@ mod tests {
         assert_eq!(spend.spent(NATIVE, t0 + 2 * DAY_MS), 2);
         spend.remove(NATIVE, 5, t0); // its hour is gone: nothing to take back
         assert_eq!(spend.spent(NATIVE, t0 + 2 * DAY_MS), 2);
+        // Queued before the record began (an upgrade): never counted, nothing taken back.
+        let mut fresh = Spend::default();
+        fresh.add(NATIVE, 900, t0, t0);
+        fresh.remove(NATIVE, 900, t0 - 1);
+        assert_eq!(fresh.spent(NATIVE, t0), 900);
     }
 }

@@ -94,64 +94,75 @@ impl App {
             tracing::info!("SIGHUP: no policy.destinations_file to re-read");
             return;
         };
-        let outcome = self
-            .config
-            .policy
-            .load()
-            .map_err(|error| error.to_string())
-            .and_then(|policy| {
-                let count = policy.destinations.as_ref().map_or(0, |list| list.len());
-                self.store
-                    .set_policy(policy)
-                    .map(|rejudged| (count, rejudged))
-                    .map_err(|error| error.to_string())
-            });
-        let mut reload = self
-            .policy_reload
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        match outcome {
-            Ok((destinations, rejudged)) => {
-                tracing::info!(
-                    file = %file.display(),
-                    destinations,
-                    released = rejudged.released,
-                    "SIGHUP: the allow-list is re-read and in force"
-                );
-                *reload = PolicyReload {
-                    loaded_at_ms: crate::governance::text::unix_ms(),
-                    error: None,
-                };
-            }
+        let policy = match self.config.policy.load() {
+            Ok(policy) => policy,
             Err(error) => {
                 tracing::error!(
                     %error,
                     "SIGHUP: the allow-list was not re-read; the one read before stays in force"
                 );
-                reload.error = Some(error);
+                let mut reload = self
+                    .policy_reload
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+                reload.error = Some(error.to_string());
+                return;
+            }
+        };
+        let destinations = policy.destinations.as_ref().map_or(0, |list| list.len());
+        // The new list is in force once set_policy swaps it, even if re-judging what
+        // waits then fails (that failure is the store's, and said as such).
+        let outcome = self.store.set_policy(policy);
+        let mut reload = self
+            .policy_reload
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *reload = PolicyReload {
+            loaded_at_ms: crate::governance::text::unix_ms(),
+            error: None,
+        };
+        match outcome {
+            Ok(rejudged) => tracing::info!(
+                file = %file.display(),
+                destinations,
+                released = rejudged.released,
+                "SIGHUP: the allow-list is re-read and in force"
+            ),
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    destinations,
+                    "SIGHUP: the new allow-list is in force, but releasing the held \
+                     disbursements it allows failed (the next SIGHUP or restart tries again)"
+                );
+                reload.error = Some(format!(
+                    "the new list is in force; releasing what it allows failed: {error}"
+                ));
             }
         }
     }
 
-    /// `/status`'s `policy`: the rules in force, each limited asset's spend in the
-    /// rolling 24 hours, and what waits on the policy (the first 20 of each).
+    /// `/status`'s `policy`: the rules in force, each limited asset's queued and signed
+    /// spend in the rolling 24 hours, the allow-list's state. Which disbursements wait on
+    /// it (ids, amounts, destinations, approvers) is for an admin token:
+    /// [`policy_detail`](Self::policy_detail), `GET /admin/policy`.
     fn policy_view(&self) -> Value {
-        const SHOWN: usize = 20;
         let policy = self.store.policy();
         let now = crate::governance::text::unix_ms();
+        let figure = |spent: Result<u128, crate::governance::StoreError>| match spent {
+            Ok(n) => json!(n.to_string()),
+            Err(error) => json!({ "error": error.to_string() }),
+        };
         let mut limits = serde_json::Map::new();
         for (asset, limit) in &policy.limits {
-            let spent = self.store.spent(asset, now);
             limits.insert(
                 asset.clone(),
                 json!({
                     "max_amount": limit.max_amount.map(|n| n.to_string()),
                     "daily_limit": limit.daily_limit.map(|n| n.to_string()),
                     "approval_threshold": limit.approval_threshold.map(|n| n.to_string()),
-                    "spent_24h": match &spent {
-                        Ok(n) => json!(n.to_string()),
-                        Err(error) => json!({ "error": error.to_string() }),
-                    },
+                    "spent_24h": figure(self.store.spent(asset, now)),
+                    "signed_24h": figure(self.store.signed_spend(asset, now)),
                 }),
             );
         }
@@ -160,23 +171,6 @@ impl App {
             .read()
             .map(|r| r.clone())
             .unwrap_or_default();
-        let held = self.store.held(SHOWN).map(|held| {
-            held.into_iter()
-                .map(|(id, reason)| json!({ "id": id, "reason": reason }))
-                .collect::<Vec<_>>()
-        });
-        let awaiting = self.store.awaiting_approval(SHOWN).map(|list| {
-            list.iter()
-                .map(|d| {
-                    json!({
-                        "id": d.id,
-                        "amount": d.amount.to_string(),
-                        "approvals": d.approvals.iter().map(|a| &a.actor).collect::<Vec<_>>(),
-                        "needed": policy.approvals_needed(d.asset(), d.amount),
-                    })
-                })
-                .collect::<Vec<_>>()
-        });
         json!({
             "approvals_required": policy.approvals_required,
             "limits": limits,
@@ -186,9 +180,40 @@ impl App {
                 "loaded_at_ms": reload.loaded_at_ms,
                 "reload_error": reload.error,
             })),
-            "held": held.unwrap_or_else(|e| vec![json!({ "error": e.to_string() })]),
-            "awaiting_approval": awaiting.unwrap_or_else(|e| vec![json!({ "error": e.to_string() })]),
         })
+    }
+
+    /// `GET /admin/policy`: `/status`'s `policy`, and the first `limit` disbursements
+    /// held by it (with the reason) and awaiting approval (with who approved them and how
+    /// many approvals they need).
+    pub fn policy_detail(&self, limit: usize) -> Result<Value, crate::governance::StoreError> {
+        let policy = self.store.policy();
+        let held: Vec<Value> = self
+            .store
+            .held(limit)?
+            .into_iter()
+            .map(|(id, reason)| json!({ "id": id, "reason": reason }))
+            .collect();
+        let awaiting: Vec<Value> = self
+            .store
+            .awaiting_approval(limit)?
+            .iter()
+            .map(|d| {
+                json!({
+                    "id": d.id,
+                    "destination": d.destination,
+                    "amount": d.amount.to_string(),
+                    "approvals": d.approvals.iter().map(|a| &a.actor).collect::<Vec<_>>(),
+                    "needed": policy.approvals_needed(d.asset(), d.amount),
+                })
+            })
+            .collect();
+        let mut view = self.policy_view();
+        if let Some(fields) = view.as_object_mut() {
+            fields.insert("held".into(), Value::Array(held));
+            fields.insert("awaiting_approval".into(), Value::Array(awaiting));
+        }
+        Ok(view)
     }
 
     /// Updates the policy's gauges: awaiting approval, held, and each limited asset's

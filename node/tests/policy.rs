@@ -93,6 +93,15 @@ fn metrics(node: &NodeProcess) -> String {
     common::http_request(&node.address, "GET", "/metrics", &[], None).1
 }
 
+/// Sends SIGHUP and waits until the node has read the allow-list again.
+fn reread(node: &NodeProcess) {
+    let loaded =
+        |node: &NodeProcess| node_status(node)["policy"]["destinations"]["loaded_at_ms"].clone();
+    let before = loaded(node);
+    node.signal("HUP");
+    common::wait_until("the allow-list re-read", WAIT, || loaded(node) != before);
+}
+
 fn destination_refusals(node: &NodeProcess) -> u64 {
     let text = metrics(node);
     let line = text
@@ -292,17 +301,22 @@ fn the_allow_list_reread_on_sighup_holds_back_and_releases() {
     assert_eq!(code, 201, "{body}");
     let charlie = body["id"].as_u64().expect("id");
     std::fs::write(&list, "alpha\n").expect("list");
-    node.signal("HUP");
-    common::wait_until("the list re-read", WAIT, || {
-        queue(&node, ALICE, "charlie", 1).0 == 403
-    });
+    reread(&node);
+    let (code, body) = queue(&node, ALICE, "charlie", 1);
+    assert_eq!(code, 403, "the re-read list is in force: {body}");
     let refused_before = destination_refusals(&node);
     force("force-close");
     common::wait_until("charlie held by the policy", WAIT, || {
-        node_status(&node)["policy"]["held"]
+        call(&node, VIEWER, "GET", "/admin/policy", None).1["held"]
             .as_array()
             .is_some_and(|held| held.len() == 1)
     });
+    let (_, detail) = call(&node, VIEWER, "GET", "/admin/policy", None);
+    assert_eq!(detail["held"][0]["id"], charlie, "{detail}");
+    assert!(
+        node_status(&node)["policy"].get("held").is_none(),
+        "which disbursements wait, and where they pay, is not for /status"
+    );
     let seen = ticks(&node);
     common::wait_until("ten more ticks", WAIT, || ticks(&node) >= seen + 10);
     assert_eq!(status_of(&node, charlie), "queued", "held, never signed");
@@ -329,7 +343,7 @@ fn the_allow_list_reread_on_sighup_holds_back_and_releases() {
 
     // Charlie back on the list: released, paid once.
     std::fs::write(&list, "alpha\ncharlie\n").expect("list");
-    node.signal("HUP");
+    reread(&node);
     wait_executed(&node, charlie);
     assert!(node_status(&node)["policy"]["destinations"]["reload_error"].is_null());
     node.stop_cleanly();

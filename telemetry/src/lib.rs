@@ -233,7 +233,7 @@ impl TreasuryMetrics {
     }
 
     /// How many ready disbursements the spending policy in force keeps from being signed (over
-    /// `max_amount`, or a destination not on the allow-list; `/status` → `policy.held`):
+    /// `max_amount`, or a destination not on the allow-list; `GET /admin/policy` → `held`):
     /// `treasury_disbursements_held_by_policy`.
     pub fn set_held_by_policy(&self, n: u64) {
         self.inner.set_held_by_policy(n);

@@ -310,7 +310,7 @@ impl Default for Metrics {
                 &r,
                 IntGauge::new(
                     "treasury_disbursements_held_by_policy",
-                    "Ready disbursements the spending policy in force keeps from being signed (over max_amount, or a destination not on the allow-list); see /status policy.held.",
+                    "Ready disbursements the spending policy in force keeps from being signed (over max_amount, or a destination not on the allow-list); see GET /admin/policy (held).",
                 ),
             ),
             policy_spent: register(

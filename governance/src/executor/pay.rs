@@ -59,10 +59,16 @@ impl TreasuryExecutor {
             let Some(next_nonce) = self.store.next_nonce()? else {
                 return Ok(()); // set by the nonce check before any payment
             };
-            let (ready, refused) = self.store.payable((batch - report.attempts) as usize)?;
-            for (_, refusal) in refused {
+            let payable = self.store.payable((batch - report.attempts) as usize)?;
+            for (_, refusal) in &payable.refused {
                 report.policy_refusals.push(refusal.rule());
             }
+            if let Some((id, refusal)) = &payable.waiting {
+                report.last_error = Some(format!(
+                    "disbursement {id} waits (and those after it): {refusal}"
+                ));
+            }
+            let ready = payable.ready;
             if ready.is_empty() {
                 break;
             }

@@ -156,8 +156,9 @@ impl GovStore {
     /// operator cancelled it since the executor read the index), or the spending policy in
     /// force no longer lets it be signed (it changed since): the caller signs afresh.
     pub(crate) fn stage(&self, intents: &[Intent], next_nonce: u64) -> Result<bool, StoreError> {
-        let policy = self.policy();
         self.transact(|txn| {
+            // Read in the transaction: the policy is swapped only between transactions.
+            let policy = self.policy();
             let mut records = Vec::with_capacity(intents.len());
             for intent in intents {
                 let key = u64_key(intent.id);
@@ -176,6 +177,10 @@ impl GovStore {
                     });
                 }
                 records.push(record);
+            }
+            let payments: Vec<Disbursement> = records.to_vec();
+            if !super::policy::count_signed(txn, &policy, &payments)? {
+                return Ok(false); // over the daily limit on what is signed: nothing written
             }
             for (intent, mut record) in intents.iter().zip(records) {
                 let key = u64_key(intent.id);

@@ -82,6 +82,9 @@ const TOTALS: &[u8] = b"totals";
 /// The spend of each asset in the policy's rolling 24 hours
 /// ([`Spend`](crate::policy::Spend)), kept as disbursements are queued and cancelled.
 const SPEND: &[u8] = b"spend";
+/// What was signed per asset in the policy's rolling 24 hours, kept as payments are
+/// staged: the daily limit bounds what is paid as well as what is queued.
+const SIGNED: &[u8] = b"signed";
 
 /// Why a request (queue, cancel, an operator's decision) did nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -246,7 +246,10 @@ impl GovStore {
             let Some(record) = txn.get::<Disbursement>(Kind::Disbursements, &key)? else {
                 return Ok(Err(RequestError::NotFound(id)));
             };
-            if record.status != DisbursementStatus::Queued {
+            if !matches!(
+                record.status,
+                DisbursementStatus::Queued | DisbursementStatus::AwaitingApproval
+            ) {
                 return Ok(Err(RequestError::Conflict(format!(
                     "disbursement {id} is {}, not queued",
                     record.status.name()
@@ -254,7 +257,10 @@ impl GovStore {
             }
             txn.take(Kind::Scheduled, &pair_key(record.activation_epoch, id))?;
             txn.take(Kind::Ready, &key)?;
-            txn.take(Kind::Held, &key)?; // the spending policy held it back: paid after all
+            // The spending policy held it back, or it awaited approvals: paid after all
+            // (a restored backup forgot the payment).
+            txn.take(Kind::Held, &key)?;
+            txn.take(Kind::Awaiting, &key)?;
             let epoch_seen = txn.counter(EPOCH)?;
             let record = execute(
                 txn,

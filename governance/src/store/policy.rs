@@ -9,7 +9,7 @@ use super::audit::{Audit, write_audit};
 use super::codec::{decode, key_u64};
 use super::keys::{Kind, u64_key};
 use super::txn::Txn;
-use super::{EPOCH, GovStore, RequestError, SPEND, StoreError, put_status, schedule};
+use super::{EPOCH, GovStore, RequestError, SIGNED, SPEND, StoreError, put_status, schedule};
 use crate::policy::{Policy, Refusal, Spend};
 use crate::treasury::{Approval, Disbursement, DisbursementId, DisbursementStatus};
 
@@ -43,7 +43,13 @@ impl GovStore {
     /// the executor is about to sign it.) Intents already signed are not touched.
     pub fn set_policy(&self, policy: Policy) -> Result<Rejudged, StoreError> {
         let policy = Arc::new(policy);
-        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = policy.clone();
+        {
+            // Swapped between transactions, never during one: each transaction reads the
+            // policy inside (under the same lock), so none checks the old policy and
+            // commits after the new one is in force.
+            let _writing = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            *self.policy.write().unwrap_or_else(PoisonError::into_inner) = policy.clone();
+        }
         let mut rejudged = Rejudged::default();
         for (id, _) in self.held(usize::MAX)? {
             let released = self.transact(|txn| {
@@ -52,6 +58,7 @@ impl GovStore {
                     return Ok(false);
                 }
                 let record: Disbursement = txn.need(Kind::Disbursements, &key)?;
+                let policy = self.policy();
                 if record.status != DisbursementStatus::Queued || policy.check_sign(&record).is_ok()
                 {
                     txn.delete(Kind::Held, &key);
@@ -77,7 +84,7 @@ impl GovStore {
                     return Ok(false);
                 };
                 if record.status != DisbursementStatus::AwaitingApproval
-                    || record.approvers() < policy.approvals_needed(record.asset(), record.amount)
+                    || self.policy().lacks_approvals(&record)
                 {
                     return Ok(false);
                 }
@@ -157,8 +164,8 @@ impl GovStore {
                 pair[0]
             )));
         }
-        let policy = self.policy();
         let outcome = self.transact(|txn| {
+            let policy = self.policy();
             // Every check before any write: the transaction applies what it wrote when
             // it returns, refusal or not.
             let mut records = Vec::with_capacity(ids.len());
@@ -198,7 +205,7 @@ impl GovStore {
                     record.destination,
                     names.join(", ")
                 );
-                if have >= needed {
+                if !policy.lacks_approvals(&record) {
                     make_queued(txn, &mut record)?;
                     detail.push_str(": queued");
                 } else {
@@ -212,56 +219,88 @@ impl GovStore {
         outcome?
     }
 
-    /// Up to `limit` ready disbursements the policy in force lets the executor sign,
-    /// lowest id first. Each ready one it refuses is taken off the ready index first, in
-    /// its own transaction: back to awaiting approval if it lacks approvals, else held
-    /// (with the refusal) until a policy that allows it is in force
-    /// ([`set_policy`](Self::set_policy)) or an operator cancels it. Returns the refusals
-    /// too, for the executor's report.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn payable(
-        &self,
-        limit: usize,
-    ) -> Result<(Vec<Disbursement>, Vec<(DisbursementId, Refusal)>), StoreError> {
-        let policy = self.policy();
-        let mut refused = vec![];
+    /// Up to `limit` ready disbursements the policy in force lets the executor sign now,
+    /// lowest id first (see [`Payable`]). Each ready one it refuses is taken off the ready
+    /// index first, in its own transaction: back to awaiting approval if it lacks
+    /// approvals, else held (with the refusal) until a policy that allows it is in force
+    /// ([`set_policy`](Self::set_policy)) or an operator cancels it. The list stops before
+    /// the first that would take what was signed in the rolling 24 hours over its asset's
+    /// daily limit: it waits, in id order, as for a balance shortfall.
+    pub(crate) fn payable(&self, limit: usize) -> Result<Payable, StoreError> {
+        let mut out = Payable::default();
         // Each pass takes at least one refused disbursement off the index (or finds it
-        // gone), so the passes are bounded by what is ready; the bound only guards
-        // against an index entry that cannot be taken off.
+        // gone, or allowed by a policy put in force since), so the passes are bounded by
+        // what is ready; the bound only guards against an entry that cannot be taken off.
         for _ in 0..64 {
+            let policy = self.policy();
             let ready = self.ready(limit)?;
-            let mut payable = Vec::with_capacity(ready.len());
             let mut held_any = false;
+            out.ready.clear();
             for record in ready {
                 match policy.check_sign(&record) {
-                    Ok(()) => payable.push(record),
+                    Ok(()) => out.ready.push(record),
                     Err(refusal) => {
-                        if self.hold(record.id, &refusal)? {
-                            refused.push((record.id, refusal));
+                        if self.hold(record.id)? {
+                            out.refused.push((record.id, refusal));
                         }
                         held_any = true;
                     }
                 }
             }
-            // Refused ones left room: read again (each pass holds at least one, so the
-            // loop ends).
-            if !held_any || payable.len() >= limit {
-                payable.truncate(limit);
-                return Ok((payable, refused));
+            if !held_any || out.ready.len() >= limit {
+                out.ready.truncate(limit);
+                break;
             }
         }
-        Ok((vec![], refused))
+        // The daily limit on what is signed: the first that does not fit, and every one
+        // after it, waits.
+        let signed = self.signed_record()?;
+        let policy = self.policy();
+        let now = crate::text::unix_ms();
+        let mut taken: std::collections::BTreeMap<String, u128> = Default::default();
+        for (at, record) in out.ready.iter().enumerate() {
+            let asset = record.asset();
+            let so_far = taken
+                .entry(asset.to_owned())
+                .or_insert_with(|| signed.spent(asset, now));
+            if let Err(refusal) = policy.check_outflow(asset, record.amount, *so_far) {
+                out.waiting = Some((record.id, refusal));
+                out.ready.truncate(at);
+                break;
+            }
+            *so_far = so_far.saturating_add(record.amount);
+        }
+        Ok(out)
     }
 
-    /// Takes a ready disbursement the policy refuses off the ready index (see
-    /// [`payable`](Self::payable)). `false` if it is no longer ready and queued.
-    fn hold(&self, id: DisbursementId, refusal: &Refusal) -> Result<bool, StoreError> {
+    /// What was signed in each asset's rolling window.
+    fn signed_record(&self) -> Result<Spend, StoreError> {
+        match self.read(Kind::Meta, SIGNED)? {
+            Some(bytes) => super::codec::decode_json(Kind::Meta, SIGNED, &bytes),
+            None => Ok(Spend::default()),
+        }
+    }
+
+    /// What `asset`'s payments signed in the rolling 24 hours to `now_ms` pay in all.
+    pub fn signed_spend(&self, asset: &str, now_ms: u64) -> Result<u128, StoreError> {
+        Ok(self.signed_record()?.spent(asset, now_ms))
+    }
+
+    /// Takes a ready disbursement the policy in force refuses off the ready index (see
+    /// [`payable`](Self::payable)): `false` if it is no longer ready and queued, or the
+    /// policy in force now allows it.
+    fn hold(&self, id: DisbursementId) -> Result<bool, StoreError> {
         self.transact(|txn| {
             let key = u64_key(id);
             let mut record: Disbursement = txn.need(Kind::Disbursements, &key)?;
-            if record.status != DisbursementStatus::Queued || !txn.take(Kind::Ready, &key)? {
+            if record.status != DisbursementStatus::Queued || !txn.exists(Kind::Ready, &key)? {
                 return Ok(false);
             }
+            let refusal = match self.policy().check_sign(&record) {
+                Ok(()) => return Ok(false), // a policy put in force since allows it
+                Err(refusal) => refusal,
+            };
+            txn.delete(Kind::Ready, &key);
             match refusal {
                 Refusal::Approvals { .. } => {
                     put_status(txn, &mut record, DisbursementStatus::AwaitingApproval);
@@ -272,6 +311,18 @@ impl GovStore {
             Ok(true)
         })
     }
+}
+
+/// What the executor may sign now ([`GovStore::payable`]).
+#[derive(Debug, Default)]
+pub(crate) struct Payable {
+    /// Ready and allowed, lowest id first.
+    pub(crate) ready: Vec<Disbursement>,
+    /// Ready ones the policy refused this time, taken off the ready index.
+    pub(crate) refused: Vec<(DisbursementId, Refusal)>,
+    /// The first allowed one that would take the day's signed spend over its limit: it
+    /// and those after it wait.
+    pub(crate) waiting: Option<(DisbursementId, Refusal)>,
 }
 
 /// Queues a disbursement that was awaiting approval: indexed as payable if every
@@ -292,15 +343,41 @@ fn make_queued(txn: &mut Txn<'_>, record: &mut Disbursement) -> Result<(), Store
     Ok(())
 }
 
-/// Changes the spend record in `txn`.
+/// Changes the spend record in `txn`, if there is one (none: nothing was counted yet).
 pub(super) fn change_spend(
     txn: &mut Txn<'_>,
     change: impl FnOnce(&mut Spend),
 ) -> Result<(), StoreError> {
-    let mut spend: Spend = txn.get_json(Kind::Meta, SPEND)?.unwrap_or_default();
+    let Some(mut spend) = txn.get_json::<Spend>(Kind::Meta, SPEND)? else {
+        return Ok(());
+    };
     change(&mut spend);
     txn.put_json(Kind::Meta, SPEND, &spend);
     Ok(())
+}
+
+/// Counts `records` as signed now in `txn` (see [`GovStore::payable`]), unless one would
+/// take its asset's window over the daily limit of `policy`: then `false`, nothing
+/// written.
+pub(super) fn count_signed(
+    txn: &mut Txn<'_>,
+    policy: &Policy,
+    records: &[Disbursement],
+) -> Result<bool, StoreError> {
+    let mut signed: Spend = txn.get_json(Kind::Meta, SIGNED)?.unwrap_or_default();
+    let now = crate::text::unix_ms();
+    for record in records {
+        let asset = record.asset();
+        if policy
+            .check_outflow(asset, record.amount, signed.spent(asset, now))
+            .is_err()
+        {
+            return Ok(false);
+        }
+        signed.add(asset, record.amount, now, now);
+    }
+    txn.put_json(Kind::Meta, SIGNED, &signed);
+    Ok(true)
 }
 
 /// The spend record as `txn` sees it.

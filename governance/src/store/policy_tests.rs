@@ -61,8 +61,8 @@ fn refused(outcome: Result<Queued, RequestError>) -> Refusal {
 
 fn payable_ids(store: &GovStore) -> Vec<DisbursementId> {
     store.activate(0).expect("activate");
-    let (payable, _) = store.payable(100).expect("payable");
-    payable.iter().map(|d| d.id).collect()
+    let payable = store.payable(100).expect("payable");
+    payable.ready.iter().map(|d| d.id).collect()
 }
 
 fn signed(id: DisbursementId, nonce: u64) -> Intent {
@@ -93,11 +93,7 @@ fn limits_refuse_at_their_boundary_and_store_nothing() {
             store.totals().expect("totals"),
             store.audit(None, 100).expect("audit"),
         );
-        assert_eq!(
-            refused(store.queue_audited(&pay("a", 1001), t, &by("alice", t))).rule(),
-            "max_amount"
-        );
-        // 1,000 queued: 1,000 more is the limit, 1,001 is over it.
+        // max_amount: 1,000 is allowed (above), 1,001 is over it.
         assert_eq!(
             refused(store.queue_audited(&pay("a", 1001), t, &by("alice", t))).rule(),
             "max_amount"
@@ -353,12 +349,16 @@ fn a_policy_tightened_while_disbursements_wait_stops_their_signing() {
         tighter.approvals_required = 3;
         tighter.destinations = Some(Arc::new(Destinations::new(["a", "b"])));
         store.set_policy(tighter.clone()).expect("policy");
-        let (payable, refused) = store.payable(100).expect("payable");
+        let payable = store.payable(100).expect("payable");
         assert_eq!(
-            payable.iter().map(|d| d.id).collect::<Vec<_>>(),
+            payable.ready.iter().map(|d| d.id).collect::<Vec<_>>(),
             vec![small]
         );
-        let rules: Vec<_> = refused.iter().map(|(id, r)| (*id, r.rule())).collect();
+        let rules: Vec<_> = payable
+            .refused
+            .iter()
+            .map(|(id, r)| (*id, r.rule()))
+            .collect();
         assert_eq!(
             rules,
             vec![(approved, "approvals"), (elsewhere, "destination")]
@@ -410,8 +410,8 @@ fn staging_refuses_what_the_policy_in_force_refuses() {
             .disbursement
             .id;
         store.activate(0).expect("activate");
-        let (payable, _) = store.payable(10).expect("payable");
-        assert_eq!(payable.len(), 1);
+        let payable = store.payable(10).expect("payable");
+        assert_eq!(payable.ready.len(), 1);
         // The policy changes between reading `ready` and staging.
         store.set_policy(two_person()).expect("policy");
         assert!(!store.stage(&[signed(id, 0)], 1).expect("stage"));
@@ -509,7 +509,100 @@ fn a_tightened_policy_never_unsigns_what_is_staged() {
             status(&store, id),
             DisbursementStatus::Staged { .. }
         ));
-        let (payable, refused) = store.payable(10).expect("payable");
-        assert!(payable.is_empty() && refused.is_empty());
+        let payable = store.payable(10).expect("payable");
+        assert!(payable.ready.is_empty() && payable.refused.is_empty());
+    }
+}
+
+#[test]
+fn the_daily_limit_bounds_what_is_signed_as_well_as_what_is_queued() {
+    for store in stores() {
+        store.set_policy(two_person()).expect("policy");
+        // Queued two days apart, each within its day, both due at epoch 5.
+        let mut first = pay("a", 400);
+        first.activation_epoch = 5;
+        let a = store
+            .queue_audited(&first, 0, &by("alice", 0))
+            .expect("queue")
+            .disbursement
+            .id;
+        let b = store
+            .queue_audited(&first, 2 * DAY_MS, &by("alice", 2 * DAY_MS))
+            .expect("queue")
+            .disbursement
+            .id;
+        let c = store
+            .queue_audited(&first, 4 * DAY_MS, &by("alice", 4 * DAY_MS))
+            .expect("queue")
+            .disbursement
+            .id;
+        let d = store
+            .queue_audited(&first, 6 * DAY_MS, &by("alice", 6 * DAY_MS))
+            .expect("queue")
+            .disbursement
+            .id;
+        store
+            .set_policy(Policy {
+                limits: [(
+                    NATIVE.to_owned(),
+                    AssetLimits {
+                        daily_limit: Some(1000),
+                        ..AssetLimits::default()
+                    },
+                )]
+                .into(),
+                ..Policy::default()
+            })
+            .expect("policy");
+        store.activate(5).expect("activate");
+        let payable = store.payable(10).expect("payable");
+        assert_eq!(
+            payable.ready.iter().map(|d| d.id).collect::<Vec<_>>(),
+            vec![a, b],
+            "800 fits, 1,200 does not"
+        );
+        let (waits, refusal) = payable.waiting.expect("c waits");
+        assert_eq!((waits, refusal.rule()), (c, "daily_limit"));
+        assert!(
+            refusal.to_string().contains("signed in the last 24 hours"),
+            "{refusal}"
+        );
+        assert!(
+            store
+                .stage(&[signed(a, 0), signed(b, 1)], 2)
+                .expect("stage")
+        );
+        assert_eq!(
+            store
+                .signed_spend(NATIVE, crate::text::unix_ms())
+                .expect("signed"),
+            800
+        );
+        // What is signed counts: c and d wait, and staging one anyway is refused.
+        let payable = store.payable(10).expect("payable");
+        assert!(payable.ready.is_empty());
+        assert_eq!(payable.waiting.map(|(id, _)| id), Some(c));
+        assert!(!store.stage(&[signed(c, 2)], 3).expect("stage"));
+        assert!(
+            matches!(status(&store, d), DisbursementStatus::Queued),
+            "waiting, not held"
+        );
+    }
+}
+
+#[test]
+fn loosening_queues_what_an_unnamed_caller_queued_as_queueing_would() {
+    for store in stores() {
+        store.set_policy(two_person()).expect("policy");
+        let id = store
+            .queue(&pay("a", 800), 0)
+            .expect("queue")
+            .disbursement
+            .id;
+        assert_eq!(status(&store, id), DisbursementStatus::AwaitingApproval);
+        // One approval needed now: queueing it unnamed would have queued it at once.
+        let rejudged = store.set_policy(Policy::default()).expect("policy");
+        assert_eq!(rejudged.approved, 1);
+        assert_eq!(status(&store, id), DisbursementStatus::Queued);
     }
 }

@@ -76,8 +76,7 @@ impl GovStore {
             new.validate()
                 .map_err(|error| RequestError::InvalidItem { index, error })?;
         }
-        let policy = self.policy();
-        let outcome = self.transact(|txn| queue_in(txn, batch, now_ms, &policy, None));
+        let outcome = self.transact(|txn| queue_in(txn, batch, now_ms, &self.policy(), None));
         outcome?.map_err(|(index, error)| RequestError::InvalidItem { index, error })
     }
 
@@ -92,13 +91,12 @@ impl GovStore {
         audit: &Audit,
     ) -> Result<Queued, RequestError> {
         new.validate()?;
-        let policy = self.policy();
         let outcome = self.transact(|txn| {
             let queued = match queue_in(
                 txn,
                 std::slice::from_ref(new),
                 now_ms,
-                &policy,
+                &self.policy(),
                 Some(&audit.actor),
             )? {
                 Ok(mut queued) => queued.pop(),
@@ -140,9 +138,8 @@ impl GovStore {
             new.validate()
                 .map_err(|error| RequestError::InvalidItem { index, error })?;
         }
-        let policy = self.policy();
         let outcome = self.transact(|txn| {
-            let queued = match queue_in(txn, batch, now_ms, &policy, Some(&audit.actor))? {
+            let queued = match queue_in(txn, batch, now_ms, &self.policy(), Some(&audit.actor))? {
                 Ok(queued) => queued,
                 Err(invalid) => return Ok(Err(invalid)),
             };
@@ -322,8 +319,7 @@ fn queue_in(
             })
             .into_iter()
             .collect();
-        let awaiting = policy.approvals_needed(NATIVE, new.amount) > approvals.len().max(1) as u32;
-        let disbursement = Disbursement {
+        let mut disbursement = Disbursement {
             id,
             destination: new.destination.clone(),
             amount: new.amount,
@@ -331,14 +327,15 @@ fn queue_in(
             activation_epoch: new.activation_epoch,
             depends_on: new.depends_on.clone(),
             external_key: new.external_key.clone(),
-            status: if awaiting {
-                DisbursementStatus::AwaitingApproval
-            } else {
-                DisbursementStatus::Queued
-            },
+            status: DisbursementStatus::Queued,
             queued_at_ms: now_ms,
             approvals,
         };
+        // Named, its queuer is its first approval; unnamed (a library caller), it has none.
+        let awaiting = policy.lacks_approvals(&disbursement);
+        if awaiting {
+            disbursement.status = DisbursementStatus::AwaitingApproval;
+        }
         txn.count_move(None, &disbursement.status);
         txn.put(Kind::Disbursements, &u64_key(id), &disbursement);
         for &dep in &waiting_for {

@@ -15,6 +15,7 @@
 //! | `disbursements.rs` | `/admin/disbursements…` (queue, approve, cancel, read)      |
 //! | `executor.rs`      | `/admin/intents…`, `/admin/executor/adopt-nonce`, `…/mark-paid` |
 //! | `audit.rs`         | `/admin/audit`                                              |
+//! | `policy.rs`        | `/admin/policy`: the spending policy, what it holds and what awaits approval |
 
 mod audit;
 mod auth;
@@ -23,6 +24,7 @@ mod breaker;
 mod disbursements;
 mod executor;
 mod limit;
+mod policy;
 
 use std::sync::Arc;
 
@@ -68,6 +70,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/admin/intents/{nonce}/resolve", post(resolve))
         .route("/admin/executor/adopt-nonce", post(adopt_nonce))
         .route("/admin/audit", get(audit_log))
+        .route("/admin/policy", get(policy::policy))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(json_errors))
 }

@@ -291,7 +291,9 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
         return Err(ConfigError::new(
             "policy.approvals_required",
             format!(
-                "{} approvals need as many operator tokens (`[[admin.tokens]]` with role                  `operator`), and {operators} are configured: nothing at or above a threshold                  could ever be paid",
+                "{} approvals need as many operator tokens (`[[admin.tokens]]` with role \
+                 `operator`), and {operators} are configured: nothing at or above a threshold \
+                 could ever be paid",
                 config.policy.approvals_required
             ),
         ));
