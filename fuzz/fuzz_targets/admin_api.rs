@@ -143,6 +143,7 @@ fn reset(app: &App) {
         activation_epoch: 0,
         depends_on,
         external_key: external_key.map(str::to_owned),
+        asset: "native".into(),
     };
     store
         .queue(&new(vec![], None), 0)

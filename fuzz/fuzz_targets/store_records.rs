@@ -138,6 +138,7 @@ fn make_requests(store: &GovStore) {
         activation_epoch: 0,
         depends_on,
         external_key: external_key.map(str::to_owned),
+        asset: "native".into(),
     };
     check_request(store.queue(&new(vec![0], Some("k")), 0));
     check_request(store.queue_batch(&[new(vec![1], None), new(vec![], Some("k"))], 0));

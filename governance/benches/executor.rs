@@ -42,6 +42,7 @@ fn request(i: u64) -> NewDisbursement {
         activation_epoch: 0,
         depends_on: vec![],
         external_key: None,
+        asset: "native".into(),
     }
 }
 
@@ -107,6 +108,7 @@ fn history(store: &GovStore, n: u64) {
             activation_epoch: 0,
             depends_on: vec![],
             external_key: None,
+            asset: "native".into(),
             status: DisbursementStatus::Executed {
                 tx_hash: format!("0x{id:064x}"),
                 block: id,

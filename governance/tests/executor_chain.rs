@@ -332,6 +332,7 @@ mod executor_chain {
         let mut h = harness(10);
         let keyed = |key: &str, amount| NewDisbursement {
             external_key: Some(key.into()),
+            asset: "native".into(),
             ..request(key, amount)
         };
         h.queue_with(keyed("k1", 1));

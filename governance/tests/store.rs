@@ -67,6 +67,7 @@ mod store {
         for store in stores() {
             let keyed = NewDisbursement {
                 external_key: Some("proposal-42".into()),
+                asset: "native".into(),
                 ..request("a", 1)
             };
             let first = store.queue(&keyed, 0).expect("queue");
@@ -143,6 +144,7 @@ mod store {
                 .disbursement;
             let keyed = |key: &str, amount| NewDisbursement {
                 external_key: Some(key.into()),
+                asset: "native".into(),
                 ..request("b", amount)
             };
             let dependent = NewDisbursement {
@@ -418,6 +420,7 @@ mod store {
         for store in stores() {
             let keyed = NewDisbursement {
                 external_key: Some("k".into()),
+                asset: "native".into(),
                 ..request("a", 1)
             };
             store.queue(&keyed, 0).expect("queue");
@@ -474,6 +477,7 @@ mod store {
                                 let items: Vec<NewDisbursement> = (0..5)
                                     .map(|n| NewDisbursement {
                                         external_key: Some(format!("k{batch}-{n}")),
+                                        asset: "native".into(),
                                         ..request(&format!("t{thread}"), 1)
                                     })
                                     .collect();
@@ -617,6 +621,7 @@ mod store {
             let id = queued.disbursement.id;
             let again = NewDisbursement {
                 external_key: Some("k".into()),
+                asset: "native".into(),
                 ..request("b", 2)
             };
             store.queue_audited(&again, 0, &ops).expect("queue");

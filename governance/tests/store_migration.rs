@@ -168,6 +168,7 @@ fn the_first_layout_is_migrated_with_every_record() {
                 activation_epoch: 0,
                 depends_on: vec![],
                 external_key: Some("grant-2024-007".into()),
+                asset: "native".into(),
             },
             0,
         )

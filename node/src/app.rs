@@ -404,6 +404,7 @@ impl App {
                 "insufficient": snapshot.balance_shortfall.is_some(),
                 // A decimal string: wei overflow what JSON readers hold exactly.
                 "missing": snapshot.balance_shortfall.map(|missing| missing.to_string()),
+                "asset": snapshot.shortfall_asset,
             },
             "backlog": backlog,
             "policy": self.policy_view(),

@@ -255,6 +255,10 @@ pub struct QueueArgs {
     /// instead of paying twice
     #[arg(long, value_name = "KEY")]
     pub external_key: Option<String>,
+    /// What it pays: `native` (the chain's coin) or a token's symbol from
+    /// `[[evm.tokens]]`; the amount is in that asset's smallest unit [default: native]
+    #[arg(long, value_name = "ASSET")]
+    pub asset: Option<String>,
 }
 
 /// `node disburse list`.

@@ -257,6 +257,9 @@ pub fn call_for(command: &AdminCommand) -> Call {
                 if let Some(key) = &queue.external_key {
                     body.insert("external_key".into(), json!(key));
                 }
+                if let Some(asset) = &queue.asset {
+                    body.insert("asset".into(), json!(asset));
+                }
                 Call::post("/admin/disbursements", Value::Object(body))
             }
             DisburseAction::List(page) => Call::get(with_query(

@@ -78,6 +78,7 @@ mod evm_ledger {
             activation_epoch: 0,
             depends_on: vec![],
             external_key: None,
+            asset: "native".into(),
             status: DisbursementStatus::Queued,
             queued_at_ms: 0,
             approvals: vec![],

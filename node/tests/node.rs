@@ -152,6 +152,7 @@ fn queue(store: &GovStore, n: u64) {
                     activation_epoch: 0,
                     depends_on: vec![],
                     external_key: None,
+                    asset: "native".into(),
                 },
                 0,
             )

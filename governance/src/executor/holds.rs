@@ -6,6 +6,7 @@
 //! | the ledger's next nonce = the store's  | nothing in flight                      | `NonceDrift` |
 //! | the lowest intent's nonce not spent at depth by a transaction not ours | it is not in a block | `ForeignNonce` |
 //! | the chain's next nonce not below the lowest intent's | it is not in a block      | `NonceGap` |
+//! | a final transaction of ours paid what it was signed to pay | in a block at depth | `Mismatch` |
 //!
 //! Each is checked again every tick, on fresh reads: a hold lifts by itself when its
 //! fact changes. An operator's decision is applied here, by the executor, and only when
@@ -252,6 +253,7 @@ fn hold_nonce(hold: &Hold) -> u64 {
         Hold::NonceDrift { ledger, .. } => *ledger,
         Hold::NonceGap { nonce, .. }
         | Hold::Refused { nonce, .. }
-        | Hold::ForeignNonce { nonce, .. } => *nonce,
+        | Hold::ForeignNonce { nonce, .. }
+        | Hold::Mismatch { nonce, .. } => *nonce,
     }
 }

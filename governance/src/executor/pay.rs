@@ -10,8 +10,11 @@
 //! keeping the id order): the shortfall is reported, nothing is cancelled for want of
 //! funds.
 
+use std::collections::HashMap;
+
 use super::{CrashPoint, Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError};
 use crate::ledger::{AttemptKind, SignRequest};
+use crate::policy::NATIVE;
 use crate::store::{Attempt, Intent, RequestError};
 use crate::text::unix_ms;
 use crate::treasury::Disbursement;
@@ -21,21 +24,31 @@ const MAX_STAGE_CONFLICTS: u32 = 3;
 
 /// What the treasury can pay now.
 enum Funds {
-    /// This much, after everything in flight.
-    Available(u128),
+    /// This much of each asset read so far, after everything in flight.
+    Available(Available),
     /// Nothing is signed: an intent that never left the node waits to be handed over.
     Unbound,
     /// A call failed.
     Failed,
 }
 
+/// The treasury's balances less what is in flight, by asset: the native coin (which
+/// also pays every fee) read at once, a token's read when a payment in it is first met.
+#[derive(Debug, Clone, Default)]
+struct Available {
+    by_asset: HashMap<String, u128>,
+    /// In flight and not yet in a block, by asset (fees counted in the native coin).
+    committed: HashMap<String, u128>,
+}
+
 /// What signing a batch came to.
 struct Signed {
     intents: Vec<Intent>,
-    /// The balance left for the rest of the tick.
-    available: u128,
-    /// The batch stopped at a disbursement the balance does not cover, short by this.
-    shortfall: Option<u128>,
+    /// The balances left for the rest of the tick.
+    available: Available,
+    /// The batch stopped at a disbursement the balance does not cover: short by this, in
+    /// this asset.
+    shortfall: Option<(u128, String)>,
     /// One was cancelled before any nonce was spent on it: read the index again.
     cancelled: bool,
     /// A call failed: stop the tick.
@@ -72,7 +85,7 @@ impl TreasuryExecutor {
             if ready.is_empty() {
                 break;
             }
-            let funds = match available {
+            let funds = match available.take() {
                 Some(funds) => funds,
                 None => match self.available(report)? {
                     Funds::Available(funds) => funds,
@@ -120,8 +133,11 @@ impl TreasuryExecutor {
                 break;
             }
         }
-        report.balance_shortfall = shortfall;
-        self.snapshot.balance_shortfall = shortfall;
+        let (missing, asset) = shortfall.map_or((None, None), |(n, asset)| (Some(n), Some(asset)));
+        report.balance_shortfall = missing;
+        report.shortfall_asset = asset.clone();
+        self.snapshot.balance_shortfall = missing;
+        self.snapshot.shortfall_asset = asset;
         Ok(())
     }
 
@@ -138,12 +154,46 @@ impl TreasuryExecutor {
         let Some(balance) = self.read(report, |ledger| ledger.balance())? else {
             return Ok(Funds::Failed);
         };
-        let committed = intents
-            .iter()
-            .filter(|intent| intent.inclusion.is_none())
-            .map(Intent::worst_case_cost)
-            .fold(0u128, u128::saturating_add);
-        Ok(Funds::Available(balance.saturating_sub(committed)))
+        // What is in flight and not yet in a block may still take its amount (in its
+        // asset) and its worst-case fee (in the coin).
+        let mut committed: HashMap<String, u128> = HashMap::new();
+        for intent in intents.iter().filter(|intent| intent.inclusion.is_none()) {
+            let fee = intent.worst_case_cost().saturating_sub(intent.amount);
+            let asset = match self.store.get(intent.id)? {
+                Some(record) => record.asset,
+                None => NATIVE.to_owned(),
+            };
+            let native = committed.entry(NATIVE.to_owned()).or_default();
+            *native = native.saturating_add(fee);
+            let share = committed.entry(asset).or_default();
+            *share = share.saturating_add(intent.amount);
+        }
+        let mut available = Available {
+            by_asset: HashMap::new(),
+            committed,
+        };
+        let native = balance.saturating_sub(available.committed(NATIVE));
+        available.by_asset.insert(NATIVE.to_owned(), native);
+        Ok(Funds::Available(available))
+    }
+
+    /// What the treasury holds of `asset` after what is in flight, read once a batch.
+    /// `None`: the read failed.
+    fn available_of(
+        &mut self,
+        funds: &mut Available,
+        asset: &str,
+        report: &mut TickReport,
+    ) -> Result<Option<u128>, TreasuryExecutorError> {
+        if let Some(&left) = funds.by_asset.get(asset) {
+            return Ok(Some(left));
+        }
+        let Some(balance) = self.read(report, |ledger| ledger.asset_balance(asset))? else {
+            return Ok(None);
+        };
+        let left = balance.saturating_sub(funds.committed(asset));
+        funds.by_asset.insert(asset.to_owned(), left);
+        Ok(Some(left))
     }
 
     /// Signs `ready` in order from `next_nonce`, within `available`, at the `head`'s
@@ -152,18 +202,34 @@ impl TreasuryExecutor {
         &mut self,
         ready: &[Disbursement],
         next_nonce: u64,
-        mut available: u128,
+        mut available: Available,
         head: u64,
         report: &mut TickReport,
     ) -> Result<Signed, TreasuryExecutorError> {
         let mut signed = Signed {
             intents: Vec::with_capacity(ready.len()),
-            available,
+            available: Available::default(),
             shortfall: None,
             cancelled: false,
             failed: false,
         };
         for (nonce, disbursement) in (next_nonce..).zip(ready) {
+            let asset = disbursement.asset.as_str();
+            // A token's balance is read before signing: a transfer over it would revert
+            // in its estimate, which cancels; a payment the balance does not cover waits.
+            let Some(left) = self.available_of(&mut available, asset, report)? else {
+                signed.failed = true;
+                break;
+            };
+            if asset != NATIVE && disbursement.amount > left {
+                signed.shortfall = Some((disbursement.amount - left, asset.to_owned()));
+                report.last_error = Some(format!(
+                    "disbursement {} waits: it needs {} {asset}, and the treasury has {left} \
+                     left after what is in flight",
+                    disbursement.id, disbursement.amount
+                ));
+                break;
+            }
             let request = SignRequest::payment(disbursement, nonce);
             let tx = match self.read(report, |ledger| ledger.sign(&request)) {
                 Ok(Some(tx)) => tx,
@@ -186,17 +252,26 @@ impl TreasuryExecutor {
                 }
                 Err(other) => return Err(other),
             };
-            let cost = disbursement.amount.saturating_add(tx.fees.worst_case());
-            if cost > available {
-                signed.shortfall = Some(cost - available);
+            // In the coin: the fee, and the amount if it is the coin it pays.
+            let cost = if asset == NATIVE {
+                disbursement.amount.saturating_add(tx.fees.worst_case())
+            } else {
+                tx.fees.worst_case()
+            };
+            let coin = available.left(NATIVE);
+            if cost > coin {
+                signed.shortfall = Some((cost - coin, NATIVE.to_owned()));
                 report.last_error = Some(format!(
-                    "disbursement {} waits: it needs {cost} with its worst-case fee, and the \
-                     treasury has {available} left after what is in flight",
+                    "disbursement {} waits: it needs {cost} of the chain's coin with its \
+                     worst-case fee, and the treasury has {coin} left after what is in flight",
                     disbursement.id
                 ));
                 break;
             }
-            available -= cost;
+            available.take(NATIVE, cost);
+            if asset != NATIVE {
+                available.take(asset, disbursement.amount);
+            }
             let first = Attempt::new(AttemptKind::Payment, tx, unix_ms(), Some(head));
             signed.intents.push(Intent::new(
                 disbursement.id,
@@ -207,5 +282,24 @@ impl TreasuryExecutor {
         }
         signed.available = available;
         Ok(signed)
+    }
+}
+
+impl Available {
+    /// What `asset` has committed in flight.
+    fn committed(&self, asset: &str) -> u128 {
+        self.committed.get(asset).copied().unwrap_or(0)
+    }
+
+    /// What is left of `asset` (0 if not read).
+    fn left(&self, asset: &str) -> u128 {
+        self.by_asset.get(asset).copied().unwrap_or(0)
+    }
+
+    /// Takes `amount` of `asset` for a payment signed in this batch.
+    fn take(&mut self, asset: &str, amount: u128) {
+        if let Some(left) = self.by_asset.get_mut(asset) {
+            *left = left.saturating_sub(amount);
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! | seen                                    | the executor                                   |
 //! |-----------------------------------------|------------------------------------------------|
 //! | its block still canonical, deep enough  | Executed (or Cancelled: reverted / a cancellation) |
+//! | in a block, but it paid something else  | holds for an operator once final (`Mismatch`)  |
 //! | in a block, not deep enough             | Included (confirmations so far)                |
 //! | its block left the chain                | back to Submitted; the included bytes rebroadcast |
 //! | its block unreadable (a lagging backend)| waits                                          |
@@ -15,7 +16,7 @@
 use super::holds::Spent;
 use super::{Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError, bounded};
 use crate::ledger::{AttemptKind, SignRequest, TxStatus};
-use crate::store::{Attempt, Change, Inclusion, Intent, StoreError};
+use crate::store::{Attempt, Change, Hold, Inclusion, Intent, StoreError};
 use crate::text::unix_ms;
 
 /// What the chain holds of an intent, as far as this tick can tell.
@@ -31,6 +32,10 @@ enum Seen {
     Pending,
     /// Nobody here knows any of its transactions (which is not proof they did not land).
     Unknown,
+    /// One of its transactions is in a block and succeeded, but did not pay what it was
+    /// signed to pay (the ledger's reason). Never recorded as an inclusion: looked up
+    /// afresh at every head until it is final (then held) or gone.
+    Mismatch(Inclusion, String),
 }
 
 impl TreasuryExecutor {
@@ -84,6 +89,9 @@ impl TreasuryExecutor {
                 Seen::Landed(inclusion) => self.landed(&intent, inclusion, tip, report)?,
                 Seen::Reorged(inclusion) => self.reorged(&mut intent, &inclusion, tip, report)?,
                 Seen::Unsure => Flow::Go,
+                Seen::Mismatch(inclusion, reason) => {
+                    self.mismatched(&intent, &inclusion, &reason, tip, report)?
+                }
                 Seen::Pending | Seen::Unknown => {
                     let checked = if std::mem::take(&mut lowest_open) && intent.bound {
                         let lowest = lowest_ours.unwrap_or((intent.nonce, intent.id));
@@ -229,6 +237,21 @@ impl TreasuryExecutor {
                 }
                 TxStatus::Included { block, block_hash } => (block, block_hash, false),
                 TxStatus::Reverted { block, block_hash } => (block, block_hash, true),
+                TxStatus::Mismatch {
+                    block,
+                    block_hash,
+                    reason,
+                } => {
+                    let inclusion = Inclusion {
+                        tx_hash: hash.clone(),
+                        kind: attempt.kind,
+                        block,
+                        block_hash,
+                        reverted: false,
+                        confirmations: tip.confirmations(block),
+                    };
+                    return Ok(Some(Seen::Mismatch(inclusion, reason)));
+                }
             };
             return Ok(Some(Seen::Landed(Inclusion {
                 tx_hash: hash.clone(),
@@ -292,6 +315,54 @@ impl TreasuryExecutor {
         self.underpriced.remove(&nonce);
         self.unrecorded.push(Change::Finalized { nonce, inclusion });
         Ok(Flow::Go)
+    }
+
+    /// One of its transactions is in a block but did not pay what it was signed to pay:
+    /// held for an operator once the block is final and canonical (an operator's decision
+    /// on it applied here); until then it waits, saying so.
+    fn mismatched(
+        &mut self,
+        intent: &Intent,
+        inclusion: &Inclusion,
+        reason: &str,
+        tip: &Tip,
+        report: &mut TickReport,
+    ) -> Result<Flow, TreasuryExecutorError> {
+        let waiting = |report: &mut TickReport, why: &str| {
+            report.last_error = Some(format!(
+                "disbursement {} (nonce {}): transaction {} in block {} did not pay what it was \
+                 signed to pay ({reason}); {why}",
+                intent.id, intent.nonce, inclusion.tx_hash, inclusion.block
+            ));
+        };
+        if !tip.is_final(inclusion.block) {
+            waiting(
+                report,
+                "the executor holds for an operator once it is final",
+            );
+            return Ok(Flow::Go);
+        }
+        let Some(canonical) = self.block_hash(inclusion.block, report)? else {
+            return Ok(Flow::Stop);
+        };
+        if canonical.as_deref() != Some(inclusion.block_hash.as_str()) {
+            waiting(
+                report,
+                "its block is not the chain's at that height: waiting",
+            );
+            return Ok(Flow::Go);
+        }
+        let hold = Hold::Mismatch {
+            id: intent.id,
+            nonce: intent.nonce,
+            tx_hash: inclusion.tx_hash.clone(),
+            block: inclusion.block,
+            reason: reason.to_owned(),
+        };
+        if self.settle(&hold)? {
+            return Ok(Flow::Stop); // the intents changed: the next tick reads them afresh
+        }
+        Err(TreasuryExecutorError::Held(hold))
     }
 
     /// Its block left the chain: back to Submitted, and the transaction that was there

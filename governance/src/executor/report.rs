@@ -47,6 +47,8 @@ pub struct TickReport {
     /// The next disbursement waits: the treasury lacks this much to pay it with the
     /// worst-case fees of everything in flight.
     pub balance_shortfall: Option<u128>,
+    /// The asset of the shortfall.
+    pub shortfall_asset: Option<String>,
     /// The breaker refused (the batch stopped, or the tick was skipped).
     pub rejected_by_breaker: bool,
     /// Probes of a half-open breaker by a head read (at most one per tick).

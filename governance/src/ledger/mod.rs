@@ -13,6 +13,7 @@
 //! | `nonce_at`      | `eth_getTransactionCount(treasury, n)`                          |
 //! | `treasury_transaction` | `eth_getBlockByNumber(n, true)`: the treasury's transaction with a nonce |
 //! | `balance`       | `eth_getBalance(treasury, "latest")`                            |
+//! | `asset_balance` | a token's `balanceOf(treasury)` (`eth_call`), or `balance`      |
 //! | `sign`          | local, after a fee quote                                        |
 //! | `submit`        | `eth_sendRawTransaction`                                        |
 //! | `lookup`        | `eth_getTransactionReceipt`, then `eth_getTransactionByHash`    |
@@ -90,6 +91,32 @@ pub trait Ledger: Send + Sync + fmt::Debug {
     fn validate_destination(&self, destination: &str) -> Result<(), String> {
         let _ = destination;
         Ok(())
+    }
+
+    /// Whether this ledger pays `asset`, checked at queue time. The default pays
+    /// [`NATIVE`](crate::policy::NATIVE) only.
+    fn validate_asset(&self, asset: &str) -> Result<(), String> {
+        if asset == crate::policy::NATIVE {
+            Ok(())
+        } else {
+            Err(format!(
+                "unknown asset {:?}: this ledger pays `native` only",
+                crate::text::bounded(asset, 64)
+            ))
+        }
+    }
+
+    /// The treasury's balance of `asset` at the latest block. The default knows
+    /// [`NATIVE`](crate::policy::NATIVE) only ([`balance`](Self::balance)).
+    fn asset_balance(&self, asset: &str) -> Result<u128, LedgerError> {
+        if asset == crate::policy::NATIVE {
+            self.balance()
+        } else {
+            Err(LedgerError::Other(format!(
+                "this ledger keeps no balance of {:?}",
+                crate::text::bounded(asset, 64)
+            )))
+        }
     }
 }
 

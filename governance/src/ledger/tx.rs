@@ -107,13 +107,25 @@ pub enum TxStatus {
         /// The block's hash.
         block_hash: String,
     },
-    /// Included in a block, but it failed (an EVM receipt with status 0): its nonce is
-    /// spent and nothing was paid.
+    /// Included in a block, but it failed (an EVM receipt with status 0, or a token
+    /// transfer that moved nothing): its nonce is spent and nothing was paid.
     Reverted {
         /// The block's number.
         block: u64,
         /// The block's hash.
         block_hash: String,
+    },
+    /// Included in a block and it succeeded, but it did not pay what it was signed to pay
+    /// (a token that took a fee, or moved another amount): money may have moved. The
+    /// executor holds for an operator once the block is deep enough; it never counts it
+    /// as paid, nor pays again, on its own.
+    Mismatch {
+        /// The block's number.
+        block: u64,
+        /// The block's hash.
+        block_hash: String,
+        /// What the chain shows, against what was signed.
+        reason: String,
     },
 }
 

@@ -40,7 +40,8 @@ pub enum Resolution {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    /// Settle a nonce spent by none of its transactions (answers `Hold::ForeignNonce`).
+    /// Settle a nonce spent by none of its transactions (answers `Hold::ForeignNonce`), or
+    /// by one that did not pay what it was signed to pay (`Hold::Mismatch`).
     Resolve {
         /// The finding.
         resolution: Resolution,
@@ -83,6 +84,18 @@ impl Decision {
                     ..
                 },
             ) => id == now_id && nonce == now_nonce,
+            (
+                Action::Resolve { .. },
+                Hold::Mismatch {
+                    id, nonce, tx_hash, ..
+                },
+                Hold::Mismatch {
+                    id: now_id,
+                    nonce: now_nonce,
+                    tx_hash: now_hash,
+                    ..
+                },
+            ) => id == now_id && nonce == now_nonce && tx_hash == now_hash,
             (Action::AdoptNonce { .. }, seen @ Hold::NonceDrift { .. }, now) => seen == now,
             _ => false,
         }
@@ -305,8 +318,19 @@ fn executor_audit(auditor: &str, decision: &Decision) -> Audit {
 /// The transaction of [`GovStore::apply_decision`]: `decision` applied and forgotten.
 fn apply_in(txn: &mut Txn<'_>, decision: &Decision) -> Result<Option<Disbursement>, StoreError> {
     txn.delete(Kind::Meta, DECISION);
-    let (resolution, nonce) = match (&decision.action, &decision.hold) {
-        (Action::Resolve { resolution }, Hold::ForeignNonce { nonce, .. }) => (resolution, *nonce),
+    let (resolution, nonce, landed) = match (&decision.action, &decision.hold) {
+        (Action::Resolve { resolution }, Hold::ForeignNonce { nonce, .. }) => {
+            (resolution, *nonce, None)
+        }
+        (
+            Action::Resolve { resolution },
+            Hold::Mismatch {
+                nonce,
+                tx_hash,
+                block,
+                ..
+            },
+        ) => (resolution, *nonce, Some((tx_hash, *block))),
         (Action::AdoptNonce { nonce }, Hold::NonceDrift { ledger, .. }) => {
             txn.set_counter(NEXT_NONCE, nonce.unwrap_or(*ledger));
             return Ok(None);
@@ -319,13 +343,19 @@ fn apply_in(txn: &mut Txn<'_>, decision: &Decision) -> Result<Option<Disbursemen
     let record = match resolution {
         Resolution::Paid { tx_hash } => {
             let epoch_seen = txn.counter(EPOCH)?;
+            // A mismatch's own transaction is the payment unless the operator names another.
+            let (tx_hash, block) = match (tx_hash, landed) {
+                (Some(hash), _) => (hash.clone(), 0),
+                (None, Some((hash, block))) => (hash.clone(), block),
+                (None, None) => (String::new(), 0),
+            };
             execute(
                 txn,
                 epoch_seen,
                 intent.id,
                 DisbursementStatus::Executed {
-                    tx_hash: tx_hash.clone().unwrap_or_default(),
-                    block: 0,
+                    tx_hash,
+                    block,
                     resolution: Some(format!(
                         "paid, as {} found: {}",
                         decision.actor, decision.reason

@@ -23,6 +23,7 @@ fn pay(destination: &str, amount: u128) -> NewDisbursement {
         activation_epoch: 0,
         depends_on: vec![],
         external_key: None,
+        asset: "native".into(),
     }
 }
 

@@ -10,7 +10,7 @@ use super::txn::Txn;
 use super::{
     EPOCH, GovStore, NEXT_ID, RequestError, SPEND, StoreError, cancel_cascade, put_status, schedule,
 };
-use crate::policy::{NATIVE, Policy};
+use crate::policy::Policy;
 use crate::treasury::{
     Approval, Disbursement, DisbursementId, DisbursementStatus, NewDisbursement, QueueError,
 };
@@ -263,11 +263,13 @@ fn queue_in(
             .is_some_and(|key| !keys_seen.insert(key));
         if !repeated {
             // The batch's earlier items count towards the limit too.
-            let spent = spend.spent(NATIVE, now_ms);
-            if let Err(refusal) = policy.check_queue(NATIVE, new.amount, &new.destination, spent) {
+            let spent = spend.spent(&new.asset, now_ms);
+            if let Err(refusal) =
+                policy.check_queue(&new.asset, new.amount, &new.destination, spent)
+            {
                 return Ok(Err((index, QueueError::Refused(refusal))));
             }
-            spend.add(NATIVE, new.amount, now_ms, now_ms);
+            spend.add(&new.asset, new.amount, now_ms, now_ms);
         }
         let mut waiting_for = vec![];
         for &dep in &new.depends_on {
@@ -327,6 +329,7 @@ fn queue_in(
             activation_epoch: new.activation_epoch,
             depends_on: new.depends_on.clone(),
             external_key: new.external_key.clone(),
+            asset: new.asset.clone(),
             status: DisbursementStatus::Queued,
             queued_at_ms: now_ms,
             approvals,

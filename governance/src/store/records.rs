@@ -272,6 +272,22 @@ pub enum Hold {
         /// The ledger's refusal.
         reason: String,
     },
+    /// One of the intent's own transactions is in a block at depth and succeeded, but did
+    /// not pay what it was signed to pay (a token that took a fee, or moved another
+    /// amount): money may have moved, so the executor neither counts it paid nor pays
+    /// again on its own.
+    Mismatch {
+        /// The disbursement.
+        id: DisbursementId,
+        /// Its nonce.
+        nonce: u64,
+        /// The transaction in the block.
+        tx_hash: String,
+        /// The block.
+        block: u64,
+        /// What the chain shows, against what was signed.
+        reason: String,
+    },
     /// The chain spent an intent's nonce (at depth) and none of its transactions is
     /// there.
     ForeignNonce {
@@ -320,6 +336,20 @@ impl fmt::Display for Hold {
                  and an earlier one may already be out there: it is bound to its nonce and \
                  cannot be cancelled outright; nothing is paid until the refusal stops or an \
                  operator cancels it by replacement (POST /admin/disbursements/{id}/cancel)"
+            ),
+            Hold::Mismatch {
+                id,
+                nonce,
+                tx_hash,
+                block,
+                reason,
+            } => write!(
+                f,
+                "disbursement {id}'s transaction {tx_hash} (nonce {nonce}) is final in block \
+                 {block} but did not pay what it was signed to pay: {reason}; nothing is paid \
+                 until an operator decides (POST /admin/intents/{nonce}/resolve with outcome \
+                 paid: it stands as the payment; not_paid: the disbursement is queued again, \
+                 or cancelled if a cancel was asked first)"
             ),
             Hold::ForeignNonce {
                 id,
@@ -409,6 +439,10 @@ pub struct ExecutorSnapshot {
     /// fees of everything in flight); `None` when it is not short.
     #[serde(default)]
     pub balance_shortfall: Option<u128>,
+    /// The asset the shortfall is in ([`NATIVE`](crate::policy::NATIVE): the coin, which
+    /// also pays every fee; or a token's symbol).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortfall_asset: Option<String>,
     /// When the oldest transaction still waiting for its confirmations was first
     /// accepted (Unix milliseconds).
     #[serde(default)]

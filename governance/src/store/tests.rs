@@ -20,6 +20,7 @@ fn request(destination: &str) -> NewDisbursement {
         activation_epoch: 0,
         depends_on: vec![],
         external_key: None,
+        asset: "native".into(),
     }
 }
 

@@ -6,9 +6,10 @@
 //! postcard cannot read internally tagged enums anyway. A change to a stored form is a
 //! new format byte and a new set of types here, with the old ones kept to read.
 //!
-//! Version 2 (a disbursement with approvals, see [`crate::policy`]) adds one field after
-//! version 1's. A disbursement is written in the oldest form that holds it: without
-//! approvals, version 1, byte for byte as before. `StatusV1` gained `AwaitingApproval` as
+//! Version 2 (a disbursement with approvals, see [`crate::policy`], or paying a token)
+//! adds the approvals and the asset after version 1's fields. A disbursement is written in
+//! the oldest form that holds it: native and without approvals, version 1, byte for byte
+//! as before. `StatusV1` gained `AwaitingApproval` as
 //! its last variant, so every record written before decodes unchanged (a binary that
 //! predates the variant reads it as a corrupt record and halts: it cannot know the rule).
 
@@ -20,7 +21,7 @@ use crate::treasury::{Approval, Disbursement, DisbursementId, DisbursementStatus
 
 /// The first byte of a version-1 record.
 pub const V1: u8 = 1;
-/// The first byte of a version-2 disbursement (with approvals).
+/// The first byte of a version-2 disbursement (with approvals, or a token).
 pub const V2: u8 = 2;
 
 /// A record kept in the binary format (disbursements, intents, the ids waiting for a
@@ -73,11 +74,12 @@ struct DisbursementV1 {
     queued_at_ms: u64,
 }
 
-/// Version 1 and the approvals.
+/// Version 1, the approvals and the asset (`None`: native).
 #[derive(Serialize, Deserialize)]
 struct DisbursementV2 {
     v1: DisbursementV1,
     approvals: Vec<ApprovalV2>,
+    asset: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -180,7 +182,8 @@ impl Stored for Disbursement {
             status,
             queued_at_ms: self.queued_at_ms,
         };
-        if self.approvals.is_empty() {
+        let native = self.asset == crate::policy::NATIVE;
+        if self.approvals.is_empty() && native {
             return encode(&v1);
         }
         let approvals = self
@@ -191,16 +194,24 @@ impl Stored for Disbursement {
                 at_ms: a.at_ms,
             })
             .collect();
-        encode_as(V2, &DisbursementV2 { v1, approvals })
+        let asset = (!native).then(|| self.asset.clone());
+        encode_as(
+            V2,
+            &DisbursementV2 {
+                v1,
+                approvals,
+                asset,
+            },
+        )
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Disbursement, String> {
-        let (record, approvals) = match bytes.split_first() {
+        let (record, approvals, asset) = match bytes.split_first() {
             Some((&V2, body)) => {
                 let record: DisbursementV2 = decode_body(V2, body)?;
-                (record.v1, record.approvals)
+                (record.v1, record.approvals, record.asset)
             }
-            _ => (decode::<DisbursementV1>(bytes)?, vec![]),
+            _ => (decode::<DisbursementV1>(bytes)?, vec![], None),
         };
         let status = match record.status {
             StatusV1::AwaitingApproval => DisbursementStatus::AwaitingApproval,
@@ -257,6 +268,7 @@ impl Stored for Disbursement {
             activation_epoch: record.activation_epoch,
             depends_on: record.depends_on,
             external_key: record.external_key,
+            asset: asset.unwrap_or_else(|| crate::policy::NATIVE.to_owned()),
             status,
             queued_at_ms: record.queued_at_ms,
             approvals: approvals

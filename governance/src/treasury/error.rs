@@ -56,6 +56,9 @@ pub enum QueueError {
     /// A dependency is already cancelled, so this one could never be paid.
     #[error("dependency {0} is cancelled")]
     CancelledDependency(DisbursementId),
+    /// The asset is not one the ledger pays (`native`, or a configured token's symbol).
+    #[error("unknown asset {0:?}: the ledger pays `native` and its configured tokens")]
+    UnknownAsset(String),
     /// The spending policy refuses it (a limit, or the allow-list): not an invalid
     /// request but a forbidden one.
     #[error("refused by the spending policy: {0}")]

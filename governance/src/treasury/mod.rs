@@ -32,6 +32,8 @@ pub const MAX_MEMO_BYTES: usize = 8 * 1024;
 pub const MAX_DESTINATION_BYTES: usize = 256;
 /// The longest external key accepted.
 pub const MAX_EXTERNAL_KEY_BYTES: usize = 256;
+/// The longest asset name (a token's symbol).
+pub const MAX_ASSET_BYTES: usize = 32;
 /// The most dependencies one disbursement may name.
 pub const MAX_DEPENDENCIES: usize = 64;
 
@@ -58,6 +60,15 @@ pub struct NewDisbursement {
     /// Queueing the same key twice returns the first disbursement instead of a second.
     #[serde(default)]
     pub external_key: Option<String>,
+    /// What it pays: [`NATIVE`](crate::policy::NATIVE) (the ledger's own coin), or a
+    /// token the ledger is configured with, by its symbol. The amount is in the asset's
+    /// smallest unit.
+    #[serde(default = "native")]
+    pub asset: String,
+}
+
+fn native() -> String {
+    crate::policy::NATIVE.to_owned()
 }
 
 /// A disbursement as the store keeps it.
@@ -77,6 +88,9 @@ pub struct Disbursement {
     pub depends_on: Vec<DisbursementId>,
     /// The idempotency key it was queued with, if any.
     pub external_key: Option<String>,
+    /// What it pays ([`NATIVE`](crate::policy::NATIVE), or a token's symbol).
+    #[serde(default = "native")]
+    pub asset: String,
     /// Where it is in its lifecycle.
     pub status: DisbursementStatus,
     /// When it was queued (Unix milliseconds).
@@ -97,10 +111,10 @@ pub struct Approval {
 }
 
 impl Disbursement {
-    /// The asset it pays: [`NATIVE`](crate::policy::NATIVE) (the ledger's own coin) for
-    /// now.
+    /// The asset it pays: [`NATIVE`](crate::policy::NATIVE) (the ledger's own coin), or
+    /// a token's symbol.
     pub fn asset(&self) -> &str {
-        crate::policy::NATIVE
+        &self.asset
     }
 
     /// How many distinct names approved it.
@@ -230,6 +244,18 @@ impl NewDisbursement {
                 len: key.len(),
                 max: MAX_EXTERNAL_KEY_BYTES,
             });
+        }
+        if self.asset.is_empty()
+            || self.asset.len() > MAX_ASSET_BYTES
+            || !self
+                .asset
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        {
+            return Err(QueueError::UnknownAsset(crate::text::bounded(
+                &self.asset,
+                64,
+            )));
         }
         if self.depends_on.len() > MAX_DEPENDENCIES {
             return Err(QueueError::TooManyDependencies {

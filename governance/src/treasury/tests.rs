@@ -10,6 +10,7 @@ fn valid() -> NewDisbursement {
         activation_epoch: 0,
         depends_on: vec![],
         external_key: None,
+        asset: "native".into(),
     }
 }
 
@@ -48,6 +49,7 @@ fn each_invalid_field_is_named() {
         (
             NewDisbursement {
                 external_key: Some(String::new()),
+                asset: "native".into(),
                 ..valid()
             },
             QueueError::InvalidExternalKey {

@@ -22,6 +22,7 @@ pub fn request(destination: &str, amount: u128) -> NewDisbursement {
         activation_epoch: 0,
         depends_on: vec![],
         external_key: None,
+        asset: "native".into(),
     }
 }
 

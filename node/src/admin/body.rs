@@ -58,6 +58,9 @@ pub(super) struct QueueBody {
     depends_on: Vec<u64>,
     #[serde(default)]
     external_key: Option<String>,
+    /// `native` (the default) or a configured token's symbol.
+    #[serde(default)]
+    asset: Option<String>,
 }
 
 fn parse_amount(text: &str) -> Result<u128, ApiError> {
@@ -87,6 +90,7 @@ struct View<'a> {
     activation_epoch: u64,
     depends_on: &'a [u64],
     external_key: Option<&'a str>,
+    asset: &'a str,
     status: &'a crate::governance::DisbursementStatus,
     queued_at_ms: u64,
     approvals: &'a [crate::governance::Approval],
@@ -101,6 +105,7 @@ pub(super) fn view(d: &Disbursement) -> Value {
         activation_epoch: d.activation_epoch,
         depends_on: &d.depends_on,
         external_key: d.external_key.as_deref(),
+        asset: &d.asset,
         status: &d.status,
         queued_at_ms: d.queued_at_ms,
         approvals: &d.approvals,
@@ -116,6 +121,12 @@ impl QueueBody {
         app.ledger
             .validate_destination(&self.destination)
             .map_err(|reason| ApiError::bad_request(format!("invalid destination: {reason}")))?;
+        let asset = self
+            .asset
+            .unwrap_or_else(|| crate::governance::policy::NATIVE.to_owned());
+        app.ledger
+            .validate_asset(&asset)
+            .map_err(ApiError::bad_request)?;
         Ok(NewDisbursement {
             destination: self.destination,
             amount,
@@ -123,6 +134,7 @@ impl QueueBody {
             activation_epoch: self.activation_epoch,
             depends_on: self.depends_on,
             external_key: self.external_key,
+            asset,
         })
     }
 }

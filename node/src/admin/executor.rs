@@ -30,7 +30,8 @@ pub(super) async fn intents(
 }
 
 /// `POST /admin/intents/{nonce}/resolve`: the operator's finding on a nonce the chain
-/// spent without any of its transactions. `paid` will mark the disbursement Executed
+/// spent without any of its transactions, or with one that did not pay what it was signed
+/// to pay (a token's mismatch). `paid` will mark the disbursement Executed
 /// (with the reason, and the transaction if given); `not_paid` will queue it again for a
 /// fresh nonce (or cancel it, if a cancellation was asked).
 pub(super) async fn resolve(
@@ -41,7 +42,9 @@ pub(super) async fn resolve(
 ) -> Result<Response, ApiError> {
     let (resolution, reason) = ResolveBody::parse(&body)?;
     let hold = match app.hold() {
-        Some(hold @ Hold::ForeignNonce { nonce: held, .. }) if held == nonce => hold,
+        Some(
+            hold @ (Hold::ForeignNonce { nonce: held, .. } | Hold::Mismatch { nonce: held, .. }),
+        ) if held == nonce => hold,
         other => {
             return Err(ApiError::conflict(format!(
                 "the executor does not hold on nonce {nonce} ({})",

@@ -282,6 +282,16 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
         config.treasury_key_file = Some(path.clone());
     }
 
+    let tokens: Vec<&str> = match config.ledger {
+        LedgerKind::Evm => config
+            .evm
+            .tokens
+            .iter()
+            .map(|t| t.symbol.as_str())
+            .collect(),
+        LedgerKind::Dev => vec![],
+    };
+    config.policy.check_assets(&tokens)?;
     let operators = config
         .admin_tokens
         .iter()

@@ -48,6 +48,27 @@ impl Default for PolicyConfig {
 }
 
 impl PolicyConfig {
+    /// Checks that every asset with limits is one the ledger pays: `native`, or one of
+    /// `tokens` (the EVM ledger's configured symbols).
+    pub(super) fn check_assets(&self, tokens: &[&str]) -> Result<(), ConfigError> {
+        for asset in self.limits.keys() {
+            if asset != NATIVE && !tokens.contains(&asset.as_str()) {
+                return Err(ConfigError::new(
+                    format!("policy.limits.{asset}"),
+                    format!(
+                        "unknown asset: the ledger pays `{NATIVE}` (its own coin){}",
+                        if tokens.is_empty() {
+                            " only; an EVM ledger's [[evm.tokens]] adds tokens".to_owned()
+                        } else {
+                            format!(" and {}", tokens.join(", "))
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The policy, with the allow-list read from its file now. An unreadable or malformed
     /// file is an error naming `policy.destinations_file` (and the line).
     pub fn load(&self) -> Result<Policy, ConfigError> {
@@ -147,15 +168,6 @@ impl PolicyFile {
         }
         for (asset, limits) in self.limits {
             let key = |field: &str| format!("policy.limits.{asset}.{field}");
-            if asset != NATIVE {
-                return Err(ConfigError::new(
-                    format!("policy.limits.{asset}"),
-                    format!(
-                        "unknown asset: this version pays `{NATIVE}` (the ledger's own coin) \
-                         only"
-                    ),
-                ));
-            }
             let positive = |amount: &Option<Amount>, field: &str| -> Result<_, ConfigError> {
                 match amount {
                     None => Ok(None),

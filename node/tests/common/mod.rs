@@ -463,6 +463,7 @@ impl Rng {
 /// ABI-encodes constructor arguments: each a static word (`Word`) or a string.
 pub enum Arg<'a> {
     Word(u128),
+    Address(&'a str),
     Text(&'a str),
 }
 
@@ -478,6 +479,11 @@ pub fn abi_encode(args: &[Arg<'_>]) -> Vec<u8> {
     for arg in args {
         match arg {
             Arg::Word(n) => head.extend_from_slice(&word(*n)),
+            Arg::Address(address) => {
+                let mut w = [0_u8; 32];
+                w[12..].copy_from_slice(&hex_bytes(&address[2..]));
+                head.extend_from_slice(&w);
+            }
             Arg::Text(text) => {
                 head.extend_from_slice(&word((head_len + tail.len()) as u128));
                 tail.extend_from_slice(&word(text.len() as u128));
@@ -489,4 +495,81 @@ pub fn abi_encode(args: &[Arg<'_>]) -> Vec<u8> {
     }
     head.extend_from_slice(&tail);
     head
+}
+
+/// Deploys a token (`StandardToken`, `FalseToken`: name, symbol, 18 decimals, `supply`;
+/// `FeeToken`: also `fee_bps` to the deployer) and moves `supply` to the treasury; its
+/// address.
+pub fn deploy_token(
+    anvil: &Anvil,
+    contract: &str,
+    symbol: &str,
+    supply: u128,
+    fee_bps: Option<u128>,
+) -> String {
+    let mut args = vec![
+        Arg::Text(symbol),
+        Arg::Text(symbol),
+        Arg::Word(18),
+        Arg::Word(supply),
+    ];
+    if let Some(fee) = fee_bps {
+        args.push(Arg::Word(fee));
+        args.push(Arg::Address(DEPLOYER));
+    }
+    let token = anvil.deploy(contract, &abi_encode(&args));
+    token_transfer_from_deployer(anvil, &token, TREASURY, supply);
+    token
+}
+
+/// `transfer(to, amount)` on `token`, sent by the deployer (who holds the supply).
+pub fn token_transfer_from_deployer(anvil: &Anvil, token: &str, to: &str, amount: u128) {
+    let mut data = String::from("0xa9059cbb");
+    data.push_str(&format!("{:0>64}", &to[2..].to_ascii_lowercase()));
+    data.push_str(&format!("{amount:064x}"));
+    let hash = anvil.call(
+        "eth_sendTransaction",
+        json!([{ "from": DEPLOYER, "to": token, "data": data, "gas": "0x30d40" }]),
+    );
+    wait_receipt(anvil, &hash);
+}
+
+/// `balanceOf(owner)` on `token`.
+pub fn token_balance(anvil: &Anvil, token: &str, owner: &str) -> u128 {
+    let data = format!("0x70a08231{:0>64}", &owner[2..].to_ascii_lowercase());
+    quantity(&json!(trim_hex(&anvil.eth_call(token, &data))))
+}
+
+/// Sends `data` to `to` from the deployer, and waits for its receipt.
+pub fn send_from_deployer(anvil: &Anvil, to: &str, data: &str) {
+    let hash = anvil.call(
+        "eth_sendTransaction",
+        json!([{ "from": DEPLOYER, "to": to, "data": data, "gas": "0x30d40" }]),
+    );
+    wait_receipt(anvil, &hash);
+}
+
+fn wait_receipt(anvil: &Anvil, hash: &Value) -> Value {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let receipt = anvil.call("eth_getTransactionReceipt", json!([hash]));
+        if !receipt.is_null() {
+            assert_eq!(receipt["status"], "0x1", "{receipt}");
+            return receipt;
+        }
+        assert!(Instant::now() < deadline, "{hash} not mined");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn trim_hex(word: &str) -> String {
+    let digits = word.trim_start_matches("0x").trim_start_matches('0');
+    format!("0x{}", if digits.is_empty() { "0" } else { digits })
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
 }

@@ -55,6 +55,7 @@ mod dev_ledger {
             activation_epoch: 0,
             depends_on: vec![],
             external_key: None,
+            asset: "native".into(),
             status: DisbursementStatus::Queued,
             queued_at_ms: 0,
             approvals: vec![],
@@ -740,6 +741,7 @@ mod dev_ledger {
                 activation_epoch: 0,
                 depends_on: vec![],
                 external_key: None,
+                asset: "native".into(),
             };
             ids.push(store.queue(&new, 0).expect("queue").disbursement.id);
         }

@@ -80,6 +80,29 @@ pub struct EvmLedgerConfig {
     /// certificate). Read at startup: missing, or without a usable certificate, is a
     /// configuration error. Unset: the system's trust store.
     pub ca_file: Option<PathBuf>,
+    /// The ERC-20 tokens the treasury may pay (`[[evm.tokens]]`): a disbursement whose
+    /// `asset` is one's symbol is a `transfer(destination, amount)` to its contract.
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One ERC-20 token the treasury pays: `[[evm.tokens]]`.
+///
+/// ```toml
+/// [[evm.tokens]]
+/// symbol = "USDC"                                          # a disbursement's `asset`
+/// address = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"   # the token contract
+/// decimals = 6                                             # for display only
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// What disbursements call it (1 to 32 letters, digits, `_`, `-`, `.`; not `native`).
+    pub symbol: String,
+    /// The token contract's address (`0x` and 40 hex digits).
+    pub address: String,
+    /// Decimals of its smallest unit, for display (amounts are always integers in it).
+    #[serde(default)]
+    pub decimals: u8,
 }
 
 /// An endpoint breaker's defaults: quicker to open and to close than the executor's, as
@@ -200,6 +223,7 @@ impl Default for EvmLedgerConfig {
             max_head_lag_blocks: 5,
             endpoint_breaker: endpoint_breaker_defaults(),
             ca_file: None,
+            tokens: Vec::new(),
         }
     }
 }
@@ -222,6 +246,14 @@ pub enum EvmConfigError {
     /// `gas_limit` is below a transfer's intrinsic gas.
     #[error("must be at least {TRANSFER_GAS} (got {0})")]
     GasLimit(u64),
+    /// A `[[evm.tokens]]` entry is invalid.
+    #[error("tokens[{index}]: {reason}")]
+    Token {
+        /// Its position, from 0.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// `gas_margin_percent` is over its maximum.
     #[error("must be from 0 to {MAX_GAS_MARGIN_PERCENT} (got {0})")]
     GasMargin(u64),
@@ -262,6 +294,7 @@ impl EvmConfigError {
             EvmConfigError::MaxPriorityFeePerGas { .. } => "max_priority_fee_per_gas",
             EvmConfigError::GasLimit(_) => "gas_limit",
             EvmConfigError::GasMargin(_) => "gas_margin_percent",
+            EvmConfigError::Token { index, .. } => return format!("tokens[{index}]"),
             EvmConfigError::RequestTimeout(_) => "request_timeout_ms",
             EvmConfigError::EpochBlocks => "epoch_blocks",
             EvmConfigError::ChainId => "chain_id",
@@ -328,6 +361,50 @@ impl EvmLedgerConfig {
         self.endpoint_breaker
             .validate()
             .map_err(EvmConfigError::EndpointBreaker)?;
+        for (index, token) in self.tokens.iter().enumerate() {
+            let invalid = |reason: String| EvmConfigError::Token { index, reason };
+            let symbol = &token.symbol;
+            let shaped = !symbol.is_empty()
+                && symbol.len() <= governance::treasury::MAX_ASSET_BYTES
+                && symbol
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+            if !shaped {
+                return Err(invalid(format!(
+                    "symbol {symbol:?} must be 1 to 32 letters, digits, `_`, `-` or `.`"
+                )));
+            }
+            if symbol.eq_ignore_ascii_case(governance::policy::NATIVE) {
+                return Err(invalid(
+                    "symbol `native` is the chain's own coin: give the token another".into(),
+                ));
+            }
+            if self.tokens[..index].iter().any(|t| t.symbol == *symbol) {
+                return Err(invalid(format!("symbol {symbol:?} is configured twice")));
+            }
+            super::address::parse_destination(&token.address)
+                .map_err(|reason| invalid(format!("address: {reason}")))?;
+            if self.tokens[..index]
+                .iter()
+                .any(|t| t.address.eq_ignore_ascii_case(&token.address))
+            {
+                return Err(invalid(format!(
+                    "address {} is configured twice",
+                    token.address
+                )));
+            }
+            if token.decimals > 36 {
+                return Err(invalid(format!(
+                    "decimals must be at most 36, got {}",
+                    token.decimals
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The token whose symbol is `asset`, if one is configured.
+    pub fn token(&self, asset: &str) -> Option<&TokenConfig> {
+        self.tokens.iter().find(|token| token.symbol == asset)
     }
 }

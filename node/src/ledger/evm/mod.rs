@@ -51,6 +51,7 @@ mod pool;
 mod rpc;
 #[cfg(test)]
 mod tests;
+mod token;
 
 use std::fmt;
 use std::io::Read;
@@ -67,7 +68,9 @@ use zeroize::Zeroizing;
 
 use crate::config::{ConfigError, LedgerKind, NodeConfig};
 
-pub use config::{EvmConfigError, EvmLedgerConfig, RpcEndpoint, endpoint_breaker_defaults};
+pub use config::{
+    EvmConfigError, EvmLedgerConfig, RpcEndpoint, TokenConfig, endpoint_breaker_defaults,
+};
 pub use pool::{EndpointStatus, RpcEvent, RpcObserver};
 
 use fees::FeeQuote;
@@ -289,6 +292,71 @@ impl EvmLedger {
         Ok(quote)
     }
 
+    /// The contract of the token whose symbol is `asset`. One not configured (any more)
+    /// is a signing error, which halts the executor: removing a token from the
+    /// configuration must not cancel what was queued in it, nor pay it some other way.
+    fn token_address(&self, asset: &str) -> Result<Address, LedgerError> {
+        let token = self.config.token(asset).ok_or_else(|| {
+            LedgerError::Signing(format!(
+                "a disbursement pays {:?}, which [[evm.tokens]] does not configure: configure \
+                 it again, or cancel its disbursements, and restart",
+                rpc::bounded(asset)
+            ))
+        })?;
+        address::parse_destination(&token.address).map_err(LedgerError::Signing)
+    }
+
+    /// If `receipt` is a successful call of one of our tokens, what it paid against what
+    /// its transaction asked ([`token::verdict`]); `status` otherwise.
+    fn judge_receipt(
+        &self,
+        endpoint: &Endpoint,
+        receipt: &Value,
+        status: TxStatus,
+    ) -> Result<TxStatus, LedgerError> {
+        let TxStatus::Included { block, block_hash } = status else {
+            return Ok(status);
+        };
+        let to = receipt
+            .get("to")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(token) = self
+            .config
+            .tokens
+            .iter()
+            .find(|token| token.address.eq_ignore_ascii_case(to))
+        else {
+            return Ok(TxStatus::Included { block, block_hash });
+        };
+        let token = address::parse_destination(&token.address).map_err(LedgerError::Signing)?;
+        // The receipt does not hold the call: the transaction does.
+        let hash = receipt
+            .get("transactionHash")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let tx = endpoint.call("eth_getTransactionByHash", json!([hash]))?;
+        let input = tx.get("input").and_then(Value::as_str).unwrap_or_default();
+        let Some((recipient, amount)) = token::decode_transfer(input) else {
+            return Ok(TxStatus::Mismatch {
+                block,
+                block_hash,
+                reason: "the transaction to the token is not a transfer(address,uint256)".into(),
+            });
+        };
+        Ok(
+            match token::verdict(receipt, token, self.key.address(), recipient, amount) {
+                token::Verdict::Paid => TxStatus::Included { block, block_hash },
+                token::Verdict::NothingMoved => TxStatus::Reverted { block, block_hash },
+                token::Verdict::Mismatch(reason) => TxStatus::Mismatch {
+                    block,
+                    block_hash,
+                    reason,
+                },
+            },
+        )
+    }
+
     /// The gas limit of a first transaction sending `value` to `to`: `eth_estimateGas`
     /// from the treasury, plus `evm.gas_margin_percent`, at most `evm.gas_limit` (the cap).
     ///
@@ -298,29 +366,23 @@ impl EvmLedger {
     /// in sync, a refusal stands only if a second endpoint refuses too (a lagging backend
     /// may not know the destination's code yet); one that cannot be confirmed is an
     /// endpoint failure, tried again at the next tick.
-    fn gas_for(&self, to: Address, value: U256) -> Result<u64, LedgerError> {
+    fn gas_for(&self, to: Address, value: U256, input: &Bytes) -> Result<u64, LedgerError> {
+        let call = json!({
+            "from": self.address(),
+            "to": to.to_string(),
+            "value": format!("{value:#x}"),
+            "data": format!("0x{}", hex::encode(input)),
+        });
         let estimate = |endpoint: &Endpoint| -> Result<u64, LedgerError> {
-            let call = json!([{
-                "from": self.address(),
-                "to": to.to_string(),
-                "value": format!("{value:#x}"),
-                "data": "0x",
-            }]);
-            match endpoint.call("eth_estimateGas", call) {
-                Ok(gas) => rpc::quantity_u64(&gas, "eth_estimateGas"),
-                // The call fails whatever its gas: anvil answers "execution reverted"
-                // (code 3, with the revert reason if any); geth "gas required exceeds
-                // allowance". Only here is that the payment's refusal: elsewhere an
-                // unknown message is the endpoint's failure.
-                Err(LedgerError::Other(message))
-                    if ["execution reverted", "gas required exceeds allowance"]
-                        .iter()
-                        .any(|needle| message.to_ascii_lowercase().contains(needle)) =>
-                {
-                    Err(LedgerError::Rejected(message))
-                }
-                Err(other) => Err(other),
+            // A token transfer is also called: one that returns `false` instead of
+            // reverting would be mined, move nothing, and spend a nonce and its fee.
+            if !input.is_empty() {
+                let answer = endpoint.call("eth_call", json!([call, "latest"]));
+                let returned = reverted_as_rejected(answer)?;
+                token::check_returned(&returned).map_err(LedgerError::Rejected)?;
             }
+            reverted_as_rejected(endpoint.call("eth_estimateGas", json!([call])))
+                .and_then(|gas| rpc::quantity_u64(&gas, "eth_estimateGas"))
         };
         let route = self.pool.route()?;
         let reason = match first_answer(&route, estimate) {
@@ -375,7 +437,7 @@ impl EvmLedger {
     fn lookup_on(&self, endpoint: &Endpoint, tx_hash: &str) -> Result<TxStatus, LedgerError> {
         let receipt = endpoint.call("eth_getTransactionReceipt", json!([tx_hash]))?;
         if let Some(status) = receipt_status(&receipt)? {
-            return Ok(status);
+            return self.judge_receipt(endpoint, &receipt, status);
         }
         pool_status(&endpoint.call("eth_getTransactionByHash", json!([tx_hash]))?)
     }
@@ -395,7 +457,11 @@ impl EvmLedger {
                 .collect();
             let mut found = Vec::with_capacity(chunk.len());
             for receipt in endpoint.call_batch(&calls) {
-                found.push(receipt_status(&receipt?)?);
+                let receipt = receipt?;
+                found.push(match receipt_status(&receipt)? {
+                    Some(status) => Some(self.judge_receipt(endpoint, &receipt, status)?),
+                    None => None,
+                });
             }
             let missing: Vec<usize> = (0..chunk.len()).filter(|&i| found[i].is_none()).collect();
             let calls: Vec<(&str, Value)> = missing
@@ -423,6 +489,23 @@ impl EvmLedger {
             Ok(None) => Some(false),
             Err(_) => None,
         }
+    }
+}
+
+/// A call's answer, with "the call would fail whatever its gas" as the payment's refusal:
+/// anvil answers "execution reverted" (code 3, with the revert reason if any); geth "gas
+/// required exceeds allowance". Only for `eth_estimateGas` and `eth_call` of a payment:
+/// elsewhere an unknown message stays the endpoint's failure.
+fn reverted_as_rejected(answer: Result<Value, LedgerError>) -> Result<Value, LedgerError> {
+    match answer {
+        Err(LedgerError::Other(message))
+            if ["execution reverted", "gas required exceeds allowance"]
+                .iter()
+                .any(|needle| message.to_ascii_lowercase().contains(needle)) =>
+        {
+            Err(LedgerError::Rejected(message))
+        }
+        other => other,
     }
 }
 
@@ -535,16 +618,18 @@ fn progress(status: &TxStatus) -> u8 {
     match status {
         TxStatus::Unknown => 0,
         TxStatus::Pending => 1,
-        TxStatus::Included { .. } | TxStatus::Reverted { .. } => 2,
+        TxStatus::Included { .. } | TxStatus::Reverted { .. } | TxStatus::Mismatch { .. } => 2,
     }
 }
 
 /// A receipt's block.
 fn receipt_block(status: &TxStatus) -> Option<(u64, &str)> {
     match status {
-        TxStatus::Included { block, block_hash } | TxStatus::Reverted { block, block_hash } => {
-            Some((*block, block_hash))
-        }
+        TxStatus::Included { block, block_hash }
+        | TxStatus::Reverted { block, block_hash }
+        | TxStatus::Mismatch {
+            block, block_hash, ..
+        } => Some((*block, block_hash)),
         TxStatus::Unknown | TxStatus::Pending => None,
     }
 }
@@ -691,20 +776,30 @@ impl Ledger for EvmLedger {
     }
 
     fn sign(&self, request: &SignRequest<'_>) -> Result<SignedTx, LedgerError> {
-        let (to, value): (Address, U256) = match request.kind {
-            AttemptKind::Payment => (
-                address::parse_destination(&request.disbursement.destination)
-                    .map_err(LedgerError::InvalidDestination)?,
-                U256::from(request.disbursement.amount),
-            ),
-            AttemptKind::Cancellation => (self.key.address(), U256::ZERO),
+        let (to, value, input): (Address, U256, Bytes) = match request.kind {
+            AttemptKind::Payment => {
+                let payment = request.disbursement;
+                let destination = address::parse_destination(&payment.destination)
+                    .map_err(LedgerError::InvalidDestination)?;
+                match payment.asset() {
+                    governance::policy::NATIVE => {
+                        (destination, U256::from(payment.amount), Bytes::new())
+                    }
+                    asset => (
+                        self.token_address(asset)?,
+                        U256::ZERO,
+                        token::transfer_call(destination, payment.amount),
+                    ),
+                }
+            }
+            AttemptKind::Cancellation => (self.key.address(), U256::ZERO, Bytes::new()),
         };
         let chain_id = self.signing_chain_id()?;
         // A replacement keeps the gas of the transaction it replaces (enough then, and
         // never re-estimated into a refusal of a payment that may be out there).
         let gas_limit = match request.min_fees {
             Some(floor) => floor.gas_limit.max(config::TRANSFER_GAS),
-            None => self.gas_for(to, value)?,
+            None => self.gas_for(to, value, &input)?,
         };
         let fees = self
             .fee_quote(request.min_fees.is_some())?
@@ -720,7 +815,7 @@ impl Ledger for EvmLedger {
             to: TxKind::Call(to),
             value,
             access_list: Default::default(),
-            input: Bytes::new(),
+            input,
         };
         let signature = self.key.sign_hash(&tx.signature_hash())?;
         let signed = tx.into_signed(signature);
@@ -899,6 +994,55 @@ impl Ledger for EvmLedger {
     fn validate_destination(&self, destination: &str) -> Result<(), String> {
         address::parse_destination(destination).map(|_| ())
     }
+
+    fn validate_asset(&self, asset: &str) -> Result<(), String> {
+        if asset == governance::policy::NATIVE || self.config.token(asset).is_some() {
+            return Ok(());
+        }
+        let known: Vec<&str> = self
+            .config
+            .tokens
+            .iter()
+            .map(|t| t.symbol.as_str())
+            .collect();
+        Err(format!(
+            "unknown asset {:?}: this ledger pays `native`{}",
+            rpc::bounded(asset),
+            if known.is_empty() {
+                " only ([[evm.tokens]] configures tokens)".to_owned()
+            } else {
+                format!(" and {}", known.join(", "))
+            }
+        ))
+    }
+
+    fn asset_balance(&self, asset: &str) -> Result<u128, LedgerError> {
+        if asset == governance::policy::NATIVE {
+            return self.balance();
+        }
+        let token = self.token_address(asset)?;
+        let data = token::balance_of_call(self.key.address());
+        self.pool.read(|endpoint| {
+            let answer = endpoint.call(
+                "eth_call",
+                json!([{ "to": token.to_string(), "data": data }, "latest"]),
+            )?;
+            rpc::quantity(
+                &Value::String(trim_word(answer.as_str().unwrap_or_default())),
+                "balanceOf",
+            )
+        })
+    }
+}
+
+/// A 32-byte word as a quantity (`0x` and its digits without leading zeros), for
+/// [`rpc::quantity`]; a balance above 2^128 fails there as too large.
+fn trim_word(word: &str) -> String {
+    let digits = word
+        .strip_prefix("0x")
+        .unwrap_or(word)
+        .trim_start_matches('0');
+    format!("0x{}", if digits.is_empty() { "0" } else { digits })
 }
 
 /// The EVM ledger `config` names, if any: its key file read and its URLs parsed now, so

@@ -229,6 +229,7 @@ fn disbursement() -> Disbursement {
         queued_at_ms: 0,
         approvals: vec![],
         external_key: None,
+        asset: "native".into(),
     }
 }
 
@@ -766,6 +767,7 @@ fn lookups_never_report_what_the_chain_does_not_hold() {
                 }
                 Ok(TxStatus::Pending) | Err(_) => {}
                 Ok(TxStatus::Reverted { .. }) => panic!("nothing reverted: {shown}"),
+                Ok(TxStatus::Mismatch { .. }) => panic!("no token, no mismatch: {shown}"),
             }
         }
     }
