@@ -320,9 +320,10 @@ pub enum IntentsAction {
     /// Every intent in flight, lowest nonce first, with its attempts (GET /admin/intents).
     #[command(after_help = CLIENT_AFTER_HELP)]
     List,
-    /// Settle a nonce the chain spent without any of its transactions, as you found it:
-    /// paid (the disbursement is Executed) or not paid (queued again for a fresh nonce, or
-    /// cancelled if you asked to cancel it). Accepted only while the executor holds on this
+    /// Settle a nonce the chain spent without any of its transactions, or with a token
+    /// transfer that did not pay what it was signed to pay, as you found it: paid (the
+    /// disbursement is Executed) or not paid (queued again for a fresh nonce, or cancelled
+    /// if you asked to cancel it). Accepted only while the executor holds on this
     /// nonce; the executor applies it at its next tick if it still finds the same question
     /// (POST /admin/intents/{nonce}/resolve).
     #[command(after_help = CLIENT_AFTER_HELP)]
