@@ -309,11 +309,13 @@ impl App {
         let metrics = &self.metrics;
         metrics.observe_tick(took.as_secs_f64());
         metrics.tick_completed(unix_seconds());
-        metrics.submissions(labels::ACCEPTED, report.submitted);
-        metrics.submissions(labels::FAILED, report.submission_failures);
-        metrics.submissions(labels::CANCELLED, report.cancelled);
-        metrics.submissions(labels::AMBIGUOUS, report.ambiguous);
-        metrics.submissions(labels::UNDERPRICED, report.underpriced);
+        for (asset, counts) in &report.by_asset {
+            metrics.submissions(labels::ACCEPTED, asset, counts.submitted);
+            metrics.submissions(labels::FAILED, asset, counts.submission_failures);
+            metrics.submissions(labels::CANCELLED, asset, counts.cancelled);
+            metrics.submissions(labels::AMBIGUOUS, asset, counts.ambiguous);
+            metrics.submissions(labels::UNDERPRICED, asset, counts.underpriced);
+        }
         metrics.ledger_read_failures(report.read_failures);
         metrics.reorgs(report.reorgs);
         metrics.fee_bumps(report.fee_bumps);

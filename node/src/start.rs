@@ -51,6 +51,12 @@ pub fn open(config: &NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<Start
     if let Some(evm) = evm {
         app = app.with_evm(evm);
     }
+    // The `asset` label of the submissions counter: the coin and the configured tokens.
+    let mut assets = vec![crate::governance::policy::NATIVE];
+    if config.ledger == crate::config::LedgerKind::Evm {
+        assets.extend(config.evm.tokens.iter().map(|token| token.symbol.as_str()));
+    }
+    app.metrics.register_assets(&assets);
     let app = Arc::new(app);
     let weak = Arc::downgrade(&app);
     let _ = breaker.set_listener(move |transition| {

@@ -86,9 +86,9 @@ impl Node {
             recovered: value(
                 r#"treasury_circuit_breaker_transitions_total{from="half_open",to="closed"}"#,
             ),
-            failures: value(r#"treasury_submissions_total{result="failed"}"#)
+            failures: value(r#"treasury_submissions_total{asset="native",result="failed"}"#)
                 + value("treasury_ledger_read_failures_total"),
-            accepted: value(r#"treasury_submissions_total{result="accepted"}"#),
+            accepted: value(r#"treasury_submissions_total{asset="native",result="accepted"}"#),
             executed: status["executor"]["totals"]["executed"]
                 .as_u64()
                 .expect("executed"),

@@ -109,6 +109,20 @@ fn a_mix_of_native_and_token_payouts_is_paid_exactly_per_asset() {
         ids.iter()
             .all(|(_, _, id)| status_of(&node, *id)["status"] == "executed")
     });
+    let metrics = http_request(&node.address, "GET", "/metrics", &[], None).1;
+    for asset in ["native", "GRT"] {
+        let series =
+            format!("treasury_submissions_total{{asset=\"{asset}\",result=\"accepted\"}} ");
+        let accepted: f64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"));
+        assert!(
+            accepted >= 3.0,
+            "three {asset} payouts accepted: {accepted}"
+        );
+    }
     for (i, asset, _) in &ids {
         let (ether, tokens) = (
             anvil.balance(&destination(*i)),

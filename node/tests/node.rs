@@ -328,7 +328,10 @@ fn a_dev_ledger_outage_opens_the_breaker_and_it_recovers() {
     wait_until("open after 5 failures", Duration::from_secs(20), || {
         let text = scrape();
         metric(&text, "treasury_circuit_breaker_state") == 1.0
-            && metric(&text, "treasury_submissions_total{result=\"failed\"}") == 5.0
+            && metric(
+                &text,
+                "treasury_submissions_total{asset=\"native\",result=\"failed\"}",
+            ) == 5.0
     });
     // Ten more ticks while it is open (the breaker waits 8 s before a probe).
     let ticks = || status(&node)["executor"]["ticks"].as_u64().expect("ticks");
@@ -343,7 +346,10 @@ fn a_dev_ledger_outage_opens_the_breaker_and_it_recovers() {
         "still open"
     );
     assert_eq!(
-        metric(&text, "treasury_submissions_total{result=\"failed\"}"),
+        metric(
+            &text,
+            "treasury_submissions_total{asset=\"native\",result=\"failed\"}"
+        ),
         5.0,
         "no call while open"
     );
@@ -362,7 +368,10 @@ fn a_dev_ledger_outage_opens_the_breaker_and_it_recovers() {
         1.0
     );
     assert_eq!(
-        metric(&text, "treasury_submissions_total{result=\"failed\"}"),
+        metric(
+            &text,
+            "treasury_submissions_total{asset=\"native\",result=\"failed\"}"
+        ),
         5.0
     );
     assert!(terminate(node).0.success());

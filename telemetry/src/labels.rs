@@ -22,6 +22,9 @@ pub const AMBIGUOUS: &str = "ambiguous";
 /// "replacement transaction underpriced"): not an infrastructure failure, never counted against
 /// the breaker; the executor bumps the fee.
 pub const UNDERPRICED: &str = "underpriced";
+/// The chain's own coin, as the `asset` label of `treasury_submissions_total` says it.
+pub const NATIVE_ASSET: &str = "native";
+
 /// Every `result` label of the submissions counter.
 pub const SUBMISSION_RESULTS: [&str; 5] = [ACCEPTED, FAILED, CANCELLED, AMBIGUOUS, UNDERPRICED];
 

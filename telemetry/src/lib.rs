@@ -91,15 +91,23 @@ impl TreasuryMetrics {
         self.inner.set_breaker_forced(forced);
     }
 
-    /// One submission's result (one of [`labels::SUBMISSION_RESULTS`]):
-    /// `treasury_submissions_total{result}`.
-    pub fn submission(&self, result: &str) {
-        self.inner.submissions(result, 1);
+    /// One submission's result (one of [`labels::SUBMISSION_RESULTS`]) for a disbursement
+    /// in `asset`: `treasury_submissions_total{result, asset}`.
+    pub fn submission(&self, result: &str, asset: &str) {
+        self.inner.submissions(result, asset, 1);
     }
 
-    /// `n` submissions with this `result` at once (see [`submission`](Self::submission)).
-    pub fn submissions(&self, result: &str, n: u64) {
-        self.inner.submissions(result, n);
+    /// `n` submissions with this `result` in `asset` at once (see
+    /// [`submission`](Self::submission)).
+    pub fn submissions(&self, result: &str, asset: &str, n: u64) {
+        self.inner.submissions(result, asset, n);
+    }
+
+    /// Starts `treasury_submissions_total` at 0 for every result of each of `assets` (the
+    /// ones the ledger pays: `native` and the configured tokens), so that the first
+    /// increment of each is seen by `rate()`. The `asset` label is bounded by them.
+    pub fn register_assets(&self, assets: &[&str]) {
+        self.inner.register_assets(assets);
     }
 
     /// `n` ledger calls other than submissions (epoch, nonce, lookups, signing's reads)

@@ -18,7 +18,9 @@ impl Metrics {
     pub(crate) fn set_breaker_forced(&self, _forced: bool) {}
 
     #[inline]
-    pub(crate) fn submissions(&self, _result: &str, _n: u64) {}
+    pub(crate) fn submissions(&self, _result: &str, _asset: &str, _n: u64) {}
+
+    pub(crate) fn register_assets(&self, _assets: &[&str]) {}
 
     #[inline]
     pub(crate) fn ledger_read_failures(&self, _n: u64) {}

@@ -127,9 +127,9 @@ impl Default for Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "treasury_submissions_total",
-                        "Submissions to the ledger, by result: accepted, failed, cancelled, ambiguous, underpriced.",
+                        "Submissions to the ledger, by result (accepted, failed, cancelled, ambiguous, underpriced) and by the asset of the disbursement (native, or a configured token's symbol).",
                     ),
-                    &["result"],
+                    &["result", "asset"],
                 ),
             ),
             read_failures: register(
@@ -344,7 +344,9 @@ impl Default for Metrics {
             }
         }
         for result in labels::SUBMISSION_RESULTS {
-            metrics.submissions.with_label_values(&[result]);
+            metrics
+                .submissions
+                .with_label_values(&[result, labels::NATIVE_ASSET]);
         }
         for reason in labels::AUTH_FAILURES {
             metrics.admin_auth_failures.with_label_values(&[reason]);
@@ -399,8 +401,19 @@ impl Metrics {
         self.0.breaker_forced.set(i64::from(forced));
     }
 
-    pub(crate) fn submissions(&self, result: &str, n: u64) {
-        self.0.submissions.with_label_values(&[result]).inc_by(n);
+    pub(crate) fn submissions(&self, result: &str, asset: &str, n: u64) {
+        self.0
+            .submissions
+            .with_label_values(&[result, asset])
+            .inc_by(n);
+    }
+
+    pub(crate) fn register_assets(&self, assets: &[&str]) {
+        for asset in assets {
+            for result in labels::SUBMISSION_RESULTS {
+                self.0.submissions.with_label_values(&[result, asset]);
+            }
+        }
     }
 
     pub(crate) fn ledger_read_failures(&self, n: u64) {

@@ -104,7 +104,7 @@ fn exercise(metrics: &TreasuryMetrics) {
     metrics.breaker_transition(labels::CLOSED, labels::OPEN);
     metrics.breaker_rejected();
     metrics.set_breaker_forced(true);
-    metrics.submission(labels::FAILED);
+    metrics.submission(labels::FAILED, labels::NATIVE_ASSET);
     metrics.ledger_read_failures(2);
     metrics.observe_tick(0.02);
     metrics.tick_completed(1_700_000_000.0);
@@ -256,7 +256,7 @@ mod enabled {
         for result in labels::SUBMISSION_RESULTS {
             assert_sample(
                 &text,
-                &format!("treasury_submissions_total{{result=\"{result}\"}} 0"),
+                &format!("treasury_submissions_total{{asset=\"native\",result=\"{result}\"}} 0"),
             );
         }
         for status in labels::BACKLOG_STATUSES {
@@ -357,19 +357,42 @@ mod enabled {
     #[test]
     fn submissions_are_counted_by_result() {
         let metrics = TreasuryMetrics::new();
-        metrics.submission(labels::ACCEPTED);
-        metrics.submission(labels::ACCEPTED);
-        metrics.submission(labels::FAILED);
-        metrics.submission(labels::AMBIGUOUS);
-        metrics.submissions(labels::UNDERPRICED, 3);
+        metrics.submission(labels::ACCEPTED, labels::NATIVE_ASSET);
+        metrics.submission(labels::ACCEPTED, labels::NATIVE_ASSET);
+        metrics.submission(labels::FAILED, labels::NATIVE_ASSET);
+        metrics.submission(labels::AMBIGUOUS, labels::NATIVE_ASSET);
+        metrics.submissions(labels::UNDERPRICED, labels::NATIVE_ASSET, 3);
+        metrics.register_assets(&["GRT"]);
+        metrics.submissions(labels::ACCEPTED, "GRT", 4);
+        let grt = metrics.render().unwrap_or_default();
+        assert_sample(
+            &grt,
+            r#"treasury_submissions_total{asset="GRT",result="accepted"} 4"#,
+        );
+        assert_sample(
+            &grt,
+            r#"treasury_submissions_total{asset="GRT",result="failed"} 0"#,
+        );
         let text = render(&metrics);
-        assert_sample(&text, r#"treasury_submissions_total{result="accepted"} 2"#);
-        assert_sample(&text, r#"treasury_submissions_total{result="failed"} 1"#);
-        assert_sample(&text, r#"treasury_submissions_total{result="cancelled"} 0"#);
-        assert_sample(&text, r#"treasury_submissions_total{result="ambiguous"} 1"#);
         assert_sample(
             &text,
-            r#"treasury_submissions_total{result="underpriced"} 3"#,
+            r#"treasury_submissions_total{asset="native",result="accepted"} 2"#,
+        );
+        assert_sample(
+            &text,
+            r#"treasury_submissions_total{asset="native",result="failed"} 1"#,
+        );
+        assert_sample(
+            &text,
+            r#"treasury_submissions_total{asset="native",result="cancelled"} 0"#,
+        );
+        assert_sample(
+            &text,
+            r#"treasury_submissions_total{asset="native",result="ambiguous"} 1"#,
+        );
+        assert_sample(
+            &text,
+            r#"treasury_submissions_total{asset="native",result="underpriced"} 3"#,
         );
     }
 

@@ -279,10 +279,10 @@ impl Node {
         Ok(Sample {
             seconds: began.elapsed().as_secs_f64(),
             state: value("treasury_circuit_breaker_state")?,
-            failures: value(r#"treasury_submissions_total{result="failed"}"#)?
+            failures: value(r#"treasury_submissions_total{asset="native",result="failed"}"#)?
                 + value("treasury_ledger_read_failures_total")?,
             successes: value("treasury_circuit_breaker_successes")?,
-            accepted: value(r#"treasury_submissions_total{result="accepted"}"#)?,
+            accepted: value(r#"treasury_submissions_total{asset="native",result="accepted"}"#)?,
             to_half_open: value(
                 r#"treasury_circuit_breaker_transitions_total{from="open",to="half_open"}"#,
             )?,

@@ -173,9 +173,9 @@ fn sample(node: &Node, began: Instant) -> Result<Sample, String> {
     Ok(Sample {
         seconds: began.elapsed().as_secs_f64(),
         state: value("treasury_circuit_breaker_state")?,
-        failures: value(r#"treasury_submissions_total{result="failed"}"#)?
+        failures: value(r#"treasury_submissions_total{asset="native",result="failed"}"#)?
             + value("treasury_ledger_read_failures_total")?,
-        accepted: value(r#"treasury_submissions_total{result="accepted"}"#)?,
+        accepted: value(r#"treasury_submissions_total{asset="native",result="accepted"}"#)?,
         executed: crate::http::executed_total(&status)?,
         endpoints,
     })

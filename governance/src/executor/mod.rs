@@ -50,7 +50,8 @@ use crate::text::unix_ms;
 
 pub use config::{Finality, MIN_BUMP_PERCENT, TreasuryExecutorConfig};
 pub use error::TreasuryExecutorError;
-pub use report::{CrashPoint, TickReport};
+use report::Tally;
+pub use report::{AssetCounts, CrashPoint, TickReport};
 
 /// Whether the tick goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,8 @@ pub struct TreasuryExecutor {
     quiet: HashMap<u64, (String, usize)>,
     /// Block hashes read this tick, by number: payments in one block share one read.
     block_hashes: HashMap<u64, Option<String>>,
+    /// The asset of each disbursement met this tick (for the per-asset counters).
+    assets: HashMap<crate::treasury::DisbursementId, String>,
     /// Lookups made this tick in one batch, by transaction hash.
     prefetched: HashMap<String, TxStatus>,
     /// Whether the intents found at start were bound (the first tick does it, so that a
@@ -160,6 +163,7 @@ impl TreasuryExecutor {
             quiet: HashMap::new(),
             block_hashes: HashMap::new(),
             prefetched: HashMap::new(),
+            assets: HashMap::new(),
             unrecorded: Vec::new(),
         })
     }
@@ -227,6 +231,31 @@ impl TreasuryExecutor {
             result = Err(error);
         }
         result.map(|()| report)
+    }
+
+    /// The asset disbursement `id` pays (read once a tick; native if it is gone).
+    fn asset_of(&mut self, id: crate::treasury::DisbursementId) -> Result<String, StoreError> {
+        if let Some(asset) = self.assets.get(&id) {
+            return Ok(asset.clone());
+        }
+        let asset = self
+            .store
+            .get(id)?
+            .map_or_else(|| crate::policy::NATIVE.to_owned(), |record| record.asset);
+        self.assets.insert(id, asset.clone());
+        Ok(asset)
+    }
+
+    /// Counts a submission's outcome for disbursement `id` (see [`TickReport::tally`]).
+    fn tally(
+        &mut self,
+        report: &mut TickReport,
+        id: crate::treasury::DisbursementId,
+        what: Tally,
+    ) -> Result<(), StoreError> {
+        let asset = self.asset_of(id)?;
+        report.tally(&asset, what);
+        Ok(())
     }
 
     /// Folds a tick's report and result into the snapshot.
@@ -304,6 +333,7 @@ impl TreasuryExecutor {
         self.handing = true;
         self.block_hashes.clear();
         self.prefetched.clear();
+        self.assets.clear();
         if !self.bound_at_start {
             self.store.bind_all()?;
             self.bound_at_start = true;

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use super::report::Tally;
 use super::{CrashPoint, Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError};
 use crate::ledger::{AttemptKind, SignRequest};
 use crate::policy::NATIVE;
@@ -246,7 +247,7 @@ impl TreasuryExecutor {
                     {
                         return Err(error.into());
                     }
-                    report.cancelled += 1;
+                    report.tally(&disbursement.asset, Tally::Cancelled);
                     signed.cancelled = true;
                     break;
                 }

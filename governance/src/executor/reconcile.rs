@@ -14,6 +14,7 @@
 //! | unknown                                 | hands the latest attempt over (same bytes)     |
 
 use super::holds::Spent;
+use super::report::Tally;
 use super::{Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError, bounded};
 use crate::ledger::{AttemptKind, SignRequest, TxStatus};
 use crate::store::{Attempt, Change, Hold, Inclusion, Intent, StoreError};
@@ -304,13 +305,13 @@ impl TreasuryExecutor {
         match (inclusion.kind, inclusion.reverted) {
             (AttemptKind::Payment, false) => report.executed += 1,
             (AttemptKind::Payment, true) => {
-                report.cancelled += 1;
+                self.tally(report, intent.id, Tally::Cancelled)?;
                 report.last_error = Some(format!(
                     "disbursement {}: transaction {} reverted in block {}; nothing was paid",
                     intent.id, inclusion.tx_hash, inclusion.block
                 ));
             }
-            (AttemptKind::Cancellation, _) => report.cancelled += 1,
+            (AttemptKind::Cancellation, _) => self.tally(report, intent.id, Tally::Cancelled)?,
         }
         self.underpriced.remove(&nonce);
         self.unrecorded.push(Change::Finalized { nonce, inclusion });
@@ -408,7 +409,7 @@ impl TreasuryExecutor {
                 self.record()?;
                 self.store.cancel_unbound(intent.nonce, &reason)?;
                 self.underpriced.remove(&intent.nonce);
-                report.cancelled += 1;
+                self.tally(report, intent.id, Tally::Cancelled)?;
                 return Ok(Flow::Restart);
             }
             return self.replace(

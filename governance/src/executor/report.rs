@@ -56,9 +56,76 @@ pub struct TickReport {
     /// Ready disbursements the spending policy in force kept from being signed, by rule
     /// ([`Refusal::rule`](crate::policy::Refusal::rule)): one entry each.
     pub policy_refusals: Vec<&'static str>,
+    /// The submission counters above, by the asset of the disbursement each was for (the
+    /// `asset` label of `treasury_submissions_total`).
+    pub by_asset: std::collections::BTreeMap<String, AssetCounts>,
     /// The last failure's message.
     pub last_error: Option<String>,
     /// The tick got past every check that can hold it for an operator (chain, lookups
     /// at the lowest nonce, nonce drift) and found nothing: a hold is lifted.
     pub(crate) checks_passed: bool,
+}
+
+/// One asset's share of a tick's submission counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssetCounts {
+    /// Accepted (ambiguous "already known" included).
+    pub submitted: u64,
+    /// Failed for infrastructure reasons.
+    pub submission_failures: u64,
+    /// Disbursements cancelled.
+    pub cancelled: u64,
+    /// Ambiguous answers.
+    pub ambiguous: u64,
+    /// Fee refusals.
+    pub underpriced: u64,
+}
+
+/// What a submission (or a cancellation) came to, for [`TickReport::tally`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tally {
+    Accepted,
+    Failed,
+    Cancelled,
+    /// "Already known": ambiguous, and taken as accepted.
+    KnownAlready,
+    /// "Nonce too low": ambiguous.
+    Ambiguous,
+    Underpriced,
+}
+
+impl TickReport {
+    /// Counts one submission's outcome (or a cancellation) in the totals and under
+    /// `asset`.
+    pub(crate) fn tally(&mut self, asset: &str, what: Tally) {
+        let counts = self.by_asset.entry(asset.to_owned()).or_default();
+        match what {
+            Tally::Accepted => {
+                self.submitted += 1;
+                counts.submitted += 1;
+            }
+            Tally::Failed => {
+                self.submission_failures += 1;
+                counts.submission_failures += 1;
+            }
+            Tally::Cancelled => {
+                self.cancelled += 1;
+                counts.cancelled += 1;
+            }
+            Tally::KnownAlready => {
+                self.ambiguous += 1;
+                self.submitted += 1;
+                counts.ambiguous += 1;
+                counts.submitted += 1;
+            }
+            Tally::Ambiguous => {
+                self.ambiguous += 1;
+                counts.ambiguous += 1;
+            }
+            Tally::Underpriced => {
+                self.underpriced += 1;
+                counts.underpriced += 1;
+            }
+        }
+    }
 }

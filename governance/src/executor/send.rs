@@ -27,6 +27,7 @@
 use std::sync::Arc;
 
 use super::bounded;
+use super::report::Tally;
 use super::{CrashPoint, Flow, TickReport, Tip, TreasuryExecutor, TreasuryExecutorError};
 use crate::circuit_breaker::Permit;
 use crate::ledger::{LedgerError, SignedTx};
@@ -238,26 +239,25 @@ impl TreasuryExecutor {
         let nonce = intent.nonce;
         let Some(class) = class else {
             permit.success();
-            report.submitted += 1;
+            self.tally(report, intent.id, Tally::Accepted)?;
             return Ok(Sent::Flow(Flow::Go));
         };
         if matches!(class, TreasuryExecutorError::Submission(_)) {
             permit.failure();
-            report.submission_failures += 1;
+            self.tally(report, intent.id, Tally::Failed)?;
             report.last_error = Some(bounded(&class.to_string()));
             return Ok(Sent::Retry);
         }
         permit.ignore();
         let flow = match class {
             TreasuryExecutorError::Ambiguous(LedgerError::AlreadyKnown) => {
-                report.ambiguous += 1;
-                report.submitted += 1;
+                self.tally(report, intent.id, Tally::KnownAlready)?;
                 Flow::Go
             }
             TreasuryExecutorError::Ambiguous(error) => {
                 // "Nonce too low": spent, by this payment (its hand-over may have gone
                 // through elsewhere) or by a stranger. Never given back on that word.
-                report.ambiguous += 1;
+                self.tally(report, intent.id, Tally::Ambiguous)?;
                 report.last_error = Some(format!(
                     "nonce {nonce} (disbursement {}): {error}; its transactions are looked up, \
                      and the block that spent the nonce is read once it is final",
@@ -266,7 +266,7 @@ impl TreasuryExecutor {
                 Flow::Go
             }
             TreasuryExecutorError::Underpriced(error) => {
-                report.underpriced += 1;
+                self.tally(report, intent.id, Tally::Underpriced)?;
                 report.last_error = Some(bounded(&format!("nonce {nonce}: {error}")));
                 self.underpriced.insert(nonce);
                 if !was_bound {
@@ -317,7 +317,7 @@ impl TreasuryExecutor {
                         reason: bounded(&reason),
                     }));
                 } else {
-                    report.cancelled += 1;
+                    self.tally(report, intent.id, Tally::Cancelled)?;
                     self.give_back(intent, Some(&reason))?
                 }
             }
