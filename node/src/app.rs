@@ -407,6 +407,9 @@ impl App {
                 // A decimal string: wei overflow what JSON readers hold exactly.
                 "missing": snapshot.balance_shortfall.map(|missing| missing.to_string()),
                 "asset": snapshot.shortfall_asset,
+                // As last read before paying (only when something was ready).
+                "treasury": snapshot.balances,
+                "read_at_ms": snapshot.balances_at_ms,
             },
             "backlog": backlog,
             "policy": self.policy_view(),

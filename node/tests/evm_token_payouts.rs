@@ -123,6 +123,12 @@ fn a_mix_of_native_and_token_payouts_is_paid_exactly_per_asset() {
             "three {asset} payouts accepted: {accepted}"
         );
     }
+    let (_, status) = call(&node, "GET", "/status", None);
+    let treasury = &status["balance"]["treasury"];
+    assert!(
+        treasury["native"].is_string() && treasury["GRT"].is_string(),
+        "the balances read before paying: {status}"
+    );
     for (i, asset, _) in &ids {
         let (ether, tokens) = (
             anvil.balance(&destination(*i)),

@@ -155,6 +155,7 @@ impl TreasuryExecutor {
         let Some(balance) = self.read(report, |ledger| ledger.balance())? else {
             return Ok(Funds::Failed);
         };
+        self.note_balance(NATIVE, balance);
         // What is in flight and not yet in a block may still take its amount (in its
         // asset) and its worst-case fee (in the coin).
         let mut committed: HashMap<String, u128> = HashMap::new();
@@ -178,6 +179,14 @@ impl TreasuryExecutor {
         Ok(Funds::Available(available))
     }
 
+    /// Remembers a balance read, for `/status`.
+    fn note_balance(&mut self, asset: &str, balance: u128) {
+        self.snapshot
+            .balances
+            .insert(asset.to_owned(), balance.to_string());
+        self.snapshot.balances_at_ms = Some(unix_ms());
+    }
+
     /// What the treasury holds of `asset` after what is in flight, read once a batch.
     /// `None`: the read failed.
     fn available_of(
@@ -192,6 +201,7 @@ impl TreasuryExecutor {
         let Some(balance) = self.read(report, |ledger| ledger.asset_balance(asset))? else {
             return Ok(None);
         };
+        self.note_balance(asset, balance);
         let left = balance.saturating_sub(funds.committed(asset));
         funds.by_asset.insert(asset.to_owned(), left);
         Ok(Some(left))

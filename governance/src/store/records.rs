@@ -443,6 +443,13 @@ pub struct ExecutorSnapshot {
     /// also pays every fee; or a token's symbol).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shortfall_asset: Option<String>,
+    /// The treasury's balances as last read before paying (by asset, the full balance,
+    /// decimal), and when (Unix ms): read only when something is ready to pay.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub balances: std::collections::BTreeMap<String, String>,
+    /// When [`balances`](Self::balances) were last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balances_at_ms: Option<u64>,
     /// When the oldest transaction still waiting for its confirmations was first
     /// accepted (Unix milliseconds).
     #[serde(default)]
