@@ -328,7 +328,14 @@ impl App {
         metrics.set_halted(snapshot.halted.is_some());
         metrics.set_awaiting_operator(snapshot.hold.is_some());
         metrics.set_fee_cap_reached(snapshot.fee_cap_reached);
-        metrics.set_balance_insufficient(snapshot.balance_shortfall.is_some());
+        metrics.set_balance_insufficient(
+            snapshot.balance_shortfall.and(
+                snapshot
+                    .shortfall_asset
+                    .as_deref()
+                    .or(Some(labels::NATIVE_ASSET)),
+            ),
+        );
         metrics.set_oldest_pending_seconds(oldest_pending_seconds(snapshot));
         self.publish_breaker();
         self.publish_endpoints();

@@ -183,11 +183,13 @@ impl TreasuryMetrics {
         self.inner.set_fee_cap_reached(reached);
     }
 
-    /// Whether the treasury's balance does not cover the next payment plus the worst-case fees of
-    /// everything in flight, so that payments are paused (never cancelled):
-    /// `treasury_balance_insufficient` (1 or 0).
-    pub fn set_balance_insufficient(&self, insufficient: bool) {
-        self.inner.set_balance_insufficient(insufficient);
+    /// Which asset's balance, if any, does not cover the next payment (plus, in the coin,
+    /// the worst-case fees of everything in flight), so that payments are paused (never
+    /// cancelled): `treasury_balance_insufficient{asset}` is 1 for it and 0 for every
+    /// other registered asset ([`register_assets`](Self::register_assets)); an asset not
+    /// registered is shown as `other`.
+    pub fn set_balance_insufficient(&self, short: Option<&str>) {
+        self.inner.set_balance_insufficient(short);
     }
 
     /// One RPC endpoint's health, as the node's endpoint pool last saw it:

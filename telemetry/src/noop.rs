@@ -56,7 +56,7 @@ impl Metrics {
     pub(crate) fn set_fee_cap_reached(&self, _reached: bool) {}
 
     #[inline]
-    pub(crate) fn set_balance_insufficient(&self, _insufficient: bool) {}
+    pub(crate) fn set_balance_insufficient(&self, _short: Option<&str>) {}
 
     #[inline]
     pub(crate) fn set_rpc_endpoint(&self, _endpoint: &str, _state: u8, _in_sync: bool, _head: u64) {

@@ -51,7 +51,9 @@ struct Registered {
     fee_bumps: IntCounter,
     oldest_pending: Gauge,
     fee_cap_reached: IntGauge,
-    balance_insufficient: IntGauge,
+    balance_insufficient: IntGaugeVec,
+    /// The assets registered (`native` and the configured tokens).
+    assets: std::sync::Mutex<Vec<String>>,
     rpc_endpoint_state: IntGaugeVec,
     rpc_endpoint_in_sync: IntGaugeVec,
     rpc_endpoint_head: IntGaugeVec,
@@ -223,11 +225,15 @@ impl Default for Metrics {
             ),
             balance_insufficient: register(
                 &r,
-                IntGauge::new(
-                    "treasury_balance_insufficient",
-                    "1 while the balance does not cover the next payment plus the worst-case fees of everything in flight (payments paused), else 0.",
+                IntGaugeVec::new(
+                    Opts::new(
+                        "treasury_balance_insufficient",
+                        "1 while the balance of this asset does not cover the next payment (plus, in the native coin, the worst-case fees of everything in flight): payments paused, else 0.",
+                    ),
+                    &["asset"],
                 ),
             ),
+            assets: std::sync::Mutex::new(vec![labels::NATIVE_ASSET.to_owned()]),
             rpc_endpoint_state: register(
                 &r,
                 IntGaugeVec::new(
@@ -348,6 +354,10 @@ impl Default for Metrics {
                 .submissions
                 .with_label_values(&[result, labels::NATIVE_ASSET]);
         }
+        metrics
+            .balance_insufficient
+            .with_label_values(&[labels::NATIVE_ASSET])
+            .set(0);
         for reason in labels::AUTH_FAILURES {
             metrics.admin_auth_failures.with_label_values(&[reason]);
         }
@@ -409,7 +419,19 @@ impl Metrics {
     }
 
     pub(crate) fn register_assets(&self, assets: &[&str]) {
+        let mut known = self
+            .0
+            .assets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for asset in assets {
+            if !known.iter().any(|k| k == asset) {
+                known.push((*asset).to_owned());
+            }
+            self.0
+                .balance_insufficient
+                .with_label_values(&[asset])
+                .set(0);
             for result in labels::SUBMISSION_RESULTS {
                 self.0.submissions.with_label_values(&[result, asset]);
             }
@@ -483,8 +505,27 @@ impl Metrics {
         self.0.fee_cap_reached.set(i64::from(reached));
     }
 
-    pub(crate) fn set_balance_insufficient(&self, insufficient: bool) {
-        self.0.balance_insufficient.set(i64::from(insufficient));
+    pub(crate) fn set_balance_insufficient(&self, short: Option<&str>) {
+        let assets = self
+            .0
+            .assets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for asset in &assets {
+            self.0
+                .balance_insufficient
+                .with_label_values(&[asset])
+                .set(i64::from(short == Some(asset.as_str())));
+        }
+        if let Some(short) = short
+            && !assets.iter().any(|asset| asset == short)
+        {
+            self.0
+                .balance_insufficient
+                .with_label_values(&[labels::OTHER])
+                .set(1);
+        }
     }
 
     pub(crate) fn set_rpc_endpoint(&self, endpoint: &str, state: u8, in_sync: bool, head: u64) {

@@ -115,7 +115,7 @@ fn exercise(metrics: &TreasuryMetrics) {
     metrics.fee_bumps(2);
     metrics.set_oldest_pending_seconds(90.0);
     metrics.set_fee_cap_reached(true);
-    metrics.set_balance_insufficient(true);
+    metrics.set_balance_insufficient(Some(labels::NATIVE_ASSET));
     metrics.set_rpc_endpoint("https://rpc.example.org:443", 1, false, 19_000_000);
     metrics.rpc_request(
         "https://rpc.example.org:443",
@@ -240,7 +240,7 @@ mod enabled {
         assert_sample(&text, "treasury_fee_bumps_total 0");
         assert_sample(&text, "treasury_oldest_pending_seconds 0");
         assert_sample(&text, "treasury_fee_cap_reached 0");
-        assert_sample(&text, "treasury_balance_insufficient 0");
+        assert_sample(&text, r#"treasury_balance_insufficient{asset="native"} 0"#);
         assert_sample(&text, "treasury_executor_tick_duration_seconds_count 0");
         assert_sample(&text, "treasury_disbursements_awaiting_approval 0");
         assert_sample(&text, "treasury_disbursements_held_by_policy 0");
@@ -635,21 +635,26 @@ mod enabled {
     fn fee_cap_balance_and_awaiting_operator_flags() {
         let metrics = TreasuryMetrics::new();
         metrics.set_fee_cap_reached(true);
-        metrics.set_balance_insufficient(true);
+        metrics.set_balance_insufficient(Some(labels::NATIVE_ASSET));
         metrics.set_halted(true);
         metrics.set_awaiting_operator(true);
         let text = render(&metrics);
         assert_sample(&text, "treasury_fee_cap_reached 1");
-        assert_sample(&text, "treasury_balance_insufficient 1");
+        assert_sample(&text, r#"treasury_balance_insufficient{asset="native"} 1"#);
         assert_sample(&text, "treasury_executor_halted 1");
         assert_sample(&text, "treasury_executor_awaiting_operator 1");
 
+        metrics.register_assets(&["GRT"]);
+        metrics.set_balance_insufficient(Some("GRT"));
+        let text = render(&metrics);
+        assert_sample(&text, r#"treasury_balance_insufficient{asset="GRT"} 1"#);
+        assert_sample(&text, r#"treasury_balance_insufficient{asset="native"} 0"#);
         metrics.set_fee_cap_reached(false);
-        metrics.set_balance_insufficient(false);
+        metrics.set_balance_insufficient(None);
         metrics.set_awaiting_operator(false);
         let text = render(&metrics);
         assert_sample(&text, "treasury_fee_cap_reached 0");
-        assert_sample(&text, "treasury_balance_insufficient 0");
+        assert_sample(&text, r#"treasury_balance_insufficient{asset="native"} 0"#);
         assert_sample(&text, "treasury_executor_awaiting_operator 0");
         // Independent of the halted flag: the caller sets both.
         assert_sample(&text, "treasury_executor_halted 1");
