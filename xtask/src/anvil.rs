@@ -18,6 +18,9 @@ pub const PACKAGE: &str = "@foundry-rs/anvil-linux-amd64@1.7.1";
 /// anvil's funded account 0 and its private key (public test values, in every anvil).
 pub const ACCOUNT_0: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 pub const KEY_0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// anvil's funded account 1, unlocked (`eth_sendTransaction` signs for it): deploys test
+/// contracts, so that the treasury's nonces stay the executor's.
+pub const ACCOUNT_1: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
 /// Where the package puts the binary under `.tools/npm`.
 fn installed() -> PathBuf {

@@ -133,19 +133,22 @@ COMMANDS:
                                (failover-endpoints-timeline.csv there). Both without
                                --endpoints.
     chaos [--runs N] [--disbursements M] [--block-time SECS] [--faults LIST] [--seed S]
-                               Exactly once under kill -9: queues M (200) disbursements
-                               to anvil through the node while killing it with SIGKILL
-                               at random moments and restarting it, N (5) times; then
-                               checks every payment on anvil against the store. anvil
-                               auto-mines unless --block-time. --faults drops,fees,
-                               reorgs,stale (or all) makes the chain misbehave meanwhile:
-                               blocks every 250-400 ms, mempool drops, base-fee spikes,
-                               reorgs of 1-2 blocks, stale reads through a fault proxy;
-                               the node waits for 3 confirmations and bumps fees. Fails
-                               on a double payment (checked after every restart too), a
+                               Exactly once under kill -9: queues M (200) disbursements,
+                               every third in an ERC-20 (GRT) it deploys, the rest in
+                               ether, to anvil through the node while killing it with
+                               SIGKILL at random moments and restarting it, N (5) times;
+                               then checks every payment on anvil against the store.
+                               anvil auto-mines unless --block-time. --faults
+                               drops,fees,reorgs,stale (or all) makes the chain
+                               misbehave meanwhile: blocks every 250-400 ms, mempool
+                               drops, base-fee spikes, reorgs of 1-2 blocks, stale reads
+                               through a fault proxy; the node waits for 3 confirmations
+                               and bumps fees. Fails on a double payment or one in the
+                               wrong asset (checked after every restart too), a
                                disbursement executed without its transaction canonical
-                               at depth, a nonce gap or an executor left halted. Prints
-                               the seed; --seed S replays its kill delays and faults.
+                               at depth or not paying what was queued, a nonce gap or an
+                               executor left halted. Prints the seed; --seed S replays
+                               its kill delays and faults.
                                `--runs 200 --faults all` is the acceptance drill; validate
                                runs a short one (20 kills, 30 disbursements, all faults).
     fuzz [--seconds S] [TARGET...]

@@ -1,6 +1,8 @@
-//! The store compared with the chain, once everything settled: no double payment, no
-//! disbursement Executed without a canonical transaction at depth, the treasury's nonce
-//! exactly the transactions it paid with.
+//! The store compared with the chain, once everything settled: no double payment (nor a
+//! payment in the wrong asset), no disbursement Executed without a canonical transaction
+//! at depth that pays it (a value transfer to its destination, or the token's
+//! `transfer(destination, amount)` with its `Transfer` log), the treasury's nonce exactly
+//! the transactions it paid with.
 //!
 //! [`observe`] reads the chain (the miner stopped: nothing moves), [`verdict`] judges each
 //! disbursement against it with the per-payment [`checks`], and [`report`] prints the
@@ -19,6 +21,7 @@ use super::disbursements::expected;
 use super::faults::{Injected, Mined};
 use super::options::Options;
 use super::store::Record;
+use super::token::Token;
 use crate::anvil::Anvil;
 
 pub(super) use self::checks::overpaid;
@@ -37,9 +40,14 @@ pub(super) struct Run<'a> {
 
 /// Compares the settled store with the chain, prints the result and the summary line;
 /// `Err` names the first problem.
-pub(super) fn compare(run: &Run<'_>, anvil: &Anvil, records: &[Record]) -> Result<(), String> {
+pub(super) fn compare(
+    run: &Run<'_>,
+    anvil: &Anvil,
+    token: &Token,
+    records: &[Record],
+) -> Result<(), String> {
     let expected = expected(run.options.disbursements);
-    let chain = observe::observe(anvil, &expected, records)?;
+    let chain = observe::observe(anvil, &token.address, &expected, records)?;
     let verdict = verdict::judge(&expected, records, &chain, run.confirmations);
     report::report(run, records, &chain, &verdict)
 }

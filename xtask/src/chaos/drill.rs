@@ -1,14 +1,16 @@
 //! The drill, end to end: the node built, a fresh scratch directory, the seed, anvil (and
-//! the fault proxy under `--faults`), the node's configuration; then the phases; last, the
-//! line naming the seed, the time taken and the logs.
+//! the fault proxy under `--faults`), the token deployed, the node's configuration; then
+//! the phases; last, the line naming the seed, the time taken and the logs.
 
 use std::time::Instant;
 
+use super::disbursements::by_asset;
 use super::log::Log;
 use super::options::Options;
 use super::phases::crash_and_check;
 use super::rig::Rig;
 use super::rng::clock_seed;
+use super::token::{SYMBOL, Token};
 use crate::anvil::Anvil;
 use crate::cargo::fresh_dir;
 
@@ -62,10 +64,18 @@ pub(super) fn drill(options: &Options) -> Result<(), String> {
         options.runs,
         options.faults
     );
-    let rig = Rig::new(binary, &scratch, &rpc, faulty)?;
+    // Before the node's first start: the token it pays, in its configuration.
+    let token = Token::deploy(&anvil, options.disbursements)?;
+    let (native, tokens) = by_asset(options.disbursements);
+    eprintln!(
+        "==> [chaos] token {SYMBOL} deployed at {}, its supply moved to the treasury; \
+         {native} disbursements pay ether, {tokens} pay {SYMBOL}",
+        token.address
+    );
+    let rig = Rig::new(binary, &scratch, &rpc, faulty, &token)?;
     // The drill's clock starts with the crash phase (the node built, anvil up).
     let log = Log::new(vec![scratch.join("drill.log"), rig.log.clone()]);
-    let result = crash_and_check(options, seed, &anvil, proxy.as_ref(), &rig, &log);
+    let result = crash_and_check(options, seed, &anvil, proxy.as_ref(), &rig, &token, &log);
     eprintln!(
         "==> [chaos] seed {seed}; {:.1} s in all; drill log: {}; node log: {}",
         began.elapsed().as_secs_f64(),

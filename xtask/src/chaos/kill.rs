@@ -1,6 +1,6 @@
 //! The crash phase's killing side: the node killed with SIGKILL at random moments and
 //! restarted on the same database; after each restart, no destination may hold more than
-//! its amount.
+//! its amount, nor anything in the other asset.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -12,8 +12,9 @@ use super::log::Log;
 use super::queue::{Address, set_address};
 use super::rig::Rig;
 use super::rng::Rng;
-use super::rpc::balances;
+use super::rpc::holdings;
 use super::status::backlog;
+use super::token::Token;
 use crate::anvil::Anvil;
 use crate::failover::Node;
 
@@ -21,14 +22,14 @@ use crate::failover::Node;
 pub(super) const KILL_AFTER_MS: (u64, u64) = (50, 1500);
 
 /// Kills the node `runs` times at random moments, restarting it each time; returns the
-/// last node (running). After each restart, no destination of the
-/// `sent` disbursements may hold more than its amount: a double payment fails the drill
-/// when it happens.
+/// last node (running). After each restart, no destination of the `sent` disbursements
+/// may hold more than its amount of its asset, nor any of the other (read on anvil, the
+/// token's balances on `token`): a double payment fails the drill when it happens.
 pub(super) fn kill_repeatedly(
     runs: u64,
     rng: &mut Rng,
     rig: &Rig,
-    anvil: &Anvil,
+    (anvil, token): (&Anvil, &Token),
     address: &Address,
     sent: &AtomicU64,
     log: &Log,
@@ -57,7 +58,7 @@ pub(super) fn kill_repeatedly(
         ));
         node = rig.start(run)?;
         set_address(address, Some(node.address.clone()));
-        no_double_payment(anvil, sent.load(Ordering::SeqCst))
+        no_double_payment(anvil, token, sent.load(Ordering::SeqCst))
             .map_err(|e| format!("after restart {run}: {e}"))?;
     }
     if runs > 0 {
@@ -66,10 +67,11 @@ pub(super) fn kill_repeatedly(
     Ok(node)
 }
 
-/// `Err` naming every destination of the first `sent` that holds more than its amount.
-fn no_double_payment(anvil: &Anvil, sent: u64) -> Result<(), String> {
+/// `Err` naming every destination of the first `sent` that holds more than its amount, or
+/// anything in the other asset.
+fn no_double_payment(anvil: &Anvil, token: &Token, sent: u64) -> Result<(), String> {
     let expected = expected(sent);
-    let overpaid = overpaid(&expected, &balances(anvil, &expected)?);
+    let overpaid = overpaid(&expected, &holdings(anvil, &token.address, &expected)?);
     if overpaid.is_empty() {
         Ok(())
     } else {

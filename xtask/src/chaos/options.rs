@@ -48,7 +48,8 @@ pub(super) const USAGE: &str = "\
 cargo xtask chaos [--runs N] [--disbursements M] [--block-time SECS] [--faults LIST] [--seed S]
 
     --runs N            kill -9 and restart the node N times (default 5)
-    --disbursements M   queue M disbursements to fresh addresses (default 200)
+    --disbursements M   queue M disbursements to fresh addresses (default 200); every
+                        third pays GRT, an ERC-20 the drill deploys, the others ether
     --block-time SECS   anvil mines a block every SECS seconds (default: one per transaction;
                         not with --faults, which mines by itself)
     --faults LIST       make the chain misbehave meanwhile (default: none); LIST is
@@ -64,9 +65,11 @@ cargo xtask chaos [--runs N] [--disbursements M] [--block-time SECS] [--faults L
     --seed S            replay the kill delays (and faults, and block jitter) of an earlier
                         run (default: from the clock)
 
-Checks, at the end: no destination paid twice, no disbursement executed without its
-transaction in the canonical chain at depth, the treasury's nonce exactly the payments,
-no executor halted; and after every restart, no destination holding more than its amount.
+Checks, at the end: no destination paid twice or in the wrong asset (each holds exactly
+its amount, ether or GRT, and none of the other), no disbursement executed without its
+transaction in the canonical chain at depth paying what was queued, the treasury's nonce
+exactly the payments, no executor halted; and after every restart, no destination
+holding more than its amount, or any of the other asset.
 `cargo xtask chaos --runs 200 --faults all` is issue 10's acceptance drill.";
 
 /// Parses the options; `None` when help was asked for.

@@ -19,6 +19,7 @@ use super::rig::Rig;
 use super::rng::Rng;
 use super::settle::{SETTLE, SETTLE_UNDER_FAULTS, settle};
 use super::store::{Record, list};
+use super::token::Token;
 use crate::anvil::Anvil;
 
 /// Sets its flags when dropped: whichever way the drill's scope is left, the threads it
@@ -39,6 +40,7 @@ pub(super) fn crash_and_check(
     anvil: &Anvil,
     proxy: Option<&FaultProxy>,
     rig: &Rig,
+    token: &Token,
     log: &Log,
 ) -> Result<(), String> {
     let mut rng = Rng::new(seed);
@@ -75,7 +77,15 @@ pub(super) fn crash_and_check(
                 &sent,
             )
         });
-        let killed = kill_repeatedly(options.runs, &mut rng, rig, anvil, &address, &sent, log);
+        let killed = kill_repeatedly(
+            options.runs,
+            &mut rng,
+            rig,
+            (anvil, token),
+            &address,
+            &sent,
+            log,
+        );
         if killed.is_err() {
             abort.store(true, Ordering::Relaxed);
         }
@@ -121,7 +131,7 @@ pub(super) fn crash_and_check(
             mined: mined.as_ref(),
             began: log.began,
         };
-        let result = check(&run, anvil, &node.address, settled, log);
+        let result = check(&run, anvil, token, &node.address, settled, log);
         node.stop();
         result
     })
@@ -131,6 +141,7 @@ pub(super) fn crash_and_check(
 fn check(
     run: &Run<'_>,
     anvil: &Anvil,
+    token: &Token,
     address: &str,
     settled: Result<Vec<Record>, String>,
     log: &Log,
@@ -142,12 +153,12 @@ fn check(
             log.event(&format!(
                 "settled: {executed} executed, {cancelled} cancelled"
             ));
-            compare(run, anvil, &records)
+            compare(run, anvil, token, &records)
         }
         // Not settled: compare what there is anyway, for what the chain says about it
         // (the disbursements in flight show as mismatches).
         Err(unsettled) => match list(address) {
-            Ok(records) => match compare(run, anvil, &records) {
+            Ok(records) => match compare(run, anvil, token, &records) {
                 Ok(()) => Err(unsettled),
                 Err(compared) => Err(format!("{unsettled}; and {compared}")),
             },

@@ -1,13 +1,13 @@
-//! The crash phase's queueing side: a thread sending every disbursement through whichever
-//! node is up, each with an external key, so that a request whose answer a kill swallowed
-//! can be sent again without queueing twice.
+//! The crash phase's queueing side: a thread sending every disbursement (a token payout
+//! with `"asset": "GRT"`) through whichever node is up, each with an external key, so that
+//! a request whose answer a kill swallowed can be sent again without queueing twice.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::disbursements::{amount, destination};
+use super::disbursements::{Asset, amount, asset, destination};
 use super::rig::TOKEN;
 use crate::http;
 
@@ -51,8 +51,13 @@ pub(super) fn queue_all(
     let mut queued = Queued::default();
     for i in 0..count {
         sent.store(i + 1, Ordering::SeqCst);
+        // A token payout names its asset; a native one names none (the default).
+        let asset = match asset(i) {
+            Asset::Native => String::new(),
+            token => format!(r#","asset":"{}""#, token.name()),
+        };
         let body = format!(
-            r#"{{"destination":"{}","amount":"{}","memo":"chaos {i}","external_key":"chaos-{seed}-{i}"}}"#,
+            r#"{{"destination":"{}","amount":"{}"{asset},"memo":"chaos {i}","external_key":"chaos-{seed}-{i}"}}"#,
             destination(i),
             amount(i)
         );

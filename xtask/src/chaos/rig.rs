@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::faults;
 use super::log::append;
+use super::token::Token;
 use crate::failover::{Node, write_evm_config};
 
 pub(super) const TOKEN: &str = "chaos-drill-admin-token";
@@ -18,13 +19,22 @@ pub(super) struct Rig {
 
 impl Rig {
     /// Writes the node's configuration into `scratch`: the EVM ledger at `rpc`, with the
-    /// `[evm]` keys of [`faults::evm_keys`] when the chain misbehaves (`faulty`).
+    /// `[evm]` keys of [`faults::evm_keys`] when the chain misbehaves (`faulty`), and the
+    /// drill's `token` in `[[evm.tokens]]`.
     pub(super) fn new(
         binary: PathBuf,
         scratch: &Path,
         rpc: &str,
         faulty: bool,
+        token: &Token,
     ) -> Result<Rig, String> {
+        let mut evm = if faulty {
+            faults::evm_keys()
+        } else {
+            String::new()
+        };
+        // Last: an array-of-tables entry ends the `[evm]` keys.
+        evm.push_str(&token.config_entry());
         Ok(Rig {
             binary,
             // A short breaker timeout: anvil should never fail a call, but if a loaded
@@ -34,11 +44,7 @@ impl Rig {
                 &[rpc],
                 TOKEN,
                 "poll_interval_ms = 100\n[circuit_breaker]\ntimeout_secs = 3\n",
-                &if faulty {
-                    faults::evm_keys()
-                } else {
-                    String::new()
-                },
+                &evm,
             )?,
             log: scratch.join("node.log"),
         })

@@ -1,10 +1,12 @@
 //! Reading anvil directly (never through the fault proxy) in JSON-RPC batches, so that
-//! checking every destination's balance after each restart stays cheap. (Single calls:
-//! [`Anvil`]'s own methods.)
+//! checking every destination's holdings (ether and token) after each restart stays
+//! cheap. (Single calls: [`call`], or [`Anvil`]'s own methods.)
 
 use std::collections::HashMap;
 
+use super::disbursements::{Asset, Expected};
 use super::json::Json;
+use super::token;
 use crate::anvil::Anvil;
 use crate::http;
 
@@ -46,23 +48,73 @@ pub(super) fn batch(anvil: &Anvil, calls: &[(&str, String)]) -> Result<Vec<Json>
     Ok(results)
 }
 
-/// Every expected destination's balance on anvil (one batch request per 100).
-pub(super) fn balances(
+/// One call; its result (an error answer is an error).
+pub(super) fn call(anvil: &Anvil, method: &str, params: String) -> Result<Json, String> {
+    batch(anvil, &[(method, params)])?
+        .pop()
+        .ok_or_else(|| format!("{method}: no answer"))
+}
+
+/// What a destination holds, per asset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Holding {
+    /// Its balance in wei.
+    pub(super) native: u128,
+    /// Its `balanceOf` on the drill's token.
+    pub(super) token: u128,
+}
+
+impl Holding {
+    pub(super) fn of(&self, asset: Asset) -> u128 {
+        match asset {
+            Asset::Native => self.native,
+            Asset::Token => self.token,
+        }
+    }
+}
+
+/// Every expected destination's holdings on anvil, by destination (lower case): its
+/// balance, and its `balanceOf` on `token` (two calls each, one batch request per 50).
+pub(super) fn holdings(
     anvil: &Anvil,
-    expected: &[(String, u128)],
-) -> Result<HashMap<String, u128>, String> {
+    token: &str,
+    expected: &[Expected],
+) -> Result<HashMap<String, Holding>, String> {
     let calls: Vec<(&str, String)> = expected
         .iter()
-        .map(|(to, _)| ("eth_getBalance", format!(r#"["{to}","latest"]"#)))
+        .flat_map(|e| {
+            let to = &e.destination;
+            [
+                ("eth_getBalance", format!(r#"["{to}","latest"]"#)),
+                (
+                    "eth_call",
+                    format!(
+                        r#"[{{"to":"{token}","data":"{}"}},"latest"]"#,
+                        token::balance_of_call(to)
+                    ),
+                ),
+            ]
+        })
         .collect();
     let results = batch(anvil, &calls)?;
     expected
         .iter()
-        .zip(results)
-        .map(|((to, _), balance)| {
-            quantity(&balance)
-                .map(|b| (to.to_ascii_lowercase(), b))
-                .ok_or_else(|| format!("the balance of {to}: {balance}"))
+        .zip(results.chunks(2))
+        .map(|(e, answers)| {
+            let to = &e.destination;
+            let [native, token] = answers else {
+                return Err(format!("the holdings of {to}: {answers:?}"));
+            };
+            let read = |answer: &Json, what: &str| {
+                quantity(answer).ok_or_else(|| format!("the {what} of {to}: {answer}"))
+            };
+            Ok((
+                to.to_ascii_lowercase(),
+                Holding {
+                    native: read(native, "balance")?,
+                    token: read(token, "token balance")?,
+                },
+            ))
         })
         .collect()
 }

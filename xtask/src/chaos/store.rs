@@ -14,6 +14,8 @@ pub(super) struct Record {
     pub(super) id: u64,
     pub(super) destination: String,
     pub(super) amount: u128,
+    /// `native` (also when the store names none) or a token's symbol.
+    pub(super) asset: String,
     /// `queued`, `staged`, `submitted`, `included`, `executed`, `cancelled`.
     pub(super) status: String,
     pub(super) tx_hash: Option<String>,
@@ -46,6 +48,11 @@ impl Record {
             amount: text(json.get("amount"), "an amount")?
                 .parse()
                 .map_err(|e| format!("an amount that is not a number ({e}): {json}"))?,
+            asset: json
+                .get("asset")
+                .and_then(Json::as_str)
+                .unwrap_or("native")
+                .to_owned(),
             status: text(field("status"), "a status")?,
             tx_hash: field("tx_hash")
                 .and_then(Json::as_str)
@@ -102,7 +109,7 @@ mod tests {
         let page = r#"{"disbursements":[{"activation_epoch":0,"amount":"1000000000000000001",
             "depends_on":[],"destination":"0xC4a0","external_key":"k","id":3,"memo":"m",
             "queued_at_ms":1,"status":{"block":7,"status":"executed","tx_hash":"0xAB"}},
-            {"amount":"5","destination":"0xc4a1","id":4,"status":{"status":"included",
+            {"amount":"5","asset":"GRT","destination":"0xc4a1","id":4,"status":{"status":"included",
             "nonce":2,"tx_hash":"0xcd","block":9,"block_hash":"0xee","confirmations":1}},
             {"amount":"6","destination":"0xc4a2","id":5,"status":{"status":"executed",
             "tx_hash":"0xef","block":10,"resolution":{"outcome":"paid","reason":"r"}}}]}"#;
@@ -116,6 +123,7 @@ mod tests {
         assert_eq!(record.destination, "0xc4a0");
         assert_eq!(record.amount, 1_000_000_000_000_000_001);
         assert_eq!(record.status, "executed");
+        assert_eq!(record.asset, "native", "none named: native");
         assert_eq!(record.block, Some(7));
         assert_eq!(record.tx_hash.as_deref(), Some("0xab"));
         assert_eq!(record.resolution, None);
@@ -125,6 +133,7 @@ mod tests {
             ("included", Some(9))
         );
         assert!(!included.settled());
+        assert_eq!(included.asset, "GRT");
         let resolved = Record::from_json(&items[2]).expect("a record");
         assert_eq!(
             resolved.resolution.as_deref(),

@@ -4,8 +4,10 @@
 use super::Run;
 use super::observe::Observed;
 use super::verdict::Verdict;
+use crate::chaos::disbursements::by_asset;
 use crate::chaos::faults::Injected;
 use crate::chaos::store::Record;
+use crate::chaos::token::SYMBOL;
 
 /// Prints the result table and the summary line; `Err` names the first problem (the
 /// verdict's, or the drill's own: a fault or a block that failed).
@@ -39,11 +41,15 @@ pub(super) fn report(
             mined.blocks, mined.spiked, chain.head
         );
     }
-    eprintln!("    disbursements            {}", run.options.disbursements);
+    let (native, tokens) = by_asset(run.options.disbursements);
+    eprintln!(
+        "    disbursements            {} ({native} native, {tokens} {SYMBOL} at {})",
+        run.options.disbursements, chain.token
+    );
     eprintln!("    in the store             {}", records.len());
     eprintln!(
-        "    executed / cancelled     {} / {}",
-        verdict.executed, verdict.cancelled
+        "    executed / cancelled     {} ({} native, {} {SYMBOL}) / {}",
+        verdict.executed, verdict.executed_native, verdict.executed_token, verdict.cancelled
     );
     eprintln!(
         "    treasury nonce on chain  {} (pending {}); {} executed with their tx in the chain, \
@@ -57,7 +63,8 @@ pub(super) fn report(
     eprintln!(
         "    store vs chain           {}",
         if verdict.clean() {
-            "agree: every destination paid its amount once, every executed tx canonical at depth"
+            "agree: every destination paid its amount once in its asset (nothing in the other), \
+             every executed tx canonical at depth and paying what was queued"
                 .to_owned()
         } else {
             format!(
@@ -71,9 +78,10 @@ pub(super) fn report(
     );
     for record in records.iter().filter(|r| r.status == "cancelled") {
         eprintln!(
-            "    cancelled: {} ({}): {}",
+            "    cancelled: {} ({}, {}): {}",
             record.id,
             record.destination,
+            record.asset,
             record.reason.as_deref().unwrap_or("no reason")
         );
     }
@@ -144,12 +152,15 @@ fn drill_problems(run: &Run<'_>) -> Vec<String> {
 
 /// The one line to quote: what was run, what it found, how long it took.
 fn summary_line(run: &Run<'_>, in_store: u64, verdict: &Verdict) -> String {
+    let (native, tokens) = by_asset(run.options.disbursements);
     format!(
-        "==> [chaos] summary: {} disbursements ({in_store} in the store), {} executed, {} \
-         cancelled, {} double payments, {} executed without a canonical tx at depth, {} kills, \
-         faults: {}, {:.1} s",
+        "==> [chaos] summary: {} disbursements ({native} native, {tokens} {SYMBOL}; {in_store} \
+         in the store), {} executed ({} native, {} {SYMBOL}), {} cancelled, {} double \
+         payments, {} executed without a canonical tx at depth, {} kills, faults: {}, {:.1} s",
         run.options.disbursements,
         verdict.executed,
+        verdict.executed_native,
+        verdict.executed_token,
         verdict.cancelled,
         verdict.double_payments.len(),
         verdict.without_canonical_tx.len(),

@@ -1,20 +1,25 @@
-//! The comparison's verdict: every disbursement of the store judged against the chain,
-//! each disagreement filed as a double payment, an executed disbursement without a
-//! canonical transaction at depth, or another mismatch.
+//! The comparison's verdict: every disbursement of the store judged against the chain in
+//! its asset, each disagreement filed as a double payment (or one in the wrong asset), an
+//! executed disbursement without a canonical transaction at depth, or another mismatch
+//! (a transaction that does not pay what was queued among them).
 
 use std::collections::{HashMap, HashSet};
 
-use super::checks::{canonical_receipt, overpaid};
+use super::checks::{canonical_receipt, overpaid, pays};
 use super::observe::Observed;
 use crate::anvil;
+use crate::chaos::disbursements::{Asset, Expected};
 use crate::chaos::store::Record;
 
 /// The comparison's findings. Each list names what it found.
 #[derive(Debug, Default)]
 pub(super) struct Verdict {
     pub(super) executed: u64,
+    /// Of the executed, how many the store says pay ether, and the token.
+    pub(super) executed_native: u64,
+    pub(super) executed_token: u64,
     pub(super) cancelled: u64,
-    /// Destinations holding more than their amount.
+    /// Destinations holding more than their amount, or anything in the other asset.
     pub(super) double_payments: Vec<String>,
     /// Executed disbursements without a canonical, successful transaction in the block the
     /// store names, at least `confirmations` deep.
@@ -22,8 +27,8 @@ pub(super) struct Verdict {
     /// Every other disagreement between the store and the chain.
     pub(super) mismatches: Vec<String>,
     /// Executed disbursements whose transaction the chain holds as the store says
-    /// (canonical, successful, in the block named, to its destination, from the treasury),
-    /// deep enough or not: what the treasury's nonce must equal.
+    /// (canonical, successful, in the block named, from the treasury, paying what was
+    /// queued), deep enough or not: what the treasury's nonce must equal.
     pub(super) in_chain: u64,
     /// Of those, the ones short of the confirmations (also in `without_canonical_tx`).
     pub(super) shallow: u64,
@@ -37,19 +42,28 @@ impl Verdict {
     }
 }
 
-/// Compares the store with the chain. `expected`: every destination queued and its amount;
-/// `confirmations`: the depth (the tip counted as 1) an executed payment must have.
+/// Compares the store with the chain. `expected`: every destination queued, its amount and
+/// asset; `confirmations`: the depth (the tip counted as 1) an executed payment must have.
 pub(super) fn judge(
-    expected: &[(String, u128)],
+    expected: &[Expected],
     records: &[Record],
     chain: &Observed,
     confirmations: u64,
 ) -> Verdict {
     let treasury = anvil::ACCOUNT_0.to_ascii_lowercase();
+    let executed = |asset: Option<Asset>| {
+        records
+            .iter()
+            .filter(|r| r.status == "executed")
+            .filter(|r| asset.is_none_or(|a| r.asset == a.name()))
+            .count() as u64
+    };
     let mut verdict = Verdict {
-        executed: records.iter().filter(|r| r.status == "executed").count() as u64,
+        executed: executed(None),
+        executed_native: executed(Some(Asset::Native)),
+        executed_token: executed(Some(Asset::Token)),
         cancelled: records.iter().filter(|r| r.status == "cancelled").count() as u64,
-        double_payments: overpaid(expected, &chain.balances),
+        double_payments: overpaid(expected, &chain.holdings),
         ..Verdict::default()
     };
     let mut by_destination: HashMap<String, Vec<&Record>> = HashMap::new();
@@ -60,8 +74,13 @@ pub(super) fn judge(
             .push(record);
     }
     let mut hashes = HashSet::new();
-    for (to, amount) in expected {
-        let to = to.to_ascii_lowercase();
+    for queued in expected {
+        let (to, amount, asset) = (
+            queued.destination.to_ascii_lowercase(),
+            &queued.amount,
+            queued.asset,
+        );
+        let unit = asset.unit();
         let found = by_destination.remove(&to).unwrap_or_default();
         let [record] = found.as_slice() else {
             verdict.mismatches.push(format!(
@@ -73,11 +92,18 @@ pub(super) fn judge(
         let (id, status) = (record.id, record.status.as_str());
         if record.amount != *amount {
             verdict.mismatches.push(format!(
-                "disbursement {id} ({to}): the store says {} wei, queued {amount}",
+                "disbursement {id} ({to}): the store says {} {unit}, queued {amount}",
                 record.amount
             ));
         }
-        let Some(&balance) = chain.balances.get(&to) else {
+        if record.asset != asset.name() {
+            verdict.mismatches.push(format!(
+                "disbursement {id} ({to}): the store says asset {}, queued {}",
+                record.asset,
+                asset.name()
+            ));
+        }
+        let Some(balance) = chain.holdings.get(&to).map(|held| held.of(asset)) else {
             verdict
                 .mismatches
                 .push(format!("{to}: no balance read from the chain"));
@@ -88,7 +114,7 @@ pub(super) fn judge(
                 if balance < *amount {
                     verdict.mismatches.push(format!(
                         "disbursement {id} ({to}) is executed but the destination holds \
-                         {balance} wei of its {amount}"
+                         {balance} {unit} of its {amount}"
                     ));
                 }
                 let (Some(hash), Some(block)) = (&record.tx_hash, record.block) else {
@@ -113,18 +139,12 @@ pub(super) fn judge(
                                 .without_canonical_tx
                                 .push(format!("disbursement {id} ({to}): {problem}"));
                         }
-                        if receipt.to != to {
-                            verdict.mismatches.push(format!(
-                                "disbursement {id}: {hash} pays {}, not {to}",
-                                receipt.to
-                            ));
-                        } else if receipt.from != treasury {
-                            verdict.mismatches.push(format!(
-                                "disbursement {id}: {hash} is from {}, not the treasury",
-                                receipt.from
-                            ));
-                        } else {
-                            verdict.in_chain += 1;
+                        match pays(receipt, queued, &treasury, &chain.token) {
+                            Ok(()) => verdict.in_chain += 1,
+                            Err(problem) => verdict.mismatches.push(format!(
+                                "disbursement {id} ({} to {to}): {hash} {problem}",
+                                asset.name()
+                            )),
                         }
                     }
                 }
@@ -133,7 +153,7 @@ pub(super) fn judge(
                 if balance != 0 && balance <= *amount {
                     verdict.mismatches.push(format!(
                         "disbursement {id} ({to}) is cancelled but the destination holds \
-                         {balance} wei: paid"
+                         {balance} {unit}: paid"
                     ));
                 }
             }
