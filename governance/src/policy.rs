@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::treasury::Disbursement;
 
-/// The asset every disbursement pays today: the ledger's own coin.
+/// The ledger's own coin, as an asset: what a disbursement pays unless it names a token.
 pub const NATIVE: &str = "native";
 
 /// The span of the daily limit.
