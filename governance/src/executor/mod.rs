@@ -107,7 +107,8 @@ pub struct TreasuryExecutor {
     quiet: HashMap<u64, (String, usize)>,
     /// Block hashes read this tick, by number: payments in one block share one read.
     block_hashes: HashMap<u64, Option<String>>,
-    /// The asset of each disbursement met this tick (for the per-asset counters).
+    /// The asset of each disbursement in flight (for per-asset funds and counters): noted
+    /// when signed, read from the store otherwise, pruned to what is in flight.
     assets: HashMap<crate::treasury::DisbursementId, String>,
     /// Lookups made this tick in one batch, by transaction hash.
     prefetched: HashMap<String, TxStatus>,
@@ -233,7 +234,8 @@ impl TreasuryExecutor {
         result.map(|()| report)
     }
 
-    /// The asset disbursement `id` pays (read once a tick; native if it is gone).
+    /// The asset disbursement `id` pays (remembered while it is in flight). A disbursement
+    /// of an intent that is gone is a missing record (never guessed to be native).
     fn asset_of(&mut self, id: crate::treasury::DisbursementId) -> Result<String, StoreError> {
         if let Some(asset) = self.assets.get(&id) {
             return Ok(asset.clone());
@@ -241,7 +243,11 @@ impl TreasuryExecutor {
         let asset = self
             .store
             .get(id)?
-            .map_or_else(|| crate::policy::NATIVE.to_owned(), |record| record.asset);
+            .ok_or_else(|| StoreError::Missing {
+                kind: "disbursements",
+                key: id.to_string(),
+            })?
+            .asset;
         self.assets.insert(id, asset.clone());
         Ok(asset)
     }
@@ -333,7 +339,6 @@ impl TreasuryExecutor {
         self.handing = true;
         self.block_hashes.clear();
         self.prefetched.clear();
-        self.assets.clear();
         if !self.bound_at_start {
             self.store.bind_all()?;
             self.bound_at_start = true;

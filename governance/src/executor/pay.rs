@@ -158,13 +158,12 @@ impl TreasuryExecutor {
         self.note_balance(NATIVE, balance);
         // What is in flight and not yet in a block may still take its amount (in its
         // asset) and its worst-case fee (in the coin).
+        let in_flight: std::collections::HashSet<_> = intents.iter().map(|i| i.id).collect();
+        self.assets.retain(|id, _| in_flight.contains(id));
         let mut committed: HashMap<String, u128> = HashMap::new();
         for intent in intents.iter().filter(|intent| intent.inclusion.is_none()) {
             let fee = intent.worst_case_cost().saturating_sub(intent.amount);
-            let asset = match self.store.get(intent.id)? {
-                Some(record) => record.asset,
-                None => NATIVE.to_owned(),
-            };
+            let asset = self.asset_of(intent.id)?;
             let native = committed.entry(NATIVE.to_owned()).or_default();
             *native = native.saturating_add(fee);
             let share = committed.entry(asset).or_default();
@@ -283,6 +282,8 @@ impl TreasuryExecutor {
             if asset != NATIVE {
                 available.take(asset, disbursement.amount);
             }
+            self.assets
+                .insert(disbursement.id, disbursement.asset.clone());
             let first = Attempt::new(AttemptKind::Payment, tx, unix_ms(), Some(head));
             signed.intents.push(Intent::new(
                 disbursement.id,

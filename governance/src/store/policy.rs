@@ -364,9 +364,17 @@ pub(super) fn count_signed(
     policy: &Policy,
     records: &[Disbursement],
 ) -> Result<bool, StoreError> {
+    let limited = |asset: &str| {
+        policy
+            .limits(asset)
+            .is_some_and(|l| l.daily_limit.is_some())
+    };
+    if !records.iter().any(|record| limited(record.asset())) {
+        return Ok(true); // no daily limit to keep: nothing read or written
+    }
     let mut signed: Spend = txn.get_json(Kind::Meta, SIGNED)?.unwrap_or_default();
     let now = crate::text::unix_ms();
-    for record in records {
+    for record in records.iter().filter(|record| limited(record.asset())) {
         let asset = record.asset();
         if policy
             .check_outflow(asset, record.amount, signed.spent(asset, now))

@@ -245,7 +245,19 @@ fn queue_in(
 ) -> Result<Result<Vec<Queued>, (usize, QueueError)>, StoreError> {
     // Decide everything first, so that an invalid item leaves nothing written.
     let mut plans = Vec::with_capacity(batch.len());
-    let mut spend = read_spend(txn)?;
+    // The window is kept for the assets with a daily limit only (all /status and the
+    // metrics show): queueing without one costs no read or write of it.
+    let limited = |asset: &str| {
+        policy
+            .limits(asset)
+            .is_some_and(|l| l.daily_limit.is_some())
+    };
+    let mut spend = if batch.iter().any(|new| limited(&new.asset)) {
+        read_spend(txn)?
+    } else {
+        Default::default()
+    };
+    let mut spend_changed = false;
     let mut keys_seen: HashSet<&str> = HashSet::new();
     for (index, new) in batch.iter().enumerate() {
         if let Some(key) = &new.external_key
@@ -269,7 +281,10 @@ fn queue_in(
             {
                 return Ok(Err((index, QueueError::Refused(refusal))));
             }
-            spend.add(&new.asset, new.amount, now_ms, now_ms);
+            if limited(&new.asset) {
+                spend.add(&new.asset, new.amount, now_ms, now_ms);
+                spend_changed = true;
+            }
         }
         let mut waiting_for = vec![];
         for &dep in &new.depends_on {
@@ -364,7 +379,9 @@ fn queue_in(
     }
     if next_id != first_id {
         txn.set_counter(NEXT_ID, next_id);
-        txn.put_json(Kind::Meta, SPEND, &spend);
+        if spend_changed {
+            txn.put_json(Kind::Meta, SPEND, &spend);
+        }
     }
     Ok(Ok(out))
 }
