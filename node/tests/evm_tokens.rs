@@ -2,7 +2,8 @@
 //! payout is a `transfer` to the token's contract, paid only when its receipt shows
 //! exactly `Transfer(treasury, destination, amount)`; a token that returns `false` is
 //! refused before anything is signed (or, if it turns on after signing, the receipt that
-//! moved nothing is not a payment); a token that takes a fee is a mismatch.
+//! moved nothing is a mismatch for an operator, not a payment); a token that takes a fee
+//! is a mismatch; a payout the treasury's token balance does not cover is a shortfall.
 
 mod common;
 
@@ -123,8 +124,8 @@ mod evm_tokens {
         let set_refuse = format!("0x6072b1d0{:064x}", 1);
         send_from_deployer(&rig.anvil, nope, &set_refuse);
         assert!(
-            matches!(mined(&rig, &tx), TxStatus::Reverted { .. }),
-            "a receipt that moved nothing is not a payment"
+            matches!(mined(&rig, &tx), TxStatus::Mismatch { ref reason, .. } if reason.contains("no Transfer")),
+            "a receipt that moved nothing is not a payment, nor a cancel on its word"
         );
         assert_eq!(token_balance(&rig.anvil, nope, DESTINATION), 0);
         // Refusing now, it is refused before anything is signed: no nonce spent.
@@ -156,9 +157,16 @@ mod evm_tokens {
     }
 
     #[test]
-    fn more_than_the_treasury_holds_is_refused_by_the_estimate() {
+    fn more_than_the_treasury_holds_is_a_shortfall_not_a_refusal() {
         let rig = rig();
         let over = sign(&rig, "GRT", SUPPLY + 1, 0).expect_err("over the balance");
-        assert!(matches!(over, LedgerError::Rejected(_)), "{over:?}");
+        assert_eq!(
+            over,
+            LedgerError::InsufficientBalance,
+            "it waits, it is not cancelled"
+        );
+        // Returning false for want of balance is a shortfall too.
+        let over = sign(&rig, "NOPE", SUPPLY + 1, 0).expect_err("over the balance");
+        assert_eq!(over, LedgerError::InsufficientBalance);
     }
 }

@@ -107,6 +107,10 @@ pub struct TreasuryExecutor {
     quiet: HashMap<u64, (String, usize)>,
     /// Block hashes read this tick, by number: payments in one block share one read.
     block_hashes: HashMap<u64, Option<String>>,
+    /// Intents found in a block that did not pay what they were signed to pay, by nonce:
+    /// a later lookup that shows them pending or unknown (a lagging or blipping endpoint)
+    /// waits instead of taking the nonce for spent by a stranger.
+    mismatched: HashMap<u64, String>,
     /// The asset of each disbursement in flight (for per-asset funds and counters): noted
     /// when signed, read from the store otherwise, pruned to what is in flight.
     assets: HashMap<crate::treasury::DisbursementId, String>,
@@ -165,6 +169,7 @@ impl TreasuryExecutor {
             block_hashes: HashMap::new(),
             prefetched: HashMap::new(),
             assets: HashMap::new(),
+            mismatched: HashMap::new(),
             unrecorded: Vec::new(),
         })
     }

@@ -56,6 +56,20 @@ impl TreasuryExecutor {
         let lowest_ours = intents.first().map(|intent| (intent.nonce, intent.id));
         self.quiet
             .retain(|nonce, _| intents.iter().any(|intent| intent.nonce == *nonce));
+        self.mismatched
+            .retain(|nonce, _| intents.iter().any(|intent| intent.nonce == *nonce));
+        // An intent in an asset the ledger no longer pays (a token taken out of its
+        // configuration) cannot be judged: halt, never guess what its receipt means.
+        for intent in &intents {
+            let asset = self.asset_of(intent.id)?;
+            if let Err(reason) = self.ledger.validate_asset(&asset) {
+                return Err(TreasuryExecutorError::Signing(format!(
+                    "disbursement {} (nonce {}) is in flight in {asset:?}, which the ledger \
+                     does not pay now ({reason}): configure it again and restart",
+                    intent.id, intent.nonce
+                )));
+            }
+        }
         if !self.prefetch(&intents, tip, report)? {
             return Ok(Flow::Stop);
         }
@@ -70,9 +84,32 @@ impl TreasuryExecutor {
                 }
                 continue;
             }
-            let Some(seen) = self.observe(&intent, tip, report)? else {
+            let Some(mut seen) = self.observe(&intent, tip, report)? else {
                 return Ok(Flow::Stop);
             };
+            match &seen {
+                Seen::Mismatch(_, reason) => {
+                    self.mismatched.insert(intent.nonce, reason.clone());
+                }
+                Seen::Pending | Seen::Unknown if self.mismatched.contains_key(&intent.nonce) => {
+                    // Seen in a block before: an endpoint that lost sight of it says nothing.
+                    report.last_error = Some(format!(
+                        "disbursement {} (nonce {}): its transaction was seen in a block that \
+                         did not pay what it was signed to pay ({}), and is not seen now: \
+                         waiting",
+                        intent.id,
+                        intent.nonce,
+                        self.mismatched
+                            .get(&intent.nonce)
+                            .cloned()
+                            .unwrap_or_default()
+                    ));
+                    seen = Seen::Unsure;
+                }
+                _ => {
+                    self.mismatched.remove(&intent.nonce);
+                }
+            }
             let settled = matches!(&seen, Seen::Landed(inclusion) if tip.is_final(inclusion.block));
             if !settled
                 && let Some(sent) = intent.attempts.iter().filter_map(|a| a.sent_at_ms).min()

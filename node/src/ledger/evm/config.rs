@@ -379,8 +379,13 @@ impl EvmLedgerConfig {
                     "symbol `native` is the chain's own coin: give the token another".into(),
                 ));
             }
-            if self.tokens[..index].iter().any(|t| t.symbol == *symbol) {
-                return Err(invalid(format!("symbol {symbol:?} is configured twice")));
+            if self.tokens[..index]
+                .iter()
+                .any(|t| t.symbol.eq_ignore_ascii_case(symbol))
+            {
+                return Err(invalid(format!(
+                    "symbol {symbol:?} is configured twice (symbols compare without case)"
+                )));
             }
             super::address::parse_destination(&token.address)
                 .map_err(|reason| invalid(format!("address: {reason}")))?;

@@ -317,10 +317,15 @@ impl EvmLedger {
         let TxStatus::Included { block, block_hash } = status else {
             return Ok(status);
         };
-        let to = receipt
-            .get("to")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        if self.config.tokens.is_empty() {
+            return Ok(TxStatus::Included { block, block_hash }); // nothing but the coin
+        }
+        let Some(to) = receipt.get("to").and_then(Value::as_str) else {
+            // Never a contract creation of ours: a receipt without it cannot be judged.
+            return Err(LedgerError::Malformed(
+                "a receipt without `to`: cannot tell a token payout from a transfer".into(),
+            ));
+        };
         let Some(token) = self
             .config
             .tokens
@@ -330,13 +335,24 @@ impl EvmLedger {
             return Ok(TxStatus::Included { block, block_hash });
         };
         let token = address::parse_destination(&token.address).map_err(LedgerError::Signing)?;
-        // The receipt does not hold the call: the transaction does.
+        // The receipt does not hold the call: the transaction does. A backend that cannot
+        // show it now is an endpoint failure (tried again), never a verdict.
         let hash = receipt
             .get("transactionHash")
-            .cloned()
-            .unwrap_or(Value::Null);
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let tx = endpoint.call("eth_getTransactionByHash", json!([hash]))?;
-        let input = tx.get("input").and_then(Value::as_str).unwrap_or_default();
+        let same = tx
+            .get("hash")
+            .and_then(Value::as_str)
+            .is_some_and(|found| found.eq_ignore_ascii_case(&hash));
+        let Some(input) = tx.get("input").and_then(Value::as_str).filter(|_| same) else {
+            return Err(LedgerError::Malformed(format!(
+                "eth_getTransactionByHash({}) does not show the transaction its receipt names",
+                rpc::bounded(&hash)
+            )));
+        };
         let Some((recipient, amount)) = token::decode_transfer(input) else {
             return Ok(TxStatus::Mismatch {
                 block,
@@ -347,7 +363,19 @@ impl EvmLedger {
         Ok(
             match token::verdict(receipt, token, self.key.address(), recipient, amount) {
                 token::Verdict::Paid => TxStatus::Included { block, block_hash },
-                token::Verdict::NothingMoved => TxStatus::Reverted { block, block_hash },
+                token::Verdict::Unreadable(why) => return Err(LedgerError::Malformed(why)),
+                // Nothing seen moving out of the treasury: the token may have returned
+                // false, or logged its transfer in a form this cannot read. Money may
+                // have moved: an operator decides, never a cancel on this word.
+                token::Verdict::NothingMoved => TxStatus::Mismatch {
+                    block,
+                    block_hash,
+                    reason: format!(
+                        "status 1, but no Transfer of {amount} to {recipient} out of the \
+                         treasury in its logs (a token that returned false, or logs it \
+                         another way): check the destination's balance"
+                    ),
+                },
                 token::Verdict::Mismatch(reason) => TxStatus::Mismatch {
                     block,
                     block_hash,
@@ -357,36 +385,71 @@ impl EvmLedger {
         )
     }
 
-    /// The gas limit of a first transaction sending `value` to `to`: `eth_estimateGas`
-    /// from the treasury, plus `evm.gas_margin_percent`, at most `evm.gas_limit` (the cap).
+    /// The gas limit of a first transaction sending `value` and `input` to `to`:
+    /// `eth_estimateGas` from the treasury, plus `evm.gas_margin_percent`, at least the
+    /// transaction's intrinsic gas, at most `evm.gas_limit` (the cap). A token payout
+    /// (`payout`: the token and the amount) is also simulated with `eth_call`.
     ///
-    /// An estimate that fails because the call would revert (a contract that refuses the
-    /// payment) is [`LedgerError::Rejected`], and so is one over the cap: the executor
-    /// cancels the disbursement before any nonce is spent on it. With several endpoints
-    /// in sync, a refusal stands only if a second endpoint refuses too (a lagging backend
-    /// may not know the destination's code yet); one that cannot be confirmed is an
-    /// endpoint failure, tried again at the next tick.
-    fn gas_for(&self, to: Address, value: U256, input: &Bytes) -> Result<u64, LedgerError> {
+    /// A payment the chain would refuse (the call reverts, a token's transfer returns
+    /// `false`, or it needs more gas than the cap) is [`LedgerError::Rejected`]: the
+    /// executor cancels it before any nonce is spent on it. With several endpoints in
+    /// sync, a refusal stands only if a second endpoint refuses too (a lagging backend may
+    /// not know the destination's code yet); one that cannot be confirmed is an endpoint
+    /// failure, tried again at the next tick. A token payout refused while the endpoint
+    /// shows the treasury holding less than its amount is a shortfall
+    /// ([`LedgerError::InsufficientBalance`]: it waits), never a refusal.
+    fn gas_for(
+        &self,
+        to: Address,
+        value: U256,
+        input: &Bytes,
+        payout: Option<u128>,
+    ) -> Result<u64, LedgerError> {
         let call = json!({
             "from": self.address(),
             "to": to.to_string(),
             "value": format!("{value:#x}"),
             "data": format!("0x{}", hex::encode(input)),
         });
+        let cap = self.config.gas_limit;
         let estimate = |endpoint: &Endpoint| -> Result<u64, LedgerError> {
+            let refused = |endpoint: &Endpoint, reason: String| -> LedgerError {
+                match payout {
+                    Some(amount) => match self.token_balance_on(endpoint, to) {
+                        Ok(balance) if balance < amount => LedgerError::InsufficientBalance,
+                        Ok(_) => LedgerError::Rejected(reason),
+                        Err(error) => error,
+                    },
+                    None => LedgerError::Rejected(reason),
+                }
+            };
             // A token transfer is also called: one that returns `false` instead of
             // reverting would be mined, move nothing, and spend a nonce and its fee.
-            if !input.is_empty() {
+            if payout.is_some() {
                 let answer = endpoint.call("eth_call", json!([call, "latest"]));
-                let returned = reverted_as_rejected(answer)?;
-                token::check_returned(&returned).map_err(LedgerError::Rejected)?;
+                let returned = match reverted_as_rejected(answer) {
+                    Err(LedgerError::Rejected(reason)) => return Err(refused(endpoint, reason)),
+                    other => other?,
+                };
+                if let Err(reason) = token::check_returned(&returned) {
+                    return Err(refused(endpoint, reason));
+                }
             }
-            reverted_as_rejected(endpoint.call("eth_estimateGas", json!([call])))
-                .and_then(|gas| rpc::quantity_u64(&gas, "eth_estimateGas"))
+            let gas = match reverted_as_rejected(endpoint.call("eth_estimateGas", json!([call]))) {
+                Err(LedgerError::Rejected(reason)) => return Err(refused(endpoint, reason)),
+                other => rpc::quantity_u64(&other?, "eth_estimateGas")?,
+            };
+            if gas > cap {
+                return Err(LedgerError::Rejected(format!(
+                    "the payment needs {gas} gas (eth_estimateGas), more than evm.gas_limit = \
+                     {cap}: raise the cap if this destination is trusted, and queue it again"
+                )));
+            }
+            Ok(gas)
         };
         let route = self.pool.route()?;
         let reason = match first_answer(&route, estimate) {
-            Ok((_, gas, _)) => return self.with_margin(gas),
+            Ok((_, gas, _)) => return Ok(self.with_margin(gas, input)),
             Err(LedgerError::Rejected(reason)) => reason,
             Err(other) => return Err(other),
         };
@@ -398,8 +461,11 @@ impl EvmLedger {
         let mut refusals = 0;
         for &endpoint in &route {
             match estimate(endpoint) {
-                Ok(gas) => return self.with_margin(gas),
+                Ok(gas) => return Ok(self.with_margin(gas, input)),
                 Err(LedgerError::Rejected(_)) => refusals += 1,
+                Err(LedgerError::InsufficientBalance) => {
+                    return Err(LedgerError::InsufficientBalance);
+                }
                 Err(_) => {}
             }
         }
@@ -413,18 +479,24 @@ impl EvmLedger {
         }
     }
 
-    /// `gas` estimated, with the margin, within the cap; over the cap, refused.
-    fn with_margin(&self, gas: u64) -> Result<u64, LedgerError> {
+    /// `gas` estimated (at most the cap), with the margin, at least the intrinsic gas of a
+    /// transaction carrying `input`, at most the cap.
+    fn with_margin(&self, gas: u64, input: &Bytes) -> u64 {
         let cap = self.config.gas_limit;
-        if gas > cap {
-            return Err(LedgerError::Rejected(format!(
-                "the payment needs {gas} gas (eth_estimateGas), more than evm.gas_limit = {cap}: \
-                 raise the cap if this destination is trusted, and queue it again"
-            )));
-        }
         let margin = u128::from(gas) * u128::from(self.config.gas_margin_percent);
         let limit = u128::from(gas) + margin.div_ceil(100);
-        Ok(u64::try_from(limit).unwrap_or(u64::MAX).min(cap))
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        limit.max(intrinsic_gas(input)).min(cap)
+    }
+
+    /// The treasury's balance of the token at `token`, on one endpoint.
+    fn token_balance_on(&self, endpoint: &Endpoint, token: Address) -> Result<u128, LedgerError> {
+        let data = token::balance_of_call(self.key.address());
+        let answer = endpoint.call(
+            "eth_call",
+            json!([{ "to": token.to_string(), "data": data }, "latest"]),
+        )?;
+        token::balance_word(&answer)
     }
 
     /// The transaction count of the treasury at `tag` on one endpoint.
@@ -507,6 +579,13 @@ fn reverted_as_rejected(answer: Result<Value, LedgerError>) -> Result<Value, Led
         }
         other => other,
     }
+}
+
+/// The intrinsic gas of a transaction carrying `input`: 21,000, and 16 per non-zero and
+/// 4 per zero byte of data. No transaction is signed with less.
+fn intrinsic_gas(input: &Bytes) -> u64 {
+    let data: u64 = input.iter().map(|&b| if b == 0 { 4 } else { 16 }).sum();
+    config::TRANSFER_GAS + data
 }
 
 /// An estimate's refusal, as the executor's cancel reason.
@@ -799,7 +878,10 @@ impl Ledger for EvmLedger {
         // never re-estimated into a refusal of a payment that may be out there).
         let gas_limit = match request.min_fees {
             Some(floor) => floor.gas_limit.max(config::TRANSFER_GAS),
-            None => self.gas_for(to, value, &input)?,
+            None => {
+                let payout = (!input.is_empty()).then_some(request.disbursement.amount);
+                self.gas_for(to, value, &input, payout)?
+            }
         };
         let fees = self
             .fee_quote(request.min_fees.is_some())?
@@ -1021,28 +1103,9 @@ impl Ledger for EvmLedger {
             return self.balance();
         }
         let token = self.token_address(asset)?;
-        let data = token::balance_of_call(self.key.address());
-        self.pool.read(|endpoint| {
-            let answer = endpoint.call(
-                "eth_call",
-                json!([{ "to": token.to_string(), "data": data }, "latest"]),
-            )?;
-            rpc::quantity(
-                &Value::String(trim_word(answer.as_str().unwrap_or_default())),
-                "balanceOf",
-            )
-        })
+        self.pool
+            .read(|endpoint| self.token_balance_on(endpoint, token))
     }
-}
-
-/// A 32-byte word as a quantity (`0x` and its digits without leading zeros), for
-/// [`rpc::quantity`]; a balance above 2^128 fails there as too large.
-fn trim_word(word: &str) -> String {
-    let digits = word
-        .strip_prefix("0x")
-        .unwrap_or(word)
-        .trim_start_matches('0');
-    format!("0x{}", if digits.is_empty() { "0" } else { digits })
 }
 
 /// The EVM ledger `config` names, if any: its key file read and its URLs parsed now, so

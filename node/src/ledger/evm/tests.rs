@@ -924,6 +924,17 @@ mod evm_ledger {
     }
 
     #[test]
+    fn an_estimate_below_the_intrinsic_gas_is_raised_to_it() {
+        // A backend that answers nonsense (or does not see a contract yet) cannot make the
+        // payment one that every node refuses ("intrinsic gas too low").
+        let server = estimating(Ok("0x1"));
+        let tx = ledger(&server.url())
+            .sign(&SignRequest::payment(&disbursement(DESTINATION, 5), 1))
+            .expect("signed");
+        assert_eq!(tx.fees.gas_limit, 21_000);
+    }
+
+    #[test]
     fn a_payment_that_would_revert_is_refused_before_it_is_signed() {
         let server = estimating(Err("execution reverted"));
         let refused = ledger(&server.url())

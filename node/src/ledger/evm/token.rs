@@ -8,10 +8,14 @@
 //! | the receipt (status 1)                                   | `TxStatus`  |
 //! |----------------------------------------------------------|-------------|
 //! | one `Transfer(treasury, destination, amount)` from the token, and no other out of the treasury | `Included` |
-//! | no `Transfer` out of the treasury (a token that returned `false`) | `Reverted`: nothing moved |
-//! | anything else (a fee taken, another amount or recipient)  | `Mismatch`: money may have moved; an operator decides |
+//! | anything else: no `Transfer` out of the treasury (a token that returned `false`), a fee taken, another amount or recipient, a `Transfer` it cannot read | `Mismatch`: money may have moved, or not; an operator decides |
+//! | no logs at all (a backend serving receipts before their logs) | an endpoint failure: asked again |
+//!
+//! A token that would return `false` is refused before anything is signed (`eth_call`);
+//! one that starts to after signing is a mismatch, never a silent cancel.
 
 use alloy_primitives::{Address, Bytes, U256, hex};
+use governance::LedgerError;
 use serde_json::Value;
 
 /// `transfer(address,uint256)`.
@@ -91,10 +95,34 @@ pub(super) fn check_returned(returned: &Value) -> Result<(), String> {
 pub(super) enum Verdict {
     /// Exactly the transfer asked for.
     Paid,
-    /// Nothing moved out of the treasury.
+    /// No `Transfer` out of the treasury in its logs.
     NothingMoved,
-    /// Something else moved: why.
+    /// Something else moved, or a `Transfer` from the token cannot be read: why.
     Mismatch(String),
+    /// The receipt has no logs to judge (a backend that serves receipts before their
+    /// logs): not a verdict, ask again.
+    Unreadable(String),
+}
+
+/// The treasury's balance from a `balanceOf` answer (32 bytes). `0x` (no contract at the
+/// token's address, or no return value) is no balance at all: an error, never 0.
+pub(super) fn balance_word(answer: &Value) -> Result<u128, LedgerError> {
+    let text = answer.as_str().unwrap_or_default();
+    let bytes = hex::decode(text.strip_prefix("0x").unwrap_or(text)).unwrap_or_default();
+    if bytes.len() != 32 {
+        return Err(LedgerError::Malformed(format!(
+            "balanceOf answered {} bytes, not 32 (is the token's address a contract?)",
+            bytes.len()
+        )));
+    }
+    if bytes[..16].iter().any(|&b| b != 0) {
+        return Err(LedgerError::Malformed(
+            "balanceOf answered more than 2^128 - 1".into(),
+        ));
+    }
+    Ok(u128::from_be_bytes(
+        bytes[16..].try_into().unwrap_or_default(),
+    ))
 }
 
 /// Judges `receipt`'s logs for a `transfer(to, amount)` from `treasury` on `token`.
@@ -105,11 +133,39 @@ pub(super) fn verdict(
     to: Address,
     amount: U256,
 ) -> Verdict {
-    let logs = receipt
-        .get("logs")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let Some(logs) = receipt.get("logs").and_then(Value::as_array).cloned() else {
+        return Verdict::Unreadable("a token payout's receipt without logs".into());
+    };
+    // Every Transfer the token emitted must be readable (three topics, a 32-byte amount):
+    // one logged another way (non-indexed parameters) could be the payment.
+    let from_token = |log: &&Value| {
+        log.get("address")
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse::<Address>().ok())
+            == Some(token)
+    };
+    let unreadable = logs
+        .iter()
+        .filter(from_token)
+        .filter(|log| topic(log, 0).as_deref() == Some(TRANSFER_TOPIC))
+        .any(|log| {
+            let topics = log
+                .get("topics")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let data = log
+                .get("data")
+                .and_then(Value::as_str)
+                .map_or(0, |d| d.trim_start_matches("0x").len());
+            topics != 3 || data != 64
+        });
+    if unreadable {
+        return Verdict::Mismatch(
+            "the token logged a Transfer this cannot read (not three topics and a 32-byte \
+             amount): check the destination's balance"
+                .into(),
+        );
+    }
     let out_of_treasury: Vec<(Address, Option<Address>, Option<U256>)> = logs
         .iter()
         .filter(|log| topic(log, 0).as_deref() == Some(TRANSFER_TOPIC))
@@ -259,5 +315,10 @@ mod tests {
                 .contains("returns false")
         );
         assert!(check_returned(&word(2)).is_err());
+        assert_eq!(balance_word(&word(7)).ok(), Some(7));
+        assert!(
+            balance_word(&json!("0x")).is_err(),
+            "no contract: no balance"
+        );
     }
 }
