@@ -55,7 +55,7 @@ pub(crate) use lifecycle::Change;
 pub use migrate::Migration;
 pub(crate) use operator::Settled;
 pub use operator::{Action, Decision, Resolution};
-pub use policy::{MAX_APPROVE_BATCH, Rejudged};
+pub use policy::{MAX_APPROVE_BATCH, Rejudged, check_approval_ids};
 pub use queue::{Cancellation, Queued};
 pub use records::{
     Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent, Totals, describe_hold,

@@ -150,20 +150,7 @@ impl GovStore {
         ids: &[DisbursementId],
         audit: &Audit,
     ) -> Result<Vec<Disbursement>, RequestError> {
-        if ids.is_empty() || ids.len() > MAX_APPROVE_BATCH {
-            return Err(RequestError::Conflict(format!(
-                "approve 1 to {MAX_APPROVE_BATCH} disbursements at once, not {}",
-                ids.len()
-            )));
-        }
-        let mut sorted = ids.to_vec();
-        sorted.sort_unstable();
-        if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(RequestError::Conflict(format!(
-                "disbursement {} is listed twice",
-                pair[0]
-            )));
-        }
+        check_approval_ids(ids).map_err(RequestError::Conflict)?;
         let outcome = self.transact(|txn| {
             let policy = self.policy();
             // Every check before any write: the transaction applies what it wrote when
@@ -323,6 +310,23 @@ pub(crate) struct Payable {
     /// The first allowed one that would take the day's signed spend over its limit: it
     /// and those after it wait.
     pub(crate) waiting: Option<(DisbursementId, Refusal)>,
+}
+
+/// Whether `ids` is a list one approval request may carry: 1 to [`MAX_APPROVE_BATCH`]
+/// ids, none twice. `Err` says what is wrong.
+pub fn check_approval_ids(ids: &[DisbursementId]) -> Result<(), String> {
+    if ids.is_empty() || ids.len() > MAX_APPROVE_BATCH {
+        return Err(format!(
+            "approve 1 to {MAX_APPROVE_BATCH} disbursements at once, not {}",
+            ids.len()
+        ));
+    }
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    match sorted.windows(2).find(|w| w[0] == w[1]) {
+        Some(pair) => Err(format!("disbursement {} is listed twice", pair[0])),
+        None => Ok(()),
+    }
 }
 
 /// Queues a disbursement that was awaiting approval: indexed as payable if every

@@ -161,21 +161,8 @@ impl ApproveBody {
     /// The ids (1 to `MAX_APPROVE_BATCH`, none twice) and the reason.
     pub(super) fn parse(body: &Bytes) -> Result<(Vec<u64>, String), ApiError> {
         let ApproveBody { ids, reason } = parse(body)?;
-        let max = crate::governance::store::MAX_APPROVE_BATCH;
-        if ids.is_empty() || ids.len() > max {
-            return Err(ApiError::bad_request(format!(
-                "ids: approve 1 to {max} disbursements at once, got {}",
-                ids.len()
-            )));
-        }
-        let mut sorted = ids.clone();
-        sorted.sort_unstable();
-        if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(ApiError::bad_request(format!(
-                "ids: {} is listed twice",
-                pair[0]
-            )));
-        }
+        crate::governance::store::check_approval_ids(&ids)
+            .map_err(|problem| ApiError::bad_request(format!("ids: {problem}")))?;
         Ok((ids, checked_reason(&reason)?))
     }
 }
