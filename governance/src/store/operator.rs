@@ -345,6 +345,9 @@ fn apply_in(txn: &mut Txn<'_>, decision: &Decision) -> Result<Option<Disbursemen
             let epoch_seen = txn.counter(EPOCH)?;
             // A mismatch's own transaction is the payment unless the operator names another.
             let (tx_hash, block) = match (tx_hash, landed) {
+                (Some(hash), Some((own, block))) if hash.eq_ignore_ascii_case(own) => {
+                    (own.clone(), block)
+                }
                 (Some(hash), _) => (hash.clone(), 0),
                 (None, Some((hash, block))) => (hash.clone(), block),
                 (None, None) => (String::new(), 0),

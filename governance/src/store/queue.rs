@@ -149,16 +149,23 @@ impl GovStore {
                 .map(|q| &q.disbursement)
                 .collect();
             if let (Some(first), Some(last)) = (created.first(), created.last()) {
-                let total = created
+                // Totals per asset: amounts in different assets do not add up.
+                let mut totals: std::collections::BTreeMap<&str, u128> = Default::default();
+                for d in &created {
+                    let total = totals.entry(d.asset.as_str()).or_default();
+                    *total = total.saturating_add(d.amount);
+                }
+                let totals: Vec<String> = totals
                     .iter()
-                    .map(|d| d.amount)
-                    .fold(0, u128::saturating_add);
+                    .map(|(asset, total)| format!("{total} {asset}"))
+                    .collect();
                 let detail = format!(
-                    "disbursements {}..={} ({} created, {} already queued), {total} in all",
+                    "disbursements {}..={} ({} created, {} already queued), {} in all",
                     first.id,
                     last.id,
                     created.len(),
-                    queued.len() - created.len()
+                    queued.len() - created.len(),
+                    totals.join(", ")
                 );
                 write_audit(
                     txn,
