@@ -427,6 +427,52 @@ mod executor {
         assert_eq!(h.executor.snapshot().balance_shortfall, None);
     }
 
+    /// A token payout waits on the token's balance (less what is in flight in it), not on
+    /// the coin's: a shortfall names the token, nothing is cancelled, and a top-up pays it.
+    #[test]
+    fn a_token_payout_waits_on_its_tokens_balance() {
+        let ledger = Arc::new(ScriptedLedger::new(1_000));
+        ledger.set_token_balance("GRT", 100);
+        // Nothing is mined: what is signed stays in flight, committed against its asset.
+        ledger.set_auto_mine(false);
+        let mut h = with(Settings::batch(10), Arc::clone(&ledger));
+        let grant = |amount| NewDisbursement {
+            asset: "GRT".into(),
+            ..request("grantee", amount)
+        };
+        let _a = h.queue_with(grant(60));
+        // Token amounts are not the coin's: 950 of the coin's 1,000 fits beside 60 GRT
+        // (it would not if the GRT were counted against the coin).
+        let c = h.queue("native-grantee", 950);
+        let b = h.queue_with(grant(60));
+        let report = h.tick();
+        assert_eq!(report.submitted, 2, "a and c fit, b does not: {report:?}");
+        assert!(matches!(h.status(c), DisbursementStatus::Submitted { .. }));
+        assert_eq!(report.balance_shortfall, Some(20), "60 GRT needed, 40 left");
+        assert_eq!(report.shortfall_asset.as_deref(), Some("GRT"));
+        assert_eq!(report.by_asset.get("GRT").map(|c| c.submitted), Some(1));
+        assert_eq!(report.by_asset.get("native").map(|c| c.submitted), Some(1));
+        let snapshot = h.executor.snapshot();
+        assert_eq!(
+            snapshot.balances.get("GRT").map(String::as_str),
+            Some("100")
+        );
+        h.tick();
+        assert_eq!(
+            h.status(b),
+            DisbursementStatus::Queued,
+            "it waits, not cancelled"
+        );
+        // 20 more GRT: b fits beside a, still in flight.
+        ledger.set_token_balance("GRT", 120);
+        h.tick();
+        assert!(
+            matches!(h.status(b), DisbursementStatus::Submitted { .. }),
+            "{:?}",
+            h.status(b)
+        );
+    }
+
     #[test]
     fn dependencies_wait_for_execution_and_cancellations_cascade() {
         let mut h = harness(10);

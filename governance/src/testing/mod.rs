@@ -95,6 +95,8 @@ struct State {
     signing_error: Option<String>,
     attempts: u64,
     foreign: u64,
+    /// Token balances by symbol: the assets it pays besides the coin.
+    tokens: std::collections::BTreeMap<String, u128>,
 }
 
 /// An in-memory chain and mempool with the rules of a real node and faults on demand.
@@ -138,6 +140,7 @@ impl ScriptedLedger {
                 signing_error: None,
                 attempts: 0,
                 foreign: 0,
+                tokens: std::collections::BTreeMap::new(),
             }),
         }
     }
@@ -147,6 +150,13 @@ impl ScriptedLedger {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Pays the token `symbol` too, the treasury holding `balance` of it. (Its payouts
+    /// are signed and mined like the coin's; only the balance read before signing is the
+    /// token's.)
+    pub fn set_token_balance(&self, symbol: &str, balance: u128) {
+        self.state().tokens.insert(symbol.to_owned(), balance);
     }
 
     /// Queues faults for the next submissions, in order.
@@ -431,6 +441,26 @@ impl Ledger for ScriptedLedger {
 
     fn balance(&self) -> Result<u128, LedgerError> {
         Ok(self.read()?.chain.balance())
+    }
+
+    fn validate_asset(&self, asset: &str) -> Result<(), String> {
+        if asset == crate::policy::NATIVE || self.state().tokens.contains_key(asset) {
+            Ok(())
+        } else {
+            Err(format!("unknown asset {asset:?}"))
+        }
+    }
+
+    fn asset_balance(&self, asset: &str) -> Result<u128, LedgerError> {
+        if asset == crate::policy::NATIVE {
+            return self.balance();
+        }
+        let state = self.read()?;
+        state
+            .tokens
+            .get(asset)
+            .copied()
+            .ok_or_else(|| LedgerError::Other(format!("no token {asset:?}")))
     }
 
     fn treasury_transaction(&self, block: u64, nonce: u64) -> Result<Option<String>, LedgerError> {
