@@ -224,6 +224,11 @@ impl Policy {
         self.limits.get(asset)
     }
 
+    /// Whether `asset` has a daily limit: only then are its rolling windows kept.
+    pub fn has_daily_limit(&self, asset: &str) -> bool {
+        self.limits(asset).is_some_and(|l| l.daily_limit.is_some())
+    }
+
     /// How many approvals from distinct names a disbursement of `amount` in `asset`
     /// needs. 1 means none beyond queueing it: whoever (or whatever) queued it is enough,
     /// named or not.

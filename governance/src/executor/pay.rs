@@ -162,7 +162,7 @@ impl TreasuryExecutor {
         self.assets.retain(|id, _| in_flight.contains(id));
         let mut committed: HashMap<String, u128> = HashMap::new();
         for intent in intents.iter().filter(|intent| intent.inclusion.is_none()) {
-            let fee = intent.worst_case_cost().saturating_sub(intent.amount);
+            let fee = intent.worst_case_fee();
             let asset = self.asset_of(intent.id)?;
             let native = committed.entry(NATIVE.to_owned()).or_default();
             *native = native.saturating_add(fee);

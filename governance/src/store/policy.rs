@@ -368,11 +368,7 @@ pub(super) fn count_signed(
     policy: &Policy,
     records: &[Disbursement],
 ) -> Result<bool, StoreError> {
-    let limited = |asset: &str| {
-        policy
-            .limits(asset)
-            .is_some_and(|l| l.daily_limit.is_some())
-    };
+    let limited = |asset: &str| policy.has_daily_limit(asset);
     if !records.iter().any(|record| limited(record.asset())) {
         return Ok(true); // no daily limit to keep: nothing read or written
     }

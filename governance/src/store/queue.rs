@@ -254,11 +254,7 @@ fn queue_in(
     let mut plans = Vec::with_capacity(batch.len());
     // The window is kept for the assets with a daily limit only (all /status and the
     // metrics show): queueing without one costs no read or write of it.
-    let limited = |asset: &str| {
-        policy
-            .limits(asset)
-            .is_some_and(|l| l.daily_limit.is_some())
-    };
+    let limited = |asset: &str| policy.has_daily_limit(asset);
     let mut spend = if batch.iter().any(|new| limited(&new.asset)) {
         read_spend(txn)?
     } else {

@@ -122,17 +122,15 @@ impl Intent {
         self.attempts.iter().any(|attempt| attempt.kind == kind)
     }
 
-    /// The most this intent can still take from the treasury: its amount (a payment may
-    /// still land even once a cancellation is signed), plus the worst-case fee of its
-    /// costliest attempt.
-    pub fn worst_case_cost(&self) -> u128 {
-        let fee = self
-            .attempts
+    /// The most fee this intent can still take from the treasury, in the chain's coin:
+    /// the worst-case fee of its costliest attempt (a payment may still land even once a
+    /// cancellation is signed). Its amount, in its disbursement's asset, comes on top.
+    pub fn worst_case_fee(&self) -> u128 {
+        self.attempts
             .iter()
             .map(|attempt| attempt.tx.fees.worst_case())
             .max()
-            .unwrap_or(0);
-        self.amount.saturating_add(fee)
+            .unwrap_or(0)
     }
 
     /// Every attempt's hash, oldest first.

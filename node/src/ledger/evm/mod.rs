@@ -413,7 +413,8 @@ impl EvmLedger {
         });
         let cap = self.config.gas_limit;
         let estimate = |endpoint: &Endpoint| -> Result<u64, LedgerError> {
-            let refused = |endpoint: &Endpoint, reason: String| -> LedgerError {
+            // A refusal, or a shortfall if the endpoint shows too little of the token.
+            let refusal = |endpoint: &Endpoint, reason: String| -> LedgerError {
                 match payout {
                     Some(amount) => match self.token_balance_on(endpoint, to) {
                         Ok(balance) if balance < amount => LedgerError::InsufficientBalance,
@@ -428,15 +429,15 @@ impl EvmLedger {
             if payout.is_some() {
                 let answer = endpoint.call("eth_call", json!([call, "latest"]));
                 let returned = match reverted_as_rejected(answer) {
-                    Err(LedgerError::Rejected(reason)) => return Err(refused(endpoint, reason)),
+                    Err(LedgerError::Rejected(reason)) => return Err(refusal(endpoint, reason)),
                     other => other?,
                 };
                 if let Err(reason) = token::check_returned(&returned) {
-                    return Err(refused(endpoint, reason));
+                    return Err(refusal(endpoint, reason));
                 }
             }
             let gas = match reverted_as_rejected(endpoint.call("eth_estimateGas", json!([call]))) {
-                Err(LedgerError::Rejected(reason)) => return Err(refused(endpoint, reason)),
+                Err(LedgerError::Rejected(reason)) => return Err(refusal(endpoint, reason)),
                 other => rpc::quantity_u64(&other?, "eth_estimateGas")?,
             };
             if gas > cap {
