@@ -22,8 +22,8 @@ pub use circuit_breaker::{
     TransitionListener,
 };
 pub use executor::{
-    CrashPoint, Finality, MIN_BUMP_PERCENT, TickReport, TreasuryExecutor, TreasuryExecutorConfig,
-    TreasuryExecutorError,
+    BroadcastGate, CrashPoint, Finality, MIN_BUMP_PERCENT, TickReport, TreasuryExecutor,
+    TreasuryExecutorConfig, TreasuryExecutorError,
 };
 pub use ledger::{AttemptKind, Fees, Head, Ledger, LedgerError, SignRequest, SignedTx, TxStatus};
 pub use policy::{Policy, Refusal};

@@ -16,6 +16,56 @@ mod executor {
 
     use crate::common::{Settings, decide, harness, request, with};
 
+    /// A closed broadcast gate (a node that lost its lease) stops the tick before any
+    /// hand-over, counts nothing against the breaker and halts nothing; the stored intents
+    /// are bound, so the executor built when the node leads again sends the same
+    /// transactions (one payment each), whether the gate closed before or between
+    /// batches.
+    #[test]
+    fn a_closed_gate_broadcasts_nothing_and_the_next_term_pays_once() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        for batch in [1, 3] {
+            let mut h = harness(batch);
+            let ids: Vec<_> = (0..4).map(|i| h.queue(&format!("d{i}"), 10 + i)).collect();
+            let open = Arc::new(AtomicBool::new(true));
+            let asked = Arc::new(AtomicUsize::new(0));
+            let gate = {
+                let (open, asked) = (Arc::clone(&open), Arc::clone(&asked));
+                Arc::new(move || {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    open.load(Ordering::SeqCst)
+                })
+            };
+            h.executor = {
+                let placeholder = governance::TreasuryExecutor::new(
+                    h.executor.config().clone(),
+                    Arc::clone(&h.breaker),
+                    h.store().clone(),
+                    Arc::clone(&h.ledger) as _,
+                )
+                .expect("executor");
+                placeholder.with_gate(gate)
+            };
+            open.store(false, Ordering::SeqCst);
+            let before = h.ledger.attempts();
+            assert_eq!(h.executor.tick(), Err(TreasuryExecutorError::NotLeader));
+            assert_eq!(
+                h.ledger.attempts(),
+                before,
+                "batch {batch}: nothing broadcast"
+            );
+            assert!(asked.load(Ordering::SeqCst) > 0, "the gate was asked");
+            assert_eq!(h.breaker.failure_count(), 0);
+            assert!(!TreasuryExecutorError::NotLeader.halts());
+            assert!(h.executor.snapshot().halted.is_none());
+            // Signed and stored ahead: the next term binds them and pays each once.
+            assert!(!h.store().intents().expect("intents").is_empty());
+            let mut h = h.restart();
+            h.drain();
+            h.assert_paid_exactly_once(&[(ids[0], 10), (ids[1], 11), (ids[2], 12), (ids[3], 13)]);
+        }
+    }
+
     /// One row of the error table per test: submission failures count, keep the intent
     /// staged, and are retried.
     #[test]

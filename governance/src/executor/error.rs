@@ -69,6 +69,11 @@ pub enum TreasuryExecutorError {
     /// The executor halted earlier and will not run until restarted.
     #[error("executor halted: {0}")]
     Halted(String),
+    /// The executor's broadcast gate said no (this node no longer holds the leader
+    /// lease): nothing was broadcast. Not a halt: the node stands down, and a new
+    /// executor is built when it leads again.
+    #[error("not the leader: this node no longer holds the lease, and broadcasts nothing")]
+    NotLeader,
     /// A test's crash point was reached (only with the `test-support` feature).
     #[error("crashed at {0:?}")]
     Crashed(super::CrashPoint),

@@ -83,6 +83,9 @@ impl Tip {
     }
 }
 
+/// The executor's check before each broadcast ([`TreasuryExecutor::with_gate`]).
+pub type BroadcastGate = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Runs ticks against a store and a ledger. Single-threaded by design: one executor per
 /// store, driven by the node's loop.
 pub struct TreasuryExecutor {
@@ -116,6 +119,9 @@ pub struct TreasuryExecutor {
     assets: HashMap<crate::treasury::DisbursementId, String>,
     /// Lookups made this tick in one batch, by transaction hash.
     prefetched: HashMap<String, TxStatus>,
+    /// Asked right before every broadcast: whether this executor may still broadcast
+    /// (with leader election: whether it still holds its lease). `None`: always.
+    gate: Option<BroadcastGate>,
     /// Whether the intents found at start were bound (the first tick does it, so that a
     /// corrupt one halts the executor rather than the node's start).
     bound_at_start: bool,
@@ -171,7 +177,27 @@ impl TreasuryExecutor {
             assets: HashMap::new(),
             mismatched: HashMap::new(),
             unrecorded: Vec::new(),
+            gate: None,
         })
+    }
+
+    /// This executor, which asks `gate` right before every broadcast and, if it says
+    /// no, broadcasts nothing and ends the tick with
+    /// [`NotLeader`](TreasuryExecutorError::NotLeader). For leader election: the gate
+    /// says whether the lease is still held. (It is liveness, not safety: the store's
+    /// fence is what keeps a deposed executor from writing, and every transaction it can
+    /// broadcast was written ahead under the fence; see docs/architecture.md.)
+    pub fn with_gate(mut self, gate: BroadcastGate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Whether the gate, if any, lets a broadcast through now.
+    fn may_broadcast(&self) -> Result<(), TreasuryExecutorError> {
+        match &self.gate {
+            Some(gate) if !gate() => Err(TreasuryExecutorError::NotLeader),
+            _ => Ok(()),
+        }
     }
 
     /// The configuration.

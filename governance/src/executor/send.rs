@@ -103,6 +103,7 @@ impl TreasuryExecutor {
             if !self.handing {
                 return Ok(Flow::Go); // refused: the rest stays staged for the next tick
             }
+            self.may_broadcast()?;
             let mut permits = Vec::new();
             for _ in next..intents.len() {
                 match breaker.try_acquire() {
@@ -191,6 +192,7 @@ impl TreasuryExecutor {
         tip: &Tip,
         report: &mut TickReport,
     ) -> Result<Sent, TreasuryExecutorError> {
+        self.may_broadcast()?;
         let breaker = Arc::clone(&self.breaker);
         let Ok(permit) = breaker.try_acquire() else {
             report.rejected_by_breaker = true;

@@ -7,6 +7,11 @@ pub enum StoreError {
     /// The engine reported an error (I/O, or a corrupt file).
     #[error("database error: {0}")]
     Database(String),
+    /// The engine could not be reached (a replicated store without a quorum, or a
+    /// network failure): nothing can be read, and a write that failed this way may or
+    /// may not have applied. Read again before acting on it.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// A record's bytes do not decode.
     #[error("corrupt `{kind}` record at key {key}: {reason}")]
     Corrupt {

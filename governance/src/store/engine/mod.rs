@@ -19,11 +19,14 @@
 //!   and a crash leaves all of the batch or none of it. If a condition does not hold,
 //!   nothing is written and the error says which: [`ApplyError::Conflict`] (a key
 //!   changed since it was read: read again and retry) or [`ApplyError::Fenced`] (the
-//!   caller's fence no longer holds: it must stop writing; retrying cannot help).
+//!   caller's fence no longer holds: it must stop writing; retrying cannot help). A
+//!   failed fence is reported as `Fenced` whatever else failed.
 //! - **Durability** is the engine's: [`flush`](KeySpace::flush) returns once every
 //!   applied batch survives a crash of the process (for sled, see
 //!   `docs/architecture.md` on what that does and does not promise on power loss).
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod contract;
 mod memory;
 mod sled;
 
@@ -189,7 +192,11 @@ pub(crate) fn check(
     unchanged: bool,
     mut read: impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
 ) -> Result<(), ApplyError> {
-    for condition in conditions {
+    // The fence first: a deposed writer is told so, whatever else changed.
+    let (fences, others): (Vec<&Condition>, Vec<&Condition>) = conditions
+        .iter()
+        .partition(|condition| matches!(condition, Condition::Fence(_)));
+    for condition in fences.into_iter().chain(others) {
         if unchanged && !matches!(condition, Condition::Fence(_)) {
             continue;
         }
