@@ -85,8 +85,9 @@ pub const RPC_METHODS: [&str; 11] = [
     BATCH,
 ];
 /// The `method` recorded for a method not in [`RPC_METHODS`], the `result` recorded for a
-/// result not in [`RPC_RESULTS`], and the `reason` recorded for a spending-policy refusal not in
-/// [`POLICY_REFUSALS`], so that no value from outside those lists makes a new series.
+/// result not in [`RPC_RESULTS`], the `reason` recorded for a spending-policy refusal not in
+/// [`POLICY_REFUSALS`], and the `op` recorded for a store engine operation not in
+/// [`ENGINE_OPS`], so that no value from outside those lists makes a new series.
 pub const OTHER: &str = "other";
 
 /// A queue request refused (403), or a ready disbursement held back from signing, because it is
@@ -109,6 +110,18 @@ pub const POLICY_REFUSALS: [&str; 4] = [
     POLICY_DESTINATION,
     POLICY_APPROVALS,
 ];
+
+/// A point read of one key from the store's engine failed.
+pub const ENGINE_GET: &str = "get";
+/// A range scan of the store's engine failed.
+pub const ENGINE_SCAN: &str = "scan";
+/// An atomic conditional batch could not be applied by the store's engine (a failed condition,
+/// a conflict or a fence, is not an engine error and is not counted).
+pub const ENGINE_APPLY: &str = "apply";
+/// Granting, renewing or revoking the leader's lease in the store's engine failed.
+pub const ENGINE_LEASE: &str = "lease";
+/// Every `op` label of the store engine errors counter (see [`engine_op`] for any other value).
+pub const ENGINE_OPS: [&str; 4] = [ENGINE_GET, ENGINE_SCAN, ENGINE_APPLY, ENGINE_LEASE];
 
 /// The label of a breaker state given as its `u8` value (`0` → `"closed"`), `None` if unknown.
 pub const fn breaker_state(state: u8) -> Option<&'static str> {
@@ -144,5 +157,14 @@ pub fn policy_refusal(reason: &str) -> &'static str {
     POLICY_REFUSALS
         .into_iter()
         .find(|&known| known == reason)
+        .unwrap_or(OTHER)
+}
+
+/// The `op` label recorded for a failed store engine operation: itself if it is in
+/// [`ENGINE_OPS`], else [`OTHER`] (a caller's mistake: every engine operation has its label there).
+pub fn engine_op(op: &str) -> &'static str {
+    ENGINE_OPS
+        .into_iter()
+        .find(|&known| known == op)
         .unwrap_or(OTHER)
 }

@@ -262,6 +262,34 @@ impl TreasuryMetrics {
         self.inner.set_daily_spend(asset, spent, limit);
     }
 
+    /// Whether this node is the active executor, the leader that holds the store's lease:
+    /// `treasury_executor_leader` (1 or 0). Every node exports it: a node on an embedded store
+    /// (sled), the only executor there is, reports `true`; on a replicated store (etcd), exactly
+    /// one node of a healthy cluster does. `0` from the start, until the node says otherwise.
+    pub fn set_executor_leader(&self, leader: bool) {
+        self.inner.set_executor_leader(leader);
+    }
+
+    /// The leader this node observes was replaced by a new one (another node, or the same node
+    /// under a new lease after losing its own): `treasury_executor_leader_changes_total`.
+    ///
+    /// Not for the first leader a node observes after it starts, and not when the leader merely
+    /// goes away (the next one's arrival counts), so that every node counts the same changes and
+    /// the flapping alert takes the `max` over the nodes, not the sum.
+    pub fn leader_changed(&self) {
+        self.inner.leader_changed();
+    }
+
+    /// One store engine operation (one of [`labels::ENGINE_OPS`]) that failed for an
+    /// infrastructure reason, an engine unreachable or timing out:
+    /// `treasury_store_engine_errors_total{op}`. A failed condition of a batch (a conflict, a
+    /// fence) is the store working as designed, not an engine error: it is not counted.
+    ///
+    /// An `op` not in [`labels::ENGINE_OPS`] is counted as op [`labels::OTHER`].
+    pub fn store_engine_error(&self, op: &str) {
+        self.inner.store_engine_error(op);
+    }
+
     /// The Prometheus text exposition (format 0.0.4) of every metric, for `GET /metrics`.
     ///
     /// `None` with the feature off (the node then serves no `/metrics`). With it on, `None` only

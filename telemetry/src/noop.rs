@@ -82,6 +82,15 @@ impl Metrics {
     pub(crate) fn set_daily_spend(&self, _asset: &str, _spent: f64, _limit: Option<f64>) {}
 
     #[inline]
+    pub(crate) fn set_executor_leader(&self, _leader: bool) {}
+
+    #[inline]
+    pub(crate) fn leader_changed(&self) {}
+
+    #[inline]
+    pub(crate) fn store_engine_error(&self, _op: &str) {}
+
+    #[inline]
     pub(crate) fn render(&self) -> Option<String> {
         None
     }

@@ -70,6 +70,9 @@ struct Registered {
     /// Like `policy_spent`, and an asset's series is removed again when its limit is `None`: no
     /// limit must read as no series, not as a limit of 0 (which the near-limit alert would divide by).
     policy_daily_limit: GaugeVec,
+    executor_leader: IntGauge,
+    leader_changes: IntCounter,
+    store_engine_errors: IntCounterVec,
     /// The endpoints named so far, whose counter and histogram series exist (see
     /// [`Metrics::endpoint_named`]).
     rpc_endpoints: Mutex<HashSet<String>>,
@@ -339,6 +342,30 @@ impl Default for Metrics {
                     &["asset"],
                 ),
             ),
+            executor_leader: register(
+                &r,
+                IntGauge::new(
+                    "treasury_executor_leader",
+                    "1 while this node is the active executor (the leader holding the store's lease; always 1 on an embedded store), else 0.",
+                ),
+            ),
+            leader_changes: register(
+                &r,
+                IntCounter::new(
+                    "treasury_executor_leader_changes_total",
+                    "Times the leader this node observes was replaced by a new one (another node, or the same node under a new lease); every node counts the same changes.",
+                ),
+            ),
+            store_engine_errors: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "treasury_store_engine_errors_total",
+                        "Store engine operations that failed for an infrastructure reason (engine unreachable, timeout), by operation: get, scan, apply, lease. A failed condition (conflict, fenced) is not counted.",
+                    ),
+                    &["op"],
+                ),
+            ),
             rpc_endpoints: Mutex::default(),
             registry: r,
         };
@@ -366,6 +393,9 @@ impl Default for Metrics {
         }
         for reason in labels::POLICY_REFUSALS {
             metrics.policy_refusals.with_label_values(&[reason]);
+        }
+        for op in labels::ENGINE_OPS {
+            metrics.store_engine_errors.with_label_values(&[op]);
         }
         Self(Arc::new(metrics))
     }
@@ -639,6 +669,21 @@ impl Metrics {
                 let _ = self.0.policy_daily_limit.remove_label_values(&[asset]);
             }
         }
+    }
+
+    pub(crate) fn set_executor_leader(&self, leader: bool) {
+        self.0.executor_leader.set(i64::from(leader));
+    }
+
+    pub(crate) fn leader_changed(&self) {
+        self.0.leader_changes.inc();
+    }
+
+    pub(crate) fn store_engine_error(&self, op: &str) {
+        self.0
+            .store_engine_errors
+            .with_label_values(&[labels::engine_op(op)])
+            .inc();
     }
 
     pub(crate) fn render(&self) -> Option<String> {

@@ -98,6 +98,22 @@ fn a_policy_refusal_reason_outside_the_list_is_labelled_other() {
     }
 }
 
+#[test]
+fn engine_ops_are_listed_distinct_and_never_other() {
+    assert_eq!(labels::ENGINE_OPS, ["get", "scan", "apply", "lease"]);
+    assert!(!labels::ENGINE_OPS.contains(&labels::OTHER));
+}
+
+#[test]
+fn an_engine_op_outside_the_list_is_labelled_other() {
+    for op in labels::ENGINE_OPS {
+        assert_eq!(labels::engine_op(op), op);
+    }
+    for unknown in ["GET", "put", "txn", "scan ", "", "other"] {
+        assert_eq!(labels::engine_op(unknown), labels::OTHER, "{unknown:?}");
+    }
+}
+
 /// Every call, so that both configurations compile the whole API.
 fn exercise(metrics: &TreasuryMetrics) {
     metrics.set_breaker(1, 5, 0);
@@ -128,6 +144,9 @@ fn exercise(metrics: &TreasuryMetrics) {
     metrics.set_awaiting_approval(2);
     metrics.set_held_by_policy(1);
     metrics.set_daily_spend("native", 850.0, Some(1000.0));
+    metrics.set_executor_leader(true);
+    metrics.leader_changed();
+    metrics.store_engine_error(labels::ENGINE_LEASE);
 }
 
 #[cfg(not(feature = "prometheus"))]
@@ -149,7 +168,7 @@ mod disabled {
 mod enabled {
     use super::*;
 
-    const GAUGES: [&str; 18] = [
+    const GAUGES: [&str; 19] = [
         "treasury_circuit_breaker_state",
         "treasury_circuit_breaker_failures",
         "treasury_circuit_breaker_successes",
@@ -168,8 +187,9 @@ mod enabled {
         "treasury_disbursements_held_by_policy",
         "treasury_policy_spent_24h",
         "treasury_policy_daily_limit",
+        "treasury_executor_leader",
     ];
-    const COUNTERS: [&str; 10] = [
+    const COUNTERS: [&str; 12] = [
         "treasury_admin_auth_failures_total",
         "treasury_circuit_breaker_transitions_total",
         "treasury_circuit_breaker_rejected_total",
@@ -180,6 +200,8 @@ mod enabled {
         "treasury_rpc_requests_total",
         "treasury_rpc_endpoint_transitions_total",
         "treasury_policy_refusals_total",
+        "treasury_executor_leader_changes_total",
+        "treasury_store_engine_errors_total",
     ];
     const HISTOGRAM: &str = "treasury_executor_tick_duration_seconds";
     const RPC_HISTOGRAM: &str = "treasury_rpc_request_duration_seconds";
@@ -244,6 +266,8 @@ mod enabled {
         assert_sample(&text, "treasury_executor_tick_duration_seconds_count 0");
         assert_sample(&text, "treasury_disbursements_awaiting_approval 0");
         assert_sample(&text, "treasury_disbursements_held_by_policy 0");
+        assert_sample(&text, "treasury_executor_leader 0");
+        assert_sample(&text, "treasury_executor_leader_changes_total 0");
         // Every expected labelled series exists at 0, so the first increment is seen by increase().
         for from in labels::BREAKER_STATES {
             for to in labels::BREAKER_STATES {
@@ -266,6 +290,12 @@ mod enabled {
             assert_sample(
                 &text,
                 &format!("treasury_policy_refusals_total{{reason=\"{reason}\"}} 0"),
+            );
+        }
+        for op in labels::ENGINE_OPS {
+            assert_sample(
+                &text,
+                &format!("treasury_store_engine_errors_total{{op=\"{op}\"}} 0"),
             );
         }
         // Absent until the first tick: the stalled alert's "never ticked" case.
@@ -538,6 +568,60 @@ mod enabled {
             .filter(|l| l.starts_with(&format!("{name}{{")))
             .count();
         assert_eq!(series, 5, "the four rules and other:\n{text}");
+    }
+
+    #[test]
+    fn the_leader_gauge_follows_each_call_and_changes_are_counted() {
+        let metrics = TreasuryMetrics::new();
+        metrics.set_executor_leader(true);
+        let text = render(&metrics);
+        assert_sample(&text, "treasury_executor_leader 1");
+        assert_sample(&text, "treasury_executor_leader_changes_total 0");
+
+        metrics.leader_changed();
+        metrics.set_executor_leader(false);
+        metrics.leader_changed();
+        metrics.leader_changed();
+        let text = render(&metrics);
+        assert_sample(&text, "treasury_executor_leader 0");
+        assert_sample(&text, "treasury_executor_leader_changes_total 3");
+
+        // Setting the same value again changes nothing and counts nothing.
+        metrics.set_executor_leader(true);
+        metrics.set_executor_leader(true);
+        let text = render(&metrics);
+        assert_sample(&text, "treasury_executor_leader 1");
+        assert_sample(&text, "treasury_executor_leader_changes_total 3");
+    }
+
+    #[test]
+    fn store_engine_errors_are_counted_by_op_and_bound_unknown_ops() {
+        let metrics = TreasuryMetrics::new();
+        let name = "treasury_store_engine_errors_total";
+        metrics.store_engine_error(labels::ENGINE_GET);
+        metrics.store_engine_error(labels::ENGINE_APPLY);
+        metrics.store_engine_error(labels::ENGINE_APPLY);
+        metrics.store_engine_error(labels::ENGINE_LEASE);
+        let text = render(&metrics);
+        assert_sample(&text, &format!(r#"{name}{{op="get"}} 1"#));
+        assert_sample(&text, &format!(r#"{name}{{op="scan"}} 0"#));
+        assert_sample(&text, &format!(r#"{name}{{op="apply"}} 2"#));
+        assert_sample(&text, &format!(r#"{name}{{op="lease"}} 1"#));
+        // The catch-all appears only with a caller's mistake, like the policy's `other`.
+        assert!(!text.contains(r#"op="other""#), "{text}");
+
+        for i in 0..20 {
+            metrics.store_engine_error(&format!("txn {i}"));
+        }
+        metrics.store_engine_error("");
+        let text = render(&metrics);
+        assert_sample(&text, &format!(r#"{name}{{op="other"}} 21"#));
+        assert!(!text.contains("txn "), "{text}");
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .count();
+        assert_eq!(series, 5, "the four ops and other:\n{text}");
     }
 
     #[test]
