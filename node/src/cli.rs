@@ -37,6 +37,13 @@ pub struct RunArgs {
     /// sled database directory [env: TB_GOVERNANCE_DB_PATH] [default: ./data/governance.db]
     #[arg(long, value_name = "PATH")]
     pub db_path: Option<PathBuf>,
+    /// Where the executor keeps its state: sled (the local database at --db-path) or etcd (a
+    /// cluster shared by several nodes, one leading; needs a node built with the `etcd`
+    /// feature). etcd's settings: the config file's [etcd], or TB_ETCD_ENDPOINTS
+    /// (comma-separated), TB_ETCD_PREFIX, TB_ETCD_LEASE_TTL_SECS, TB_ETCD_USERNAME,
+    /// TB_ETCD_PASSWORD_FILE [env: TB_STORE] [default: sled]
+    #[arg(long, value_name = "sled|etcd")]
+    pub store: Option<String>,
     /// HTTP address for /metrics, /status, /healthz [env: TB_LISTEN] [default: 127.0.0.1:9615]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
@@ -59,6 +66,7 @@ impl RunArgs {
         Overrides {
             config: self.config.clone(),
             db_path: self.db_path.clone(),
+            store: self.store.clone(),
             listen: self.listen.clone(),
             ledger: self.ledger.clone(),
             rpc_urls: self.rpc_urls.clone(),

@@ -12,9 +12,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod admin;
+pub mod etcd;
 pub mod policy;
 
 pub use self::admin::{AdminToken, Role, Secret};
+pub use self::etcd::EtcdConfig;
 pub use self::policy::PolicyConfig;
 use crate::governance::{CircuitBreakerConfig, TreasuryExecutorConfig};
 use crate::ledger::dev::DevLedgerConfig;
@@ -56,11 +58,55 @@ impl LedgerKind {
     }
 }
 
+/// Where the executor keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The local sled database at `db_path` (default).
+    Sled,
+    /// An etcd cluster (`[etcd]`), shared by several nodes of which one leads. Needs a node
+    /// built with the `etcd` feature.
+    Etcd,
+}
+
+impl StoreKind {
+    fn parse(key: &str, value: &str) -> Result<StoreKind, ConfigError> {
+        match value {
+            "sled" => Ok(StoreKind::Sled),
+            "etcd" => Ok(StoreKind::Etcd),
+            other => Err(ConfigError::new(
+                key,
+                format!("expected `sled` or `etcd`, got {other:?}"),
+            )),
+        }
+    }
+
+    /// `sled` or `etcd`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Sled => "sled",
+            StoreKind::Etcd => "etcd",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The executor's `identity` when none is configured.
+pub const DEFAULT_IDENTITY: &str = "treasury-executor";
+
 /// Everything the node runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
     /// The sled database (`db_path`, `TB_GOVERNANCE_DB_PATH`, `--db-path`).
     pub db_path: PathBuf,
+    /// Where the executor keeps its state (`store`, `TB_STORE`, `--store`).
+    pub store: StoreKind,
+    /// The etcd cluster, for `store = "etcd"` (`[etcd]`, `TB_ETCD_*`).
+    pub etcd: EtcdConfig,
     /// The HTTP address (`listen`, `TB_LISTEN`, `--listen`).
     pub listen: SocketAddr,
     /// The admin API's credentials (`[[admin.tokens]]`; `admin_token` or `TB_ADMIN_TOKEN`
@@ -108,12 +154,34 @@ impl NodeConfig {
         }
         executor
     }
+
+    /// What the configuration allows but is probably a mistake, one sentence each, for the
+    /// log at start (the node runs all the same). With `store = "etcd"`: the default
+    /// `identity` (every node of a cluster needs its own, to tell in the logs and audit
+    /// records which one led), an `etcd.prefix` without a trailing `/`, and a username
+    /// sent over `http://`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.store == StoreKind::Etcd {
+            if self.identity == DEFAULT_IDENTITY {
+                warnings.push(format!(
+                    "identity is the default {DEFAULT_IDENTITY:?} with store = \"etcd\": every \
+                     node sharing the cluster needs its own identity, or the logs and audit \
+                     records cannot tell which node led"
+                ));
+            }
+            warnings.extend(self.etcd.warnings());
+        }
+        warnings
+    }
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             db_path: PathBuf::from(DEFAULT_DB_PATH),
+            store: StoreKind::Sled,
+            etcd: EtcdConfig::default(),
             listen: DEFAULT_LISTEN
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9615))),
@@ -122,7 +190,7 @@ impl Default for NodeConfig {
             ledger: LedgerKind::Dev,
             rpc_urls: Vec::new(),
             treasury_key_file: None,
-            identity: "treasury-executor".into(),
+            identity: DEFAULT_IDENTITY.into(),
             poll_interval: Duration::from_secs(1),
             batch_size: 100,
             circuit_breaker: CircuitBreakerConfig::default(),
@@ -182,6 +250,8 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     /// `--db-path`.
     pub db_path: Option<PathBuf>,
+    /// `--store`.
+    pub store: Option<String>,
     /// `--listen`.
     pub listen: Option<String>,
     /// `--ledger`.
@@ -197,6 +267,8 @@ pub struct Overrides {
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
     db_path: Option<PathBuf>,
+    store: Option<String>,
+    etcd: Option<etcd::EtcdFile>,
     listen: Option<String>,
     admin_token: Option<String>,
     admin: Option<admin::AdminFile>,
@@ -230,6 +302,10 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
     if let Some(path) = env.var("TB_GOVERNANCE_DB_PATH") {
         config.db_path = PathBuf::from(path);
     }
+    if let Some(store) = env.var("TB_STORE") {
+        config.store = StoreKind::parse("TB_STORE", &store)?;
+    }
+    etcd::apply_env(&mut config.etcd, env)?;
     if let Some(listen) = env.var("TB_LISTEN") {
         config.listen = parse_listen("TB_LISTEN", &listen)?;
     }
@@ -261,6 +337,9 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
 
     if let Some(path) = &overrides.db_path {
         config.db_path = path.clone();
+    }
+    if let Some(store) = &overrides.store {
+        config.store = StoreKind::parse("--store", store)?;
     }
     if let Some(listen) = &overrides.listen {
         config.listen = parse_listen("--listen", listen)?;
@@ -324,6 +403,16 @@ pub fn load(overrides: &Overrides, env: &dyn Env) -> Result<NodeConfig, ConfigEr
             ));
         }
     }
+    config.etcd.check(config.store, config.poll_interval)?;
+    // Last: the whole configuration is checked first, so that a file refused only for
+    // this is known good for a node built with etcd.
+    if config.store == StoreKind::Etcd && !cfg!(feature = "etcd") {
+        return Err(ConfigError::new(
+            "store",
+            "this node was built without etcd support: build it with the `etcd` feature \
+             (`cargo build --release -p node --features etcd`), or use store = \"sled\"",
+        ));
+    }
     Ok(config)
 }
 
@@ -339,6 +428,12 @@ fn apply_file(config: &mut NodeConfig, path: &Path, key: &str) -> Result<(), Con
     })?;
     if let Some(db_path) = file.db_path {
         config.db_path = db_path;
+    }
+    if let Some(store) = file.store {
+        config.store = StoreKind::parse("store", &store)?;
+    }
+    if let Some(etcd) = file.etcd {
+        etcd.apply(&mut config.etcd)?;
     }
     if let Some(listen) = file.listen {
         config.listen = parse_listen("listen", &listen)?;

@@ -591,3 +591,476 @@ fn bad_policy_values_name_their_key() {
         "{error}"
     );
 }
+
+// ---- store and [etcd] ------------------------------------------------------------------
+
+/// Loads `text` as the file (`TB_CONFIG`) with `vars` as the environment.
+fn load_with(text: &str, vars: &[(&str, &str)]) -> Result<NodeConfig, ConfigError> {
+    let toml = file(text);
+    let path = toml.path().to_string_lossy().into_owned();
+    let mut vars = env(vars);
+    vars.insert("TB_CONFIG".into(), path);
+    load(&Overrides::default(), &vars)
+}
+
+/// `load`'s answer to a valid configuration with `store = "etcd"`: the configuration in a
+/// node built with the `etcd` feature; in one without, the refusal naming `store`, which
+/// comes only after every other check has passed.
+fn valid_with_etcd(result: Result<NodeConfig, ConfigError>) -> Option<NodeConfig> {
+    match result {
+        Ok(config) if cfg!(feature = "etcd") => Some(config),
+        Ok(_) => panic!("store = \"etcd\" accepted without the etcd feature"),
+        Err(error) if !cfg!(feature = "etcd") && error.key == "store" => None,
+        Err(error) => panic!("refused: {error}"),
+    }
+}
+
+#[test]
+fn the_store_is_sled_and_etcd_has_defaults() {
+    let config = load(&Overrides::default(), &env(&[])).expect("defaults");
+    assert_eq!(config.store, StoreKind::Sled);
+    assert_eq!(config.store.to_string(), "sled");
+    assert_eq!(StoreKind::Etcd.to_string(), "etcd");
+    let etcd = &config.etcd;
+    assert_eq!(etcd, &EtcdConfig::default());
+    assert!(etcd.endpoints.is_empty());
+    assert_eq!(etcd.prefix, "/treasury/");
+    assert_eq!(etcd.lease_ttl, Duration::from_secs(10));
+    assert_eq!(etcd.request_timeout, Duration::from_millis(2000));
+    assert_eq!(
+        (
+            &etcd.username,
+            &etcd.password_file,
+            &etcd.ca_file,
+            &etcd.cert_file,
+            &etcd.key_file
+        ),
+        (&None, &None, &None, &None, &None)
+    );
+    assert!(!etcd.tls());
+    assert!(config.warnings().is_empty());
+}
+
+/// Every `[etcd]` key from the file; the variables replace what they set (the endpoints'
+/// whole list), the flag beats `TB_STORE`, and the file's other keys stay.
+#[test]
+fn etcd_keys_come_from_the_file_then_the_environment() {
+    let text = r#"
+        store = "etcd"
+        [etcd]
+        endpoints = ["https://etcd-0:2379", "https://10.0.0.2:2379/", "https://[fd00::3]:2379"]
+        prefix = "/prod/treasury/"
+        lease_ttl_secs = 15
+        request_timeout_ms = 500
+        username = "treasury"
+        password_file = "/run/secrets/etcd-password"
+        ca_file = "/etc/treasury/etcd-ca.pem"
+        cert_file = "/etc/treasury/etcd.pem"
+        key_file = "/etc/treasury/etcd.key"
+    "#;
+    // sled: the files are not opened, the table is parsed and checked all the same.
+    let config = load_with(text, &[("TB_STORE", "sled")]).expect("file");
+    assert_eq!(
+        config.store,
+        StoreKind::Sled,
+        "the environment beats the file"
+    );
+    let etcd = &config.etcd;
+    assert_eq!(
+        etcd.endpoints,
+        [
+            "https://etcd-0:2379",
+            "https://10.0.0.2:2379",
+            "https://[fd00::3]:2379"
+        ]
+    );
+    assert_eq!(etcd.prefix, "/prod/treasury/");
+    assert_eq!(etcd.lease_ttl, Duration::from_secs(15));
+    assert_eq!(etcd.request_timeout, Duration::from_millis(500));
+    assert_eq!(etcd.username.as_deref(), Some("treasury"));
+    assert_eq!(
+        etcd.password_file.as_deref(),
+        Some(Path::new("/run/secrets/etcd-password"))
+    );
+    assert_eq!(
+        etcd.ca_file.as_deref(),
+        Some(Path::new("/etc/treasury/etcd-ca.pem"))
+    );
+    assert_eq!(
+        etcd.cert_file.as_deref(),
+        Some(Path::new("/etc/treasury/etcd.pem"))
+    );
+    assert_eq!(
+        etcd.key_file.as_deref(),
+        Some(Path::new("/etc/treasury/etcd.key"))
+    );
+    assert!(etcd.tls());
+
+    let vars = [
+        ("TB_STORE", "sled"),
+        ("TB_ETCD_ENDPOINTS", " https://a:2379 ,https://b:2380"),
+        ("TB_ETCD_PREFIX", "/staging/"),
+        ("TB_ETCD_LEASE_TTL_SECS", "30"),
+        ("TB_ETCD_USERNAME", "staging"),
+        ("TB_ETCD_PASSWORD_FILE", "/run/secrets/staging"),
+    ];
+    let config = load_with(text, &vars).expect("env");
+    let etcd = &config.etcd;
+    assert_eq!(etcd.endpoints, ["https://a:2379", "https://b:2380"]);
+    assert_eq!(etcd.prefix, "/staging/");
+    assert_eq!(etcd.lease_ttl, Duration::from_secs(30));
+    assert_eq!(etcd.username.as_deref(), Some("staging"));
+    assert_eq!(
+        etcd.password_file.as_deref(),
+        Some(Path::new("/run/secrets/staging"))
+    );
+    assert_eq!(
+        etcd.request_timeout,
+        Duration::from_millis(500),
+        "a key no variable sets keeps the file's value"
+    );
+    assert_eq!(
+        etcd.ca_file.as_deref(),
+        Some(Path::new("/etc/treasury/etcd-ca.pem"))
+    );
+
+    let toml = file("store = \"etcd\"\n");
+    let flags = Overrides {
+        config: Some(toml.path().to_path_buf()),
+        store: Some("sled".into()),
+        ..Overrides::default()
+    };
+    let config = load(&flags, &env(&[("TB_STORE", "etcd")])).expect("flag");
+    assert_eq!(
+        config.store,
+        StoreKind::Sled,
+        "the flag beats the environment"
+    );
+}
+
+#[test]
+fn bad_etcd_values_name_their_key() {
+    for (text, key) in [
+        ("store = \"zookeeper\"", "store"),
+        ("[etcd]\nendpoints = []", "etcd.endpoints"),
+        ("[etcd]\nendpoints = [\"etcd-0:2379\"]", "etcd.endpoints[0]"),
+        (
+            "[etcd]\nendpoints = [\"http://a:2379\", \"ftp://b:2379\"]",
+            "etcd.endpoints[1]",
+        ),
+        ("[etcd]\nendpoints = [\"http://a\"]", "etcd.endpoints[0]"),
+        (
+            "[etcd]\nendpoints = [\"http://a:2379/v3\"]",
+            "etcd.endpoints[0]",
+        ),
+        (
+            "[etcd]\nendpoints = [\"http://a:2379\", \"http://a:2379/\"]",
+            "etcd.endpoints[1]",
+        ),
+        ("[etcd]\nprefix = \"\"", "etcd.prefix"),
+        ("[etcd]\nprefix = \"/t\\u0000/\"", "etcd.prefix"),
+        ("[etcd]\nlease_ttl_secs = 1", "etcd.lease_ttl_secs"),
+        ("[etcd]\nlease_ttl_secs = 301", "etcd.lease_ttl_secs"),
+        ("[etcd]\nlease_ttl_secs = -10", "etcd.lease_ttl_secs"),
+        ("[etcd]\nrequest_timeout_ms = 99", "etcd.request_timeout_ms"),
+        (
+            "[etcd]\nrequest_timeout_ms = 60001",
+            "etcd.request_timeout_ms",
+        ),
+        ("[etcd]\nusername = \" \"", "etcd.username"),
+        ("[etcd]\nusername = \"a\\nb\"", "etcd.username"),
+        ("[etcd]\npassword_file = \"\"", "etcd.password_file"),
+        ("[etcd]\nca_file = \"\"", "etcd.ca_file"),
+        ("[etcd]\ncert_file = \"\"", "etcd.cert_file"),
+        ("[etcd]\nkey_file = \"\"", "etcd.key_file"),
+    ] {
+        let error = load_with(text, &[]).expect_err(text);
+        assert_eq!(error.key, key, "{text}: {error}");
+        assert!(error.to_string().contains(key), "{error}");
+    }
+
+    for (vars, key) in [
+        (&[("TB_STORE", "etc")][..], "TB_STORE"),
+        (
+            &[("TB_ETCD_ENDPOINTS", "http://a:2379,,http://b:2379")][..],
+            "TB_ETCD_ENDPOINTS",
+        ),
+        (
+            &[("TB_ETCD_ENDPOINTS", "http://a:2379,unix:///run/etcd.sock")][..],
+            "TB_ETCD_ENDPOINTS",
+        ),
+        (
+            &[("TB_ETCD_ENDPOINTS", "http://a:2379,http://a:2379")][..],
+            "TB_ETCD_ENDPOINTS",
+        ),
+        (&[("TB_ETCD_PREFIX", "/t\0/")][..], "TB_ETCD_PREFIX"),
+        (
+            &[("TB_ETCD_LEASE_TTL_SECS", "ten")][..],
+            "TB_ETCD_LEASE_TTL_SECS",
+        ),
+        (
+            &[("TB_ETCD_LEASE_TTL_SECS", "1")][..],
+            "TB_ETCD_LEASE_TTL_SECS",
+        ),
+        (&[("TB_ETCD_USERNAME", "  ")][..], "TB_ETCD_USERNAME"),
+    ] {
+        let error = load(&Overrides::default(), &env(vars)).expect_err(key);
+        assert_eq!(error.key, key, "{error}");
+        assert!(error.to_string().contains(key), "{error}");
+    }
+    let error = load(
+        &Overrides::default(),
+        &env(&[("TB_ETCD_ENDPOINTS", "http://a:2379, etcd-1:2379")]),
+    )
+    .expect_err("no scheme");
+    assert!(error.message.contains("entry 2"), "{error}");
+
+    let flags = Overrides {
+        store: Some("memory".into()),
+        ..Overrides::default()
+    };
+    let error = load(&flags, &env(&[])).expect_err("--store");
+    assert_eq!(error.key, "--store");
+
+    // A password in an endpoint's URL is refused, and never echoed.
+    let error = load_with("[etcd]\nendpoints = [\"https://root:s3cret@a:2379\"]", &[])
+        .expect_err("user info");
+    assert_eq!(error.key, "etcd.endpoints[0]");
+    assert!(!error.to_string().contains("s3cret"), "{error}");
+    assert!(error.message.contains("password_file"), "{error}");
+
+    for (text, named) in [
+        ("[etcd]\nendpoint = [\"http://a:2379\"]", "endpoint"),
+        ("[etcd]\npassword = \"s3cret\"", "password"),
+        ("[etcd]\nlease_ttl_secs = \"10\"", "lease_ttl_secs"),
+    ] {
+        let error = load_with(text, &[]).expect_err(text);
+        assert!(error.key.starts_with("TB_CONFIG"), "{error}");
+        assert!(error.message.contains(named), "{error}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+    }
+}
+
+#[test]
+fn store_etcd_needs_endpoints() {
+    let error = load(&Overrides::default(), &env(&[("TB_STORE", "etcd")])).expect_err("etcd");
+    assert_eq!(error.key, "etcd.endpoints");
+    assert!(error.message.contains("TB_ETCD_ENDPOINTS"), "{error}");
+    let error = load_with("store = \"etcd\"\n[etcd]\nprefix = \"/t/\"\n", &[]).expect_err("etcd");
+    assert_eq!(error.key, "etcd.endpoints");
+    // sled does not need them.
+    load_with("[etcd]\nprefix = \"/t/\"\n", &[]).expect("sled");
+    let config = valid_with_etcd(load(
+        &Overrides::default(),
+        &env(&[
+            ("TB_STORE", "etcd"),
+            ("TB_ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
+        ]),
+    ));
+    if let Some(config) = config {
+        assert_eq!(config.store, StoreKind::Etcd);
+        assert_eq!(config.etcd.endpoints, ["http://127.0.0.1:2379"]);
+    }
+}
+
+#[test]
+fn username_and_password_file_go_together() {
+    let error = load(
+        &Overrides::default(),
+        &env(&[("TB_ETCD_USERNAME", "treasury")]),
+    )
+    .expect_err("no password");
+    assert_eq!(error.key, "etcd.password_file");
+    let error =
+        load_with("[etcd]\npassword_file = \"/run/secrets/p\"\n", &[]).expect_err("no username");
+    assert_eq!(error.key, "etcd.username");
+    // One from the file, the other from the environment: a pair.
+    let config = load_with(
+        "[etcd]\nusername = \"treasury\"\n",
+        &[("TB_ETCD_PASSWORD_FILE", "/run/secrets/p")],
+    )
+    .expect("a pair");
+    assert_eq!(config.etcd.username.as_deref(), Some("treasury"));
+
+    // With store = "etcd" the file is read: missing or empty is refused, and the password
+    // never shows.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = dir.path().join("password");
+    let text = format!(
+        "store = \"etcd\"\n[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n\
+         username = \"treasury\"\npassword_file = {password:?}\n"
+    );
+    let error = load_with(&text, &[]).expect_err("missing");
+    assert_eq!(error.key, "etcd.password_file");
+    assert!(error.message.contains("cannot read"), "{error}");
+    std::fs::write(&password, "\n").expect("write");
+    let error = load_with(&text, &[]).expect_err("empty");
+    assert_eq!(error.key, "etcd.password_file");
+    std::fs::write(&password, "s3cret\n").expect("write");
+    if let Some(config) = valid_with_etcd(load_with(&text, &[])) {
+        let secret = config.etcd.password().expect("read").expect("set");
+        assert!(secret.matches(b"s3cret"));
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}
+
+#[test]
+fn tls_files_go_with_https_endpoints() {
+    let https = "endpoints = [\"https://a:2379\"]\nca_file = \"/ca.pem\"\n";
+    for (text, key, says) in [
+        (
+            format!("[etcd]\n{https}cert_file = \"/c.pem\"\n"),
+            "etcd.key_file",
+            "cert_file",
+        ),
+        (
+            format!("[etcd]\n{https}key_file = \"/c.key\"\n"),
+            "etcd.cert_file",
+            "key_file",
+        ),
+        (
+            "[etcd]\nendpoints = [\"https://a:2379\"]\n".into(),
+            "etcd.ca_file",
+            "https://",
+        ),
+        (
+            "[etcd]\nendpoints = [\"http://a:2379\"]\nca_file = \"/ca.pem\"\n".into(),
+            "etcd.endpoints",
+            "https://",
+        ),
+        (
+            "[etcd]\nendpoints = [\"http://a:2379\"]\ncert_file = \"/c.pem\"\n\
+             key_file = \"/c.key\"\n"
+                .into(),
+            "etcd.endpoints",
+            "https://",
+        ),
+        (
+            "[etcd]\nendpoints = [\"https://a:2379\", \"http://b:2379\"]\n\
+             ca_file = \"/ca.pem\"\n"
+                .into(),
+            "etcd.endpoints",
+            "http://b:2379",
+        ),
+    ] {
+        let error = load_with(&text, &[]).expect_err(&text);
+        assert_eq!(error.key, key, "{text}: {error}");
+        assert!(error.message.contains(says), "{text}: {error}");
+    }
+    load_with(&format!("[etcd]\n{https}"), &[]).expect("https with a CA");
+    load_with(
+        &format!("[etcd]\n{https}cert_file = \"/c.pem\"\nkey_file = \"/c.key\"\n"),
+        &[],
+    )
+    .expect("and a client certificate");
+
+    // With store = "etcd" each file must be readable.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.pem");
+    let cert = dir.path().join("client.pem");
+    let key = dir.path().join("client.key");
+    let text = format!(
+        "store = \"etcd\"\n[etcd]\nendpoints = [\"https://a:2379\"]\nca_file = {ca:?}\n\
+         cert_file = {cert:?}\nkey_file = {key:?}\n"
+    );
+    for (path, named) in [
+        (&ca, "etcd.ca_file"),
+        (&cert, "etcd.cert_file"),
+        (&key, "etcd.key_file"),
+    ] {
+        let error = load_with(&text, &[]).expect_err(named);
+        assert_eq!(error.key, named, "{error}");
+        std::fs::write(path, "PEM").expect("write");
+    }
+    valid_with_etcd(load_with(&text, &[]));
+}
+
+/// The leader renews its lease as it ticks: the lease must span two ticks, and outlast a
+/// request's deadline. Only with store = "etcd".
+#[test]
+fn the_lease_spans_two_ticks_and_outlasts_a_request() {
+    let etcd = "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nlease_ttl_secs = 10\n";
+    for (top, more, key) in [
+        ("poll_interval_ms = 5001\n", "", "etcd.lease_ttl_secs"),
+        (
+            "poll_interval_ms = 200\n",
+            "request_timeout_ms = 10000\n",
+            "etcd.request_timeout_ms",
+        ),
+    ] {
+        let text = format!("store = \"etcd\"\n{top}{etcd}{more}");
+        let error = load_with(&text, &[]).expect_err(&text);
+        assert_eq!(error.key, key, "{text}: {error}");
+        load_with(&text, &[("TB_STORE", "sled")]).expect("sled does not lease");
+    }
+    let error = load_with(
+        &format!("store = \"etcd\"\npoll_interval_ms = 5001\n{etcd}"),
+        &[("TB_ETCD_LEASE_TTL_SECS", "11")],
+    );
+    valid_with_etcd(error);
+    valid_with_etcd(load_with(
+        &format!("store = \"etcd\"\npoll_interval_ms = 5000\n{etcd}request_timeout_ms = 9999\n"),
+        &[],
+    ));
+}
+
+#[cfg(not(feature = "etcd"))]
+#[test]
+fn store_etcd_without_the_feature_says_so() {
+    let vars = env(&[
+        ("TB_STORE", "etcd"),
+        ("TB_ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
+    ]);
+    let error = load(&Overrides::default(), &vars).expect_err("no etcd");
+    assert_eq!(error.key, "store", "{error}");
+    assert!(
+        error.message.contains("built without etcd support"),
+        "{error}"
+    );
+    let error = load_with(
+        "store = \"etcd\"\n[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n",
+        &[],
+    )
+    .expect_err("no etcd");
+    assert_eq!(error.key, "store", "{error}");
+    assert!(error.message.contains("--features etcd"), "{error}");
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn store_etcd_loads_with_the_feature() {
+    let config = load_with(
+        "store = \"etcd\"\nidentity = \"node-a\"\n\
+         [etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n",
+        &[],
+    )
+    .expect("etcd");
+    assert_eq!(config.store, StoreKind::Etcd);
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+}
+
+#[test]
+fn etcd_warns_of_a_shared_identity_a_loose_prefix_and_a_password_in_clear() {
+    let mut config = NodeConfig {
+        store: StoreKind::Etcd,
+        ..NodeConfig::default()
+    };
+    config.etcd.endpoints = vec!["https://a:2379".into()];
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("identity"), "{warnings:?}");
+
+    config.identity = "node-a".into();
+    assert!(config.warnings().is_empty());
+    config.etcd.prefix = "/treasury".into();
+    config.etcd.endpoints = vec!["http://a:2379".into()];
+    config.etcd.username = Some("treasury".into());
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("etcd.prefix"), "{warnings:?}");
+    assert!(warnings[1].contains("in clear"), "{warnings:?}");
+
+    config.store = StoreKind::Sled;
+    config.identity = DEFAULT_IDENTITY.into();
+    assert!(config.warnings().is_empty(), "sled: [etcd] is not used");
+}
