@@ -6,6 +6,7 @@ mod anvil;
 mod bench;
 mod cargo;
 mod chaos;
+mod etcd;
 mod failover;
 mod failover_pool;
 mod fuzz;
@@ -109,7 +110,11 @@ USAGE:
 COMMANDS:
     validate [--skip STEP]...  Run every validation step in order, continuing after
                                failures; print a summary table. Fails if any step failed.
-                               Installs promtool (Debian's prometheus) if it is missing.
+                               Installs promtool (Debian's prometheus) if it is missing,
+                               and before any step protoc (Debian's protobuf-compiler),
+                               which building the etcd client needs: validate fails at
+                               once if it cannot. The test step installs etcd (Debian's
+                               etcd-server) if it is missing.
     loom [-- ARGS...]          Run the loom model-checking tests (release build,
                                RUSTFLAGS+=--cfg loom, built in loom/ under the target
                                directory: target/loom unless CARGO_TARGET_DIR is set).
@@ -158,6 +163,9 @@ COMMANDS:
                                the crashing input's path and the command to reproduce it.
     help                       Print this help (also: -h, --help, no command).
 
+Building the etcd client (its build script) needs protoc on PATH or in PROTOC. Only validate
+installs it, into /usr/bin, where later bench, failover, chaos and fuzz builds find it.
+
 OPTIONS (validate):
     --skip STEP, --skip=STEP   Do not run STEP. May be repeated.
 
@@ -173,6 +181,12 @@ ENVIRONMENT:
                            write their scratch directories and timelines there
     ANVIL_BIN              anvil binary for the failover and chaos steps and the node's EVM tests
                            (default: .tools/npm/.../bin/anvil, installed with npm if missing)
+    ETCD_BIN               etcd binary for the etcd tests (default: `etcd` on PATH; when it is
+                           missing, the test step runs `apt-get install etcd-server`, which
+                           needs root)
+    PROTOC                 protoc binary for building the etcd client (default: `protoc` on
+                           PATH; when it is missing, validate runs `apt-get install
+                           protobuf-compiler` first, which needs root)
     PROMTOOL               promtool binary for the promtool step (default: `promtool` on
                            PATH; when it is missing, `apt-get install prometheus` installs it,
                            which needs root and also installs the Prometheus server)

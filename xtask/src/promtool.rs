@@ -5,7 +5,7 @@ use std::env;
 use std::ffi::OsString;
 
 use crate::steps::StepResult;
-use crate::tool::{ToolCommand, find_on_path};
+use crate::tool::{ToolCommand, apt_install, find_on_path};
 
 /// The alert rules, relative to the workspace root.
 const RULES: &str = "telemetry/prometheus/alerts.yml";
@@ -28,7 +28,7 @@ pub fn run() -> StepResult {
     check.and(test).and(live)
 }
 
-/// `$PROMTOOL`, else `promtool` on `PATH`, else installed with apt-get.
+/// `$PROMTOOL`, else `promtool` on `PATH`, else installed with apt-get (Debian's `prometheus`).
 fn locate_or_install() -> Result<OsString, String> {
     if let Some(promtool) = env::var_os("PROMTOOL").filter(|v| !v.is_empty()) {
         return Ok(promtool);
@@ -36,33 +36,7 @@ fn locate_or_install() -> Result<OsString, String> {
     if let Some(promtool) = find_on_path("promtool") {
         return Ok(promtool.into());
     }
-    install()?;
-    find_on_path("promtool").map(OsString::from).ok_or_else(|| {
-        "Debian's `prometheus` is installed but `promtool` is not on PATH".to_owned()
-    })
-}
-
-/// `apt-get install prometheus`, after an `apt-get update` if the first attempt fails (a fresh
-/// container has no package lists).
-fn install() -> Result<(), String> {
-    const HINT: &str =
-        "install promtool (Debian/Ubuntu: `apt-get install prometheus`) or set PROMTOOL";
-    if find_on_path("apt-get").is_none() {
-        return Err(format!(
-            "promtool is not on PATH and apt-get is not available: {HINT}"
-        ));
-    }
-    eprintln!("==> [promtool] promtool is not on PATH: installing Debian's `prometheus` package");
-    let install = apt_get(&["install", "-y", "--no-install-recommends", "prometheus"]);
-    if install.run().is_ok() {
-        return Ok(());
-    }
-    apt_get(&["update"])
-        .run()
-        .and_then(|()| install.run())
-        .map_err(|e| format!("{e}: {HINT}"))
-}
-
-fn apt_get(args: &[&str]) -> ToolCommand {
-    ToolCommand::new("promtool", "apt-get", args).env("DEBIAN_FRONTEND", "noninteractive")
+    apt_install("promtool", "prometheus", "promtool")
+        .map(OsString::from)
+        .map_err(|e| format!("{e} or set PROMTOOL"))
 }

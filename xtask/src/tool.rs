@@ -1,4 +1,5 @@
-//! Running tools other than cargo: finding a program on `PATH`, echoing then spawning it.
+//! Running tools other than cargo: finding a program on `PATH`, installing one with apt-get,
+//! echoing then spawning it.
 
 use std::env;
 use std::ffi::{OsStr, OsString};
@@ -93,6 +94,47 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
     find_in(&env::var_os("PATH")?, name)
 }
 
+/// Installs Debian's `package` with apt-get and returns where `binary` now is on `PATH`.
+///
+/// Runs `apt-get install -y --no-install-recommends PACKAGE` (with
+/// `DEBIAN_FRONTEND=noninteractive`), and if that fails an `apt-get update` and the install
+/// again (a fresh container has no package lists). Needs root. Commands are echoed under
+/// `label`. Every error ends with what to do (install `binary` from `package`, or put it on
+/// `PATH`), so that a caller can append its own alternative, e.g. ` or set PROMTOOL`.
+pub fn apt_install(label: &'static str, package: &str, binary: &str) -> Result<PathBuf, String> {
+    apt_install_on(env::var_os("PATH"), label, package, binary)
+}
+
+/// [`apt_install`], looking for apt-get and `binary` in `path_var` (a `PATH`-style list).
+fn apt_install_on(
+    path_var: Option<OsString>,
+    label: &'static str,
+    package: &str,
+    binary: &str,
+) -> Result<PathBuf, String> {
+    let find = |name: &str| find_in(path_var.as_deref()?, name);
+    let hint = format!("install {binary} (Debian/Ubuntu: `apt-get install {package}`)");
+    if find("apt-get").is_none() {
+        return Err(format!(
+            "{binary} is not on PATH and apt-get is not available: {hint}"
+        ));
+    }
+    eprintln!("==> [{label}] {binary} is not on PATH: installing Debian's `{package}` package");
+    let apt_get = |args: &[&str]| {
+        ToolCommand::new(label, "apt-get", args).env("DEBIAN_FRONTEND", "noninteractive")
+    };
+    let install = apt_get(&["install", "-y", "--no-install-recommends", package]);
+    install
+        .run()
+        .or_else(|_| apt_get(&["update"]).run().and_then(|()| install.run()))
+        .map_err(|e| format!("{e}: {hint}"))?;
+    find(binary).ok_or_else(|| {
+        format!(
+            "Debian's `{package}` is installed but `{binary}` is not on PATH: add its directory to PATH"
+        )
+    })
+}
+
 /// The first file named `name` in the directories of `path_var` (a `PATH`-style list).
 fn find_in(path_var: &OsStr, name: &str) -> Option<PathBuf> {
     env::split_paths(path_var)
@@ -109,6 +151,20 @@ mod tests {
     fn display_quotes_only_when_needed() {
         let cmd = ToolCommand::new("x", "promtool", &["test", "rules", "a b.yml"]);
         assert_eq!(cmd.display(), r#"promtool test rules "a b.yml""#);
+    }
+
+    #[test]
+    fn apt_install_without_apt_get_says_what_to_install() {
+        let empty = workspace_root().join("no-such-dir").into_os_string();
+        for path_var in [None, Some(empty)] {
+            let err = apt_install_on(path_var, "x", "protobuf-compiler", "protoc")
+                .expect_err("no apt-get there");
+            assert_eq!(
+                err,
+                "protoc is not on PATH and apt-get is not available: \
+                 install protoc (Debian/Ubuntu: `apt-get install protobuf-compiler`)"
+            );
+        }
     }
 
     #[test]

@@ -36,14 +36,17 @@ pub fn steps() -> Vec<Step> {
         ),
         Step::new("promtool", crate::promtool::about(), crate::promtool::run),
         // Plain `cargo test` so CI can read its `test result:` lines. The node's EVM
-        // tests need anvil: installed first (from npm, into .tools/) if missing.
+        // tests need anvil: installed first (from npm, into .tools/) if missing. The etcd
+        // tests need etcd: installed first (Debian's etcd-server) if missing.
         Step::new(
             "test",
-            "cargo test --workspace (ANVIL_BIN set to anvil, installed if missing)",
+            "cargo test --workspace (ANVIL_BIN and ETCD_BIN set to anvil and etcd, installed if missing)",
             || {
                 let anvil = crate::anvil::ensure()?;
+                let etcd = crate::etcd::ensure_etcd()?;
                 CargoCommand::new("test", &["test", "--workspace"])
                     .env("ANVIL_BIN", anvil)
+                    .env("ETCD_BIN", etcd)
                     .run()
             },
         ),
@@ -71,6 +74,14 @@ pub fn main(args: &[OsString]) -> Result<(), Error> {
         crate::print_help();
         return Ok(());
     };
+    // Every step that builds the workspace (clippy first) compiles the etcd client, whose
+    // build script runs protoc: without it they would all fail, each with the same error.
+    let protoc = crate::etcd::ensure_protoc().map_err(|e| {
+        Error::Failed(format!(
+            "validate: protoc is needed to build the etcd client and could not be found or installed: {e}"
+        ))
+    })?;
+    eprintln!("==> [validate] protoc: {}", protoc.to_string_lossy());
     let reports = steps::run_all(&steps, &skip);
     steps::print_summary(&reports);
     let failed: Vec<&str> = reports
