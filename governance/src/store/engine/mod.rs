@@ -68,6 +68,10 @@ pub trait KeySpace: Send + Sync + fmt::Debug {
     fn flush(&self) -> Result<(), StoreError>;
 }
 
+/// The key a leader's fence is at, with leader election (outside every record kind's
+/// prefix, so no record is ever written there).
+pub const LEADER_KEY: &[u8] = b"e/leader";
+
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
