@@ -33,12 +33,19 @@ pub struct App {
     pub evm: Option<Arc<EvmLedger>>,
     /// Failed admin authentications by peer.
     pub auth_limiter: crate::admin::AuthLimiter,
+    /// The leader election, with the store on etcd (`None` on sled: this node always
+    /// leads).
+    pub election: Option<Arc<dyn crate::ha::Election>>,
+    /// The term last seen, for counting leader changes.
+    last_term: std::sync::atomic::AtomicU64,
     executor: RwLock<ExecutorView>,
     /// When the allow-list was last read, and why the last re-read failed.
     policy_reload: RwLock<PolicyReload>,
     /// The executor's counters as persisted when this process started: `/status`'s
     /// `since_start` counts from them.
     baseline: ExecutorSnapshot,
+    /// When this process started (ms since the epoch).
+    baseline_ms: u64,
 }
 
 /// The last reading of the policy's allow-list.
@@ -69,6 +76,7 @@ impl App {
         let baseline = store.executor_snapshot().ok().flatten().unwrap_or_default();
         App {
             baseline,
+            baseline_ms: crate::governance::text::unix_ms(),
             auth_limiter: crate::admin::AuthLimiter::new(config.admin_auth_failures_per_minute),
             config,
             breaker,
@@ -77,6 +85,8 @@ impl App {
             ledger_details,
             metrics,
             evm: None,
+            election: None,
+            last_term: std::sync::atomic::AtomicU64::new(0),
             executor: RwLock::new(ExecutorView::default()),
             policy_reload: RwLock::new(PolicyReload {
                 loaded_at_ms: crate::governance::text::unix_ms(),
@@ -357,8 +367,80 @@ impl App {
         }
     }
 
+    /// With leader election: joins it. The leader gauge follows the election.
+    pub fn with_election(mut self, election: Arc<dyn crate::ha::Election>) -> App {
+        self.metrics.set_executor_leader(false);
+        self.election = Some(election);
+        self
+    }
+
+    /// The election as this node sees it; on sled, this node always leads.
+    pub fn ha_view(&self) -> crate::ha::HaView {
+        match &self.election {
+            Some(election) => election.view(),
+            None => crate::ha::HaView {
+                role: crate::ha::RoleKind::Leader,
+                token: None,
+                error: None,
+                leader: None,
+                term: 0,
+                since_ms: self.baseline_ms,
+                changes: 0,
+            },
+        }
+    }
+
+    /// Whether this node's executor is the active one (always, on sled).
+    pub fn leads(&self) -> bool {
+        self.election
+            .as_ref()
+            .is_none_or(|election| election.view().role == crate::ha::RoleKind::Leader)
+    }
+
+    /// Told of the election at each round of the driver: the leader gauge, and a leader
+    /// change counted once per new term after the first one seen.
+    pub fn observe_election(&self, view: &crate::ha::HaView) {
+        use std::sync::atomic::Ordering;
+        self.metrics
+            .set_executor_leader(view.role == crate::ha::RoleKind::Leader);
+        if view.term != 0 {
+            let before = self.last_term.swap(view.term, Ordering::SeqCst);
+            if before != 0 && before != view.term {
+                self.metrics.leader_changed();
+            }
+        }
+        if view.role == crate::ha::RoleKind::Unavailable {
+            self.metrics.store_engine_error(labels::ENGINE_LEASE);
+        }
+    }
+
+    /// This node does not lead: its executor is not running.
+    pub fn stand_by(&self) {
+        if let Ok(mut view) = self.executor.write() {
+            view.running = false;
+        }
+    }
+
     /// The `/status` document.
     pub fn status(&self) -> Value {
+        let ha = self.ha_view();
+        let ha_json = ha.to_json(self.store.engine());
+        if ha.role == crate::ha::RoleKind::Unavailable {
+            // Every store read would wait out its timeout: say what is known.
+            return json!({
+                "ha": ha_json,
+                "executor": { "identity": self.config.identity, "running": false },
+                "ledger": self.ledger_view(),
+            });
+        }
+        let mut status = self.full_status();
+        if let Some(fields) = status.as_object_mut() {
+            fields.insert("ha".into(), ha_json);
+        }
+        status
+    }
+
+    fn full_status(&self) -> Value {
         let breaker = &self.breaker;
         let view = self.executor.read().map(|v| v.clone()).unwrap_or_default();
         let snapshot = &view.snapshot;

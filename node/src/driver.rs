@@ -1,5 +1,6 @@
 //! The executor loop on tokio: one tick at a time on the blocking pool (ledger calls
-//! block), then a wait of the poll interval, until shutdown.
+//! block), then a wait of the poll interval, until shutdown; with leader election, only
+//! while this node leads, a new executor each term.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,7 +8,12 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::governance::TreasuryExecutor;
+use crate::governance::store::engine::{Fence, LEADER_KEY};
+use crate::governance::{
+    CircuitBreaker, GovStore, Ledger, StoreError, TreasuryExecutor, TreasuryExecutorConfig,
+    TreasuryExecutorError,
+};
+use crate::ha::Election;
 
 /// With the `crash-points` feature (tests only): the executor reached the crash point
 /// `TB_CRASH_AT` named. Say so on stdout and stop here, writing nothing more, until the
@@ -42,52 +48,197 @@ pub async fn run(
         if *shutdown.borrow() {
             return Some(executor);
         }
-        let started = Instant::now();
-        let joined = tokio::task::spawn_blocking(move || {
-            let result = executor.tick();
-            #[cfg(feature = "crash-points")]
-            wait_to_be_killed(&result);
-            (executor, result)
-        })
-        .await;
-        let (returned, result) = match joined {
-            Ok(pair) => pair,
-            Err(error) => {
-                tracing::error!(%error, "executor tick panicked; submissions stop");
-                return None;
-            }
-        };
-        executor = returned;
-        match &result {
-            Err(error) => {
-                let message = error.to_string();
-                if last_logged.as_deref() != Some(message.as_str()) {
-                    // Debug-formatted: the message may carry a ledger's text (newlines
-                    // included).
-                    if error.halts() {
-                        tracing::error!(error = ?message, "the executor is halted");
-                    } else {
-                        tracing::warn!(error = ?message, "tick failed");
-                    }
-                    last_logged = Some(message);
-                }
-            }
-            Ok(_) => {
-                if last_logged.take().is_some() {
-                    tracing::info!("the executor ticks again");
-                }
-            }
-        }
-        app.observe_tick(
-            executor.snapshot(),
-            executor.last_report(),
-            &result,
-            started.elapsed(),
-        );
+        executor = tick(&app, executor, &mut last_logged).await?.0;
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// Runs the executor while this node leads, until `shutdown` turns true.
+///
+/// Each term (a new fencing token) gets a new executor from `terms`, on the store fenced
+/// by the token: the same path as a restart after a crash (the breaker restored from
+/// the store, every intent in flight bound before anything is signed). A tick that finds
+/// the node deposed (its gate closed, or its fenced write refused) or the store
+/// unreachable drops the executor; the node stands by until it leads again. Returns the
+/// executor of the term in force at shutdown, if any.
+pub async fn run_elected(
+    app: Arc<App>,
+    election: Arc<dyn Election>,
+    terms: Arc<Terms>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<TreasuryExecutor> {
+    let poll = terms.config.poll_interval;
+    let mut last_logged: Option<String> = None;
+    let mut current: Option<(u64, TreasuryExecutor)> = None;
+    let mut last_role = None;
+    loop {
+        if *shutdown.borrow() {
+            return current.map(|(_, executor)| executor);
+        }
+        let view = election.view();
+        app.observe_election(&view);
+        if last_role != Some(view.role) {
+            tracing::info!(
+                role = view.role.as_str(),
+                term = view.term,
+                leader = ?view.leader,
+                error = ?view.error,
+                "leader election"
+            );
+            last_role = Some(view.role);
+        }
+        let leading = view.token.filter(|_| election.may_broadcast());
+        match leading {
+            Some(token) => {
+                if current.as_ref().map(|(term, _)| *term) != Some(token) {
+                    current = None;
+                    let (terms, gate) = (Arc::clone(&terms), Arc::clone(&election));
+                    let gate: crate::governance::BroadcastGate =
+                        Arc::new(move || gate.may_broadcast());
+                    match tokio::task::spawn_blocking(move || terms.executor(token, gate)).await {
+                        Ok(Ok(executor)) => {
+                            tracing::info!(token, "this node leads: its executor runs");
+                            app.publish_breaker();
+                            current = Some((token, executor));
+                        }
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, "cannot start this term's executor; trying again");
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "starting the executor panicked; submissions stop");
+                            return None;
+                        }
+                    }
+                }
+                if let Some((token, executor)) = current.take() {
+                    let (executor, stands) = tick(&app, executor, &mut last_logged).await?;
+                    if stands {
+                        current = Some((token, executor));
+                    } else {
+                        tracing::warn!(token, "this node's term is over: its executor stops");
+                        app.stand_by();
+                    }
+                }
+            }
+            None => {
+                if current.take().is_some() {
+                    tracing::warn!("this node no longer leads: its executor stops");
+                }
+                app.stand_by();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// One tick on the blocking pool, logged and observed. Returns the executor and whether
+/// its term stands (not if the tick found the node deposed or the store unreachable), or
+/// `None` if the tick panicked.
+async fn tick(
+    app: &Arc<App>,
+    executor: TreasuryExecutor,
+    last_logged: &mut Option<String>,
+) -> Option<(TreasuryExecutor, bool)> {
+    let started = Instant::now();
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut executor = executor;
+        let result = executor.tick();
+        #[cfg(feature = "crash-points")]
+        wait_to_be_killed(&result);
+        (executor, result)
+    })
+    .await;
+    let (executor, result) = match joined {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::error!(%error, "executor tick panicked; submissions stop");
+            return None;
+        }
+    };
+    match &result {
+        Err(error) => {
+            let message = error.to_string();
+            if last_logged.as_deref() != Some(message.as_str()) {
+                // Debug-formatted: the message may carry a ledger's text (newlines
+                // included).
+                if error.halts() {
+                    tracing::error!(error = ?message, "the executor is halted");
+                } else {
+                    tracing::warn!(error = ?message, "tick failed");
+                }
+                *last_logged = Some(message);
+            }
+        }
+        Ok(_) => {
+            if last_logged.take().is_some() {
+                tracing::info!("the executor ticks again");
+            }
+        }
+    }
+    app.observe_tick(
+        executor.snapshot(),
+        executor.last_report(),
+        &result,
+        started.elapsed(),
+    );
+    let stands = !matches!(
+        result,
+        Err(TreasuryExecutorError::NotLeader)
+            | Err(TreasuryExecutorError::Storage(
+                StoreError::Fenced { .. } | StoreError::Unavailable(_)
+            ))
+    );
+    Some((executor, stands))
+}
+
+/// What each term's executor is built from.
+#[derive(Debug)]
+pub struct Terms {
+    /// The executor's settings.
+    pub config: TreasuryExecutorConfig,
+    /// The node's breaker (restored from the store at each term).
+    pub breaker: Arc<CircuitBreaker>,
+    /// The store, unfenced (each term fences its own clone).
+    pub store: GovStore,
+    /// The ledger.
+    pub ledger: Arc<dyn Ledger>,
+    /// The spending policy, put in force (held disbursements re-judged) at each term.
+    pub policy: crate::governance::Policy,
+    /// The EVM ledger, told the chain the store pays on at each term.
+    pub evm: Option<Arc<crate::ledger::evm::EvmLedger>>,
+}
+
+impl Terms {
+    /// The executor of the term with fencing token `token`.
+    pub fn executor(
+        &self,
+        token: u64,
+        gate: crate::governance::BroadcastGate,
+    ) -> Result<TreasuryExecutor, StoreError> {
+        let store = self.store.clone().fenced(Fence {
+            key: LEADER_KEY.to_vec(),
+            token,
+        });
+        if let Some(evm) = &self.evm
+            && let Some(pinned) = store.chain_id()?
+            && let Ok(id) = pinned.parse::<u64>()
+        {
+            evm.expect_chain(id);
+        }
+        store.set_policy(self.policy.clone())?;
+        Ok(TreasuryExecutor::new(
+            self.config.clone(),
+            Arc::clone(&self.breaker),
+            store,
+            Arc::clone(&self.ledger),
+        )?
+        .with_gate(gate))
     }
 }
 

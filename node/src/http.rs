@@ -26,9 +26,21 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Liveness: the process serves HTTP. (A halted executor is reported by `/status` and the
-/// `treasury_executor_halted` gauge, not here: restarting does not fix its cause.)
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `treasury_executor_halted` gauge, not here: restarting does not fix its cause.) With the
+/// store on etcd, a node that cannot reach it answers 503 saying so: it pays nothing and
+/// cannot take over.
+async fn healthz(State(app): State<Arc<App>>) -> (axum::http::StatusCode, String) {
+    let view = app.ha_view();
+    match view.role {
+        crate::ha::RoleKind::Unavailable => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "store unavailable: {}\n",
+                view.error.as_deref().unwrap_or("unknown")
+            ),
+        ),
+        _ => (axum::http::StatusCode::OK, "ok\n".to_owned()),
+    }
 }
 
 async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {

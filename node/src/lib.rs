@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod driver;
 pub mod governance;
+pub mod ha;
 pub mod http;
 pub mod ledger;
 pub mod start;

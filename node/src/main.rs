@@ -40,6 +40,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,7 +66,7 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     // Listened for before the node says it listens: a SIGTERM right after that line must
     // stop it cleanly, not kill it.
     let signals = Signals::new()?;
-    let start::Started { app, executor } = start::open(&config, evm)?;
+    let start::Started { app, run } = start::open(&config, evm)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -71,7 +74,7 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     // A line for scripts and tests (the port may have been 0).
     println!("listening on {address}");
     let _ = std::io::stdout().flush();
-    tracing::info!(%address, db = %config.db_path.display(), ledger = config.ledger.as_str(), "node started");
+    tracing::info!(%address, store = app.store.engine(), db = %config.db_path.display(), ledger = config.ledger.as_str(), "node started");
     if !config.admin_tokens.is_empty() && !address.ip().is_loopback() {
         tracing::warn!(
             %address,
@@ -81,7 +84,21 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     }
 
     let (stop, stopped) = watch::channel(false);
-    let driver = tokio::spawn(driver::run(Arc::clone(&app), executor, stopped.clone()));
+    let election = match &run {
+        start::Run::Elected { election, .. } => Some(Arc::clone(election)),
+        start::Run::Single(_) => None,
+    };
+    let driver = match run {
+        start::Run::Single(executor) => {
+            tokio::spawn(driver::run(Arc::clone(&app), *executor, stopped.clone()))
+        }
+        start::Run::Elected { election, terms } => tokio::spawn(driver::run_elected(
+            Arc::clone(&app),
+            election,
+            terms,
+            stopped.clone(),
+        )),
+    };
     let mut server_stopped = stopped.clone();
     let routes = http::router(Arc::clone(&app)).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(
@@ -95,11 +112,22 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     signals.wait(|| app.reload_policy()).await?;
     tracing::info!("shutting down: finishing the tick in flight");
     let _ = stop.send(true);
-    if driver.await.context("the executor task failed")?.is_none() {
-        tracing::error!("the executor had stopped after a panic");
+    let executor = driver.await.context("the executor task failed")?;
+    match (&executor, &election) {
+        // The leader saves under its fence; a standby's breaker is not the one in force.
+        (Some(executor), Some(_)) => executor.store().save_breaker(&app.breaker)?,
+        (_, Some(_)) => {}
+        (None, None) => {
+            tracing::error!("the executor had stopped after a panic");
+            app.store.save_breaker(&app.breaker)?;
+        }
+        (Some(_), None) => app.store.save_breaker(&app.breaker)?,
     }
-    app.store.save_breaker(&app.breaker)?;
     app.store.flush()?;
+    if let Some(election) = &election {
+        // The next leader need not wait for the lease to expire.
+        election.resign();
+    }
     server.await.context("the HTTP server task failed")??;
     tracing::info!("stopped cleanly");
     Ok(())

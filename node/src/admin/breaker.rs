@@ -35,6 +35,19 @@ pub(super) async fn override_handler(
         }
     };
     let reason = ReasonBody::reason(&body)?;
+    if !app.leads() {
+        // A standby's breaker is not the one in force, and its save would overwrite the
+        // leader's: the override belongs on the leader.
+        let view = app.ha_view();
+        return Err(ApiError::conflict(format!(
+            "this node is {} and its executor is not running: send the override to the \
+             leader ({})",
+            view.role.as_str(),
+            view.leader
+                .as_ref()
+                .map_or_else(|| "none right now".to_owned(), ToString::to_string)
+        )));
+    }
     override_breaker(&app, &operator, name, &reason, apply)
 }
 

@@ -68,6 +68,11 @@ impl Secret {
         self.0.is_empty()
     }
 
+    /// The secret itself, for a client that must send it (the etcd password).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Whether `presented` is this secret, in time that depends only on the lengths.
     pub fn matches(&self, presented: &[u8]) -> bool {
         constant_time_eq(self.0.as_bytes(), presented)

@@ -1,0 +1,191 @@
+//! High availability on a real etcd and a real anvil: two nodes share one store on etcd,
+//! one leads and pays, the other serves the admin API; killing the leader with -9 hands
+//! the executor to the standby within the lease, and every disbursement is paid exactly
+//! once on chain.
+#![cfg(feature = "etcd")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{Anvil, NodeProcess, TREASURY_KEY, http_request, wait_until};
+
+const TOKEN: &str = "ha-test-admin-token";
+const PATIENCE: Duration = Duration::from_secs(120);
+const LEASE_TTL_SECS: u64 = 2;
+
+fn etcd() -> Option<etcdharness::Etcd> {
+    if etcdharness::etcd_binary().is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "etcd is not installed: `cargo xtask validate` installs it (Debian's etcd-server)"
+        );
+        eprintln!("SKIPPED: no etcd binary (set ETCD_BIN or install Debian's etcd-server)");
+        return None;
+    }
+    Some(etcdharness::Etcd::single().expect("etcd starts"))
+}
+
+/// A node's configuration: the EVM ledger on anvil, the store on etcd.
+fn config(
+    dir: &std::path::Path,
+    name: &str,
+    anvil: &Anvil,
+    etcd: &etcdharness::Etcd,
+) -> std::path::PathBuf {
+    let key = dir.join("treasury.key");
+    std::fs::write(&key, format!("{TREASURY_KEY}\n")).expect("key written");
+    let endpoints: Vec<String> = etcd
+        .endpoints()
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect();
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "ledger = \"evm\"\n\
+         rpc_url = \"http://{rpc}\"\n\
+         treasury_key_file = \"{key}\"\n\
+         identity = \"{name}\"\n\
+         admin_token = \"{TOKEN}\"\n\
+         poll_interval_ms = 100\n\
+         store = \"etcd\"\n\
+         [etcd]\n\
+         endpoints = [{endpoints}]\n\
+         prefix = \"/ha-test/\"\n\
+         lease_ttl_secs = {LEASE_TTL_SECS}\n\
+         request_timeout_ms = 500\n\
+         [evm]\n\
+         request_timeout_ms = 10000\n\
+         confirmations = 1\n",
+        rpc = anvil.address,
+        key = key.display(),
+        endpoints = endpoints.join(", "),
+    );
+    std::fs::write(&path, text).expect("config written");
+    path
+}
+
+fn call(node: &NodeProcess, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let body = body.map(Value::to_string);
+    let (code, text) = http_request(
+        &node.address,
+        method,
+        path,
+        &[("Authorization", auth.as_str())],
+        body.as_deref(),
+    );
+    (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn role(node: &NodeProcess) -> String {
+    let (_, status) = call(node, "GET", "/status", None);
+    status["ha"]["role"].as_str().unwrap_or("").to_owned()
+}
+
+fn status_of(node: &NodeProcess, id: u64) -> String {
+    let (code, record) = call(node, "GET", &format!("/admin/disbursements/{id}"), None);
+    assert_eq!(code, 200, "{record}");
+    record["status"]["status"].as_str().unwrap_or("").to_owned()
+}
+
+#[test]
+fn a_standby_takes_over_from_a_killed_leader_and_every_payment_lands_once() {
+    let Some(etcd) = etcd() else { return };
+    let anvil = Anvil::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nodes: Vec<Option<NodeProcess>> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let config = config(dir.path(), name, &anvil, &etcd);
+            Some(NodeProcess::start(
+                &config,
+                &dir.path().join(format!("{name}.db")),
+            ))
+        })
+        .collect();
+    let node = |nodes: &Vec<Option<NodeProcess>>, i: usize| -> String {
+        role(nodes[i].as_ref().expect("running"))
+    };
+    wait_until("one node leads", PATIENCE, || {
+        let roles = [node(&nodes, 0), node(&nodes, 1)];
+        roles.iter().filter(|r| *r == "leader").count() == 1
+            && roles.iter().filter(|r| *r == "standby").count() == 1
+    });
+    let leader = usize::from(node(&nodes, 0) != "leader");
+    let standby = 1 - leader;
+    let standby_node = nodes[standby].as_ref().expect("running");
+    let (_, status) = call(standby_node, "GET", "/status", None);
+    assert_eq!(status["ha"]["store"], "etcd", "{status}");
+    assert_eq!(
+        status["ha"]["leader"]["identity"],
+        ["a", "b"][leader],
+        "{status}"
+    );
+    assert_eq!(status["executor"]["running"], false, "{status}");
+    // A standby's breaker is not the one in force: overrides go to the leader.
+    let (code, answer) = call(
+        standby_node,
+        "POST",
+        "/admin/breaker/force-open",
+        Some(&json!({ "reason": "wrong node" })),
+    );
+    assert_eq!(code, 409, "{answer}");
+
+    // Queued through the standby: the leader pays.
+    let destinations: Vec<String> = (0..8).map(|i| format!("0x{:040x}", 0xa000 + i)).collect();
+    let ids: Vec<u64> = destinations
+        .iter()
+        .enumerate()
+        .map(|(i, destination)| {
+            let body = json!({ "destination": destination, "amount": (1000 + i).to_string() });
+            let (code, answer) = call(standby_node, "POST", "/admin/disbursements", Some(&body));
+            assert_eq!(code, 201, "{answer}");
+            answer["id"].as_u64().expect("id")
+        })
+        .collect();
+    wait_until("the leader pays some", PATIENCE, || {
+        ids.iter()
+            .any(|id| status_of(standby_node, *id) == "executed")
+    });
+
+    // kill -9 the leader: the standby leads within the lease and pays the rest.
+    let killed_at = Instant::now();
+    let dead = nodes[leader].take().expect("running");
+    dead.signal("KILL");
+    let standby_node = nodes[standby].as_ref().expect("running");
+    wait_until("the standby leads", PATIENCE, || {
+        role(standby_node) == "leader"
+    });
+    let handover = killed_at.elapsed();
+    eprintln!("handover after kill -9: {handover:?}");
+    wait_until("every disbursement executed", PATIENCE, || {
+        ids.iter()
+            .all(|id| status_of(standby_node, *id) == "executed")
+    });
+    for (i, destination) in destinations.iter().enumerate() {
+        assert_eq!(
+            anvil.balance(destination),
+            1000 + i as u128,
+            "{destination} paid once"
+        );
+    }
+    assert_eq!(
+        anvil.tx_count("latest"),
+        ids.len() as u64,
+        "one nonce per payment"
+    );
+    let (_, status) = call(standby_node, "GET", "/status", None);
+    assert!(
+        status["ha"]["leader_changes"].as_u64() >= Some(1),
+        "{status}"
+    );
+    assert!(
+        handover < Duration::from_secs(LEASE_TTL_SECS) + Duration::from_secs(5),
+        "handover took {handover:?}"
+    );
+    drop(dead);
+    nodes[standby].as_mut().expect("running").stop_cleanly();
+}
