@@ -34,6 +34,7 @@ mod policy;
 mod queue;
 mod records;
 mod snapshots;
+mod transfer;
 mod txn;
 mod wire;
 
@@ -61,6 +62,7 @@ pub use records::{
     Attempt, AuditRecord, Backlog, ExecutorSnapshot, Hold, Inclusion, Intent, Totals, describe_hold,
 };
 pub use snapshots::OverrideError;
+pub use transfer::TransferError;
 use txn::Txn;
 pub use wire::Stored;
 
