@@ -68,6 +68,33 @@ pub(crate) fn unreachable(error: &etcd_client::Error) -> bool {
     }
 }
 
+/// What a call was for, to count its failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// A point read.
+    Get,
+    /// A range read or count.
+    Scan,
+    /// A transaction.
+    Apply,
+    /// The lease and the campaign.
+    Lease,
+}
+
+/// Calls that failed for an infrastructure reason (not a failed condition), by kind,
+/// since the connection opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineErrors {
+    /// Point reads.
+    pub get: u64,
+    /// Range reads and counts.
+    pub scan: u64,
+    /// Transactions.
+    pub apply: u64,
+    /// Lease renewals, grants and campaigns.
+    pub lease: u64,
+}
+
 /// The cluster's clients, on the bridge.
 pub(crate) struct Connection {
     pub(crate) bridge: Bridge,
@@ -77,6 +104,8 @@ pub(crate) struct Connection {
     clients: Mutex<Vec<Option<Client>>>,
     /// The endpoint calls go to first.
     current: AtomicUsize,
+    /// Failed calls by [`CallKind`], in its order.
+    errors: [std::sync::atomic::AtomicU64; 4],
 }
 
 impl std::fmt::Debug for Connection {
@@ -101,11 +130,23 @@ impl Connection {
             clients: Mutex::new(vec![None; options.endpoints.len()]),
             options,
             current: AtomicUsize::new(0),
+            errors: Default::default(),
         })
     }
 
     pub(crate) fn options(&self) -> &EtcdOptions {
         &self.options
+    }
+
+    /// Failed calls so far.
+    pub(crate) fn errors(&self) -> EngineErrors {
+        let count = |kind: CallKind| self.errors[kind as usize].load(Ordering::Relaxed);
+        EngineErrors {
+            get: count(CallKind::Get),
+            scan: count(CallKind::Scan),
+            apply: count(CallKind::Apply),
+            lease: count(CallKind::Lease),
+        }
     }
 
     /// How long a caller waits for one call across every endpoint.
@@ -158,7 +199,24 @@ impl Connection {
     /// each other one in turn (`retry`: for reads and other calls that are safe to repeat).
     /// Without `retry`, a call that fails for want of the endpoint moves the current
     /// endpoint on and fails: a write sent may have applied.
-    pub(crate) async fn call<T, F, Fut>(&self, retry: bool, call: F) -> Result<T, StoreError>
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        kind: CallKind,
+        retry: bool,
+        call: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let outcome = self.try_endpoints(retry, call).await;
+        if outcome.is_err() {
+            self.errors[kind as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    async fn try_endpoints<T, F, Fut>(&self, retry: bool, call: F) -> Result<T, StoreError>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,

@@ -28,7 +28,7 @@ use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, Txn, TxnOp, TxnOpRes
 use governance::store::StoreError;
 use governance::store::engine::{ApplyError, Batch, Condition, Entry, KeySpace, Op};
 
-use crate::connection::{Connection, EtcdOptions};
+use crate::connection::{CallKind, Connection, EngineErrors, EtcdOptions};
 
 /// Entries per page of a scan (a page must stay under gRPC's 4 MiB answer).
 const PAGE: usize = 256;
@@ -81,6 +81,12 @@ impl EtcdKeySpace {
         }
     }
 
+    /// Calls that failed for an infrastructure reason so far (the engine's and the
+    /// lease's: they share the connection).
+    pub fn errors(&self) -> EngineErrors {
+        self.conn.errors()
+    }
+
     /// The revision at which `key` was created (0 if it is absent): with a leader key,
     /// the leader's fencing token.
     pub fn create_revision(&self, key: &[u8]) -> Result<u64, StoreError> {
@@ -89,7 +95,7 @@ impl EtcdKeySpace {
         let key = self.key(key);
         self.conn.block(async move {
             let answer = conn
-                .call(true, |mut client| {
+                .call(CallKind::Get, true, |mut client| {
                     let key = key.clone();
                     async move { client.get(key, None).await }
                 })
@@ -119,7 +125,7 @@ impl EtcdKeySpace {
         let seen = Arc::clone(&self.seen);
         let prefix_len = self.conn.options().prefix.len();
         self.conn.block(async move {
-            conn.call(true, |mut client| {
+            conn.call(CallKind::Scan, true, |mut client| {
                 let (start, end) = (start.clone(), end.clone());
                 let mut options = GetOptions::new()
                     .with_range(end)
@@ -170,7 +176,7 @@ impl KeySpace for EtcdKeySpace {
         let key = self.key(key);
         self.conn.block(async move {
             let answer = conn
-                .call(true, |mut client| {
+                .call(CallKind::Get, true, |mut client| {
                     let key = key.clone();
                     async move { client.get(key, None).await }
                 })
@@ -215,7 +221,7 @@ impl KeySpace for EtcdKeySpace {
         let (start, end) = (self.key(start), self.key(end));
         self.conn.block(async move {
             let answer = conn
-                .call(true, |mut client| {
+                .call(CallKind::Scan, true, |mut client| {
                     let (start, end) = (start.clone(), end.clone());
                     let options = GetOptions::new().with_range(end).with_count_only();
                     async move { client.get(start, Some(options)).await }
@@ -290,7 +296,7 @@ impl KeySpace for EtcdKeySpace {
         let seen = Arc::clone(&self.seen);
         let answer = self.conn.block(async move {
             let answer = conn
-                .call(false, |mut client| {
+                .call(CallKind::Apply, false, |mut client| {
                     let txn = txn.clone();
                     async move { client.txn(txn).await }
                 })

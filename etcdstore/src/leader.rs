@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 use governance::store::StoreError;
 
-use crate::connection::Connection;
+use crate::connection::{CallKind, Connection, EngineErrors};
 use crate::engine::EtcdKeySpace;
 
 pub use governance::store::engine::LEADER_KEY;
@@ -147,6 +147,11 @@ impl Leadership {
         leads && now < self.shared.held_until.load(Ordering::SeqCst)
     }
 
+    /// Calls to etcd that failed so far, by kind (the store's and the lease's).
+    pub fn engine_errors(&self) -> EngineErrors {
+        self.conn.errors()
+    }
+
     /// A function for the executor's broadcast gate.
     pub fn gate(self: &Arc<Self>) -> Arc<dyn Fn() -> bool + Send + Sync> {
         let this = Arc::clone(self);
@@ -163,7 +168,7 @@ impl Leadership {
         if id != 0 {
             let conn = Arc::clone(&self.conn);
             let _ = self.conn.block(async move {
-                conn.call(true, |client| async move {
+                conn.call(CallKind::Lease, true, |client| async move {
                     client.lease_client().revoke(id as i64).await
                 })
                 .await
@@ -232,7 +237,7 @@ impl Campaign {
             .or_else(vec![TxnOp::get(self.key.clone(), None)]);
         let answer = self
             .conn
-            .call(true, |mut client| {
+            .call(CallKind::Lease, true, |mut client| {
                 let txn = txn.clone();
                 async move { client.txn(txn).await }
             })
@@ -267,7 +272,7 @@ impl Campaign {
         if held != 0 {
             let renewed = self
                 .conn
-                .call(true, |client| async move {
+                .call(CallKind::Lease, true, |client| async move {
                     client.lease_client().keep_alive(held).await.map(|_| ())
                 })
                 .await;
@@ -289,7 +294,7 @@ impl Campaign {
         }
         let granted = self
             .conn
-            .call(true, |client| async move {
+            .call(CallKind::Lease, true, |client| async move {
                 client.lease_client().grant(ttl, None).await
             })
             .await?;

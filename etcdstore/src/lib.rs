@@ -10,6 +10,6 @@ mod connection;
 mod engine;
 pub mod leader;
 
-pub use connection::{EtcdOptions, TlsFiles};
+pub use connection::{CallKind, EngineErrors, EtcdOptions, TlsFiles};
 pub use engine::EtcdKeySpace;
 pub use leader::{LEADER_KEY, Leadership, LeaseOptions, Role, Status};

@@ -38,6 +38,8 @@ pub struct App {
     pub election: Option<Arc<dyn crate::ha::Election>>,
     /// The term last seen, for counting leader changes.
     last_term: std::sync::atomic::AtomicU64,
+    /// The engine's failed calls as last published.
+    engine_errors: std::sync::Mutex<[u64; 4]>,
     executor: RwLock<ExecutorView>,
     /// When the allow-list was last read, and why the last re-read failed.
     policy_reload: RwLock<PolicyReload>,
@@ -87,6 +89,7 @@ impl App {
             evm: None,
             election: None,
             last_term: std::sync::atomic::AtomicU64::new(0),
+            engine_errors: std::sync::Mutex::default(),
             executor: RwLock::new(ExecutorView::default()),
             policy_reload: RwLock::new(PolicyReload {
                 loaded_at_ms: crate::governance::text::unix_ms(),
@@ -409,8 +412,21 @@ impl App {
                 self.metrics.leader_changed();
             }
         }
-        if view.role == crate::ha::RoleKind::Unavailable {
-            self.metrics.store_engine_error(labels::ENGINE_LEASE);
+        if let Some(election) = &self.election {
+            let now = election.engine_errors();
+            let mut published = self
+                .engine_errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (op, (now, before)) in labels::ENGINE_OPS
+                .iter()
+                .zip(now.iter().zip(published.iter()))
+            {
+                for _ in *before..*now {
+                    self.metrics.store_engine_error(op);
+                }
+            }
+            *published = now;
         }
     }
 

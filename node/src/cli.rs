@@ -23,6 +23,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the node: the executor loop and the HTTP server (the default).
     Run(RunArgs),
+    /// Copy the store between engines: `node store export > dump` (the sled database at
+    /// --db-path), `node store import < dump` (into the empty etcd prefix of [etcd]), or both
+    /// at once with `node store migrate --to etcd`. All or nothing; stop the node first.
+    #[command(after_help = STORE_AFTER_HELP)]
+    Store(StoreArgs),
     /// The admin API's client commands (they talk to a running node).
     #[command(flatten)]
     Admin(AdminCommand),
@@ -74,6 +79,46 @@ impl RunArgs {
         }
     }
 }
+
+/// `node store …`.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: StoreAction,
+    /// The configuration (the sled database, and etcd's settings) as for `node run`.
+    #[command(flatten)]
+    pub config: RunArgs,
+}
+
+/// The store's commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum StoreAction {
+    /// Write every record of the sled database at --db-path to stdout (a text dump with a
+    /// checksum trailer).
+    Export,
+    /// Read a dump from stdin and write it into the empty etcd prefix ([etcd] endpoints and
+    /// prefix). A damaged or truncated dump writes nothing.
+    Import {
+        /// Clear what an earlier import that did not finish wrote, then import.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Export the sled database and import it into etcd, in one command.
+    Migrate {
+        /// The engine to move to (only `etcd`).
+        #[arg(long, value_name = "etcd")]
+        to: String,
+        /// As for import.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+const STORE_AFTER_HELP: &str = "\
+Exit status: 0 done (the count of records on stderr); 1 the copy failed (an import that \
+failed partway leaves a marker: the node refuses to run its executor on that prefix until \
+`node store import --force` finishes); 2 a configuration or usage error.";
 
 /// What the admin client commands (`node breaker`, `disburse`, `intents`, `executor`,
 /// `audit`) print after their help.

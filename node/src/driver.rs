@@ -225,6 +225,13 @@ impl Terms {
             key: LEADER_KEY.to_vec(),
             token,
         });
+        if store.import_pending()? {
+            return Err(StoreError::Database(
+                "an import into this store did not finish (`node store import --force` \
+                 starts it again): no executor runs on a partial copy"
+                    .into(),
+            ));
+        }
         if let Some(evm) = &self.evm
             && let Some(pinned) = store.chain_id()?
             && let Ok(id) = pinned.parse::<u64>()

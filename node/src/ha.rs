@@ -77,6 +77,9 @@ pub trait Election: Send + Sync + std::fmt::Debug {
     fn may_broadcast(&self) -> bool;
     /// Gives the lease up (at shutdown: the next leader need not wait for it to expire).
     fn resign(&self);
+    /// Calls to the store's engine that failed so far for an infrastructure reason:
+    /// point reads, range reads, transactions, the lease (in that order).
+    fn engine_errors(&self) -> [u64; 4];
 }
 
 /// This node's description of itself, the leader key's value while it leads.
@@ -134,6 +137,11 @@ pub mod etcd {
 
         fn resign(&self) {
             self.0.resign();
+        }
+
+        fn engine_errors(&self) -> [u64; 4] {
+            let errors = self.0.engine_errors();
+            [errors.get, errors.scan, errors.apply, errors.lease]
         }
     }
 }

@@ -12,3 +12,4 @@ pub mod ha;
 pub mod http;
 pub mod ledger;
 pub mod start;
+pub mod store_cli;

@@ -28,6 +28,15 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => args,
         None => RunArgs::default(),
         Some(Command::Admin(command)) => return client::main(&command, &ProcessEnv),
+        Some(Command::Store(store)) => {
+            return match config::load(&store.config.overrides(), &ProcessEnv) {
+                Ok(config) => node::store_cli::main(&store.action, &config),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
+            };
+        }
     };
     // The EVM ledger reads its key file and parses its URLs now: a bad one is a
     // configuration error (exit 2), not a failure at run time.

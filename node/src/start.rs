@@ -153,11 +153,10 @@ fn open_etcd(_: &NodeConfig) -> anyhow::Result<Opened> {
     anyhow::bail!("store = \"etcd\": this node was built without the `etcd` feature")
 }
 
-/// The store on etcd and this node's campaign. Nothing here needs etcd to answer: a
-/// node that cannot reach it serves `/healthz` and `/status` saying so, and pays nothing.
+/// The etcd engine `config`'s `[etcd]` names (nothing is sent yet).
 #[cfg(feature = "etcd")]
-fn open_etcd(config: &NodeConfig) -> anyhow::Result<Opened> {
-    use etcdstore::{EtcdKeySpace, EtcdOptions, Leadership, LeaseOptions, TlsFiles};
+pub fn etcd_space(config: &NodeConfig) -> anyhow::Result<etcdstore::EtcdKeySpace> {
+    use etcdstore::{EtcdKeySpace, EtcdOptions, TlsFiles};
     let etcd = &config.etcd;
     let mut options = EtcdOptions::new(etcd.endpoints.clone(), etcd.prefix.clone().into_bytes());
     options.request_timeout = etcd.request_timeout;
@@ -170,7 +169,16 @@ fn open_etcd(config: &NodeConfig) -> anyhow::Result<Opened> {
             identity: etcd.cert_file.clone().zip(etcd.key_file.clone()),
         });
     }
-    let space = EtcdKeySpace::connect(options)?;
+    Ok(EtcdKeySpace::connect(options)?)
+}
+
+/// The store on etcd and this node's campaign. Nothing here needs etcd to answer: a
+/// node that cannot reach it serves `/healthz` and `/status` saying so, and pays nothing.
+#[cfg(feature = "etcd")]
+fn open_etcd(config: &NodeConfig) -> anyhow::Result<Opened> {
+    use etcdstore::{Leadership, LeaseOptions};
+    let etcd = &config.etcd;
+    let space = etcd_space(config)?;
     let round = (etcd.lease_ttl / 4)
         .min(config.poll_interval)
         .max(std::time::Duration::from_millis(50));

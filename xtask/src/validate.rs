@@ -37,14 +37,16 @@ pub fn steps() -> Vec<Step> {
         Step::new("promtool", crate::promtool::about(), crate::promtool::run),
         // Plain `cargo test` so CI can read its `test result:` lines. The node's EVM
         // tests need anvil: installed first (from npm, into .tools/) if missing. The etcd
-        // tests need etcd: installed first (Debian's etcd-server) if missing.
+        // tests need etcd: installed first (Debian's etcd-server) if missing. The node's
+        // `etcd` feature is off by default (a plain build needs no protoc): on here, so its
+        // high-availability tests run.
         Step::new(
             "test",
-            "cargo test --workspace (ANVIL_BIN and ETCD_BIN set to anvil and etcd, installed if missing)",
+            "cargo test --workspace --features node/etcd (ANVIL_BIN and ETCD_BIN set to anvil and etcd, installed if missing)",
             || {
                 let anvil = crate::anvil::ensure()?;
                 let etcd = crate::etcd::ensure_etcd()?;
-                CargoCommand::new("test", &["test", "--workspace"])
+                CargoCommand::new("test", &["test", "--workspace", "--features", "node/etcd"])
                     .env("ANVIL_BIN", anvil)
                     .env("ETCD_BIN", etcd)
                     .run()
