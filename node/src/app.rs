@@ -40,6 +40,8 @@ pub struct App {
     last_term: std::sync::atomic::AtomicU64,
     /// The engine's failed calls as last published.
     engine_errors: std::sync::Mutex<[u64; 4]>,
+    /// On a standby: the leader's breaker as last read from the store and restored here.
+    mirrored: std::sync::Mutex<Option<crate::governance::CircuitBreakerSnapshot>>,
     executor: RwLock<ExecutorView>,
     /// When the allow-list was last read, and why the last re-read failed.
     policy_reload: RwLock<PolicyReload>,
@@ -90,6 +92,7 @@ impl App {
             election: None,
             last_term: std::sync::atomic::AtomicU64::new(0),
             engine_errors: std::sync::Mutex::default(),
+            mirrored: std::sync::Mutex::default(),
             executor: RwLock::new(ExecutorView::default()),
             policy_reload: RwLock::new(PolicyReload {
                 loaded_at_ms: crate::governance::text::unix_ms(),
@@ -427,6 +430,24 @@ impl App {
                 }
             }
             *published = now;
+        }
+    }
+
+    /// On a standby: restores the breaker the leader last saved, when it changed, so that
+    /// this node's `/status` and metrics show the breaker in force (and a takeover starts
+    /// from it, as it would anyway). Blocks on the store.
+    pub fn mirror_breaker(&self) {
+        let Ok(Some(snapshot)) = self.store.breaker_snapshot() else {
+            return;
+        };
+        let mut mirrored = self
+            .mirrored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if mirrored.as_ref() != Some(&snapshot) {
+            self.breaker.restore(&snapshot);
+            *mirrored = Some(snapshot);
+            self.publish_breaker();
         }
     }
 

@@ -128,6 +128,10 @@ pub async fn run_elected(
                     tracing::warn!("this node no longer leads: its executor stops");
                 }
                 app.stand_by();
+                if view.role == crate::ha::RoleKind::Standby {
+                    let app = Arc::clone(&app);
+                    let _ = tokio::task::spawn_blocking(move || app.mirror_breaker()).await;
+                }
             }
         }
         tokio::select! {

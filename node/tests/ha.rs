@@ -151,7 +151,21 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_payment_lands_once() {
             .any(|id| status_of(standby_node, *id) == "executed")
     });
 
-    // kill -9 the leader: the standby leads within the lease and pays the rest.
+    // The leader's breaker is forced open: the standby shows it (read from the store).
+    let leader_node = nodes[leader].as_ref().expect("running");
+    let (code, answer) = call(
+        leader_node,
+        "POST",
+        "/admin/breaker/force-open",
+        Some(&json!({ "reason": "ha test: survives the failover" })),
+    );
+    assert_eq!(code, 200, "{answer}");
+    wait_until("the standby mirrors the forced breaker", PATIENCE, || {
+        let (_, status) = call(standby_node, "GET", "/status", None);
+        status["breaker"]["forced"] == true && status["breaker"]["state"] == "open"
+    });
+
+    // kill -9 the leader: the standby leads within the lease, its breaker still forced open.
     let killed_at = Instant::now();
     let dead = nodes[leader].take().expect("running");
     dead.signal("KILL");
@@ -161,6 +175,18 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_payment_lands_once() {
     });
     let handover = killed_at.elapsed();
     eprintln!("handover after kill -9: {handover:?}");
+    let (_, status) = call(standby_node, "GET", "/status", None);
+    assert_eq!(
+        status["breaker"]["forced"], true,
+        "a forced-open breaker survives: {status}"
+    );
+    let (code, answer) = call(
+        standby_node,
+        "POST",
+        "/admin/breaker/force-close",
+        Some(&json!({ "reason": "ha test: pay the rest" })),
+    );
+    assert_eq!(code, 200, "the new leader takes overrides: {answer}");
     wait_until("every disbursement executed", PATIENCE, || {
         ids.iter()
             .all(|id| status_of(standby_node, *id) == "executed")
