@@ -451,11 +451,23 @@ impl App {
         }
     }
 
-    /// This node does not lead: its executor is not running.
+    /// This node does not lead: its executor is not running, and what the last term's
+    /// executor said (a halt on the write that found it deposed, a hold, a shortfall) is
+    /// the leader's to report now: the gauges it set are cleared.
     pub fn stand_by(&self) {
         if let Ok(mut view) = self.executor.write() {
             view.running = false;
+            view.snapshot.halted = None;
+            view.snapshot.hold = None;
+            view.snapshot.fee_cap_reached = false;
+            view.snapshot.balance_shortfall = None;
+            view.snapshot.shortfall_asset = None;
         }
+        let metrics = &self.metrics;
+        metrics.set_halted(false);
+        metrics.set_awaiting_operator(false);
+        metrics.set_fee_cap_reached(false);
+        metrics.set_balance_insufficient(None);
     }
 
     /// The `/status` document.

@@ -75,11 +75,15 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     // Listened for before the node says it listens: a SIGTERM right after that line must
     // stop it cleanly, not kill it.
     let signals = Signals::new()?;
-    let start::Started { app, run } = start::open(&config, evm)?;
+    // Bound first: with leader election, the address this node serves on is part of how
+    // it describes itself in the leader key (the configured port may be 0).
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let mut config = config;
+    config.listen = address;
+    let start::Started { app, run } = start::open(&config, evm)?;
     // A line for scripts and tests (the port may have been 0).
     println!("listening on {address}");
     let _ = std::io::stdout().flush();

@@ -132,6 +132,10 @@ pub(crate) fn pair_key(a: u64, b: u64) -> [u8; 16] {
 
 /// A key as an operator would read it in an error: numbers for numeric keys.
 pub(crate) fn show_key(key: &[u8]) -> String {
+    if key.starts_with(b"e/") {
+        // A deployment key (the leader key is 8 bytes, and no number).
+        return format!("{:?}", String::from_utf8_lossy(key));
+    }
     match key.len() {
         8 => u64_of(key).map_or_else(|| format!("{key:?}"), |n| n.to_string()),
         16 => match (u64_of(&key[..8]), u64_of(&key[8..])) {
