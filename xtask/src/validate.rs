@@ -56,6 +56,7 @@ pub fn steps() -> Vec<Step> {
             crate::failover::run_both,
         ),
         Step::new("chaos", crate::chaos::about(), crate::chaos::run),
+        Step::new("ha", crate::ha::about(), crate::ha::run),
         Step::new("loom", "same as `cargo xtask loom`", || {
             crate::loom::command(&[]).run()
         }),
@@ -169,6 +170,7 @@ mod tests {
                 "test",
                 "failover",
                 "chaos",
+                "ha",
                 "loom",
                 "fuzz"
             ]
