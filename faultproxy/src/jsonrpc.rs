@@ -10,6 +10,9 @@
 /// The lookups a lagging read backend answers as if the transaction were unknown.
 pub(crate) const LOOKUPS: [&str; 2] = ["eth_getTransactionReceipt", "eth_getTransactionByHash"];
 
+/// The call that broadcasts a signed transaction.
+pub(crate) const RAW_TRANSACTION: &str = "eth_sendRawTransaction";
+
 /// Nesting beyond this is refused rather than recursed into (the body comes from the
 /// network; the thread's stack is finite).
 pub(crate) const MAX_DEPTH: usize = 128;
@@ -39,6 +42,12 @@ impl<'a> Call<'a> {
 
     pub(crate) fn is_stale(&self) -> bool {
         self.stale_id().is_some()
+    }
+
+    /// Whether it is an `eth_sendRawTransaction` (a notification, without an id, too:
+    /// the upstream broadcasts it all the same).
+    pub(crate) fn is_raw_transaction(&self) -> bool {
+        self.method.as_deref() == Some(RAW_TRANSACTION)
     }
 }
 

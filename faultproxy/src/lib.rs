@@ -4,6 +4,9 @@
 //! passes traffic late, or serves stale reads: it answers JSON-RPC transaction lookups
 //! (`eth_getTransactionReceipt`, `eth_getTransactionByHash`) with a `null` result, as a
 //! load-balanced provider whose read backend lags does, and forwards every other call.
+//! In the modes that read requests one by one (`StaleReads`, `CountSends`) it counts the
+//! `eth_sendRawTransaction` calls it forwards ([`FaultProxy::raw_transactions`]): how a
+//! test tells that a client broadcast nothing.
 //!
 //! Std only, a thread per connection: it serves a handful of test connections, not load.
 //!
@@ -31,8 +34,8 @@ mod stale;
 mod tests;
 
 /// What the proxy does with the next connection (a connection keeps the mode it was
-/// accepted in, except that switching away from `Pass`, `Latency`, `Blackhole` or
-/// `StaleReads` cuts live ones).
+/// accepted in, except that switching away from `Pass`, `Latency`, `Blackhole`,
+/// `StaleReads` or `CountSends` cuts live ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Forward both ways.
@@ -54,6 +57,11 @@ pub enum Mode {
     /// are answered `null` and the other calls go upstream as a smaller batch, the answers
     /// merged back in the batch's order. A body that is not JSON is forwarded unchanged.
     StaleReads,
+    /// Forward every request unchanged, as `Pass` does, but read HTTP/1.1 requests one by
+    /// one, as `StaleReads` does, so that the `eth_sendRawTransaction` calls among them
+    /// are counted ([`FaultProxy::raw_transactions`]). What is not HTTP it frames is
+    /// tunneled, uncounted, for the rest of the connection, as in `StaleReads`.
+    CountSends,
 }
 
 #[derive(Debug)]
@@ -67,6 +75,8 @@ struct Shared {
     connections: AtomicU64,
     /// Lookups answered `null` in `StaleReads`.
     stale_answers: AtomicU64,
+    /// `eth_sendRawTransaction` calls forwarded in `StaleReads` and `CountSends`.
+    raw_transactions: AtomicU64,
     /// The listener while accepting; `None` while refusing.
     listener: Mutex<Option<TcpListener>>,
     /// The thread accepting on it.
@@ -122,6 +132,7 @@ impl FaultProxy {
             stopped: AtomicBool::new(false),
             connections: AtomicU64::new(0),
             stale_answers: AtomicU64::new(0),
+            raw_transactions: AtomicU64::new(0),
             listener: Mutex::new(None),
             acceptor: Mutex::new(None),
         });
@@ -148,6 +159,15 @@ impl FaultProxy {
     /// counts).
     pub fn stale_answers(&self) -> u64 {
         self.shared.stale_answers.load(Ordering::SeqCst)
+    }
+
+    /// `eth_sendRawTransaction` calls forwarded upstream so far in the modes that read
+    /// requests (`StaleReads`, `CountSends`; each call of a batch counts). A call is
+    /// counted once its request has been read off the client, before it goes upstream:
+    /// a client whose send was answered finds it counted. Calls in a body that is not
+    /// JSON the proxy reads exactly, and traffic in the other modes, are not counted.
+    pub fn raw_transactions(&self) -> u64 {
+        self.shared.raw_transactions.load(Ordering::SeqCst)
     }
 
     /// Switches the mode. Live connections of the old mode are cut, so that an outage
@@ -242,7 +262,8 @@ fn serve(shared: &Shared, client: TcpStream) {
             b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 21\r\nConnection: close\r\n\r\ninjected server error",
         ),
         Mode::Garbage => answer(client, b"\x00\xffthis is not HTTP\r\n\x7f\x00"),
-        Mode::StaleReads => stale::serve(shared, client, epoch),
+        Mode::StaleReads => stale::serve(shared, client, epoch, true),
+        Mode::CountSends => stale::serve(shared, client, epoch, false),
     }
 }
 

@@ -11,6 +11,10 @@
 //!
 //! What it cannot frame as HTTP (or that is larger than it buffers) it stops reading
 //! and tunnels, like `Pass`, for the rest of the connection.
+//!
+//! `Mode::CountSends` reads requests the same way but answers nothing itself: every
+//! request is forwarded. In both modes the `eth_sendRawTransaction` calls of each request
+//! are counted before it goes upstream.
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering;
@@ -36,7 +40,9 @@ struct Exchange {
     upstream: Connection,
 }
 
-pub(crate) fn serve(shared: &Shared, client: TcpStream, epoch: Epoch<'_>) {
+/// Serves one client connection; `stale`: lookups are answered `null` (`StaleReads`),
+/// else everything is forwarded (`CountSends`).
+pub(crate) fn serve(shared: &Shared, client: TcpStream, epoch: Epoch<'_>, stale: bool) {
     let Ok(mut client) = Connection::new(client) else {
         return;
     };
@@ -53,15 +59,25 @@ pub(crate) fn serve(shared: &Shared, client: TcpStream, epoch: Epoch<'_>) {
             break; // arrived after the switch: not answered
         }
         let keep_alive = request.message.head.keeps_alive();
-        let outcome = match jsonrpc::parse(&request.message.body) {
-            Some(Body::Single(call)) => match call.stale_id() {
+        let body = jsonrpc::parse(&request.message.body);
+        // Sends are never answered here: each one counted goes upstream.
+        let sends = match &body {
+            Some(Body::Single(call)) => usize::from(call.is_raw_transaction()),
+            Some(Body::Batch(calls)) => calls.iter().filter(|c| c.is_raw_transaction()).count(),
+            None => 0,
+        };
+        shared
+            .raw_transactions
+            .fetch_add(sends as u64, Ordering::SeqCst);
+        let outcome = match body {
+            Some(Body::Single(call)) if stale => match call.stale_id() {
                 Some(id) => {
                     let answer = jsonrpc::null_answer(id);
                     answer_stale(shared, &mut client, &answer, 1, keep_alive)
                 }
                 None => forward(shared, &mut client, &request, epoch),
             },
-            Some(Body::Batch(calls)) if calls.iter().any(Call::is_stale) => {
+            Some(Body::Batch(calls)) if stale && calls.iter().any(Call::is_stale) => {
                 batch(shared, &mut client, &request, &calls, keep_alive, epoch)
             }
             _ => forward(shared, &mut client, &request, epoch),

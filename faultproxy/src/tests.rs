@@ -620,6 +620,62 @@ fn switching_back_to_pass_forwards_lookups_again() {
 }
 
 #[test]
+fn count_sends_forwards_everything_and_counts_raw_transactions() {
+    let node = Node::start();
+    let proxy = FaultProxy::start(node.address).expect("proxy");
+    proxy.set_mode(Mode::CountSends).expect("count sends");
+    let send = r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0x02f8"]}"#;
+
+    // A lookup is forwarded (not answered null), and not counted.
+    assert_eq!(
+        call(&proxy, RECEIPT).body,
+        r#"{"jsonrpc":"2.0","id":7,"result":"0xfeed"}"#
+    );
+    assert_eq!(proxy.raw_transactions(), 0);
+    assert_eq!(
+        call(&proxy, send).body,
+        r#"{"jsonrpc":"2.0","id":1,"result":"0xfeed"}"#
+    );
+    assert_eq!(proxy.raw_transactions(), 1);
+
+    // Each request of a kept-alive connection, and each send of a batch, counts; a
+    // "method" nested in the params does not.
+    let mut live = Client::connect(proxy.addr());
+    live.send(&post(send, false));
+    assert!(live.reply().body.contains("0xfeed"));
+    let nested = r#"{"jsonrpc":"2.0","id":3,"method":"eth_call","params":[{"method":"eth_sendRawTransaction"}]}"#;
+    live.send(&post(nested, false));
+    assert!(live.reply().body.contains("0xfeed"));
+    assert_eq!(proxy.raw_transactions(), 2);
+    let batch = r#"[{"jsonrpc":"2.0","id":4,"method":"eth_sendRawTransaction","params":["0x1"]},
+        {"jsonrpc":"2.0","id":5,"method":"eth_blockNumber"},
+        {"jsonrpc":"2.0","id":6,"method":"eth_sendRawTransaction","params":["0x2"]}]"#;
+    live.send(&post(batch, true));
+    let _ = live.rest();
+    assert_eq!(proxy.raw_transactions(), 4);
+    assert_eq!(proxy.stale_answers(), 0);
+    assert_eq!(
+        node.bodies(),
+        [RECEIPT, send, send, nested, batch],
+        "everything forwarded as it came"
+    );
+}
+
+#[test]
+fn stale_reads_count_the_sends_they_forward_and_pass_counts_none() {
+    let node = Node::start();
+    let proxy = stale_proxy(&node);
+    let send = r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0x02f8"]}"#;
+    call(&proxy, send);
+    call(&proxy, RECEIPT);
+    assert_eq!((proxy.raw_transactions(), proxy.stale_answers()), (1, 1));
+    proxy.set_mode(Mode::Pass).expect("pass");
+    call(&proxy, send);
+    assert_eq!(proxy.raw_transactions(), 1, "Pass does not read requests");
+    assert_eq!(node.bodies(), [send, send]);
+}
+
+#[test]
 fn stale_reads_tunnel_what_is_not_http() {
     let proxy = FaultProxy::start(upstream()).expect("proxy");
     proxy.set_mode(Mode::StaleReads).expect("stale reads");

@@ -10,6 +10,7 @@ mod etcd;
 mod failover;
 mod failover_pool;
 mod fuzz;
+mod ha;
 mod http;
 mod loom;
 mod promtool;
@@ -65,6 +66,7 @@ fn dispatch(command: Option<&OsStr>, rest: &[OsString]) -> Result<(), Error> {
         Some("bench") => bench::main(rest),
         Some("failover") => failover::main(rest),
         Some("chaos") => chaos::main(rest),
+        Some("ha") => ha::main(rest),
         Some("fuzz") => fuzz::main(rest),
         _ => Err(Error::Usage(format!(
             "unknown command `{}`",
@@ -156,6 +158,25 @@ COMMANDS:
                                its kill delays and faults.
                                `--runs 200 --faults all` is the acceptance drill; validate
                                runs a short one (20 kills, 30 disbursements, all faults).
+    ha [--short] [--runs N] [--seed S]
+                               High availability on etcd: a 3-member etcd cluster (etcd
+                               from PATH or ETCD_BIN), anvil and 3 nodes with store =
+                               etcd (lease 3 s, tick 200 ms), each behind a fault proxy
+                               counting its eth_sendRawTransaction calls. Queues 200 (40
+                               with --short) disbursements through the nodes in turn,
+                               standbys included, while, N (3; 1 with --short) times, it
+                               kills the leader with SIGKILL (another node must lead and
+                               pay within lease + 2 ticks + slack: the handover, printed)
+                               and SIGSTOPs the next leader for lease + 2 s (another must
+                               lead; resumed, it must stand by within 2 s and broadcast
+                               nothing); then kills one etcd member (payments go on) and
+                               restarts everything (one node leads, pays the rest). Fails
+                               unless every destination holds exactly its amount, the
+                               treasury's nonce equals the disbursements executed, each is
+                               executed in the store and has its queue audit record.
+                               Prints handover times (min / median / max) and the wall time.
+                               Installs etcd (Debian's etcd-server) if it is missing.
+                               validate runs --short; `--runs 20` is the long run.
     fuzz [--seconds S] [TARGET...]
                                Run the fuzz targets in fuzz/ (cargo-fuzz, installed if
                                missing; no sanitizer, stable toolchain), each for S (10)
@@ -164,7 +185,7 @@ COMMANDS:
     help                       Print this help (also: -h, --help, no command).
 
 Building the etcd client (its build script) needs protoc on PATH or in PROTOC. Only validate
-installs it, into /usr/bin, where later bench, failover, chaos and fuzz builds find it.
+installs it, into /usr/bin, where later bench, failover, chaos, ha and fuzz builds find it.
 
 OPTIONS (validate):
     --skip STEP, --skip=STEP   Do not run STEP. May be repeated.
@@ -177,13 +198,13 @@ ENVIRONMENT:
     LOOM_MAX_PREEMPTIONS   loom preemption bound (default: 3)
     CARGO_TARGET_DIR       where cargo builds (default: target/, or build.target-dir in a
                            cargo config; the xtasks ask `cargo metadata`); the failover,
-                           chaos and bench xtasks run the node binary from there and
+                           chaos, ha and bench xtasks run the node binary from there and
                            write their scratch directories and timelines there
-    ANVIL_BIN              anvil binary for the failover and chaos steps and the node's EVM tests
+    ANVIL_BIN              anvil binary for the failover, chaos and ha steps and the node's EVM tests
                            (default: .tools/npm/.../bin/anvil, installed with npm if missing)
-    ETCD_BIN               etcd binary for the etcd tests (default: `etcd` on PATH; when it is
-                           missing, the test step runs `apt-get install etcd-server`, which
-                           needs root)
+    ETCD_BIN               etcd binary for the etcd tests and the ha drill (default: `etcd` on
+                           PATH; when it is missing, the test and ha steps run `apt-get
+                           install etcd-server`, which needs root)
     PROTOC                 protoc binary for building the etcd client (default: `protoc` on
                            PATH; when it is missing, validate runs `apt-get install
                            protobuf-compiler` first, which needs root)

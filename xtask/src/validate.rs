@@ -58,6 +58,7 @@ pub fn steps() -> Vec<Step> {
             crate::failover::run_both,
         ),
         Step::new("chaos", crate::chaos::about(), crate::chaos::run),
+        Step::new("ha", crate::ha::about(), crate::ha::run),
         Step::new("loom", "same as `cargo xtask loom`", || {
             crate::loom::command(&[]).run()
         }),
@@ -171,6 +172,7 @@ mod tests {
                 "test",
                 "failover",
                 "chaos",
+                "ha",
                 "loom",
                 "fuzz"
             ]
