@@ -76,9 +76,10 @@ pub fn quote(arg: &OsStr) -> String {
 
 /// Builds the `node` binary (debug) for the xtasks that run it, and returns its path.
 ///
-/// With the `crash-points` feature, which stays inert unless `TB_CRASH_AT` is set: the
-/// node's own tests build it so (a self dev-dependency), and building it the same way
-/// here lets both share one artifact instead of rebuilding it at every switch.
+/// With the `crash-points` feature, which stays inert unless `TB_CRASH_AT` is set, and
+/// `etcd` (for `ha`): validate's test step builds the node's tests with both (a self
+/// dev-dependency, and `--features node/etcd`), and building it the same way here lets
+/// both share one artifact instead of rebuilding it at every switch.
 pub fn build_node(label: &'static str) -> Result<PathBuf, String> {
     CargoCommand::new(
         label,
@@ -90,7 +91,7 @@ pub fn build_node(label: &'static str) -> Result<PathBuf, String> {
             "--bin",
             "node",
             "--features",
-            "crash-points",
+            "crash-points,etcd",
         ],
     )
     .run()?;

@@ -253,20 +253,27 @@ impl<'a> Drill<'a> {
             }
         }
         for i in 0..NODES {
+            let name = &self.cluster.slots[i].name;
+            // A standby reports no halt: what its last term's executor said is the
+            // leader's to report now (and TreasuryExecutorHalted would page for it).
+            if let Some(status) = self.seen[i].as_ref().filter(|s| s.role == "standby")
+                && let Some(halted) = &status.halted
+            {
+                return Err(format!(
+                    "{name} stands by, yet /status says its executor is halted: {halted}"
+                ));
+            }
+            // The leader key says where the leader serves, so an operator can find it.
             if let Some(status) = self.seen[i].as_ref().filter(|s| s.role == "leader")
                 && let Some(listen) = &status.leader_listen
-                && listen.ends_with(":0")
+                && let Some(address) = self.cluster.slots[i].live()
+                && listen != address
                 && self.listen_noted.insert(status.term)
             {
-                self.summary.note(
-                    "leader listen",
-                    format!(
-                        "the leader key's `listen` is {listen:?}, the configured address, not the \
-                     one the leader serves on ({}): /status cannot tell an operator where the \
-                     leader is",
-                        self.cluster.slots[i].live().unwrap_or("?")
-                    ),
-                );
+                return Err(format!(
+                    "{name} leads, but the leader key's `listen` is {listen:?}, not the address \
+                     it serves on ({address})"
+                ));
             }
         }
         if let Some(deposed) = &mut self.deposed
