@@ -315,3 +315,54 @@ fn a_sled_store_migrates_into_etcd_all_or_nothing() {
     }
     node.stop_cleanly();
 }
+
+/// A node configured for an etcd it cannot reach serves `/healthz` (503) and `/status`
+/// saying so, and pays nothing; once etcd is up it leads and pays.
+#[test]
+fn a_node_that_cannot_reach_etcd_says_so_and_pays_nothing() {
+    let Some(mut etcd) = etcd() else { return };
+    etcd.kill(0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "admin_token = \"{TOKEN}\"\nidentity = \"cut-off\"\npoll_interval_ms = 100\n\
+             store = \"etcd\"\n[etcd]\nendpoints = [\"{}\"]\nprefix = \"/cut-off/\"\n\
+             lease_ttl_secs = 2\nrequest_timeout_ms = 300\n",
+            etcd.endpoints()[0]
+        ),
+    )
+    .expect("config");
+    let mut node = NodeProcess::start(&config, &dir.path().join("dev-chain.db"));
+    wait_until("the node says etcd is unreachable", PATIENCE, || {
+        role(&node) == "unavailable"
+    });
+    let (code, text) = http_request(&node.address, "GET", "/healthz", &[], None);
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains("store unavailable"), "{text}");
+    let (_, status) = call(&node, "GET", "/status", None);
+    assert_eq!(status["executor"]["running"], false, "{status}");
+    assert!(
+        status["ha"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{status}"
+    );
+
+    etcd.restart(0).expect("etcd back");
+    wait_until("the node leads once etcd is back", PATIENCE, || {
+        role(&node) == "leader"
+    });
+    let (code, _) = http_request(&node.address, "GET", "/healthz", &[], None);
+    assert_eq!(code, 200);
+    let body =
+        json!({ "destination": "0x00000000000000000000000000000000000000aa", "amount": "5" });
+    let (code, answer) = call(&node, "POST", "/admin/disbursements", Some(&body));
+    assert_eq!(code, 201, "{answer}");
+    let id = answer["id"].as_u64().expect("id");
+    wait_until("the disbursement is paid", PATIENCE, || {
+        status_of(&node, id) == "executed"
+    });
+    node.stop_cleanly();
+}

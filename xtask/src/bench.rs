@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: the governance crate's benchmarks (breaker, executor) in one run,
+//! `cargo xtask bench`: the governance crate's benchmarks (breaker, executor) and the
+//! executor on etcd (`etcdstore`, a 3-member cluster) in one run,
 //! then the node end to end (release build: queue through the admin API's batch endpoint
 //! → every disbursement Executed, against the dev ledger and against anvil), then one
 //! table of the figures that matter, each next to its target. With benchmark ARGS (a
@@ -31,7 +32,10 @@ pub fn main(args: &[OsString]) -> Result<(), Error> {
         crate::print_help();
         return Ok(());
     };
-    let mut command = CargoCommand::new("bench", &["bench", "-p", "governance"]);
+    // The etcd row runs against a 3-member cluster: etcd installed first if missing.
+    let etcd = crate::etcd::ensure_etcd().map_err(Error::Failed)?;
+    let mut command = CargoCommand::new("bench", &["bench", "-p", "governance", "-p", "etcdstore"])
+        .env("ETCD_BIN", etcd);
     if !extra.is_empty() {
         command = command.args(["--"]).args(extra);
     }
@@ -227,6 +231,24 @@ fn table(dir: &Path) -> String {
             target: "",
         },
     ];
+    let per_second = |bench: &str, n: f64| ns(bench).map(|v| n / (v / 1e9));
+    let etcd = per_second("etcd_throughput/queue_to_executed_500/etcd", 500.0);
+    let sled = per_second("etcd_throughput/queue_to_executed_500/sled", 500.0);
+    rows.push(Row {
+        what: "executor: queue -> Executed, 500 on etcd (3 local members)",
+        figure: etcd.map(|v| format!("{v:.0} /s")),
+        target: "",
+    });
+    rows.push(Row {
+        what: "executor: same, 500 on sled, in the same run",
+        figure: sled.map(|v| format!("{v:.0} /s")),
+        target: "",
+    });
+    rows.push(Row {
+        what: "executor: etcd / sled",
+        figure: etcd.zip(sled).map(|(e, s)| format!("{:.3}x", e / s)),
+        target: "",
+    });
     let tick = |n: &str| ns(&format!("tick_100_ready/history/{n}"));
     for (n, what) in [
         ("1000", "executor: tick of 100 ready, history 1k"),

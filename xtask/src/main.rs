@@ -121,7 +121,8 @@ COMMANDS:
                                RUSTFLAGS+=--cfg loom, built in loom/ under the target
                                directory: target/loom unless CARGO_TARGET_DIR is set).
                                ARGS are passed to the test binary.
-    bench [-- ARGS...]         Run the governance benchmarks (circuit_breaker, executor),
+    bench [-- ARGS...]         Run the governance benchmarks (circuit_breaker, executor)
+                               and the executor on etcd (3 local members, beside sled),
                                then the node end to end (release build; dev ledger, and
                                anvil through one endpoint and through a pool of three),
                                and print one table of figures and targets.
@@ -202,8 +203,8 @@ ENVIRONMENT:
                            write their scratch directories and timelines there
     ANVIL_BIN              anvil binary for the failover, chaos and ha steps and the node's EVM tests
                            (default: .tools/npm/.../bin/anvil, installed with npm if missing)
-    ETCD_BIN               etcd binary for the etcd tests and the ha drill (default: `etcd` on
-                           PATH; when it is missing, the test and ha steps run `apt-get
+    ETCD_BIN               etcd binary for the etcd tests, the ha drill and the etcd bench (default: `etcd` on
+                           PATH; when it is missing, the test and ha steps and bench run `apt-get
                            install etcd-server`, which needs root)
     PROTOC                 protoc binary for building the etcd client (default: `protoc` on
                            PATH; when it is missing, validate runs `apt-get install
