@@ -19,7 +19,12 @@ pub fn router(app: Arc<App>) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/status", get(status))
-        .merge(crate::admin::routes());
+        .merge(
+            crate::admin::routes().layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&app),
+                refuse_while_unavailable,
+            )),
+        );
     #[cfg(feature = "telemetry")]
     let router = router.route("/metrics", get(metrics));
     router.with_state(app)
@@ -41,6 +46,30 @@ async fn healthz(State(app): State<Arc<App>>) -> (axum::http::StatusCode, String
         ),
         _ => (axum::http::StatusCode::OK, "ok\n".to_owned()),
     }
+}
+
+/// With the store on etcd out of reach, the admin API answers 503 at once, naming why,
+/// instead of holding a worker for every store call's timeout (the workers also serve
+/// `/healthz` and `/status`).
+async fn refuse_while_unavailable(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let view = app.ha_view();
+    if view.role == crate::ha::RoleKind::Unavailable {
+        let reason = format!(
+            "the store is unavailable, so this node can neither read nor change it: {}",
+            view.error.as_deref().unwrap_or("unknown")
+        );
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": reason })),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn status(State(app): State<Arc<App>>) -> Json<serde_json::Value> {

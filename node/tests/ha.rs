@@ -349,6 +349,17 @@ fn a_node_that_cannot_reach_etcd_says_so_and_pays_nothing() {
             .is_some_and(|e| !e.is_empty()),
         "{status}"
     );
+    // The admin API says so at once rather than waiting out the store's timeouts.
+    let body =
+        json!({ "destination": "0x00000000000000000000000000000000000000aa", "amount": "5" });
+    let (code, answer) = call(&node, "POST", "/admin/disbursements", Some(&body));
+    assert_eq!(code, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unavailable")),
+        "{answer}"
+    );
 
     etcd.restart(0).expect("etcd back");
     wait_until("the node leads once etcd is back", PATIENCE, || {
