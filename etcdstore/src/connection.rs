@@ -60,9 +60,19 @@ pub(crate) fn unreachable(error: &etcd_client::Error) -> bool {
     use tonic::Code;
     match error {
         Error::TransportError(_) | Error::IoError(_) | Error::EndpointError(_) => true,
+        // Besides the endpoint being down or cut off from the quorum: too many requests,
+        // an auth token the member no longer knows (it restarted, or the token expired:
+        // the client is connected again), a scan's revision compacted away. None is an
+        // answer about the request itself; each is worth another endpoint or a later try.
         Error::GRpcStatus(status) => matches!(
             status.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+                | Code::Unknown
+                | Code::ResourceExhausted
+                | Code::Unauthenticated
+                | Code::OutOfRange
         ),
         _ => false,
     }
@@ -236,6 +246,12 @@ impl Connection {
                     return Ok(value);
                 }
                 Err(error) if unreachable(&error) => {
+                    if matches!(&error, etcd_client::Error::GRpcStatus(status)
+                        if status.code() == tonic::Code::Unauthenticated)
+                    {
+                        // etcd-client authenticates only when it connects: connect again.
+                        self.clients.lock().unwrap_or_else(PoisonError::into_inner)[index] = None;
+                    }
                     last = format!("{}: {error}", self.options.endpoints[index]);
                     self.current.store((index + 1) % count, Ordering::Relaxed);
                     if !retry {

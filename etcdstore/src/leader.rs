@@ -142,20 +142,23 @@ impl Leadership {
     /// Whether this node may broadcast now: it leads, and its lease is held by its own
     /// clock (renewed less than the TTL less a margin ago).
     pub fn may_broadcast(&self) -> bool {
-        let leads = matches!(self.status().role, Role::Leader { .. });
+        matches!(self.status().role, Role::Leader { .. }) && self.lease_held()
+    }
+
+    /// Whether this node may broadcast now for the term of `token`: it leads in that
+    /// very term, and its lease is held by its own clock. A term's executor asks this.
+    pub fn may_broadcast_as(&self, token: u64) -> bool {
+        self.status().role == (Role::Leader { token }) && self.lease_held()
+    }
+
+    fn lease_held(&self) -> bool {
         let now = u64::try_from(self.shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        leads && now < self.shared.held_until.load(Ordering::SeqCst)
+        now < self.shared.held_until.load(Ordering::SeqCst)
     }
 
     /// Calls to etcd that failed so far, by kind (the store's and the lease's).
     pub fn engine_errors(&self) -> EngineErrors {
         self.conn.errors()
-    }
-
-    /// A function for the executor's broadcast gate.
-    pub fn gate(self: &Arc<Self>) -> Arc<dyn Fn() -> bool + Send + Sync> {
-        let this = Arc::clone(self);
-        Arc::new(move || this.may_broadcast())
     }
 
     /// Stops campaigning and revokes the lease (the key goes with it), waiting up to the
@@ -204,16 +207,42 @@ impl Campaign {
     async fn run(self) {
         loop {
             if self.shared.stopping.load(Ordering::SeqCst) {
-                return;
+                break;
             }
             let started = Instant::now();
             let outcome = self.round().await;
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                break;
+            }
             self.settle(outcome);
             let rest = self.options.round.saturating_sub(started.elapsed());
             tokio::select! {
                 () = tokio::time::sleep(rest) => {}
-                () = self.shared.stop.notified() => return,
+                () = self.shared.stop.notified() => break,
             }
+        }
+        // A lease granted while `resign` revoked the one before: give it up too.
+        let id = self.lease.swap(0, Ordering::SeqCst) as i64;
+        if id != 0 {
+            let _ = self
+                .conn
+                .call(CallKind::Lease, true, |client| async move {
+                    client.lease_client().revoke(id).await
+                })
+                .await;
+        }
+    }
+
+    /// This node no longer leads (its lease is gone): the gate closes at once.
+    fn stand_down(&self) {
+        let mut status = self
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if matches!(status.role, Role::Leader { .. }) {
+            status.role = Role::Standby;
+            status.since_ms = now_ms();
         }
     }
 
@@ -281,16 +310,20 @@ impl Campaign {
                     self.extend(sent);
                     return Ok(held);
                 }
-                Err(StoreError::Unavailable(error)) => {
-                    // The lease may still be held: the gate's deadline runs out by itself.
-                    return Err(StoreError::Unavailable(error));
-                }
-                // "lease not found": it expired.
-                Err(_) => {
+                // etcd says the lease is gone (it expired): a new one, and this node no
+                // longer leads under the old one.
+                Err(StoreError::Database(error)) if error.contains("lease not found") => {
                     self.shared.held_until.store(0, Ordering::SeqCst);
                     self.lease.store(0, Ordering::SeqCst);
+                    self.stand_down();
                 }
+                // Anything else proves nothing about the lease: it may still be held, and
+                // the gate's deadline runs out by itself if it is not renewed.
+                Err(error) => return Err(error),
             }
+        }
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("stopping: no new lease".into()));
         }
         let granted = self
             .conn

@@ -111,6 +111,13 @@ fn one_node_leads_and_a_standby_takes_over_when_it_resigns() {
     });
     let new_term = token(&standby).expect("leads");
     assert!(new_term > term, "{new_term} > {term}");
+    // A term's gate opens for that term only.
+    assert!(standby.may_broadcast_as(new_term));
+    assert!(
+        !standby.may_broadcast_as(term),
+        "an earlier term's executor is shut out"
+    );
+    assert!(!leader.may_broadcast_as(term));
     assert!(
         handover < Duration::from_secs(2),
         "handover took {handover:?}"

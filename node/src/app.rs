@@ -396,13 +396,6 @@ impl App {
         }
     }
 
-    /// Whether this node's executor is the active one (always, on sled).
-    pub fn leads(&self) -> bool {
-        self.election
-            .as_ref()
-            .is_none_or(|election| election.view().role == crate::ha::RoleKind::Leader)
-    }
-
     /// Told of the election at each round of the driver: the leader gauge, and a leader
     /// change counted once per new term after the first one seen.
     pub fn observe_election(&self, view: &crate::ha::HaView) {
@@ -451,6 +444,35 @@ impl App {
         }
     }
 
+    /// This node leads a new term: the breaker is its own again (restored from the store
+    /// by the term's executor), so the next time it stands by it mirrors afresh.
+    pub fn lead(&self) {
+        *self
+            .mirrored
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// The store a change an operator makes to the executor's state goes through: on
+    /// etcd, fenced by this node's term (refused once another node leads), `None` if this
+    /// node does not lead; on sled, the store.
+    pub fn leader_store(&self) -> Option<GovStore> {
+        match &self.election {
+            None => Some(self.store.clone()),
+            Some(election) => {
+                let token = election.view().token?;
+                election.may_broadcast(token).then(|| {
+                    self.store
+                        .clone()
+                        .fenced(crate::governance::store::engine::Fence {
+                            key: crate::governance::store::engine::LEADER_KEY.to_vec(),
+                            token,
+                        })
+                })
+            }
+        }
+    }
+
     /// This node does not lead: its executor is not running, and what the last term's
     /// executor said (a halt on the write that found it deposed, a hold, a shortfall) is
     /// the leader's to report now: the gauges it set are cleared.
@@ -474,7 +496,10 @@ impl App {
     pub fn status(&self) -> Value {
         let ha = self.ha_view();
         let ha_json = ha.to_json(self.store.engine());
-        if ha.role == crate::ha::RoleKind::Unavailable {
+        if matches!(
+            ha.role,
+            crate::ha::RoleKind::Unavailable | crate::ha::RoleKind::Starting
+        ) {
             // Every store read would wait out its timeout: say what is known.
             return json!({
                 "ha": ha_json,

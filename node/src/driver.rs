@@ -90,17 +90,18 @@ pub async fn run_elected(
             );
             last_role = Some(view.role);
         }
-        let leading = view.token.filter(|_| election.may_broadcast());
+        let leading = view.token.filter(|&token| election.may_broadcast(token));
         match leading {
             Some(token) => {
                 if current.as_ref().map(|(term, _)| *term) != Some(token) {
                     current = None;
                     let (terms, gate) = (Arc::clone(&terms), Arc::clone(&election));
                     let gate: crate::governance::BroadcastGate =
-                        Arc::new(move || gate.may_broadcast());
+                        Arc::new(move || gate.may_broadcast(token));
                     match tokio::task::spawn_blocking(move || terms.executor(token, gate)).await {
                         Ok(Ok(executor)) => {
                             tracing::info!(token, "this node leads: its executor runs");
+                            app.lead();
                             app.publish_breaker();
                             current = Some((token, executor));
                         }
@@ -150,11 +151,21 @@ async fn tick(
     last_logged: &mut Option<String>,
 ) -> Option<(TreasuryExecutor, bool)> {
     let started = Instant::now();
+    let observer = Arc::clone(app);
+    // The tick and what follows it (the backlog read for the gauges) on the blocking pool:
+    // with the store on etcd, a read can wait out its timeout, and the async workers also
+    // serve /healthz and /status.
     let joined = tokio::task::spawn_blocking(move || {
         let mut executor = executor;
         let result = executor.tick();
         #[cfg(feature = "crash-points")]
         wait_to_be_killed(&result);
+        observer.observe_tick(
+            executor.snapshot(),
+            executor.last_report(),
+            &result,
+            started.elapsed(),
+        );
         (executor, result)
     })
     .await;
@@ -185,12 +196,6 @@ async fn tick(
             }
         }
     }
-    app.observe_tick(
-        executor.snapshot(),
-        executor.last_report(),
-        &result,
-        started.elapsed(),
-    );
     let stands = !matches!(
         result,
         Err(TreasuryExecutorError::NotLeader)
@@ -212,8 +217,6 @@ pub struct Terms {
     pub store: GovStore,
     /// The ledger.
     pub ledger: Arc<dyn Ledger>,
-    /// The spending policy, put in force (held disbursements re-judged) at each term.
-    pub policy: crate::governance::Policy,
     /// The EVM ledger, told the chain the store pays on at each term.
     pub evm: Option<Arc<crate::ledger::evm::EvmLedger>>,
 }
@@ -242,7 +245,9 @@ impl Terms {
         {
             evm.expect_chain(id);
         }
-        store.set_policy(self.policy.clone())?;
+        // Re-judges what waits on the policy in force now (SIGHUP may have changed it
+        // since the node started; the policy is shared by every clone of the store).
+        store.set_policy((*store.policy()).clone())?;
         Ok(TreasuryExecutor::new(
             self.config.clone(),
             Arc::clone(&self.breaker),

@@ -72,9 +72,9 @@ impl HaView {
 pub trait Election: Send + Sync + std::fmt::Debug {
     /// The election as of the last round.
     fn view(&self) -> HaView;
-    /// Whether this node may broadcast now (it leads, and its lease is held by its
-    /// own clock).
-    fn may_broadcast(&self) -> bool;
+    /// Whether this node may broadcast now for the term of `token` (it leads in that
+    /// term, and its lease is held by its own clock).
+    fn may_broadcast(&self, token: u64) -> bool;
     /// Gives the lease up (at shutdown: the next leader need not wait for it to expire).
     fn resign(&self);
     /// Calls to the store's engine that failed so far for an infrastructure reason:
@@ -112,6 +112,9 @@ pub mod etcd {
         fn view(&self) -> HaView {
             let status = self.0.status();
             let (role, token, error) = match status.role {
+                // A lease its own clock says may have lapsed is not leading any more,
+                // whatever the last round saw.
+                Role::Leader { .. } if !self.0.may_broadcast() => (RoleKind::Standby, None, None),
                 Role::Leader { token } => (RoleKind::Leader, Some(token), None),
                 Role::Standby => (RoleKind::Standby, None, None),
                 Role::Unavailable { error } => (RoleKind::Unavailable, None, Some(error)),
@@ -131,8 +134,8 @@ pub mod etcd {
             }
         }
 
-        fn may_broadcast(&self) -> bool {
-            self.0.may_broadcast()
+        fn may_broadcast(&self, token: u64) -> bool {
+            self.0.may_broadcast_as(token)
         }
 
         fn resign(&self) {

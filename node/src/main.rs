@@ -127,8 +127,13 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let executor = driver.await.context("the executor task failed")?;
     match (&executor, &election) {
-        // The leader saves under its fence; a standby's breaker is not the one in force.
-        (Some(executor), Some(_)) => executor.store().save_breaker(&app.breaker)?,
+        // The leader saves under its fence (refused if it was deposed meanwhile); a
+        // standby's breaker is not the one in force. Either way the lease is given up.
+        (Some(executor), Some(_)) => {
+            if let Err(error) = executor.store().save_breaker(&app.breaker) {
+                tracing::warn!(%error, "the breaker was not saved at shutdown");
+            }
+        }
         (_, Some(_)) => {}
         (None, None) => {
             tracing::error!("the executor had stopped after a panic");
@@ -136,11 +141,11 @@ async fn run(config: NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<()> {
         }
         (Some(_), None) => app.store.save_breaker(&app.breaker)?,
     }
-    app.store.flush()?;
     if let Some(election) = &election {
         // The next leader need not wait for the lease to expire.
         election.resign();
     }
+    app.store.flush()?;
     server.await.context("the HTTP server task failed")??;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -97,7 +97,6 @@ pub fn open(config: &NodeConfig, evm: Option<EvmLedger>) -> anyhow::Result<Start
             breaker,
             store,
             ledger,
-            policy,
             evm,
         };
         app.publish_breaker();

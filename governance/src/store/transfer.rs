@@ -48,6 +48,12 @@ pub enum TransferError {
     /// The target holds records already; nothing was written.
     #[error("the target store is not empty ({0}): an import goes into an empty prefix only")]
     NotEmpty(String),
+    /// A node leads on the target store (its leader key is there): stop every node first.
+    #[error(
+        "a node is running on the target store (it holds the leader key): stop every node \
+         on it before importing"
+    )]
+    NodeRunning,
     /// An earlier import into the target did not finish.
     #[error(
         "an earlier import into the target did not finish: run the import again with --force \
@@ -116,22 +122,20 @@ impl GovStore {
     }
 
     /// Reads a whole dump (checking it) and writes it into this store, which must be
-    /// empty (or hold an interrupted import, with `force`). Returns the count.
+    /// empty (or hold an interrupted import, with `force`), with no node leading on it
+    /// (no leader key). Returns the count.
     pub fn import(&self, input: &mut dyn BufRead, force: bool) -> Result<u64, TransferError> {
         let entries = read_dump(input)?;
-        self.prepare_import(force)?;
         let token = format!("{}:{}", std::process::id(), crate::text::unix_ms()).into_bytes();
         let marker = Condition::Unchanged {
             key: MARKER.to_vec(),
             value: token.clone(),
         };
-        self.space
-            .apply(&Batch {
-                conditions: vec![Condition::Absent(MARKER.to_vec())],
-                ops: vec![Op::Put(MARKER.to_vec(), token.clone())],
-                read_at: None,
-            })
-            .map_err(apply_error)?;
+        self.claim_marker(force, &token)?;
+        // From here the marker is ours and never absent: no node starts an executor on
+        // the store (it checks the marker at every term), and every write below is
+        // conditional on it.
+        self.clear_records(&marker)?;
         for chunk in entries.chunks(CHUNK) {
             self.space
                 .apply(&Batch {
@@ -161,48 +165,61 @@ impl GovStore {
         Ok(self.space.get(MARKER)?.is_some())
     }
 
-    /// Checks the store is empty; with `force`, clears an interrupted import first.
-    fn prepare_import(&self, force: bool) -> Result<(), TransferError> {
-        let pending = self.import_pending()?;
-        if pending && !force {
-            return Err(TransferError::Interrupted);
-        }
-        let records = self.records_after(&[])?;
-        if let Some(first) = records.first()
-            && !pending
-        {
-            return Err(TransferError::NotEmpty(format!(
-                "it holds {}",
-                super::keys::show_key(first)
-            )));
-        }
-        if pending {
-            // Clear what the interrupted import wrote, then its marker.
-            let mut from = Vec::new();
-            loop {
-                let keys = self.records_after(&from)?;
-                let Some(last) = keys.last() else { break };
-                from = last.clone();
-                from.push(0);
-                for chunk in keys.chunks(CHUNK) {
-                    self.space
-                        .apply(&Batch {
-                            conditions: vec![],
-                            ops: chunk.iter().map(|key| Op::Delete(key.clone())).collect(),
-                            read_at: None,
-                        })
-                        .map_err(apply_error)?;
+    /// Puts this import's marker in place, in one step with the checks: no leader key
+    /// (no node runs an executor on the store), and either no marker and no record, or
+    /// (with `force`) the interrupted import's marker, taken over.
+    fn claim_marker(&self, force: bool, token: &[u8]) -> Result<(), TransferError> {
+        let no_leader = Condition::Absent(super::engine::LEADER_KEY.to_vec());
+        let previous = self.space.get(MARKER)?;
+        let condition = match previous {
+            Some(_) if !force => return Err(TransferError::Interrupted),
+            Some(value) => Condition::Unchanged {
+                key: MARKER.to_vec(),
+                value,
+            },
+            None => {
+                if let Some(first) = self.records_after(&[])?.first() {
+                    return Err(TransferError::NotEmpty(format!(
+                        "it holds {}",
+                        super::keys::show_key(first)
+                    )));
                 }
+                Condition::Absent(MARKER.to_vec())
             }
-            self.space
-                .apply(&Batch {
-                    conditions: vec![],
-                    ops: vec![Op::Delete(MARKER.to_vec())],
-                    read_at: None,
-                })
-                .map_err(apply_error)?;
+        };
+        match self.space.apply(&Batch {
+            conditions: vec![condition, no_leader],
+            ops: vec![Op::Put(MARKER.to_vec(), token.to_vec())],
+            read_at: None,
+        }) {
+            Ok(()) => Ok(()),
+            Err(super::engine::ApplyError::Conflict { key })
+                if key == super::engine::LEADER_KEY =>
+            {
+                Err(TransferError::NodeRunning)
+            }
+            Err(error) => Err(apply_error(error)),
         }
-        Ok(())
+    }
+
+    /// Removes every record (what an interrupted import wrote), under this import's
+    /// marker.
+    fn clear_records(&self, marker: &Condition) -> Result<(), TransferError> {
+        loop {
+            let keys = self.records_after(&[])?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            for chunk in keys.chunks(CHUNK) {
+                self.space
+                    .apply(&Batch {
+                        conditions: vec![marker.clone()],
+                        ops: chunk.iter().map(|key| Op::Delete(key.clone())).collect(),
+                        read_at: None,
+                    })
+                    .map_err(apply_error)?;
+            }
+        }
     }
 
     /// Up to 1000 record keys (not deployment keys) at or after `from`.
@@ -349,6 +366,27 @@ mod tests {
             assert!(target.records_after(&[]).expect("scan").is_empty());
             assert!(!target.import_pending().expect("marker"));
         }
+    }
+
+    #[test]
+    fn an_import_is_refused_while_a_node_leads_on_the_store() {
+        let source = GovStore::in_memory();
+        queued(&source, 2);
+        let mut dump = Vec::new();
+        source.export(&mut dump).expect("export");
+        let target = GovStore::in_memory();
+        target
+            .write(vec![Op::Put(
+                super::super::engine::LEADER_KEY.to_vec(),
+                1u64.to_be_bytes().to_vec(),
+            )])
+            .expect("a leader");
+        assert!(matches!(
+            target.import(&mut dump.as_slice(), false),
+            Err(TransferError::NodeRunning)
+        ));
+        assert!(!target.import_pending().expect("marker"));
+        assert!(target.records_after(&[]).expect("scan").is_empty());
     }
 
     #[test]

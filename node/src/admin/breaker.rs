@@ -35,7 +35,7 @@ pub(super) async fn override_handler(
         }
     };
     let reason = ReasonBody::reason(&body)?;
-    if !app.leads() {
+    let Some(store) = app.leader_store() else {
         // A standby's breaker is not the one in force, and its save would overwrite the
         // leader's: the override belongs on the leader.
         let view = app.ha_view();
@@ -47,8 +47,8 @@ pub(super) async fn override_handler(
                 .as_ref()
                 .map_or_else(|| "none right now".to_owned(), ToString::to_string)
         )));
-    }
-    override_breaker(&app, &operator, name, &reason, apply)
+    };
+    override_breaker(&app, &store, &operator, name, &reason, apply)
 }
 
 /// Applies an override, saved with its audit record in one transaction and flushed (a
@@ -57,15 +57,14 @@ pub(super) async fn override_handler(
 /// fails, it stands, recorded, and the call answers 500 saying so.
 fn override_breaker(
     app: &App,
+    store: &crate::governance::GovStore,
     operator: &Operator,
     action: &str,
     reason: &str,
     apply: fn(&CircuitBreaker) -> Transition,
 ) -> Result<Json<Value>, ApiError> {
     let audit = operator.audit(reason);
-    let outcome = app
-        .store
-        .override_breaker(&app.breaker, apply, &audit, action);
+    let outcome = store.override_breaker(&app.breaker, apply, &audit, action);
     app.publish_breaker();
     let transition = outcome.map_err(ApiError::internal)?;
     // Debug-formatted: a reason is free text, and a newline in it must not start a

@@ -217,12 +217,13 @@ impl EtcdConfig {
                 ),
             ));
         }
-        if self.request_timeout >= self.lease_ttl {
+        if self.request_timeout * 3 > self.lease_ttl {
             return Err(ConfigError::new(
                 "etcd.request_timeout_ms",
                 format!(
-                    "must be shorter than the lease (etcd.lease_ttl_secs = {} s), got {} ms: \
-                     a renewal that hangs must fail while the lease still holds",
+                    "must be at most a third of the lease (etcd.lease_ttl_secs = {} s), got {} ms: \
+                     a renewal that hangs must fail, and the next one be tried, while the lease \
+                     still holds",
                     self.lease_ttl.as_secs(),
                     self.request_timeout.as_millis()
                 ),

@@ -978,13 +978,13 @@ fn tls_files_go_with_https_endpoints() {
 /// The leader renews its lease as it ticks: the lease must span two ticks, and outlast a
 /// request's deadline. Only with store = "etcd".
 #[test]
-fn the_lease_spans_two_ticks_and_outlasts_a_request() {
+fn the_lease_spans_two_ticks_and_three_requests() {
     let etcd = "[etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\nlease_ttl_secs = 10\n";
     for (top, more, key) in [
         ("poll_interval_ms = 5001\n", "", "etcd.lease_ttl_secs"),
         (
             "poll_interval_ms = 200\n",
-            "request_timeout_ms = 10000\n",
+            "request_timeout_ms = 3334\n",
             "etcd.request_timeout_ms",
         ),
     ] {
@@ -999,7 +999,7 @@ fn the_lease_spans_two_ticks_and_outlasts_a_request() {
     );
     valid_with_etcd(error);
     valid_with_etcd(load_with(
-        &format!("store = \"etcd\"\npoll_interval_ms = 5000\n{etcd}request_timeout_ms = 9999\n"),
+        &format!("store = \"etcd\"\npoll_interval_ms = 5000\n{etcd}request_timeout_ms = 3333\n"),
         &[],
     ));
 }
