@@ -392,26 +392,37 @@ fn request(port: u16, request: &str) -> io::Result<String> {
     Ok(response)
 }
 
+/// Whether etcd is here, for a test that needs it. Without it: a loud skip (`false`),
+/// except under `CI=true`, where a test that cannot run must fail (CI never goes green
+/// by skipping).
+pub fn have_etcd(test: &str) -> bool {
+    if etcd_binary().is_some() {
+        return true;
+    }
+    let hint = "set ETCD_BIN or put etcd on PATH (Debian: etcd-server; \
+                `cargo xtask validate` installs it)";
+    assert!(
+        env::var("CI").as_deref() != Ok("true"),
+        "{test}: CI=true and there is no etcd: {hint}"
+    );
+    // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+    let banner = format!("\n**********\n*** SKIPPED {test}: no etcd: {hint}\n**********\n");
+    let _ = io::stderr().write_all(banner.as_bytes());
+    false
+}
+
+/// One member for a test, or `None` (a loud skip) where there is no etcd: see
+/// [`have_etcd`].
+pub fn single_for_test(test: &str) -> Option<Etcd> {
+    have_etcd(test).then(|| Etcd::single().expect("etcd starts"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Whether etcd is here. Without it: a loud skip, except under `CI=true`, where a test
-    /// that cannot run must fail (CI never goes green by skipping).
     fn have_etcd(test: &str) -> bool {
-        if etcd_binary().is_some() {
-            return true;
-        }
-        let hint = "set ETCD_BIN or put etcd on PATH (Debian: etcd-server; \
-                    `cargo xtask validate` installs it)";
-        assert!(
-            env::var("CI").as_deref() != Ok("true"),
-            "{test}: CI=true and there is no etcd: {hint}"
-        );
-        // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-        let banner = format!("\n**********\n*** SKIPPED {test}: no etcd: {hint}\n**********\n");
-        let _ = io::stderr().write_all(banner.as_bytes());
-        false
+        super::have_etcd(test)
     }
 
     fn port_of(endpoint: &str) -> u16 {

@@ -90,6 +90,13 @@ impl EtcdKeySpace {
     /// The revision at which `key` was created (0 if it is absent): with a leader key,
     /// the leader's fencing token.
     pub fn create_revision(&self, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(self
+            .get_kv(key)?
+            .map_or(0, |kv| u64::try_from(kv.create_revision()).unwrap_or(0)))
+    }
+
+    /// The key's entry (its value and revisions), by a linearizable read.
+    fn get_kv(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
         let conn = Arc::clone(&self.conn);
         let seen = Arc::clone(&self.seen);
         let key = self.key(key);
@@ -101,10 +108,7 @@ impl EtcdKeySpace {
                 })
                 .await?;
             EtcdKeySpace::saw(&seen, answer.header());
-            Ok(answer
-                .kvs()
-                .first()
-                .map_or(0, |kv| u64::try_from(kv.create_revision()).unwrap_or(0)))
+            Ok(answer.kvs().first().cloned())
         })
     }
 
@@ -171,19 +175,7 @@ impl KeySpace for EtcdKeySpace {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let conn = Arc::clone(&self.conn);
-        let seen = Arc::clone(&self.seen);
-        let key = self.key(key);
-        self.conn.block(async move {
-            let answer = conn
-                .call(CallKind::Get, true, |mut client| {
-                    let key = key.clone();
-                    async move { client.get(key, None).await }
-                })
-                .await?;
-            EtcdKeySpace::saw(&seen, answer.header());
-            Ok(answer.kvs().first().map(|kv| kv.value().to_vec()))
-        })
+        Ok(self.get_kv(key)?.map(|kv| kv.value().to_vec()))
     }
 
     /// Pages through the range, every page after the first at the first one's revision:

@@ -6,17 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use etcdstore::{EtcdKeySpace, EtcdOptions};
 use governance::store::engine::{Batch, KeySpace, Op, contract};
 
-/// A member, or a loud skip where there is no etcd (and a failure under CI).
 fn etcd() -> Option<etcdharness::Etcd> {
-    if etcdharness::etcd_binary().is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "etcd is not installed: `cargo xtask validate` installs it (Debian's etcd-server)"
-        );
-        eprintln!("SKIPPED: no etcd binary (set ETCD_BIN or install Debian's etcd-server)");
-        return None;
-    }
-    Some(etcdharness::Etcd::single().expect("etcd starts"))
+    etcdharness::single_for_test(module_path!())
 }
 
 /// A key space under a prefix no other test uses.

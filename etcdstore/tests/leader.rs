@@ -8,15 +8,7 @@ use etcdstore::{EtcdKeySpace, EtcdOptions, LEADER_KEY, Leadership, LeaseOptions,
 use governance::store::engine::{ApplyError, Batch, Condition, Fence, KeySpace, Op};
 
 fn etcd() -> Option<etcdharness::Etcd> {
-    if etcdharness::etcd_binary().is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "etcd is not installed: `cargo xtask validate` installs it (Debian's etcd-server)"
-        );
-        eprintln!("SKIPPED: no etcd binary (set ETCD_BIN or install Debian's etcd-server)");
-        return None;
-    }
-    Some(etcdharness::Etcd::single().expect("etcd starts"))
+    etcdharness::single_for_test(module_path!())
 }
 
 fn prefix() -> String {

@@ -17,15 +17,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 const LEASE_TTL_SECS: u64 = 2;
 
 fn etcd() -> Option<etcdharness::Etcd> {
-    if etcdharness::etcd_binary().is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "etcd is not installed: `cargo xtask validate` installs it (Debian's etcd-server)"
-        );
-        eprintln!("SKIPPED: no etcd binary (set ETCD_BIN or install Debian's etcd-server)");
-        return None;
-    }
-    Some(etcdharness::Etcd::single().expect("etcd starts"))
+    etcdharness::single_for_test(module_path!())
 }
 
 /// A node's configuration: the EVM ledger on anvil, the store on etcd.

@@ -53,7 +53,7 @@ mod options;
 mod phases;
 mod queue;
 mod rig;
-mod rng;
+pub(crate) mod rng;
 mod rpc;
 mod settle;
 mod status;

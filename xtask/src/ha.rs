@@ -51,10 +51,11 @@ use crate::Error;
 use crate::cargo::fresh_dir;
 
 use self::cluster::{Cluster, LEASE_TTL, TICK};
-use self::drill::{Drill, clock_seed};
+use self::drill::Drill;
 use self::log::Log;
 use self::options::{HEADER, Options, USAGE, parse_args};
 use self::summary::{each, secs, spread};
+use crate::chaos::rng::clock_seed;
 
 pub fn about() -> String {
     let o = Options::short();

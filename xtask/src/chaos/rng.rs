@@ -1,13 +1,13 @@
-//! The drill's randomness: a small seedable generator, and the seed taken from the clock
+//! The drills' randomness (chaos and ha): a small seedable generator, and the seed taken from the clock
 //! when `--seed` does not give one.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// xorshift64: small, seedable, good enough to pick delays.
-pub(super) struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub(super) fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         // One splitmix64 step, so that close seeds (clock readings) start far apart.
         let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -27,12 +27,12 @@ impl Rng {
     }
 
     /// Uniform enough in `low..=high`.
-    pub(super) fn between(&mut self, low: u64, high: u64) -> u64 {
+    pub(crate) fn between(&mut self, low: u64, high: u64) -> u64 {
         low + self.next() % (high - low + 1)
     }
 }
 
-pub(super) fn clock_seed() -> u64 {
+pub(crate) fn clock_seed() -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

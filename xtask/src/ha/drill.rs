@@ -2,6 +2,7 @@
 //! each node last said, and the wait that queues, polls and checks until a condition
 //! holds. The phases are in [`super::phases`], the end checks in [`super::checks`].
 
+use crate::chaos::rng::Rng;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,37 +60,6 @@ impl Queue {
     pub(super) fn done(&self) -> bool {
         self.queued() == self.total
     }
-}
-
-/// xorshift64, seeded through one splitmix64 step: the drill's delays and its choice of
-/// etcd member.
-pub(super) struct Rng(u64);
-
-impl Rng {
-    pub(super) fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        Rng(if z == 0 { 0x9e37_79b9_7f4a_7c15 } else { z })
-    }
-
-    /// Uniform enough in `low..=high`.
-    pub(super) fn between(&mut self, low: u64, high: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        low + x % (high - low + 1)
-    }
-}
-
-pub(super) fn clock_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 /// A node that was deposed while frozen, resumed, and stood by: it must broadcast
