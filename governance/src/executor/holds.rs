@@ -59,7 +59,13 @@ impl TreasuryExecutor {
             return Ok(false);
         };
         match self.store.next_nonce()? {
-            None => self.store.set_next_nonce(ledger)?,
+            None => {
+                let store = self.store.set_next_nonce(ledger)?;
+                if store != ledger {
+                    // Set meanwhile by another writer: judged at the next check.
+                    return Ok(false);
+                }
+            }
             Some(store) if store == ledger => {}
             Some(store) => {
                 let hold = Hold::NonceDrift { store, ledger };

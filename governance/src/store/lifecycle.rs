@@ -7,7 +7,6 @@
 //! at another nonce. Asked to, the store refuses ([`StoreError::Invariant`]).
 
 use super::codec::{decode, decode_u64, key_pair, key_u64};
-use super::engine::Op;
 use super::keys::{Kind, pair_key, u64_key};
 use super::records::{Attempt, Inclusion, Intent};
 use super::txn::Txn;
@@ -141,11 +140,17 @@ impl GovStore {
     }
 
     /// Sets the next nonce: the ledger's, at the executor's first contact.
-    pub(crate) fn set_next_nonce(&self, nonce: u64) -> Result<(), StoreError> {
-        self.write(vec![Op::Put(
-            Kind::Meta.key(NEXT_NONCE),
-            u64_key(nonce).to_vec(),
-        )])
+    /// Only where the store has none: conditional on its absence, so a write of it that
+    /// applies late (its answer lost, on a replicated engine) can never move a nonce the
+    /// store has since advanced back. Returns the store's nonce afterwards.
+    pub(crate) fn set_next_nonce(&self, nonce: u64) -> Result<u64, StoreError> {
+        self.transact(|txn| match txn.counter(NEXT_NONCE)? {
+            Some(current) => Ok(current),
+            None => {
+                txn.set_counter(NEXT_NONCE, nonce);
+                Ok(nonce)
+            }
+        })
     }
 
     /// Stages signed intents in one transaction: each disbursement (ready, queued) becomes

@@ -50,6 +50,24 @@ fn status(store: &GovStore, id: DisbursementId) -> DisbursementStatus {
     store.get(id).expect("get").expect("exists").status
 }
 
+/// The ledger's nonce is taken only where the store has none: a first-contact write that
+/// applies late (its answer lost) never moves back a nonce staging has since advanced.
+#[test]
+fn the_first_nonce_is_set_only_where_there_is_none() {
+    for store in stores() {
+        assert_eq!(store.set_next_nonce(3).expect("set"), 3);
+        let a = queued(&store, "a");
+        assert_eq!(store.activate(0).expect("activate"), 1);
+        assert!(store.stage(&[intent(a, 3)], 4).expect("stage"));
+        assert_eq!(
+            store.set_next_nonce(3).expect("late"),
+            4,
+            "the store's stands"
+        );
+        assert_eq!(store.next_nonce().expect("nonce"), Some(4));
+    }
+}
+
 /// An operator cancels a disbursement between the executor reading `ready` and staging:
 /// staging refuses the whole batch and changes nothing (no nonce is consumed).
 #[test]
