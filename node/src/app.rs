@@ -42,6 +42,9 @@ pub struct App {
     engine_errors: std::sync::Mutex<[u64; 4]>,
     /// On a standby: the leader's breaker as last read from the store and restored here.
     mirrored: std::sync::Mutex<Option<crate::governance::CircuitBreakerSnapshot>>,
+    /// Set while a standby restores the leader's breaker: its transitions are not this
+    /// node's to count.
+    mirroring: std::sync::atomic::AtomicBool,
     executor: RwLock<ExecutorView>,
     /// When the allow-list was last read, and why the last re-read failed.
     policy_reload: RwLock<PolicyReload>,
@@ -93,6 +96,7 @@ impl App {
             last_term: std::sync::atomic::AtomicU64::new(0),
             engine_errors: std::sync::Mutex::default(),
             mirrored: std::sync::Mutex::default(),
+            mirroring: std::sync::atomic::AtomicBool::new(false),
             executor: RwLock::new(ExecutorView::default()),
             policy_reload: RwLock::new(PolicyReload {
                 loaded_at_ms: crate::governance::text::unix_ms(),
@@ -299,6 +303,11 @@ impl App {
 
     /// Told of every breaker transition (the breaker's listener).
     pub fn on_transition(&self, transition: &Transition) {
+        if self.mirroring.load(std::sync::atomic::Ordering::SeqCst) {
+            // A standby taking the leader's saved state: the leader counted the transition.
+            tracing::info!(%transition, "the leader's circuit breaker, as it saved it");
+            return;
+        }
         self.metrics
             .breaker_transition(transition.from.as_str(), transition.to.as_str());
         tracing::warn!(%transition, "circuit breaker transition");
@@ -438,7 +447,12 @@ impl App {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if mirrored.as_ref() != Some(&snapshot) {
+            // The breaker's listener runs inside `restore`, on this thread.
+            self.mirroring
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.breaker.restore(&snapshot);
+            self.mirroring
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             *mirrored = Some(snapshot);
             self.publish_breaker();
         }
