@@ -106,7 +106,15 @@ pub async fn run_elected(
                             current = Some((token, executor));
                         }
                         Ok(Err(error)) => {
-                            tracing::warn!(%error, "cannot start this term's executor; trying again");
+                            // Once per distinct error, not once a poll.
+                            let message = format!("cannot start this term's executor: {error}");
+                            if last_logged.as_deref() != Some(message.as_str()) {
+                                tracing::error!(
+                                    error = ?error.to_string(),
+                                    "cannot start this term's executor; trying again each poll"
+                                );
+                                last_logged = Some(message);
+                            }
                         }
                         Err(error) => {
                             tracing::error!(%error, "starting the executor panicked; submissions stop");
