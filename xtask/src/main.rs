@@ -9,6 +9,7 @@ mod chaos;
 mod etcd;
 mod failover;
 mod failover_pool;
+mod flags;
 mod fuzz;
 mod ha;
 mod http;

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 
 use super::faults::Faults;
-use crate::Error;
+use crate::{Error, flags};
 
 /// The command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,36 +80,19 @@ pub(super) fn parse_args(args: &[OsString]) -> Result<Option<Options>, Error> {
         if matches!(arg.as_ref(), "-h" | "--help") {
             return Ok(None);
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg.clone().into_owned(), None),
-        };
-        if !matches!(
-            name.as_str(),
-            "--runs" | "--disbursements" | "--block-time" | "--seed" | "--faults"
-        ) {
-            return Err(Error::Usage(format!(
-                "unexpected argument `{arg}` for `chaos`"
-            )));
-        }
-        let value = match inline {
-            Some(value) => value,
-            None => args
-                .next()
-                .map(|v| v.into_owned())
-                .ok_or_else(|| Error::Usage(format!("`{name}` needs a value")))?,
-        };
-        let number = |min: u64, max: u64| -> Result<u64, Error> {
-            value
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "`{name}` expects an integer from {min} to {max}, got `{value}`"
-                    ))
-                })
-        };
+        let (name, value) = flags::valued(
+            &arg,
+            &mut args,
+            &[
+                "--runs",
+                "--disbursements",
+                "--block-time",
+                "--seed",
+                "--faults",
+            ],
+            "chaos",
+        )?;
+        let number = |min, max| flags::integer(&name, &value, min, max);
         match name.as_str() {
             "--runs" => options.runs = number(0, 100_000)?,
             "--disbursements" => options.disbursements = number(1, 100_000)?,

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use crate::Error;
+use crate::{Error, flags};
 
 /// The command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,33 +80,8 @@ pub(super) fn parse_args(args: &[OsString]) -> Result<Option<Options>, Error> {
             }
             _ => {}
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg.clone().into_owned(), None),
-        };
-        if !matches!(name.as_str(), "--runs" | "--seed") {
-            return Err(Error::Usage(format!(
-                "unexpected argument `{arg}` for `ha`"
-            )));
-        }
-        let value = match inline {
-            Some(value) => value,
-            None => args
-                .next()
-                .map(|v| v.into_owned())
-                .ok_or_else(|| Error::Usage(format!("`{name}` needs a value")))?,
-        };
-        let number = |min: u64, max: u64| -> Result<u64, Error> {
-            value
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "`{name}` expects an integer from {min} to {max}, got `{value}`"
-                    ))
-                })
-        };
+        let (name, value) = flags::valued(&arg, &mut args, &["--runs", "--seed"], "ha")?;
+        let number = |min, max| flags::integer(&name, &value, min, max);
         if name == "--runs" {
             runs = Some(number(1, 1_000)?);
         } else {
