@@ -36,8 +36,8 @@ pub struct App {
     /// The leader election, with the store on etcd (`None` on sled: this node always
     /// leads).
     pub election: Option<Arc<dyn crate::ha::Election>>,
-    /// The term last seen, for counting leader changes.
-    last_term: std::sync::atomic::AtomicU64,
+    /// The election's leader changes as last published (the election counts them).
+    published_changes: std::sync::atomic::AtomicU64,
     /// The engine's failed calls as last published.
     engine_errors: std::sync::Mutex<[u64; 4]>,
     /// On a standby: the leader's breaker as last read from the store and restored here.
@@ -93,7 +93,7 @@ impl App {
             metrics,
             evm: None,
             election: None,
-            last_term: std::sync::atomic::AtomicU64::new(0),
+            published_changes: std::sync::atomic::AtomicU64::new(0),
             engine_errors: std::sync::Mutex::default(),
             mirrored: std::sync::Mutex::default(),
             mirroring: std::sync::atomic::AtomicBool::new(false),
@@ -405,17 +405,15 @@ impl App {
         }
     }
 
-    /// Told of the election at each round of the driver: the leader gauge, and a leader
-    /// change counted once per new term after the first one seen.
+    /// Told of the election at each round of the driver: the leader gauge, and the leader
+    /// changes the election counted since the last round (`HaView::changes`).
     pub fn observe_election(&self, view: &crate::ha::HaView) {
         use std::sync::atomic::Ordering;
         self.metrics
             .set_executor_leader(view.role == crate::ha::RoleKind::Leader);
-        if view.term != 0 {
-            let before = self.last_term.swap(view.term, Ordering::SeqCst);
-            if before != 0 && before != view.term {
-                self.metrics.leader_changed();
-            }
+        let before = self.published_changes.swap(view.changes, Ordering::SeqCst);
+        for _ in before..view.changes {
+            self.metrics.leader_changed();
         }
         if let Some(election) = &self.election {
             let now = election.engine_errors();

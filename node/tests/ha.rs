@@ -200,6 +200,20 @@ fn a_standby_takes_over_from_a_killed_leader_and_every_payment_lands_once() {
         status["ha"]["leader_changes"].as_u64() >= Some(1),
         "{status}"
     );
+    // The metrics say the same: this node leads, and saw as many changes as /status.
+    let (code, metrics) = http_request(&standby_node.address, "GET", "/metrics", &[], None);
+    assert_eq!(code, 200);
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok())
+    };
+    assert_eq!(value("treasury_executor_leader "), Some(1), "{metrics}");
+    assert_eq!(
+        value("treasury_executor_leader_changes_total "),
+        status["ha"]["leader_changes"].as_u64(),
+        "{metrics}"
+    );
     assert!(
         handover < Duration::from_secs(LEASE_TTL_SECS) + Duration::from_secs(5),
         "handover took {handover:?}"
